@@ -1,0 +1,60 @@
+"""Build macros for tensorflow_kappa's C++ kernels and op library."""
+
+load("@local_config_kappa//:defs.bzl", "KAPPA_CUDA", "KAPPA_CUDA_ARCHS")
+
+# Compiler options for everything that includes TensorFlow headers. The
+# optimisation flags and TensorFlow's own flags come from configure.py.
+KAPPA_COPTS = ["-Wno-deprecated-declarations"] + (
+    ["-DKAPPA_WITH_CUDA=1"] if KAPPA_CUDA else ["-DKAPPA_WITH_CUDA=0"]
+)
+
+def _nvcc_gencode(archs):
+    flags = ["-gencode arch=compute_{a},code=sm_{a}".format(a = a) for a in archs]
+    if archs:
+        # PTX of the newest architecture, so that newer GPUs can JIT it.
+        flags.append("-gencode arch=compute_{a},code=compute_{a}".format(a = archs[-1]))
+    return " ".join(flags)
+
+def kappa_kernel_library(name, hdrs, srcs, gpu_srcs = [], deps = []):
+    """TensorFlow-independent functors for the CPU and, when configured, CUDA.
+
+    `srcs` are compiled by the C++ toolchain; each of `gpu_srcs` (.cu.cc) by
+    nvcc in a genrule, and the objects, with the static CUDA runtime, join the
+    library, so a binary linking it needs no CUDA libraries at run time.
+    """
+    objects = []
+    if KAPPA_CUDA:
+        for src in gpu_srcs:
+            obj = src.replace(".cu.cc", ".cu.pic.o")
+            native.genrule(
+                name = obj.replace(".", "_"),
+                srcs = [src] + hdrs,
+                outs = [obj],
+                tools = ["@local_config_kappa//:nvcc"],
+                cmd = ("$(location @local_config_kappa//:nvcc) -std=c++17 -O3 -x cu " +
+                       "-Xcompiler -fPIC --expt-relaxed-constexpr --fmad=false " +
+                       "-Werror all-warnings -I. " + _nvcc_gencode(KAPPA_CUDA_ARCHS) +
+                       " -c $(location " + src + ") -o $@"),
+            )
+            objects.append(obj)
+    native.cc_library(
+        name = name,
+        hdrs = hdrs,
+        srcs = srcs + objects,
+        deps = deps + (["@local_config_kappa//:cudart_static"] if KAPPA_CUDA else []),
+        visibility = ["//visibility:public"],
+    )
+
+def kappa_op_library(name, deps):
+    """The shared library that tf.load_op_library loads.
+
+    `deps` are cc_library targets holding REGISTER_OP / REGISTER_KERNEL_BUILDER
+    code (built with alwayslink so no registration is dropped by the linker).
+    """
+    native.cc_binary(
+        name = name,
+        linkshared = 1,
+        linkstatic = 1,
+        deps = deps + ["@local_config_kappa//:tf_framework"],
+        visibility = ["//visibility:public"],
+    )

@@ -1,0 +1,53 @@
+#include "cc/kernels/quantize.h"
+
+namespace kappa {
+namespace {
+
+// Elements per block handed to the thread pool; the loop inside a block is
+// what the compiler vectorises.
+constexpr int64_t kBlock = 1 << 14;
+// Rough cycles per element, for the thread pool's cost model.
+constexpr int64_t kCostPerBlock = kBlock * 4;
+
+template <typename T>
+struct QuantizeLoop {
+  const T* x;
+  T* y;
+  int64_t n;
+  const Quantizer<T>& q;
+  const ParallelFor& parallel_for;
+
+  template <Rounding R, Overflow O>
+  void operator()() const {
+    const int64_t blocks = (n + kBlock - 1) / kBlock;
+    const T* in = x;  // may alias out: each element is read before written
+    T* out = y;
+    const Quantizer<T> local = q;
+    const int64_t size = n;
+    parallel_for(blocks, kCostPerBlock, [=](int64_t b0, int64_t b1) {
+      const int64_t end = b1 * kBlock < size ? b1 * kBlock : size;
+      for (int64_t i = b0 * kBlock; i < end; ++i) {
+        out[i] = QuantizeValue<R, O>(in[i], local, static_cast<uint64_t>(i));
+      }
+    });
+  }
+};
+
+}  // namespace
+
+template <typename T>
+void QuantizeCpu(const T* x, T* y, int64_t n, const FixedPointFormat& format,
+                 int64_t seed0, int64_t seed1, const ParallelFor& parallel_for) {
+  const Quantizer<T> q = MakeQuantizer<T>(format, seed0, seed1);
+  DispatchModes(format.rounding, format.overflow,
+                QuantizeLoop<T>{x, y, n, q, parallel_for});
+}
+
+template void QuantizeCpu<float>(const float*, float*, int64_t,
+                                 const FixedPointFormat&, int64_t, int64_t,
+                                 const ParallelFor&);
+template void QuantizeCpu<double>(const double*, double*, int64_t,
+                                  const FixedPointFormat&, int64_t, int64_t,
+                                  const ParallelFor&);
+
+}  // namespace kappa

@@ -1,0 +1,275 @@
+#!/usr/bin/env python3
+"""Configure the Bazel build of tensorflow_kappa for the TensorFlow installed here.
+
+Usage: python3 configure.py [--cuda auto|yes|no] [--cuda-path DIR]
+                            [--cuda-archs 75,80,90] [--march x86-64-v3]
+                            [--stand-ins auto|yes|no]
+
+Everything is read from the Python environment that runs this script and from
+the machine: TensorFlow's include directory, framework library, C++ standard,
+ABI and Eigen flags (``tf.sysconfig``), nvcc and the CUDA toolkit, and whether
+Bazel needs local stand-ins for the repositories it would otherwise download.
+The result is written to ``.kappa_configure.bazelrc``, which the checked-in
+``.bazelrc`` imports; a user's own ``.bazelrc`` is never touched. Running it
+twice with the same inputs writes the same file.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+OUTPUT = ROOT / ".kappa_configure.bazelrc"
+STAND_INS = ROOT / "build_deps" / "offline"
+# The TensorFlow minor versions this release is built and tested against.
+TESTED_TF = (2, 21)
+OLDEST_TF = (2, 16)  # the first release with Keras 3
+DEFAULT_CUDA_ARCHS = "75,80,90"
+
+
+class ConfigureError(Exception):
+    """A problem the user has to fix; printed as one clear message."""
+
+
+def find_tensorflow() -> dict:
+    """TensorFlow's version and build flags, from tf.sysconfig."""
+    try:
+        import tensorflow as tf  # noqa: PLC0415 (imported late: it is slow)
+    except ImportError as err:
+        raise ConfigureError(
+            f"TensorFlow is not installed for {sys.executable} ({err}).\n"
+            "Install it first, e.g. `pip install tensorflow-cpu==2.21.*`, then "
+            "run configure.py again with the same python."
+        ) from err
+    version = tf.__version__
+    major_minor = tuple(int(p) for p in version.split(".")[:2])
+    if major_minor < OLDEST_TF or major_minor[0] != 2:
+        raise ConfigureError(
+            f"TensorFlow {version} is not supported: tensorflow_kappa needs "
+            f"TensorFlow 2.{OLDEST_TF[1]} or newer (Keras 3); tested with "
+            f"2.{TESTED_TF[1]}."
+        )
+    include = Path(tf.sysconfig.get_include())
+    if not (include / "tensorflow" / "core" / "framework" / "op_kernel.h").is_file():
+        raise ConfigureError(
+            f"TensorFlow's C++ headers are missing under {include}: reinstall "
+            "the TensorFlow wheel (the headers ship with it)."
+        )
+    compile_flags = tf.sysconfig.get_compile_flags()
+    link_flags = tf.sysconfig.get_link_flags()
+    std = [f for f in compile_flags if f.lstrip("-").startswith("std=")]
+    defines = [f for f in compile_flags if f.startswith("-D")]
+    libdirs = [f[2:] for f in link_flags if f.startswith("-L")]
+    libs = [f for f in link_flags if f.startswith("-l")]
+    if not libdirs or not libs:
+        raise ConfigureError(f"Unexpected TensorFlow link flags: {link_flags}")
+    framework = libs[0][3:] if libs[0].startswith("-l:") else f"lib{libs[0][2:]}.so"
+    if not (Path(libdirs[0]) / framework).exists():
+        raise ConfigureError(
+            f"TensorFlow's framework library {framework} is missing from "
+            f"{libdirs[0]}: reinstall the TensorFlow wheel."
+        )
+    return {
+        "version": version,
+        "tested": major_minor == TESTED_TF,
+        "include": str(include),
+        "cxx_std": "-" + std[0].lstrip("-") if std else "-std=c++17",
+        "defines": defines,
+        "linkopts": [f"-L{libdirs[0]}", *libs],
+    }
+
+
+def bazel_version() -> tuple[str, tuple[int, ...] | None]:
+    """The Bazel on PATH: its printed version and (major, minor), if any."""
+    bazel = shutil.which("bazel")
+    if bazel is None:
+        raise ConfigureError(
+            "Bazel is missing: on Debian/Ubuntu `apt-get install bazel-bootstrap` "
+            "(works offline), elsewhere install Bazelisk or Bazel 6-7."
+        )
+    out = subprocess.run(
+        [bazel, "--version"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    match = re.search(r"(\d+)\.(\d+)", out)
+    return out, (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def find_platforms_repo() -> Path | None:
+    """Debian's copy of @platforms (from bazel-bootstrap-data), if installed."""
+    candidate = Path("/usr/share/bazel/platforms")
+    if (candidate / "BUILD").is_file():
+        return candidate
+    try:
+        listing = subprocess.run(
+            ["dpkg", "-L", "bazel-bootstrap-data"],
+            capture_output=True, text=True, check=False,
+        ).stdout
+    except FileNotFoundError:
+        return None
+    for line in listing.splitlines():
+        if line.endswith("/platforms/BUILD") and "embedded_tools" not in line:
+            return Path(line).parent
+    return None
+
+
+def find_cuda(mode: str, cuda_path: str | None) -> dict | None:
+    """The CUDA toolkit to compile the GPU kernels with, or None."""
+    if mode == "no":
+        return None
+    nvcc = shutil.which("nvcc")
+    candidates = [cuda_path, os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH")]
+    if nvcc:
+        # nvcc may be a wrapper script: ask it where its toolkit is.
+        dry = subprocess.run(
+            [nvcc, "--dryrun", "--version"], capture_output=True, text=True, check=False
+        )
+        top = re.search(r"TOP=(\S+)", dry.stdout + dry.stderr)
+        if top:
+            candidates.append(str(Path(top.group(1)).resolve()))
+        candidates.append(str(Path(nvcc).resolve().parent.parent))
+    candidates.append("/usr/local/cuda")
+    for cand in candidates:
+        if not cand:
+            continue
+        root = Path(cand)
+        real_nvcc = root / "bin" / "nvcc"
+        static = [root / d / "libcudart_static.a" for d in ("lib64", "lib")]
+        if (
+            real_nvcc.is_file()
+            and (root / "include" / "cuda_runtime.h").is_file()
+            and any(s.is_file() for s in static)
+        ):
+            version = subprocess.run(
+                [str(real_nvcc), "--version"], capture_output=True, text=True, check=False
+            ).stdout
+            release = re.search(r"release (\d+\.\d+)", version)
+            return {
+                "path": str(root.resolve()),
+                "nvcc": str(real_nvcc.resolve()),
+                "version": release.group(1) if release else "unknown",
+            }
+    if mode == "yes":
+        raise ConfigureError(
+            "--cuda=yes but no CUDA toolkit was found (looked for bin/nvcc, "
+            "include/cuda_runtime.h and lib64/libcudart_static.a under "
+            f"{[c for c in candidates if c]}); pass --cuda-path."
+        )
+    return None
+
+
+def default_march() -> str | None:
+    """x86-64-v3 (AVX2, FMA) where this CPU has it, else x86-64-v2."""
+    if platform.machine() not in ("x86_64", "AMD64"):
+        return None
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "x86-64-v2"
+    has_v3 = all(re.search(rf"\b{f}\b", flags) for f in ("avx2", "fma", "bmi2"))
+    return "x86-64-v3" if has_v3 else "x86-64-v2"
+
+
+def render(tf: dict, cuda: dict | None, archs: list[str], march: str | None,
+           stand_ins: bool, platforms: Path | None,
+           bazel_mm: tuple[int, ...] | None) -> str:
+    lines = [
+        "# Generated by configure.py for the TensorFlow and toolchain found on",
+        "# this machine. Do not edit; run `python3 configure.py` again instead.",
+        f"build --repo_env=KAPPA_TF_VERSION={tf['version']}",
+        f"build --repo_env=KAPPA_TF_INCLUDE={tf['include']}",
+        f"build --repo_env=KAPPA_TF_LINKOPTS={','.join(tf['linkopts'])}",
+        f"build --cxxopt={tf['cxx_std']}",
+        f"build --host_cxxopt={tf['cxx_std']}",
+    ]
+    lines += [f"build --copt={d}" for d in tf["defines"]]
+    # Kernels vectorise only with these: -O3, a vector ISA, and no trapping
+    # math (which otherwise keeps compares of possible NaNs as branches).
+    opt = ["-O3", "-fno-trapping-math"] + ([f"-march={march}"] if march else [])
+    lines += [f"build --copt={o}" for o in opt]
+    if cuda:
+        lines += [
+            f"build --repo_env=KAPPA_CUDA_PATH={cuda['path']}",
+            f"build --repo_env=KAPPA_NVCC={cuda['nvcc']}",
+            f"build --repo_env=KAPPA_CUDA_ARCHS={','.join(archs)}",
+            f"build --repo_env=KAPPA_HOST_CXX={shutil.which('g++') or 'g++'}",
+        ]
+    else:
+        lines.append("build --repo_env=KAPPA_CUDA_PATH=")
+    if bazel_mm and bazel_mm >= (7, 0):
+        lines.append("common --noenable_bzlmod")
+    if bazel_mm and bazel_mm >= (8, 0):
+        lines.append("common --enable_workspace")
+    if stand_ins:
+        overrides = {
+            name: STAND_INS / name
+            for name in ("rules_cc", "rules_java", "remote_coverage_tools")
+        }
+        if platforms is not None:
+            overrides["platforms"] = platforms
+        for command in ("build", "query", "fetch"):
+            lines += [
+                f"{command} --override_repository={name}={path}"
+                for name, path in overrides.items()
+            ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cuda", choices=["auto", "yes", "no"], default="auto",
+                        help="compile the CUDA kernels (auto: when nvcc is found)")
+    parser.add_argument("--cuda-path", help="CUDA toolkit root (default: from nvcc)")
+    parser.add_argument("--cuda-archs", default=DEFAULT_CUDA_ARCHS,
+                        help="comma-separated SM versions (default %(default)s; "
+                             "PTX of the last is embedded too)")
+    parser.add_argument("--march", default=None,
+                        help="-march for the CPU kernels (default: x86-64-v3 where "
+                             "the CPU has AVX2, else x86-64-v2; 'none' to omit)")
+    parser.add_argument("--stand-ins", choices=["auto", "yes", "no"], default="auto",
+                        help="use the offline stand-ins for Bazel's default "
+                             "repositories (auto: for Debian's bazel-bootstrap)")
+    args = parser.parse_args(argv)
+    try:
+        tf = find_tensorflow()
+        bazel_out, bazel_mm = bazel_version()
+        cuda = find_cuda(args.cuda, args.cuda_path)
+    except ConfigureError as err:
+        print(f"configure.py: {err}", file=sys.stderr)
+        return 1
+    archs = [a.strip() for a in args.cuda_archs.split(",") if a.strip()]
+    if not all(a.isdigit() for a in archs):
+        print(f"configure.py: --cuda-archs={args.cuda_archs!r} must be numbers "
+              "like 75,80,90", file=sys.stderr)
+        return 1
+    march = default_march() if args.march is None else (
+        None if args.march == "none" else args.march)
+    # Debian's bootstrap Bazel prints no release version and cannot download.
+    stand_ins = args.stand_ins == "yes" or (
+        args.stand_ins == "auto" and (bazel_mm is None or bazel_mm < (5, 0)))
+    platforms = find_platforms_repo() if stand_ins else None
+
+    OUTPUT.write_text(render(tf, cuda, archs, march, stand_ins, platforms, bazel_mm))
+    print(f"TensorFlow   {tf['version']}"
+          + ("" if tf["tested"] else f" (untested; tested with 2.{TESTED_TF[1]})"))
+    print(f"  headers    {tf['include']}")
+    print(f"  link       {' '.join(tf['linkopts'])}")
+    print(f"  flags      {tf['cxx_std']} {' '.join(tf['defines'])}")
+    print(f"Bazel        {bazel_out or 'unknown'}"
+          + (" (offline stand-ins)" if stand_ins else ""))
+    print(f"CPU flags    {' '.join(['-O3', '-fno-trapping-math'] + ([f'-march={march}'] if march else []))}")
+    if cuda:
+        print(f"CUDA         {cuda['version']} at {cuda['path']}, archs {','.join(archs)}")
+    else:
+        print("CUDA         not used (CPU kernels only)")
+    print(f"Wrote {OUTPUT.name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
