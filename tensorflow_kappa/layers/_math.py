@@ -16,6 +16,8 @@ every layer whose mathematics contains it:
 
 All functions take inputs of shape ``(..., I)`` and weights of shape ``(I, O)`` and
 return ``(..., O)``; they work in the dtype of their arguments (float32 or float64).
+Python constants enter as ``tf.constant(value, dtype)``: ``tf.cast(1e-7, tf.float64)``
+would round through float32 first.
 """
 from __future__ import annotations
 
@@ -42,7 +44,7 @@ def nalu_log_product(x: tf.Tensor, w: tf.Tensor, epsilon: float) -> tf.Tensor:
     Unclipped, as Trask et al. define it: with many large inputs the exponent can exceed
     the float range (iNALU's ``ω`` clip is the remedy).
     """
-    eps = tf.cast(epsilon, x.dtype)
+    eps = tf.constant(epsilon, x.dtype)
     return tf.exp(linear_map(tf.math.log(tf.abs(x) + eps), w))
 
 
@@ -53,9 +55,9 @@ def inalu_log_product(x: tf.Tensor, w: tf.Tensor, epsilon: float, omega: float) 
     logarithm finite at ``x = 0`` (and gives zero gradient below ε), and the exponent is
     clipped from above by ``ω`` so that the back-transformation cannot overflow.
     """
-    eps = tf.cast(epsilon, x.dtype)
+    eps = tf.constant(epsilon, x.dtype)
     log_x = tf.math.log(tf.maximum(tf.abs(x), eps))
-    return tf.exp(tf.minimum(linear_map(log_x, w), tf.cast(omega, x.dtype)))
+    return tf.exp(tf.minimum(linear_map(log_x, w), tf.constant(omega, x.dtype)))
 
 
 def multiplication_sign(x: tf.Tensor, w: tf.Tensor) -> tf.Tensor:
@@ -86,10 +88,10 @@ def inalu_sparsity_penalty(variables: Iterable[tf.Tensor], t: float) -> tf.Tenso
     """
     terms = []
     for w in variables:
-        t_w = tf.cast(t, w.dtype)
+        t_w = tf.constant(t, w.dtype)
         terms.append(tf.reduce_mean(tf.maximum(tf.minimum(-w, w) + t_w, 0.0)))
     total = tf.add_n(terms)
-    return total / tf.cast(t, total.dtype)
+    return total / tf.constant(t, total.dtype)
 
 
 def nau_sparsity_penalty(w: tf.Tensor) -> tf.Tensor:
@@ -110,6 +112,6 @@ def linear_warmup(step: tf.Tensor, start: int, end: int, dtype: tf.DType) -> tf.
     """
     step = tf.cast(step, dtype)
     if end == start:
-        return tf.cast(step >= tf.cast(start, dtype), dtype)
-    ramp = (step - tf.cast(start, dtype)) / tf.cast(end - start, dtype)
+        return tf.cast(step >= tf.constant(start, dtype), dtype)
+    ramp = (step - tf.constant(start, dtype)) / tf.constant(end - start, dtype)
     return tf.clip_by_value(ramp, 0.0, 1.0)

@@ -1,0 +1,265 @@
+"""INALU: forward pass, regulariser, gradients, initialisers, config, saving, bad input."""
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import nalm_reference as ref
+from tensorflow_kappa.layers import INALU
+
+
+def _set_random_weights(layer, rng, spread=1.5, gate_spread=1.0):
+    """Random raw weights that keep both paths and the gate away from saturation."""
+    values = {}
+    for var in layer.weights:
+        scale = gate_spread if var.name == "g" else spread
+        values[var.name] = rng.normal(0.0, scale, var.shape)
+        var.assign(values[var.name].astype(var.dtype))
+    return values
+
+
+def _row_scale(x, out):
+    """Per-row magnitude to compare float32 results against (inputs reach 1e6)."""
+    scale = np.abs(x).sum(-1, keepdims=True) + np.abs(out).max(-1, keepdims=True) + 1.0
+    return np.broadcast_to(scale, out.shape)
+
+
+@pytest.mark.parametrize("dtype, rtol", [("float32", 2e-4), ("float64", 1e-10)])
+def test_forward_matches_numpy_reference(dtype, rtol):
+    rng = np.random.default_rng(0)
+    x = ref.hard_inputs(rng, 64, 5)
+    layer = INALU(4, dtype=dtype)
+    layer.build((None, 5))
+    v = _set_random_weights(layer, rng)
+    expected = ref.inalu(x, v["w_hat_a"], v["m_hat_a"], v["w_hat_m"], v["m_hat_m"], v["g"])
+    out = layer(x.astype(dtype)).numpy()
+    assert out.dtype == np.dtype(dtype)
+    gates = ref.sigmoid(v["g"])
+    assert np.all((gates > 0.05) & (gates < 0.95)), "both paths must be active"
+    np.testing.assert_array_less(np.abs(out - expected), rtol * _row_scale(x, expected))
+
+
+def test_forward_with_shared_weights():
+    rng = np.random.default_rng(1)
+    x = ref.hard_inputs(rng, 32, 3)
+    layer = INALU(2, share_weights=True, dtype="float64")
+    layer.build((None, 3))
+    assert sorted(w.name for w in layer.weights) == ["g", "m_hat", "w_hat"]
+    v = _set_random_weights(layer, rng)
+    expected = ref.inalu(x, v["w_hat"], v["m_hat"], v["w_hat"], v["m_hat"], v["g"])
+    np.testing.assert_allclose(layer(x).numpy(), expected, rtol=1e-10, atol=1e-10)
+
+
+def test_forward_on_higher_rank_inputs():
+    rng = np.random.default_rng(2)
+    x = rng.normal(0, 3, (4, 6, 3))
+    layer = INALU(2, dtype="float64")
+    v = None
+    layer.build((None, 6, 3))
+    v = _set_random_weights(layer, rng)
+    out = layer(x).numpy()
+    assert out.shape == (4, 6, 2) == layer.compute_output_shape((4, 6, 3))
+    expected = ref.inalu(x.reshape(-1, 3), v["w_hat_a"], v["m_hat_a"], v["w_hat_m"],
+                         v["m_hat_m"], v["g"]).reshape(4, 6, 2)
+    np.testing.assert_allclose(out, expected, rtol=1e-10, atol=1e-10)
+
+
+def test_omega_clip_and_epsilon_floor_are_the_authors():
+    """Inputs where clip(·, ω) and max(|x|, ε) (not |x| + ε) change the result."""
+    layer = INALU(1, dtype="float64", omega=5.0, epsilon=1e-3)
+    layer.build((None, 2))
+    big = 40.0  # tanh(40) = σ(40) = 1 in float64: W_M = 1 exactly
+    layer.w_hat_m.assign(np.full((2, 1), big)); layer.m_hat_m.assign(np.full((2, 1), big))
+    layer.w_hat_a.assign(np.zeros((2, 1))); layer.m_hat_a.assign(np.zeros((2, 1)))
+    layer.g.assign(np.array([-40.0]))  # multiplicative path only
+    x = np.array([[20.0, 30.0], [1e-3, 2.0], [-4.0, 5e-4], [0.0, 3.0]])
+    out = layer(x).numpy()[:, 0]
+    w = ref.nac_weight(big, big)
+    assert w == 1.0
+    expected = np.array([
+        np.exp(5.0),                       # 20 * 30 = 600 > e^5: clipped
+        np.exp(w * np.log(1e-3) + w * np.log(2.0)),
+        -np.exp(w * np.log(4.0) + w * np.log(1e-3)),  # |x| = 5e-4 floored to ε = 1e-3
+        0.0,                               # msv = 1 − |W| = 0 at x = 0 (W = 1)
+    ])
+    np.testing.assert_allclose(out, expected, rtol=1e-9, atol=1e-12)
+    assert abs(out[2] - (-4.0 * (5e-4 + 1e-3))) > 1e-4  # not the |x| + ε variant
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_gradients_are_finite_on_hard_inputs(dtype):
+    rng = np.random.default_rng(3)
+    x = tf.constant(ref.hard_inputs(rng, 64, 4).astype(dtype))
+    layer = INALU(3, dtype=dtype)
+    layer.build((None, 4))
+    _set_random_weights(layer, rng)
+    # One output column with |W_M| = 1 exactly: a msv factor is exactly 0 at x = 0.
+    w_hat_m = layer.w_hat_m.numpy(); w_hat_m[:, 0] = 30.0; layer.w_hat_m.assign(w_hat_m)
+    m_hat_m = layer.m_hat_m.numpy(); m_hat_m[:, 0] = 40.0; layer.m_hat_m.assign(m_hat_m)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = layer(x)
+        loss = tf.reduce_mean(y) + tf.cast(tf.add_n(layer.losses), dtype)
+    grads = tape.gradient(loss, [x] + layer.trainable_variables)
+    assert np.all(np.isfinite(y.numpy()))
+    for g in grads:
+        assert g is not None
+        assert np.all(np.isfinite(g.numpy()))
+
+
+def test_regularizer_matches_numpy_and_reaches_model_losses():
+    rng = np.random.default_rng(4)
+    layer = INALU(3, t=7.0)
+    model = keras.Sequential([keras.Input((4,)), layer, keras.layers.Dense(1)])
+    # Spread beyond ±t so that the max(·, 0) cut-off matters for some entries.
+    values = {}
+    for var in layer.weights:
+        values[var.name] = rng.normal(0.0, 8.0, var.shape)
+        var.assign(values[var.name].astype("float32"))
+    model(np.ones((2, 4), "float32"))
+    expected = ref.inalu_regularizer([values[n] for n in
+                                      ("w_hat_a", "m_hat_a", "w_hat_m", "m_hat_m", "g")], t=7.0)
+    assert any(np.abs(values["w_hat_a"]).ravel() > 7.0)
+    assert len(layer.losses) == 1 and len(model.losses) == 1
+    np.testing.assert_allclose(float(layer.losses[0]), expected, rtol=1e-5)
+    np.testing.assert_allclose(float(model.losses[0]), expected, rtol=1e-5)
+    np.testing.assert_allclose(float(layer.sparsity_loss()), expected, rtol=1e-5)
+
+
+def test_regularizer_with_shared_weights_covers_one_pair():
+    rng = np.random.default_rng(5)
+    layer = INALU(2, share_weights=True)
+    layer.build((None, 3))
+    v = _set_random_weights(layer, rng, spread=10.0, gate_spread=10.0)
+    layer(np.ones((1, 3), "float32"))
+    expected = ref.inalu_regularizer([v["w_hat"], v["m_hat"], v["g"]], t=20.0)
+    np.testing.assert_allclose(float(layer.losses[0]), expected, rtol=1e-5)
+
+
+def test_regularizer_can_be_switched_off():
+    layer = INALU(2, sparsity_regularization=False)
+    model = keras.Sequential([keras.Input((3,)), layer])
+    model(np.ones((2, 3), "float32"))
+    assert layer.losses == [] and model.losses == []
+
+
+def test_regularizer_is_in_floatx_for_a_float64_layer_in_a_float32_model():
+    model = keras.Sequential([keras.Input((3,)), INALU(2, dtype="float64"),
+                              keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    history = model.fit(np.ones((8, 3), "float32"), np.ones((8, 1), "float32"), verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    model(np.ones((1, 3), "float32"))
+    assert model.losses[0].dtype == keras.config.floatx()
+
+
+def test_default_initializers_statistics():
+    keras.utils.set_random_seed(11)
+    layer = INALU(500)
+    layer.build((None, 40))  # 20 000 entries per matrix, 500 gates
+    for name, mean in [("w_hat_a", 1.0), ("w_hat_m", 1.0), ("m_hat_a", -1.0), ("m_hat_m", -1.0)]:
+        w = getattr(layer, name).numpy()
+        assert abs(w.mean() - mean) < 5 * 0.1 / np.sqrt(w.size), name
+        assert abs(w.std() - 0.1) < 5 * 0.1 / np.sqrt(2 * w.size), name
+    g = layer.g.numpy()
+    assert g.shape == (500,)
+    assert abs(g.mean()) < 5 * 0.1 / np.sqrt(g.size)
+    assert abs(g.std() - 0.1) < 5 * 0.1 / np.sqrt(2 * g.size)
+    # The two paths get independent draws, not one draw twice.
+    assert not np.allclose(layer.w_hat_a.numpy(), layer.w_hat_m.numpy())
+
+
+def test_seeded_builds_are_reproducible():
+    keras.utils.set_random_seed(3)
+    a = INALU(3); a.build((None, 2))
+    keras.utils.set_random_seed(3)
+    b = INALU(3); b.build((None, 2))
+    for va, vb in zip(a.weights, b.weights):
+        np.testing.assert_array_equal(va.numpy(), vb.numpy())
+
+
+def test_reinitialize_redraws_every_weight_from_its_initializer():
+    keras.utils.set_random_seed(12)
+    layer = INALU(400, g_initializer=keras.initializers.RandomNormal(5.0, 0.2))
+    layer.build((None, 50))
+    before = {w.name: w.numpy().copy() for w in layer.weights}
+    for w in layer.weights:
+        w.assign(np.full(w.shape, 123.0, "float32"))
+    layer.reinitialize()
+    for w in layer.weights:
+        now = w.numpy()
+        assert not np.any(now == 123.0), w.name
+        assert not np.allclose(now, before[w.name]), f"{w.name} was not redrawn"
+        mean = {"g": 5.0, "w_hat_a": 1.0, "w_hat_m": 1.0}.get(w.name, -1.0)
+        std = 0.2 if w.name == "g" else 0.1
+        assert abs(now.mean() - mean) < 5 * std / np.sqrt(now.size), w.name
+        assert abs(now.std() - std) < 5 * std / np.sqrt(2 * now.size), w.name
+
+
+def test_gate_variable_is_layer_g():
+    layer = INALU(3)
+    layer.build((None, 4))
+    assert layer.g.shape == (3,)
+    assert layer.g.trainable and layer.g.name == "g"
+    assert sorted(w.name for w in layer.trainable_variables) == sorted(
+        ["w_hat_a", "m_hat_a", "w_hat_m", "m_hat_m", "g"])
+
+
+def test_constructor_arguments_are_attributes_and_config_round_trips():
+    layer = INALU(3, omega=12.0, epsilon=1e-5, share_weights=True,
+                  sparsity_regularization=False, t=15.0, name="my_inalu",
+                  m_hat_initializer=keras.initializers.RandomNormal(-2.0, 0.5, seed=4))
+    assert (layer.units, layer.omega, layer.epsilon, layer.share_weights,
+            layer.sparsity_regularization, layer.t) == (3, 12.0, 1e-5, True, False, 15.0)
+    config = layer.get_config()
+    json.dumps(config)
+    clone = INALU.from_config(config)
+    assert clone.get_config() == config
+    assert (clone.omega, clone.t, clone.share_weights, clone.name) == (12.0, 15.0, True, "my_inalu")
+    clone.build((None, 4))
+    assert abs(clone.m_hat.numpy().mean() + 2.0) < 0.5
+
+
+def test_save_and_load_give_identical_predictions(tmp_path):
+    keras.utils.set_random_seed(5)
+    inputs = keras.Input((4,))
+    hidden = INALU(3, name="first")(inputs)
+    hidden = keras.layers.Dense(3)(hidden)
+    outputs = INALU(1, share_weights=True, omega=10.0)(hidden)
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer="adam", loss="mse")
+    x = np.random.default_rng(6).uniform(-3, 3, (64, 4)).astype("float32")
+    model.fit(x, x[:, :1] * x[:, 1:2], epochs=1, verbose=0)
+    path = tmp_path / "inalu.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert isinstance(loaded.get_layer("first"), INALU)
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+    assert loaded.layers[-1].omega == 10.0 and loaded.layers[-1].share_weights
+
+
+@pytest.mark.parametrize("kwargs, word", [
+    ({"units": 0}, "units"),
+    ({"units": -2}, "units"),
+    ({"units": 2.5}, "units"),
+    ({"units": True}, "units"),
+    ({"units": 2, "omega": -1.0}, "omega"),
+    ({"units": 2, "omega": 0.0}, "omega"),
+    ({"units": 2, "epsilon": -1e-7}, "epsilon"),
+    ({"units": 2, "epsilon": float("nan")}, "epsilon"),
+    ({"units": 2, "t": 0}, "t="),
+    ({"units": 2, "share_weights": "yes"}, "share_weights"),
+    ({"units": 2, "sparsity_regularization": 1}, "sparsity_regularization"),
+    ({"units": 2, "clipping": 20}, "clipping"),
+    ({"units": 2, "w_hat_initializer": "no_such_init"}, "w_hat_initializer"),
+])
+def test_bad_arguments_raise_value_error_naming_them(kwargs, word):
+    with pytest.raises(ValueError, match=word):
+        INALU(**kwargs)
+
+
+def test_unknown_last_dimension_is_rejected():
+    with pytest.raises(ValueError, match="last input dimension"):
+        INALU(2).build((None, None))
