@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 from loop_controller_testlib import (
-    NALM,
+    INALU,
     WeightRecorder,
     gates,
     linear_data,
     linear_model,
-    nalm_data,
-    nalm_model,
+    inalu_data,
+    inalu_model,
     np_grads,
     np_loss,
 )
@@ -73,9 +73,9 @@ def test_one_action_over_all_variables_reproduces_plain_fit_with_validation():
 
 
 def test_variables_inclusion_trains_only_the_selected_variables():
-    # Report 5.0.1 on the (stand-in) iNALU: only the gates may move.
-    x, y = nalm_data()
-    model = nalm_model()
+    # Report 5.0.1 on the iNALU: only the gates may move.
+    x, y = inalu_data()
+    model = inalu_model()
     before = {v.path: v.numpy().copy() for v in model.trainable_variables}
     selected = {v.path for v in gates(model)}
     cb = LoopController({"gate": {"cond": always, "True": {"variables": gates}}})
@@ -89,8 +89,8 @@ def test_variables_inclusion_trains_only_the_selected_variables():
 
 def test_variables_exclusion_freezes_the_excluded_variables():
     # Report 5.0.2: everything but the gates moves.
-    x, y = nalm_data()
-    model = nalm_model()
+    x, y = inalu_data()
+    model = inalu_model()
     before = {v.path: v.numpy().copy() for v in model.trainable_variables}
     excluded = {v.path for v in gates(model)}
     cb = LoopController({"gate": {"cond": always, True: {"excluded_variables": gates}}})
@@ -231,8 +231,8 @@ def test_gradient_transform_is_applied_per_variable_and_before_clipping():
 
 
 def test_async_reinitialisation_and_stopping():
-    x, y = nalm_data(32)
-    model = nalm_model()
+    x, y = inalu_data(32)
+    model = inalu_model()
     calls = []
 
     def stuck(cb):
@@ -241,7 +241,7 @@ def test_async_reinitialisation_and_stopping():
     def reinitialise(m):
         calls.append(("model", m is model))
         for layer in m.layers:
-            if isinstance(layer, NALM):
+            if isinstance(layer, INALU):
                 layer.reinitialize()
 
     def reinitialise_metrics(cb):  # the report's figure 6.5
@@ -272,9 +272,9 @@ def test_async_reinitialisation_and_stopping():
 
 
 def test_report_inalu_recipe_gate_schedule_and_delayed_regularisation():
-    # Report figure 6.4 with gate_open = batches % 10 < 8, on the (stand-in) iNALU.
-    x, y = nalm_data(64)
-    model = nalm_model()
+    # Report figure 6.4 with gate_open = batches % 10 < 8, on the iNALU.
+    x, y = inalu_data(64)
+    model = inalu_model()
     gate_paths = {v.path for v in gates(model)}
     paths = [v.path for v in model.trainable_variables]
     weight_index = {id(w): i for i, w in enumerate(model.weights)}
