@@ -1,17 +1,51 @@
-"""Shared pytest configuration for tensorflow_kappa.
+"""Shared pytest configuration and fixtures for tensorflow_kappa.
 
-The whole suite runs in one process. Before TensorFlow initialises its
-devices, the one physical CPU is split into two logical CPUs so that
-``tf.distribute.MirroredStrategy(["CPU:0", "CPU:1"])`` can be tested
-without a GPU; ordinary tests run on ``CPU:0`` as usual.
+The whole suite runs in one process (TensorFlow imports are slow). Before
+TensorFlow initialises its devices, the one physical CPU is split into two
+logical CPUs so that ``tf.distribute.MirroredStrategy(["CPU:0", "CPU:1"])``
+can be tested without a GPU; ordinary tests run on ``CPU:0`` as usual.
+
+Fixtures:
+  implementation  runs a test with the custom ops and with their pure-TF twins
+  execution       a ``run(fn, *args)`` calling fn eagerly and under tf.function
+Marker:
+  gpu             skipped, with that reason, where TensorFlow sees no GPU
 """
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 _cpus = tf.config.list_physical_devices("CPU")
 tf.config.set_logical_device_configuration(
     _cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2
 )
+
+import tensorflow_kappa as tk  # noqa: E402
+
+HAS_GPU = bool(tf.config.list_physical_devices("GPU"))
+
+
+def pytest_runtest_setup(item):
+    if item.get_closest_marker("gpu") and not HAS_GPU:
+        pytest.skip("needs a GPU: TensorFlow sees none on this machine")
+
+
+@pytest.fixture(params=["custom", "composite"])
+def implementation(request):
+    """Run the test body with the custom ops, then with the pure-TF twins."""
+    if request.param == "custom":
+        yield "custom"
+    else:
+        with tk.composite_ops():
+            yield "composite"
+
+
+@pytest.fixture(params=["eager", "function"])
+def execution(request):
+    """``run(fn, *args)``: call fn eagerly, or traced by tf.function."""
+    if request.param == "eager":
+        return lambda fn, *args: fn(*args)
+    return lambda fn, *args: tf.function(fn)(*args)

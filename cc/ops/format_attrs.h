@@ -36,9 +36,11 @@ bool FormatFitsType(const FixedPointFormat& f) {
   const int max_exponent = std::numeric_limits<T>::max_exponent;
   // Smallest positive subnormal is 2^(min_exponent - digits).
   const int min_exponent = std::numeric_limits<T>::min_exponent - digits;
-  const int magnitude_bits = f.is_signed ? f.bits - 1 : f.bits;
+  // The rails +-2^(bits-1-frac_bits) (signed) or 2^(bits-frac_bits) - lsb
+  // (unsigned) stay finite, the lsb is at least the smallest subnormal, and
+  // no code has more significant bits than T.
   return f.bits <= digits && -f.frac_bits >= min_exponent &&
-         magnitude_bits - f.frac_bits <= max_exponent;
+         f.bits - f.frac_bits <= max_exponent;
 }
 
 template <typename T>

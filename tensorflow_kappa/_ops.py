@@ -1,0 +1,140 @@
+"""Loading the custom-op library, and choosing between it and the pure-TF twins.
+
+tensorflow_kappa's performance-critical ops (``Kappa>Quantize`` and friends)
+live in ``_kappa_ops.so``, built by Bazel against one TensorFlow release. This
+module is the only place that loads it. Every op also has a pure-TensorFlow
+composite twin with identical results (``tensorflow_kappa.quantization``);
+the twin is used instead of the custom op when
+
+* the environment variable ``KAPPA_PY_OPS=1`` is set (for the whole process;
+  a warning says once that it is slower), or
+* code runs inside :func:`composite_ops` — needed around anything compiled
+  with XLA (``tf.function(jit_compile=True)``), since a custom op has no XLA
+  kernel and TensorFlow gives no way to detect that context while tracing.
+
+Layers of this package that call custom ops declare ``supports_jit = False``,
+so Keras' ``jit_compile="auto"`` leaves their models unjitted by itself.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+import warnings
+from pathlib import Path
+from types import ModuleType
+from typing import Iterator
+
+import tensorflow as tf
+
+LIBRARY_PATH = Path(__file__).with_name("_kappa_ops.so")
+BUILD_INFO_PATH = Path(__file__).with_name("_build_info.json")
+FALLBACK_ENV = "KAPPA_PY_OPS"
+REBUILD_COMMAND = "pip install --no-build-isolation ."
+
+_lock = threading.Lock()
+_library: ModuleType | None = None
+_warned_fallback = False
+_local = threading.local()
+
+
+def fallback_requested() -> bool:
+    """Whether ``KAPPA_PY_OPS`` asks for the pure-TF twins process-wide."""
+    return os.environ.get(FALLBACK_ENV, "").strip() not in ("", "0")
+
+
+def read_build_info() -> dict:
+    """What the op library was built against (written next to it by the build)."""
+    try:
+        return json.loads(BUILD_INFO_PATH.read_text())
+    except (OSError, ValueError) as err:
+        raise ImportError(
+            f"tensorflow_kappa's op library is not built ({BUILD_INFO_PATH.name} "
+            f"is missing or unreadable: {err}). From the source checkout run "
+            f"`{REBUILD_COMMAND}` (it runs configure.py and Bazel), or set "
+            f"{FALLBACK_ENV}=1 to use the slower pure-TensorFlow ops."
+        ) from err
+
+
+def _abi_tag(version: str) -> str:
+    return ".".join(version.split(".")[:2])
+
+
+def _load() -> ModuleType:
+    info = read_build_info()
+    built, installed = info.get("tf_version", "unknown"), tf.__version__
+    advice = (
+        f"Rebuild it for the installed TensorFlow: from the source checkout run "
+        f"`{REBUILD_COMMAND}` (it runs configure.py and Bazel), or set "
+        f"{FALLBACK_ENV}=1 to use the slower pure-TensorFlow ops."
+    )
+    if _abi_tag(built) != _abi_tag(installed):
+        raise ImportError(
+            f"tensorflow_kappa's op library {LIBRARY_PATH} was built for "
+            f"TensorFlow {built}, but TensorFlow {installed} is installed; a "
+            f"custom-op library only loads into the TensorFlow release it was "
+            f"built against. {advice}"
+        )
+    try:
+        return tf.load_op_library(str(LIBRARY_PATH))
+    except (tf.errors.NotFoundError, OSError) as err:
+        raise ImportError(
+            f"tensorflow_kappa's op library {LIBRARY_PATH} (built for TensorFlow "
+            f"{built}) failed to load into TensorFlow {installed}: {err}. {advice}"
+        ) from err
+
+
+def load_library() -> ModuleType:
+    """Load the op library once and return its generated op module.
+
+    Raises:
+        ImportError: the library is missing, was built for another TensorFlow,
+            or fails to load; the message says which TensorFlow it was built
+            for, which is installed, and the command that rebuilds it.
+    """
+    global _library
+    with _lock:
+        if _library is None:
+            _library = _load()
+        return _library
+
+
+@contextlib.contextmanager
+def composite_ops() -> Iterator[None]:
+    """Use the pure-TensorFlow twins of the custom ops in this block (this thread).
+
+    Wrap XLA-compiled code in it: the twins compile and fuse under XLA, the
+    custom ops do not.
+
+    Example:
+    >>> import tensorflow_kappa as tk
+    >>> @tf.function(jit_compile=True)
+    ... def step(x):
+    ...     with tk.composite_ops():
+    ...         return tk.quantization.quantize_tensor(x, "s8.4")
+    """
+    depth = getattr(_local, "composite_depth", 0)
+    _local.composite_depth = depth + 1
+    try:
+        yield
+    finally:
+        _local.composite_depth = depth
+
+
+def custom_ops() -> ModuleType | None:
+    """The op module to call now, or None where the pure-TF twins must be used."""
+    global _warned_fallback
+    if getattr(_local, "composite_depth", 0):
+        return None
+    if fallback_requested():
+        if not _warned_fallback:
+            _warned_fallback = True
+            warnings.warn(
+                f"{FALLBACK_ENV} is set: tensorflow_kappa uses its pure-TensorFlow "
+                "ops, which give the same results but are slower than the "
+                "custom kernels.",
+                stacklevel=3,
+            )
+        return None
+    return load_library()

@@ -1,0 +1,105 @@
+"""Pure-TensorFlow twins of the custom ops, written from the same definitions.
+
+Each function here computes, with ordinary TensorFlow ops, exactly what the
+corresponding C++ functor computes (the arithmetic is specified once, in
+``cc/kernels/fixed_point.h``; this module mirrors it step by step). Tests hold
+the two bit-for-bit equal. The twins are used when the op library is not
+wanted (``KAPPA_PY_OPS=1``) or cannot run (inside XLA: see
+``tensorflow_kappa.composite_ops``), and they fuse well under XLA.
+
+Inputs are float32 or float64 (the compute types); callers cast half types.
+"""
+from __future__ import annotations
+
+import math
+
+import tensorflow as tf
+
+from tensorflow_kappa.quantization.fixed_point import FixedPoint
+
+_U32 = tf.uint32
+
+
+def _mix32(x: tf.Tensor) -> tf.Tensor:
+    """The lowbias32 integer hash, as in fixed_point.h's Mix32."""
+    x = tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, tf.constant(16, _U32)))
+    x = x * tf.constant(0x7FEB352D, _U32)
+    x = tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, tf.constant(15, _U32)))
+    x = x * tf.constant(0x846CA68B, _U32)
+    return tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, tf.constant(16, _U32)))
+
+
+def _random_key(seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """MakeRandomKey: two uint32 keys from an int64[2] seed."""
+    low = tf.cast(seed, _U32)  # keeps the low 32 bits, as the C++ cast does
+    k0 = _mix32(tf.bitwise.bitwise_xor(low[0], tf.constant(0x9E3779B9, _U32)))
+    k1 = _mix32(tf.bitwise.bitwise_xor(low[1], k0))
+    return k0, k1
+
+
+def uniform(seed: tf.Tensor, shape: tf.Tensor, dtype: tf.DType) -> tf.Tensor:
+    """The per-element uniforms of stochastic rounding (UniformFromBits(RandomBits))."""
+    k0, k1 = _random_key(seed)
+    index = tf.range(tf.reduce_prod(shape), dtype=tf.int64)
+    lo = tf.cast(tf.bitwise.bitwise_and(index, tf.constant(0xFFFFFFFF, tf.int64)), _U32)
+    hi = tf.cast(tf.bitwise.right_shift(index, tf.constant(32, tf.int64)), _U32)
+    bits = _mix32(tf.bitwise.bitwise_xor(
+        tf.bitwise.bitwise_xor(_mix32(tf.bitwise.bitwise_xor(lo, k0)), hi), k1))
+    top24 = tf.cast(tf.bitwise.right_shift(bits, tf.constant(8, _U32)), tf.int32)
+    u = tf.cast(top24, dtype) * tf.constant(2.0**-24, dtype)
+    return tf.reshape(u, shape)
+
+
+def _trunc(v: tf.Tensor) -> tf.Tensor:
+    return tf.where(v < 0, tf.math.ceil(v), tf.math.floor(v))
+
+
+def _round_scaled(v: tf.Tensor, x: tf.Tensor, fmt: FixedPoint, seed: tf.Tensor) -> tf.Tensor:
+    """RoundScaled: v = x * 2**frac_bits to an integer-valued tensor."""
+    dtype = v.dtype
+    one = tf.constant(1.0, dtype)
+    zero = tf.constant(0.0, dtype)
+    if fmt.rounding == "nearest_even":
+        return tf.math.rint(v)
+    if fmt.rounding == "nearest_away":
+        t = _trunc(v)
+        d = v - t
+        step = tf.where(v < 0, -one, one)
+        return tf.where((d >= 0.5) | (d <= -0.5), t + step, t)
+    if fmt.rounding == "truncate":
+        # A negative x whose scaled value underflowed to -0 still floors to -1.
+        return tf.math.floor(v) - tf.where((v == 0) & (x < 0), one, zero)
+    if fmt.rounding == "toward_zero":
+        return _trunc(v)
+    f = tf.math.floor(v)
+    u = uniform(seed, tf.shape(v, out_type=tf.int64), dtype)
+    return tf.where(u < v - f, f + one, f)
+
+
+def _overflow_code(r: tf.Tensor, fmt: FixedPoint) -> tf.Tensor:
+    """OverflowCode: bring an integer-valued r into the code range."""
+    dtype = r.dtype
+    code_min = tf.constant(float(fmt.code_min), dtype)
+    code_max = tf.constant(float(fmt.code_max), dtype)
+    if fmt.overflow == "saturate":
+        return tf.where(r < code_min, code_min, tf.where(r > code_max, code_max, r))
+    modulus = tf.constant(math.ldexp(1.0, fmt.bits), dtype)
+    k = tf.math.floor(r * tf.constant(math.ldexp(1.0, -fmt.bits), dtype))
+    t = r - k * modulus
+    t = tf.where(t > code_max, t - modulus, t)
+    return tf.where(tf.math.is_inf(r), tf.zeros_like(t), t)
+
+
+def quantize(x: tf.Tensor, fmt: FixedPoint, seed: tf.Tensor) -> tf.Tensor:
+    """QuantizeValue over a float32/float64 tensor; ``seed`` is int64[2]."""
+    dtype = x.dtype
+    scale = tf.constant(math.ldexp(1.0, fmt.frac_bits), dtype)
+    inv_scale = tf.constant(math.ldexp(1.0, -fmt.frac_bits), dtype)
+    rail = tf.where(
+        x > 0,
+        tf.constant(float(fmt.code_max), dtype),
+        tf.constant(float(fmt.code_min), dtype),
+    )
+    code = _overflow_code(_round_scaled(x * scale, x, fmt, seed), fmt)
+    y = tf.where(tf.math.is_inf(x), rail, code) * inv_scale
+    return tf.where(tf.math.is_nan(x), x, y)

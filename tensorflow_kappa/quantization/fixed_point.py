@@ -1,0 +1,194 @@
+"""Fixed-point formats: ``FixedPoint(bits, frac_bits)`` and its string form ``"s8.4"``."""
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+
+import numpy as np
+import tensorflow as tf
+
+ROUNDING_MODES = ("nearest_even", "nearest_away", "truncate", "toward_zero", "stochastic")
+OVERFLOW_MODES = ("saturate", "wrap")
+MAX_BITS = 32
+# IEEE facts per float dtype, as C++'s std::numeric_limits gives them:
+# (digits, min_exponent, max_exponent). The smallest subnormal is
+# 2**(min_exponent - digits); every finite value is below 2**max_exponent.
+_FLOAT_LIMITS = {
+    "float16": (11, -13, 16),
+    "bfloat16": (8, -125, 128),
+    "float32": (24, -125, 128),
+    "float64": (53, -1021, 1024),
+}
+
+_PATTERN = re.compile(
+    r"^(?P<sign>[su])(?P<bits>\d+)\.(?P<frac>-?\d+)"
+    r"(?::(?P<opt1>[a-z_]+))?(?::(?P<opt2>[a-z_]+))?$"
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class FixedPoint:
+    """A two's-complement fixed-point format Q(bits, frac_bits) and how to round into it.
+
+    A value is ``code * lsb`` with ``lsb = 2**-frac_bits`` and an integer code
+    in ``[-2**(bits-1), 2**(bits-1) - 1]`` (signed) or ``[0, 2**bits - 1]``
+    (unsigned). ``frac_bits`` may be negative (a coarse grid) or larger than
+    ``bits`` (all values below 1).
+
+    Args:
+        bits: total bits, 2..32 signed or 1..32 unsigned.
+        frac_bits: fractional bits (any integer).
+        signed: two's-complement signed (True) or unsigned codes.
+        rounding: ``nearest_even`` (ties to even), ``nearest_away`` (ties away
+            from zero), ``truncate`` (floor, what dropping two's-complement
+            bits does), ``toward_zero`` or ``stochastic`` (up with probability
+            equal to the fractional part: unbiased).
+        overflow: ``saturate`` (clip codes to their range) or ``wrap``
+            (two's complement, modulo ``2**bits``).
+
+    Example:
+    >>> fmt = FixedPoint.parse("s8.4")
+    >>> fmt.lsb, fmt.min_value, fmt.max_value
+    (0.0625, -8.0, 7.9375)
+    >>> str(FixedPoint(8, 4, rounding="stochastic"))
+    's8.4:stochastic'
+    """
+
+    bits: int
+    frac_bits: int
+    signed: bool = True
+    rounding: str = "nearest_even"
+    overflow: str = "saturate"
+
+    def __post_init__(self) -> None:
+        for name in ("bits", "frac_bits"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise ValueError(f"FixedPoint {name} must be an integer, got {value!r}")
+            object.__setattr__(self, name, int(value))
+        if not isinstance(self.signed, (bool, np.bool_)):
+            raise ValueError(f"FixedPoint signed must be a bool, got {self.signed!r}")
+        object.__setattr__(self, "signed", bool(self.signed))
+        low = 2 if self.signed else 1
+        if not low <= self.bits <= MAX_BITS:
+            kind = "signed" if self.signed else "unsigned"
+            raise ValueError(
+                f"FixedPoint bits={self.bits} is impossible: {kind} formats "
+                f"take {low} to {MAX_BITS} bits"
+            )
+        if self.rounding not in ROUNDING_MODES:
+            raise ValueError(
+                f"Unknown rounding mode {self.rounding!r}; expected one of {ROUNDING_MODES}"
+            )
+        if self.overflow not in OVERFLOW_MODES:
+            raise ValueError(
+                f"Unknown overflow mode {self.overflow!r}; expected one of {OVERFLOW_MODES}"
+            )
+
+    @classmethod
+    def parse(cls, text: str) -> "FixedPoint":
+        """Parse ``"s8.4"``, ``"u8.8"``, ``"s8.-2"``, ``"s8.4:stochastic:wrap"``."""
+        match = _PATTERN.match(text.strip()) if isinstance(text, str) else None
+        if match is None:
+            raise ValueError(
+                f"Cannot parse fixed-point format {text!r}: expected "
+                "'s<bits>.<frac_bits>' or 'u<bits>.<frac_bits>' (e.g. 's8.4', "
+                "'u8.8', 's8.-2'), optionally followed by ':<rounding>' and/or "
+                f"':<overflow>' with rounding in {ROUNDING_MODES} and overflow in "
+                f"{OVERFLOW_MODES}"
+            )
+        options = {"rounding": "nearest_even", "overflow": "saturate"}
+        for opt in (match.group("opt1"), match.group("opt2")):
+            if opt is None:
+                continue
+            if opt in ROUNDING_MODES:
+                options["rounding"] = opt
+            elif opt in OVERFLOW_MODES:
+                options["overflow"] = opt
+            else:
+                raise ValueError(
+                    f"Unknown option {opt!r} in fixed-point format {text!r}; expected "
+                    f"a rounding mode {ROUNDING_MODES} or an overflow mode {OVERFLOW_MODES}"
+                )
+        return cls(
+            bits=int(match.group("bits")),
+            frac_bits=int(match.group("frac")),
+            signed=match.group("sign") == "s",
+            **options,
+        )
+
+    @classmethod
+    def coerce(cls, fmt: "FixedPoint | str") -> "FixedPoint":
+        """Accept a FixedPoint or its string form."""
+        if isinstance(fmt, cls):
+            return fmt
+        if isinstance(fmt, str):
+            return cls.parse(fmt)
+        raise ValueError(
+            f"Expected a FixedPoint or a format string such as 's8.4', got {fmt!r}"
+        )
+
+    def __str__(self) -> str:
+        text = f"{'s' if self.signed else 'u'}{self.bits}.{self.frac_bits}"
+        if self.rounding != "nearest_even":
+            text += f":{self.rounding}"
+        if self.overflow != "saturate":
+            text += f":{self.overflow}"
+        return text
+
+    @property
+    def lsb(self) -> float:
+        """The grid step, ``2**-frac_bits``."""
+        return math.ldexp(1.0, -self.frac_bits)
+
+    @property
+    def code_min(self) -> int:
+        return -(1 << (self.bits - 1)) if self.signed else 0
+
+    @property
+    def code_max(self) -> int:
+        return (1 << (self.bits - 1)) - 1 if self.signed else (1 << self.bits) - 1
+
+    @property
+    def min_value(self) -> float:
+        """The lower rail, ``code_min * lsb``."""
+        return math.ldexp(self.code_min, -self.frac_bits)
+
+    @property
+    def max_value(self) -> float:
+        """The upper rail, ``code_max * lsb``."""
+        return math.ldexp(self.code_max, -self.frac_bits)
+
+    def fits_dtype(self, dtype: tf.DType) -> bool:
+        """Whether every value of the format is exactly representable in ``dtype``."""
+        digits, min_exponent, max_exponent = _FLOAT_LIMITS[tf.as_dtype(dtype).name]
+        # The rails +-2**(bits-1-frac_bits) (signed) or 2**(bits-frac_bits) - lsb
+        # (unsigned) stay finite, the lsb stays at or above the smallest
+        # subnormal, and no code has more significant bits than the dtype.
+        return (
+            self.bits <= digits
+            and -self.frac_bits >= min_exponent - digits
+            and self.bits - self.frac_bits <= max_exponent
+        )
+
+    def check_dtype(self, dtype: tf.DType) -> None:
+        """Raise ValueError unless ``dtype`` can hold every value of the format."""
+        dtype = tf.as_dtype(dtype)
+        if dtype.name not in _FLOAT_LIMITS:
+            raise ValueError(
+                f"Fixed-point quantization takes float16, bfloat16, float32 or "
+                f"float64 tensors, got {dtype.name}"
+            )
+        if self.fits_dtype(dtype):
+            return
+        wider = next(
+            (d for d in (tf.float32, tf.float64)
+             if d.size > dtype.size and self.fits_dtype(d)),
+            None,
+        )
+        hint = f"; use {wider.name} inputs" if wider is not None else ""
+        raise ValueError(
+            f"Format {self} (rails {self.min_value:g}..{self.max_value:g}, lsb "
+            f"{self.lsb:g}) is not exactly representable in {dtype.name}{hint}"
+        )

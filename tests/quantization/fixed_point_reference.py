@@ -1,0 +1,79 @@
+"""An independent NumPy reference of fixed-point quantization, for tests.
+
+Written from the specification (issue text and FixedPoint's docstring), not
+from the kernels: values are scaled and rounded in extended precision
+(np.longdouble: 64-bit significand, 15-bit exponent), where multiplying any
+float32 or float64 by 2**frac_bits is exact, so no underflow special cases
+are needed.
+"""
+import numpy as np
+
+LD = np.longdouble
+
+
+def mix32(x):
+    """The lowbias32 hash, on uint32 arrays."""
+    x = np.asarray(x, np.uint32)
+    with np.errstate(over="ignore"):
+        x = x ^ (x >> np.uint32(16))
+        x = (x * np.uint32(0x7FEB352D)).astype(np.uint32)
+        x = x ^ (x >> np.uint32(15))
+        x = (x * np.uint32(0x846CA68B)).astype(np.uint32)
+        return x ^ (x >> np.uint32(16))
+
+
+def stochastic_uniforms(seed, n):
+    """The uniforms the package's counter-based generator gives elements 0..n-1."""
+    s0, s1 = (np.uint32(int(s) & 0xFFFFFFFF) for s in seed)
+    k0 = mix32(s0 ^ np.uint32(0x9E3779B9))
+    k1 = mix32(s1 ^ k0)
+    index = np.arange(n, dtype=np.uint64)
+    lo = (index & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+    hi = (index >> np.uint64(32)).astype(np.uint32)
+    bits = mix32(mix32(lo ^ k0) ^ hi ^ k1)
+    return (bits >> np.uint32(8)).astype(np.float64) * 2.0**-24
+
+
+def quantize_reference(x, fmt, seed=(0, 0)):
+    """Quantize a NumPy array by ``fmt`` (a FixedPoint); returns x's dtype."""
+    x = np.asarray(x)
+    dtype = x.dtype
+    flat = x.reshape(-1).astype(LD)
+    finite = np.isfinite(flat)
+    v = np.where(finite, flat, 0) * LD(2.0) ** fmt.frac_bits
+    if fmt.rounding == "nearest_even":
+        r = np.rint(v)
+    elif fmt.rounding == "nearest_away":
+        # |v| + 0.5 is exact in longdouble below 2**62; above, v is integral.
+        r = np.where(v >= 0, np.floor(v + LD(0.5)), -np.floor(-v + LD(0.5)))
+        r = np.where(np.abs(v) >= LD(2.0) ** 62, v, r)
+    elif fmt.rounding == "truncate":
+        r = np.floor(v)
+    elif fmt.rounding == "toward_zero":
+        r = np.trunc(v)
+    else:
+        f = np.floor(v)
+        u = stochastic_uniforms(seed, flat.size).astype(LD)
+        r = np.where(u < v - f, f + 1, f)
+    low, high = LD(fmt.code_min), LD(fmt.code_max)
+    if fmt.overflow == "saturate":
+        code = np.clip(r, low, high)
+    else:
+        modulus = LD(2.0) ** fmt.bits
+        # Reduce r first (fmod is exact), so that shifting by low loses nothing.
+        code = np.mod(np.mod(r, modulus) - low, modulus) + low
+    rail = np.where(flat > 0, high, low)
+    code = np.where(np.isinf(flat), rail, code)
+    y = (code * LD(2.0) ** -fmt.frac_bits).astype(np.float64)
+    y = np.where(np.isnan(flat), np.nan, y)
+    return y.astype(dtype).reshape(x.shape)
+
+
+def same_bits(a, b):
+    """Bitwise equality of two float arrays (any NaN == any NaN, +0 != -0)."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.dtype != b.dtype or a.shape != b.shape:
+        return False
+    view = {2: np.uint16, 4: np.uint32, 8: np.uint64}[a.dtype.itemsize]
+    nan = np.isnan(a) & np.isnan(b)
+    return bool(np.all((a.view(view) == b.view(view)) | nan))

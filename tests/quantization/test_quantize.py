@@ -1,0 +1,308 @@
+"""quantize_tensor and FixedPoint against the NumPy reference, TF's own op, and each other."""
+import numpy as np
+import pytest
+import tensorflow as tf
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fixed_point_reference import quantize_reference, same_bits
+from tensorflow_kappa.quantization import (
+    OVERFLOW_MODES,
+    ROUNDING_MODES,
+    FixedPoint,
+    composite_ops,
+    quantize_tensor,
+)
+
+DTYPES = [tf.float16, tf.bfloat16, tf.float32, tf.float64]
+
+
+def edge_values(fmt: FixedPoint, dtype: tf.DType) -> np.ndarray:
+    """Ties, rails, values beyond the rails, signed zeros, NaN, Inf, tiny and huge values."""
+    np_dtype = dtype.as_numpy_dtype
+    lsb = fmt.lsb
+    ks = np.array([0, 1, 2, 3, fmt.code_min, fmt.code_max, fmt.code_min + 1, fmt.code_max - 1],
+                  dtype=np.float64)
+    ties = np.concatenate([(ks + 0.5) * lsb, (-ks - 0.5) * lsb])
+    near = np.concatenate([ks * lsb, ks * lsb + lsb / 4, ks * lsb - lsb / 4, -ks * lsb])
+    rails = np.array([fmt.min_value, fmt.max_value, fmt.min_value - lsb, fmt.max_value + lsb,
+                      fmt.min_value * 3, fmt.max_value * 3 + lsb / 2])
+    info = np.finfo(np.float32 if dtype == tf.bfloat16 else np_dtype)
+    special = np.array([0.0, -0.0, np.nan, np.inf, -np.inf, float(info.tiny),
+                        -float(info.tiny), float(info.max), -float(info.max),
+                        float(info.tiny) * 2.0**-3])
+    values = np.concatenate([ties, near, rails, special])
+    with np.errstate(over="ignore"):
+        return values.astype(np_dtype)
+
+
+def formats_for(dtype: tf.DType, rounding: str, overflow: str) -> list:
+    candidates = [(8, 4, True), (6, 0, True), (4, -2, True), (8, 10, True), (8, 8, False),
+                  (3, 1, False), (2, 0, True), (1, 0, False), (12, 3, True), (16, 20, True),
+                  (24, 12, True), (24, 30, False), (32, 16, True)]
+    out = []
+    for bits, frac, signed in candidates:
+        fmt = FixedPoint(bits, frac, signed, rounding, overflow)
+        if fmt.fits_dtype(dtype):
+            out.append(fmt)
+    return out
+
+
+# FixedPoint -----------------------------------------------------------------
+
+def test_parse_and_str_round_trip():
+    for text in ["s8.4", "u8.8", "s8.-2", "u1.0", "s32.40", "s8.4:stochastic",
+                 "u6.2:truncate:wrap", "s4.1:wrap"]:
+        assert str(FixedPoint.parse(text)) == text
+    fmt = FixedPoint(5, 3, signed=False, rounding="toward_zero", overflow="wrap")
+    assert FixedPoint.parse(str(fmt)) == fmt
+    assert FixedPoint.parse("s8.4:wrap:nearest_away") == FixedPoint(8, 4, True, "nearest_away", "wrap")
+
+
+def test_format_properties():
+    fmt = FixedPoint.parse("s8.4")
+    assert (fmt.lsb, fmt.min_value, fmt.max_value) == (2**-4, -8.0, 8.0 - 2**-4)
+    fmt = FixedPoint.parse("u8.8")
+    assert (fmt.code_min, fmt.code_max, fmt.min_value, fmt.max_value) == (0, 255, 0.0, 255 / 256)
+    fmt = FixedPoint.parse("s4.-2")
+    assert (fmt.lsb, fmt.min_value, fmt.max_value) == (4.0, -32.0, 28.0)
+    assert hash(fmt) == hash(FixedPoint(4, -2))
+    with pytest.raises(dataclasses_frozen_error()):
+        fmt.bits = 3
+
+
+def dataclasses_frozen_error():
+    import dataclasses
+
+    return dataclasses.FrozenInstanceError
+
+
+@pytest.mark.parametrize("bad, match", [
+    ("s8", "Cannot parse"), ("x8.4", "Cannot parse"), ("s8.4:fancy", "fancy"),
+    ("s1.0", "bits=1 is impossible"), ("u33.0", "bits=33"), ("s0.0", "bits=0"),
+])
+def test_parse_errors_name_the_value(bad, match):
+    with pytest.raises(ValueError, match=match):
+        FixedPoint.parse(bad)
+
+
+def test_constructor_errors_name_the_value():
+    with pytest.raises(ValueError, match="'up'.*nearest_even"):
+        FixedPoint(8, 4, rounding="up")
+    with pytest.raises(ValueError, match="'clip'.*saturate"):
+        FixedPoint(8, 4, overflow="clip")
+    with pytest.raises(ValueError, match="bits must be an integer"):
+        FixedPoint(8.0, 4)
+    with pytest.raises(ValueError, match="format string"):
+        FixedPoint.coerce(8)
+
+
+def test_format_too_wide_for_dtype_suggests_float64():
+    with pytest.raises(ValueError, match="s25.4.*float32.*use float64"):
+        quantize_tensor(tf.zeros([3]), "s25.4")
+    with pytest.raises(ValueError, match="float16.*use float32"):
+        quantize_tensor(tf.zeros([3], tf.float16), "s12.4")
+    with pytest.raises(ValueError, match="not exactly representable"):
+        quantize_tensor(tf.zeros([3]), "s8.160")  # lsb below float32's subnormals
+    with pytest.raises(ValueError, match="int32"):
+        quantize_tensor(tf.zeros([3], tf.int32), "s8.4")
+    assert quantize_tensor(tf.zeros([3], tf.float64), "s25.4").dtype == tf.float64
+
+
+def test_bad_ste_and_seed():
+    with pytest.raises(ValueError, match="ste='straight'"):
+        quantize_tensor([1.0], "s8.4", ste="straight")
+    with pytest.raises(ValueError, match="shape"):
+        quantize_tensor([1.0], "s8.4:stochastic", seed=(1, 2, 3))
+
+
+# Against the reference, both implementations --------------------------------
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.name)
+@pytest.mark.parametrize("overflow", OVERFLOW_MODES)
+@pytest.mark.parametrize("rounding", ROUNDING_MODES)
+def test_edge_values_match_reference(implementation, rounding, overflow, dtype):
+    for fmt in formats_for(dtype, rounding, overflow):
+        x = edge_values(fmt, dtype)
+        got = quantize_tensor(tf.constant(x, dtype), fmt, seed=(7, 11)).numpy()
+        want = quantize_reference(x, fmt, seed=(7, 11))
+        # Compare as float64: NumPy's NaN-aware comparison skips bfloat16.
+        np.testing.assert_array_equal(got.astype(np.float64), want.astype(np.float64),
+                                      err_msg=f"{fmt} {dtype.name}")
+
+
+@st.composite
+def format_and_values(draw):
+    dtype = draw(st.sampled_from([tf.float32, tf.float64]))
+    signed = draw(st.booleans())
+    max_bits = 24 if dtype == tf.float32 else 32
+    bits = draw(st.integers(2 if signed else 1, max_bits))
+    frac = draw(st.integers(-8, 40))
+    fmt = FixedPoint(bits, frac, signed, draw(st.sampled_from(ROUNDING_MODES)),
+                     draw(st.sampled_from(OVERFLOW_MODES)))
+    width = 32 if dtype == tf.float32 else 64
+    values = draw(st.lists(st.floats(allow_nan=True, allow_infinity=True, width=width),
+                           min_size=0, max_size=40))
+    scaled = draw(st.lists(st.integers(-2 * 2**bits, 2 * 2**bits), max_size=20))
+    halves = [(k + 0.5) * fmt.lsb for k in scaled]  # exact ties, in and beyond range
+    x = np.array(values + halves, dtype=dtype.as_numpy_dtype)
+    seed = draw(st.tuples(st.integers(-2**40, 2**40), st.integers(0, 2**31)))
+    return fmt, x, seed
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(format_and_values())
+def test_property_matches_reference_and_twin(case):
+    fmt, x, seed = case
+    custom = quantize_tensor(x, fmt, seed=seed).numpy()
+    with composite_ops():
+        twin = quantize_tensor(x, fmt, seed=seed).numpy()
+    np.testing.assert_array_equal(custom, quantize_reference(x, fmt, seed), err_msg=str(fmt))
+    assert same_bits(custom, twin), str(fmt)
+
+
+@pytest.mark.parametrize("overflow", OVERFLOW_MODES)
+@pytest.mark.parametrize("rounding", ROUNDING_MODES)
+@pytest.mark.parametrize("dtype", [tf.float32, tf.float64], ids=lambda d: d.name)
+def test_custom_op_and_twin_agree_bit_for_bit(execution, rounding, overflow, dtype):
+    rng = np.random.default_rng(0)
+    for fmt in formats_for(dtype, rounding, overflow):
+        x = np.concatenate([edge_values(fmt, dtype),
+                            rng.normal(0, 4 * max(fmt.max_value, 1), 5000).astype(dtype.as_numpy_dtype)])
+        x = tf.constant(x)
+
+        def run(x, fmt=fmt):
+            return quantize_tensor(x, fmt, seed=(3, 5))
+
+        custom = execution(run, x).numpy()
+        with composite_ops():
+            twin = execution(run, x).numpy()
+        assert same_bits(custom, twin), f"{fmt} {dtype.name}"
+
+
+def test_shapes_scalars_and_empty(implementation):
+    for shape in [[], [0], [3, 0, 2], [2, 3, 4]]:
+        x = tf.random.normal(shape)
+        y = quantize_tensor(x, "s8.4")
+        assert y.shape == x.shape and y.dtype == x.dtype
+        np.testing.assert_array_equal(y.numpy(), quantize_reference(x.numpy(), FixedPoint(8, 4)))
+
+
+def test_large_tensor_agrees(implementation):
+    x = tf.random.stateless_normal([1 << 20], seed=(1, 2))
+    fmt = FixedPoint(8, 5, rounding="stochastic")
+    got = quantize_tensor(x, fmt, seed=(9, 9)).numpy()
+    np.testing.assert_array_equal(got, quantize_reference(x.numpy(), fmt, seed=(9, 9)))
+
+
+# TensorFlow's own fake-quant op ----------------------------------------------
+
+@pytest.mark.parametrize("bits, frac", [(8, 4), (4, 0), (6, -1), (10, 12), (16, 8)])
+def test_nearest_even_saturate_matches_quantize_and_dequantize_v4(implementation, bits, frac):
+    x = np.concatenate([edge_values(FixedPoint(bits, frac), tf.float32)[:-5],
+                        np.random.default_rng(bits).normal(0, 2.0 ** (bits - 1 - frac), 4000)]
+                       ).astype(np.float32)
+    x = tf.constant(x)
+    low = -(2.0 ** (bits - 1 - frac))
+    high = 2.0 ** (bits - 1 - frac) - 2.0**-frac
+    theirs = tf.raw_ops.QuantizeAndDequantizeV4(
+        input=x, input_min=low, input_max=high, signed_input=True, num_bits=bits,
+        range_given=True, round_mode="HALF_TO_EVEN", narrow_range=False)
+    ours = quantize_tensor(x, FixedPoint(bits, frac))
+    assert same_bits(ours.numpy(), theirs.numpy())
+
+
+def test_clipped_ste_matches_quantize_and_dequantize_v4_grad(implementation):
+    x = tf.constant(np.linspace(-10, 10, 801), tf.float32)
+    dy = tf.constant(np.random.default_rng(1).normal(size=801), tf.float32)
+    fmt = FixedPoint(8, 4)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = quantize_tensor(x, fmt, ste="clipped")
+    ours = tape.gradient(y, x, output_gradients=dy)
+    theirs = tf.raw_ops.QuantizeAndDequantizeV4Grad(
+        gradients=dy, input=x, input_min=fmt.min_value, input_max=fmt.max_value)[0]
+    assert same_bits(ours.numpy(), theirs.numpy())
+
+
+def test_straight_through_and_no_gradient(implementation, execution):
+    x = tf.constant([-100.0, -1.3, 0.2, 7.0, 100.0])
+
+    def grads(x, ste):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = quantize_tensor(x, "s6.2", ste=ste)
+            loss = tf.reduce_sum(y * tf.range(1.0, 6.0))
+        return tape.gradient(loss, x)
+
+    np.testing.assert_array_equal(execution(lambda x: grads(x, True), x).numpy(), [1, 2, 3, 4, 5])
+    np.testing.assert_array_equal(execution(lambda x: grads(x, "clipped"), x).numpy(), [0, 2, 3, 4, 0])
+    assert grads(x, False) is None
+
+
+def test_half_types_gradient_flows(implementation):
+    for dtype in (tf.float16, tf.bfloat16):
+        x = tf.constant([0.3, -2.0, 50.0], dtype)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = quantize_tensor(x, "s6.3", ste="clipped")
+        assert y.dtype == dtype
+        np.testing.assert_array_equal(tape.gradient(y, x).numpy().astype(np.float32), [1, 1, 0])
+
+
+# Stochastic rounding ------------------------------------------------------------
+
+def test_stochastic_rounding_is_unbiased_and_local(implementation):
+    fmt = FixedPoint(8, 2, rounding="stochastic")
+    n = 200_000
+    for value in [0.3, -1.1, 2.125, 0.0625, -0.2]:
+        x = tf.fill([n], value)
+        q = quantize_tensor(x, fmt, seed=(17, 4)).numpy()
+        low = np.floor(value / fmt.lsb) * fmt.lsb
+        assert set(np.unique(q)) <= {low, low + fmt.lsb}
+        p = (value - low) / fmt.lsb
+        sigma = fmt.lsb * np.sqrt(p * (1 - p))
+        assert abs(q.mean() - value) < 3 * sigma / np.sqrt(n) + 1e-7
+
+
+def test_stochastic_seed_reproducible_and_distinct(implementation):
+    x = tf.random.stateless_uniform([10_000], seed=(0, 1), minval=-4, maxval=4)
+    fmt = "s8.3:stochastic"
+    a = quantize_tensor(x, fmt, seed=(5, 6)).numpy()
+    b = quantize_tensor(x, fmt, seed=(5, 6)).numpy()
+    c = quantize_tensor(x, fmt, seed=(5, 7)).numpy()
+    assert same_bits(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_stochastic_without_seed_varies():
+    x = tf.fill([1000], 0.3)
+    a = quantize_tensor(x, "s8.2:stochastic").numpy()
+    b = quantize_tensor(x, "s8.2:stochastic").numpy()
+    assert not np.array_equal(a, b)
+
+
+# XLA -------------------------------------------------------------------------------
+
+def test_twins_compile_under_xla():
+    x = tf.random.stateless_normal([4096], seed=(3, 3))
+
+    @tf.function(jit_compile=True)
+    def step(x):
+        with composite_ops():
+            return (quantize_tensor(x, "s8.4"), quantize_tensor(x, "s8.4:stochastic", seed=(1, 2)),
+                    quantize_tensor(x, "u6.2:truncate:wrap"))
+
+    for got, fmt, seed in zip(step(x), ["s8.4", "s8.4:stochastic", "u6.2:truncate:wrap"],
+                              [(0, 0), (1, 2), (0, 0)]):
+        np.testing.assert_array_equal(
+            got.numpy(), quantize_reference(x.numpy(), FixedPoint.parse(fmt), seed=seed))
+
+
+def test_custom_op_under_xla_fails_without_the_switch():
+    @tf.function(jit_compile=True)
+    def step(x):
+        return quantize_tensor(x, "s8.4")
+
+    with pytest.raises(tf.errors.InvalidArgumentError, match="Kappa>Quantize"):
+        step(tf.zeros([4]))
