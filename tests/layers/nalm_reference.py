@@ -7,7 +7,7 @@ import numpy as np
 
 
 def sigmoid(z):
-    return 1.0 / (1.0 + np.exp(-z))
+    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(z, np.float64)))  # no overflow for large |z|
 
 
 def nac_weight(w_hat, m_hat):
@@ -65,7 +65,8 @@ def nmu(x, w):
     w = np.clip(w, 0.0, 1.0)
     out = np.ones(x.shape[:-1] + (w.shape[1],))
     for i in range(x.shape[-1]):
-        out = out * (w[i] * x[..., i:i + 1] + 1.0 - w[i])
+        # (1 − W) + W x, so that W = 1 gives x exactly (no 1 + x − 1 rounding)
+        out = out * ((1.0 - w[i]) + w[i] * x[..., i:i + 1])
     return out
 
 
