@@ -1,0 +1,143 @@
+"""The op library: loading, the ABI check, the fallback switch, SavedModel registration."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tensorflow_kappa as tk
+from tensorflow_kappa import _ops, cli
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_python(code: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run code in a fresh interpreter, TF logging quiet."""
+    full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_library_loads_with_tf_load_op_library():
+    lib = tf.load_op_library(str(_ops.LIBRARY_PATH))
+    assert hasattr(lib, "kappa_quantize")
+    info = json.loads(lib.kappa_build_info().numpy())
+    assert info == json.loads(_ops.BUILD_INFO_PATH.read_text())
+    assert info["tf_version"] == tf.__version__
+    x = tf.constant([0.1, 0.3, -9.0])
+    y = lib.kappa_quantize(x, tf.zeros([2], tf.int64), bits=8, frac_bits=4)
+    np.testing.assert_array_equal(y.numpy(), [0.125, 0.3125, -8.0])
+
+
+@pytest.fixture
+def package_copy(tmp_path):
+    """A copy of the installed package that a test may damage."""
+    target = tmp_path / "site" / "tensorflow_kappa"
+    shutil.copytree(Path(tk.__file__).parent, target,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    return target
+
+
+def test_library_built_for_another_tensorflow_gives_clear_import_error(package_copy):
+    info = json.loads((package_copy / "_build_info.json").read_text())
+    info["tf_version"] = "2.99.0"
+    (package_copy / "_build_info.json").write_text(json.dumps(info))
+    result = run_python("import tensorflow_kappa", cwd=package_copy.parent.parent,
+                        env={"PYTHONPATH": str(package_copy.parent)})
+    assert result.returncode != 0
+    message = result.stderr.strip().splitlines()[-1]
+    assert message.startswith("ImportError:")
+    assert "built for TensorFlow 2.99.0" in message
+    assert f"TensorFlow {tf.__version__} is installed" in message
+    assert _ops.REBUILD_COMMAND in message
+
+
+def test_corrupt_library_gives_clear_import_error(package_copy):
+    (package_copy / "_kappa_ops.so").write_bytes(b"not an ELF file")
+    result = run_python("import tensorflow_kappa", cwd=package_copy.parent.parent,
+                        env={"PYTHONPATH": str(package_copy.parent)})
+    message = result.stderr.strip().splitlines()[-1]
+    assert message.startswith("ImportError:") and "failed to load" in message
+    assert _ops.REBUILD_COMMAND in message
+
+
+def test_missing_library_gives_clear_import_error_unless_fallback(package_copy):
+    (package_copy / "_kappa_ops.so").unlink()
+    (package_copy / "_build_info.json").unlink()
+    env = {"PYTHONPATH": str(package_copy.parent)}
+    result = run_python("import tensorflow_kappa", cwd=package_copy.parent.parent, env=env)
+    message = result.stderr.strip().splitlines()[-1]
+    assert message.startswith("ImportError:") and "not built" in message
+    assert _ops.FALLBACK_ENV in message
+    ok = run_python("import tensorflow_kappa as tk; print(tk.quantize_tensor([0.3], 's8.4').numpy())",
+                    cwd=package_copy.parent.parent, env={**env, _ops.FALLBACK_ENV: "1"})
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.strip() == "[0.3125]"
+
+
+def test_fallback_env_uses_twins_and_warns_once(tmp_path):
+    code = """
+        import warnings
+        import tensorflow_kappa as tk
+        from tensorflow_kappa import _ops
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            a = tk.quantize_tensor([0.1, 0.7], "s8.2")
+            b = tk.quantize_tensor([0.1, 0.7], "s8.2")
+        slower = [w for w in caught if "slower" in str(w.message)]
+        print(len(slower), _ops.custom_ops() is None, a.numpy().tolist(), b.numpy().tolist())
+    """
+    result = run_python(code, cwd=tmp_path, env={_ops.FALLBACK_ENV: "1", "PYTHONPATH": str(REPO)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["1", "True", "[0.0,", "0.75]", "[0.0,", "0.75]"]
+
+
+def test_composite_ops_switch_is_scoped_and_thread_local():
+    assert _ops.custom_ops() is not None
+    with tk.composite_ops():
+        assert _ops.custom_ops() is None
+        with tk.composite_ops():
+            assert _ops.custom_ops() is None
+        assert _ops.custom_ops() is None
+    assert _ops.custom_ops() is not None
+
+
+def test_saved_model_with_custom_op_needs_and_gets_registration(tmp_path):
+    module = tf.Module()
+    module.f = tf.function(
+        lambda x: tk.quantize_tensor(x, "s8.4:truncate"),
+        input_signature=[tf.TensorSpec([None], tf.float32)],
+    )
+    concrete = module.f.get_concrete_function()
+    assert "Kappa>Quantize" in {op.type for op in concrete.graph.get_operations()}
+    tf.saved_model.save(module, str(tmp_path / "model"))
+    load = f"tf.saved_model.load({str(tmp_path / 'model')!r})"
+
+    plain = run_python(f"import tensorflow as tf; {load}", cwd=tmp_path)
+    assert plain.returncode != 0 and "Op type not registered" in plain.stderr
+
+    for prelude in ("import tensorflow_kappa", "import tensorflow_kappa as tk; tk.register_all()"):
+        result = run_python(
+            f"import tensorflow as tf; {prelude}; m = {load}; "
+            "print(m.f(tf.constant([0.1, -0.1, 20.0])).numpy().tolist())",
+            cwd=tmp_path, env={"PYTHONPATH": str(REPO)})
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == "[0.0625, -0.125, 7.9375]"
+
+
+def test_kappa_info_reports_the_library(capsys):
+    assert cli.main(["info"]) == 0
+    out = capsys.readouterr().out
+    info = json.loads(_ops.BUILD_INFO_PATH.read_text())
+    assert f"TensorFlow       {tf.__version__}" in out
+    assert "CPU kernels    yes" in out
+    assert ("CUDA kernels   yes" in out) == info["cuda"]
+    if shutil.which("nvcc"):  # configure.py compiles the CUDA kernels where nvcc is
+        assert info["cuda"] and "CUDA kernels   yes" in out
+    assert "active ops       custom kernels" in out
