@@ -87,9 +87,14 @@ class _RegularizedUnit(NALMLayer):
     def _build_weights(self, input_dim: int) -> None:
         self._add_drawn_weight("w", (input_dim, self.units), self.kernel_initializer,
                                constraint=Clip(self._low, self._high))
-        self.regularization_step = self.add_weight(
-            name="regularization_step", shape=(), dtype="int64", initializer="zeros",
-            trainable=False, aggregation="only_first_replica")
+        # On-read synchronisation: under a distribution strategy each replica counts its own
+        # copy (all replicas take the same steps), so the increment in `call` needs no
+        # cross-replica merge_call; reads outside a replica see the first replica's count.
+        with keras.name_scope(self.name, caller=self):
+            self.regularization_step = keras.Variable(
+                initializer="zeros", shape=(), dtype="int64", trainable=False,
+                synchronization="on_read", aggregation="only_first_replica",
+                name="regularization_step")
 
     def _reset_state(self) -> None:
         self.regularization_step.assign(0)
