@@ -16,6 +16,13 @@ Per action the objective is::
     0                                                             | "loss": None/False
   + model.losses (scaled by 1/num_replicas like Keras does)       | "regularize": True
 
+Under a distribution strategy, a branch with ``clipping`` or a
+``gradient_transform`` all-reduces its gradients before modifying them, so
+both see the global-batch gradient exactly as on one device (Keras's own
+optimizer ``clipvalue`` clips per-replica gradients instead); the optimizer
+then receives ``g / num_replicas`` and its own SUM all-reduce restores ``g``.
+This costs one extra all-reduce for such branches.
+
 The compiled loss is taken from the public ``model.compute_loss`` (which is
 what plain ``fit`` minimises and reports, including multi-output losses,
 loss weights and the distribution scaling); when regularisation is off its
@@ -51,6 +58,15 @@ def _unscale(value):
     return value * float(replicas) if replicas > 1 else value
 
 
+def multi_worker(strategy) -> bool:
+    """Whether ``strategy`` is a MultiWorkerMirroredStrategy over several workers."""
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return False
+    resolver = strategy.cluster_resolver
+    spec = resolver.cluster_spec().as_dict() if resolver is not None else {}
+    return sum(len(spec.get(job, [])) for job in ("chief", "worker")) > 1
+
+
 def _batch_size(x):
     first = next(t for t in keras.tree.flatten(x) if t is not None)
     return tf.shape(first)[0]
@@ -65,6 +81,18 @@ def _regularization(model):
     total = tf.add_n(terms) if len(terms) > 1 else terms[0]
     replicas = _num_replicas()
     return total * (1.0 / replicas) if replicas > 1 else total
+
+
+def _all_reduce_sum(pairs):
+    grads = tf.distribute.get_replica_context().all_reduce(
+        tf.distribute.ReduceOp.SUM, [g for g, _ in pairs])
+    return list(zip(grads, [v for _, v in pairs]))
+
+
+def _divide(grad, replicas: int):
+    if isinstance(grad, tf.IndexedSlices):
+        return tf.IndexedSlices(grad.values / replicas, grad.indices, grad.dense_shape)
+    return grad / replicas
 
 
 def _custom_loss(spec: BranchSpec, y, y_pred, sample_weight):
@@ -151,6 +179,10 @@ def build_train_step(
     active = [(a, b) for a, b in active if b is not None]
     state_logs = {a.name: 1.0 if s else 0.0 for a, s in zip(actions, states)}
     has_training_arg = "training" in inspect.signature(model.compute_loss).parameters
+    # Keras 3.15 reduces every log of a multi-worker step with
+    # strategy.reduce("MEAN", v, axis=0), which fails on scalars; logs of
+    # shape [1] reduce to the right scalar.
+    vector_logs = multi_worker(model.distribute_strategy)
 
     def compute_loss(x, y, y_pred, sample_weight):
         if has_training_arg:
@@ -202,12 +234,21 @@ def build_train_step(
                 pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
             else:
                 pairs = []
+            modifies = spec.gradient_transform is not None or spec.clipping is not None
+            replicas = _num_replicas()
+            if pairs and modifies and replicas > 1:
+                # Clip / transform the global-batch gradient, as on one device:
+                # all-reduce first, and hand g / R to the optimizer, whose own
+                # SUM all-reduce then restores g.
+                pairs = _all_reduce_sum(pairs)
             if pairs and spec.gradient_transform is not None:
                 new = _transform(spec, [g for g, _ in pairs], [v for _, v in pairs])
                 pairs = [(g, v) for g, (_, v) in zip(new, pairs) if g is not None]
             if pairs and spec.clipping is not None:
                 low, high = spec.clipping
                 pairs = [(tf.clip_by_value(g, low, high), v) for g, v in pairs]
+            if pairs and modifies and replicas > 1:
+                pairs = [(_divide(g, replicas), v) for g, v in pairs]
             if pairs:
                 model.optimizer.apply([g for g, _ in pairs], [v for _, v in pairs])
             means[action.name].update_state(_unscale(objective), sample_weight=batch_size)
@@ -227,6 +268,8 @@ def build_train_step(
             logs[f"loss_{action.name}"] = means[action.name].result()
         for name, value in state_logs.items():
             logs[name] = tf.constant(value, tf.float32)
+        if vector_logs:
+            logs = {k: tf.reshape(v, [1]) for k, v in logs.items()}
         return logs
 
     return train_step

@@ -81,3 +81,86 @@ class WeightRecorder(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         self.snapshots.append([w.copy() for w in self.model.get_weights()])
+
+
+# --------------------------------------------------------------------------
+# Distributed runs: one model and one config used by the single-device
+# reference, the MirroredStrategy run and the MultiWorkerMirroredStrategy workers.
+# --------------------------------------------------------------------------
+DIST_BATCH = 16
+
+
+def dist_data(n: int = 64, packed: bool = False):
+    """Features (n, 3) and target (n, 1); ``packed``: one (n, 4) array, target last."""
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(n, 3)).astype("float32")
+    y = (np.sin(x[:, :1]) + x[:, 1:2] * x[:, 2:3]).astype("float32")
+    return np.concatenate([x, y], axis=1) if packed else (x, y)
+
+
+@keras.saving.register_keras_serializable(package="kappa_tests")
+class PackedTargetMLP(keras.Model):
+    """The same MLP, reading its target from the last input column.
+
+    Keras 3.15 ``fit`` under a multi-worker MultiWorkerMirroredStrategy fails
+    on ``(x, y)`` batches before any step runs (``_maybe_symbolic_build``
+    calls ``strategy.reduce`` on the tuple); a single-tensor batch avoids it.
+    The public ``compute_loss`` / ``compute_metrics`` hooks take ``y`` from ``x``.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden = keras.layers.Dense(
+            8, activation="tanh", kernel_regularizer=keras.regularizers.L2(0.01))
+        self.head = keras.layers.Dense(1)
+
+    def call(self, xy):
+        return self.head(self.hidden(xy[:, :3]))
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        return super().compute_loss(x, x[:, 3:], y_pred, sample_weight, training)
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        return super().compute_metrics(x, x[:, 3:], y_pred, sample_weight)
+
+
+def dist_model(seed: int = 0, packed: bool = False) -> keras.Model:
+    """A small MLP with an L2 regulariser; build it inside the strategy scope."""
+    keras.utils.set_random_seed(seed)
+    if packed:
+        model = PackedTargetMLP()
+        model(np.zeros((1, 4), "float32"))  # create the weights
+    else:
+        model = keras.Sequential([
+            keras.Input((3,)),
+            keras.layers.Dense(8, activation="tanh",
+                               kernel_regularizer=keras.regularizers.L2(0.01)),
+            keras.layers.Dense(1),
+        ])
+    model.compile(keras.optimizers.Adam(0.02), loss="mse", metrics=["mae"])
+    return model
+
+
+def _head(model):
+    return model.layers[-1].trainable_variables
+
+
+def _scalar_mae(y_true, y_pred):  # returns the batch mean itself: scaling must be right
+    return keras.ops.mean(keras.ops.abs(y_true - y_pred))
+
+
+def dist_config(own_loss: bool = True) -> dict:
+    """Every mechanism at once: flips each batch, subsets, clipping, regulariser,
+    zero loss and (``own_loss``) a branch loss that returns a scalar."""
+    false_branch = {"variables": _head}
+    if own_loss:
+        false_branch["loss"] = _scalar_mae
+    return {
+        "gate": {
+            "cond": lambda cb: cb.batches % 2 == 0,
+            True: {"excluded_variables": _head, "clipping": (-0.05, 0.05), "regularize": True},
+            False: false_branch,
+        },
+        "reg": {"cond": lambda cb: cb.batches % 3 == 0,
+                True: {"loss": None, "regularize": True}},
+    }
