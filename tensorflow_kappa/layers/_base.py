@@ -85,8 +85,11 @@ class NALMLayer(keras.layers.Layer):
     """Base class of the neural arithmetic logic modules in this package.
 
     Subclasses create their weights in :meth:`_build_weights` with :meth:`_add_drawn_weight`,
-    implement ``call``, :meth:`effective_weights` and :meth:`_unit_formulas`.
+    implement ``call``, :meth:`effective_weights` and :meth:`_unit_formulas`, and set
+    ``_gated = True`` when they have a gate variable ``g``.
     """
+
+    _gated = False
 
     def __init__(self, units: int, **kwargs: Any):
         self._check_options(kwargs)
@@ -153,6 +156,11 @@ class NALMLayer(keras.layers.Layer):
 
     def _reset_state(self) -> None:
         """Reset non-trainable state on :meth:`reinitialize`; nothing by default."""
+
+    def _inputs(self, inputs: Any) -> tf.Tensor:
+        """The inputs as a tensor of the layer's compute dtype (integer inputs are cast)."""
+        x = tf.convert_to_tensor(inputs)
+        return x if x.dtype == self.compute_dtype else tf.cast(x, self.compute_dtype)
 
     def compute_output_shape(self, input_shape: Sequence[int | None]) -> tuple:
         return tuple(input_shape[:-1]) + (self.units,)

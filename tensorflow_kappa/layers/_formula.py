@@ -37,12 +37,13 @@ class Expr:
 
 
 class Var(Expr):
-    """A named input."""
+    """A named input; ``index`` is its position, which orders terms and factors."""
 
-    __slots__ = ("name",)
+    __slots__ = ("name", "index")
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, index: int = 0):
         self.name = name
+        self.index = index
         self._key = ("var", name)
 
 
@@ -99,6 +100,24 @@ def _is_constant(e: Expr) -> bool:
     return isinstance(e, Sum) and not e.terms
 
 
+def _variables(e: Expr) -> set:
+    if isinstance(e, Var):
+        return {e.index}
+    if isinstance(e, Abs):
+        return _variables(e.arg)
+    parts = e.terms if isinstance(e, Sum) else e.factors
+    return set().union(*(_variables(sub) for sub, _ in parts)) if parts else set()
+
+
+def _order(e: Expr) -> tuple:
+    """Canonical order of terms and factors: by the input positions they use, then text.
+
+    It makes a read-out independent of the (arbitrary) order of hidden units, e.g.
+    ``(x1 - x2) * (x3 - x4) + x5 * x6`` whichever hidden unit computes which part.
+    """
+    return tuple(sorted(_variables(e))), str(e)
+
+
 def linear(pairs: Iterable[tuple], const=0) -> Expr:
     """``Σ coeff * expr + const`` from ``(coeff, expr)`` pairs, normalised."""
     acc: dict = {}
@@ -120,7 +139,8 @@ def linear(pairs: Iterable[tuple], const=0) -> Expr:
             total_const += coeff * e.const
         else:
             add(coeff, e)
-    terms = tuple((e, c) for e, c in acc.values() if c != 0)
+    terms = tuple(sorted(((e, c) for e, c in acc.values() if c != 0),
+                         key=lambda ec: _order(ec[0])))
     if len(terms) == 1 and total_const == 0 and terms[0][1] == 1:
         return terms[0][0]
     return Sum(terms, total_const)
@@ -156,9 +176,14 @@ def product(pairs: Iterable[tuple]) -> Expr:
                     add(base, p * power)
             else:
                 add(term, power)
+        elif isinstance(e, Sum) and e.terms[0][1] < 0:
+            # Canonical sign: (x2 - x1) is -(x1 - x2), so equal products read the same.
+            coeff *= (-1) ** power
+            add(linear([(-1, e)]), power)
         else:
             add(e, power)
-    factors = tuple((e, p) for e, p in acc.values() if p != 0)
+    factors = tuple(sorted(((e, p) for e, p in acc.values() if p != 0),
+                           key=lambda ep: _order(ep[0])))
     if not factors:
         return constant(coeff)
     body = factors[0][0] if len(factors) == 1 and factors[0][1] == 1 else Product(factors)
@@ -206,21 +231,23 @@ def _render(e: Expr) -> tuple:
     if isinstance(e, Product):
         numerator = [_render_power(b, p) for b, p in e.factors if p > 0]
         denominator = [_render_power(b, -p) for b, p in e.factors if p < 0]
-        text = " * ".join(_wrap(t, prec, _PRODUCT + 1) if prec == _SUM else t
-                          for t, prec in numerator) or "1"
+        text = " * ".join(_wrap(t, prec, _PRODUCT) for t, prec in numerator) or "1"
         if len(denominator) == 1:
             t, prec = denominator[0]
             text += " / " + _wrap(t, prec, _POWER)
         elif denominator:
-            inner = " * ".join(_wrap(t, prec, _PRODUCT + 1) if prec == _SUM else t
-                               for t, prec in denominator)
+            inner = " * ".join(_wrap(t, prec, _PRODUCT) for t, prec in denominator)
             text += f" / ({inner})"
         return text, _PRODUCT
     if isinstance(e, Sum):
         if not e.terms:
             return _render_fraction(e.const)
         pieces = []
-        for i, (term, c) in enumerate(e.terms):
+        terms = list(e.terms)
+        if terms[0][1] < 0:  # lead with a positive term where there is one: x2 - x1
+            first_positive = next((k for k, (_, c) in enumerate(terms) if c > 0), 0)
+            terms.insert(0, terms.pop(first_positive))
+        for i, (term, c) in enumerate(terms):
             t, prec = _render(term)
             t = _wrap(t, prec, _PRODUCT)
             magnitude = abs(c)
@@ -276,7 +303,7 @@ def check_tolerance(tolerance: float) -> float:
 def input_variables(input_names: Sequence[str] | None, count: int) -> list:
     """``x1 … xN`` by default, or the given names (which must number ``count``)."""
     if input_names is None:
-        return [Var(f"x{i + 1}") for i in range(count)]
+        return [Var(f"x{i + 1}", i) for i in range(count)]
     if isinstance(input_names, str):
         raise ValueError(f"input_names must be a sequence of {count} strings, got the string {input_names!r}")
     names = list(input_names)
@@ -285,7 +312,9 @@ def input_variables(input_names: Sequence[str] | None, count: int) -> list:
     for name in names:
         if not isinstance(name, str) or not name:
             raise ValueError(f"input_names must be non-empty strings, got {name!r}")
-    return [Var(name) for name in names]
+    if len(set(names)) != len(names):
+        raise ValueError(f"input_names must be distinct, got {names!r}")
+    return [Var(name, i) for i, name in enumerate(names)]
 
 
 def snap_column(values: np.ndarray, allowed: Sequence[int], tolerance: float,

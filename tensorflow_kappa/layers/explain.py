@@ -38,7 +38,7 @@ def gate_variables(model: keras.layers.Layer) -> list:
     """
     gates = []
     for layer in nalm_layers(model):
-        if "g" in layer._drawn:
+        if layer._gated:
             if not layer.built:
                 raise ValueError(f"{layer.name} is not built yet; build the model first")
             gates.append(layer.g)

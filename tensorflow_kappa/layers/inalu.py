@@ -77,6 +77,8 @@ class INALU(NALMLayer):
     >>> model.layers[0].explain()  # after training, e.g. ['x1 * x2']  # doctest: +SKIP
     """
 
+    _gated = True
+
     def __init__(self, units: int, omega: float = 20.0, epsilon: float = 1e-7,
                  share_weights: bool = False, sparsity_regularization: bool = True,
                  t: float = 20.0, w_hat_initializer: Any = None,
@@ -116,7 +118,7 @@ class INALU(NALMLayer):
                 _math.nac_weight(self.w_hat_m, self.m_hat_m))
 
     def call(self, inputs: tf.Tensor) -> tf.Tensor:
-        x = tf.convert_to_tensor(inputs)
+        x = self._inputs(inputs)
         w_a, w_m = self._path_weights()
         a = _math.linear_map(x, w_a)
         m = _math.inalu_log_product(x, w_m, self.epsilon, self.omega)

@@ -76,7 +76,7 @@ class NAC(_NACWeights):
     """
 
     def call(self, inputs: tf.Tensor) -> tf.Tensor:
-        return _math.linear_map(tf.convert_to_tensor(inputs), self._weight())
+        return _math.linear_map(self._inputs(inputs), self._weight())
 
     def _unit_formulas(self, inputs: list, tolerance: float) -> list:
         return [_formula.weighted_sum(ints, inputs) if ints is not None
@@ -113,7 +113,7 @@ class NACMultiplicative(_NACWeights):
         self.epsilon = check_positive("epsilon", epsilon)
 
     def call(self, inputs: tf.Tensor) -> tf.Tensor:
-        return _math.nalu_log_product(tf.convert_to_tensor(inputs), self._weight(), self.epsilon)
+        return _math.nalu_log_product(self._inputs(inputs), self._weight(), self.epsilon)
 
     def get_config(self) -> dict:
         config = super().get_config()
@@ -163,6 +163,8 @@ class NALU(_NACWeights):
     TensorShape([8, 2])
     """
 
+    _gated = True
+
     def __init__(self, units: int, epsilon: float = 1e-7, w_hat_initializer: Any = None,
                  m_hat_initializer: Any = None, g_initializer: Any = None, **kwargs: Any):
         super().__init__(units, w_hat_initializer=w_hat_initializer,
@@ -176,7 +178,7 @@ class NALU(_NACWeights):
         self._add_drawn_weight("g", (input_dim, self.units), self.g_initializer)
 
     def call(self, inputs: tf.Tensor) -> tf.Tensor:
-        x = tf.convert_to_tensor(inputs)
+        x = self._inputs(inputs)
         w = self._weight()
         a = _math.linear_map(x, w)
         m = _math.nalu_log_product(x, w, self.epsilon)

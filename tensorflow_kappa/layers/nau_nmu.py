@@ -60,6 +60,7 @@ class _RegularizedUnit(NALMLayer):
     layer adds 1 to it on every call with ``training=True`` (one per step of plain
     ``fit``; a training loop that calls the model several times per batch advances it
     several times). Assign it to drive the schedule yourself, e.g. from a callback.
+    :meth:`reinitialize` resets it to 0 (a restarted run warms up again).
     """
 
     _low: float
@@ -119,7 +120,7 @@ class _RegularizedUnit(NALMLayer):
         raise NotImplementedError
 
     def call(self, inputs: tf.Tensor, training: bool | None = None) -> tf.Tensor:
-        x = tf.convert_to_tensor(inputs)
+        x = self._inputs(inputs)
         w = self._clipped()
         if self.sparsity_regularization:
             self._add_regularization_loss(self.sparsity_loss())
@@ -147,9 +148,9 @@ class NAU(_RegularizedUnit):
 
     The sparsity regulariser ``λ · mean(min(|W|, 1 − |W|))`` is added through
     ``add_loss`` (switch it off with ``sparsity_regularization=False``); ``λ`` ramps up
-    linearly from 0 at ``warmup_start`` to ``regularization_scale`` at ``warmup_end``
-    (see the class notes of the warm-up step counter below). Defaults are Madsen &
-    Johansen's single-layer benchmark settings (λ̂ = 10, 20 000 → 35 000 steps).
+    linearly from 0 at ``warmup_start`` to ``regularization_scale`` at ``warmup_end``.
+    Defaults are Madsen & Johansen's single-layer benchmark settings (λ̂ = 10,
+    20 000 → 35 000 steps).
     ``W`` is clamped by a constraint after each optimizer step, as in their code, and
     in the forward pass.
 
@@ -162,8 +163,8 @@ class NAU(_RegularizedUnit):
         **kwargs: ``keras.layers.Layer`` options.
 
     Warm-up step counter: ``layer.regularization_step`` (int64, non-trainable, saved with
-    the model) advances by one on every call with ``training=True``; assign it to drive
-    the schedule from outside.
+    the model, reset by :meth:`reinitialize`) advances by one on every call with
+    ``training=True``; assign it to drive the schedule from outside.
 
     Example:
 

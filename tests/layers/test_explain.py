@@ -175,7 +175,7 @@ def test_rendered_formulas_evaluate_like_the_expressions_they_render(seed):
     """Random compositions: the rendered text must evaluate to the value built alongside."""
     rng = np.random.default_rng(seed)
     x = rng.uniform(0.5, 3.0, (8, 4)) * rng.choice([-1, 1], (8, 4))
-    pool = [(F.Var(f"x{i + 1}"), x[:, i]) for i in range(4)]
+    pool = [(F.Var(f"x{i + 1}", i), x[:, i]) for i in range(4)]
     for _ in range(12):
         k = rng.integers(1, 4)
         picks = [pool[i] for i in rng.choice(len(pool), size=k)]
@@ -201,13 +201,21 @@ def test_rendered_formulas_evaluate_like_the_expressions_they_render(seed):
     (lambda v: F.product([(v[0], -1), (v[1], -1)]), "1 / (x1 * x2)"),
     (lambda v: F.product([(v[0], 1), (v[0], 1)]), "x1 ** 2"),
     (lambda v: F.product([(v[0], 1), (v[0], -1)]), "1"),
-    (lambda v: F.linear([(-1, F.product([(v[0], 1), (v[1], 1)])), (1, v[2])]), "-x1 * x2 + x3"),
+    (lambda v: F.linear([(-1, F.product([(v[0], 1), (v[1], 1)])), (1, v[2])]), "x3 - x1 * x2"),
     (lambda v: F.product([(F.linear([(1, v[0]), (1, v[1])]), 2)]), "(x1 + x2) ** 2"),
     (lambda v: F.absolute(F.product([(v[0], 1), (v[1], -1)])), "abs(x1 / x2)"),
     (lambda v: F.product([(F.linear([(2, v[0])]), 1), (v[1], 1)]), "2 * x1 * x2"),
+    # Canonical order and sign: hidden-unit order and sign flips do not change the text.
+    (lambda v: F.linear([(1, F.product([(v[2], 1), (v[3], 1)])),
+                         (1, F.product([(F.linear([(1, v[1]), (-1, v[0])]), 1), (v[0], 1)]))]),
+     "x3 * x4 - x1 * (x1 - x2)"),
+    (lambda v: F.product([(F.linear([(1, v[1]), (-1, v[0])]), 1),
+                          (F.linear([(1, v[3]), (-1, v[2])]), 1)]), "(x1 - x2) * (x3 - x4)"),
+    (lambda v: F.linear([(-1, v[0]), (1, v[1])]), "x2 - x1"),
+    (lambda v: F.linear([(1, v[2]), (-1, v[1]), (1, v[0])]), "x1 - x2 + x3"),
 ])
 def test_simplification_and_parentheses(build, text):
-    v = [F.Var(f"x{i + 1}") for i in range(4)]
+    v = [F.Var(f"x{i + 1}", i) for i in range(4)]
     assert str(build(v)) == text
 
 
