@@ -184,10 +184,10 @@ def build_train_step(
     # shape [1] reduce to the right scalar.
     vector_logs = multi_worker(model.distribute_strategy)
 
-    def compute_loss(x, y, y_pred, sample_weight):
+    def compute_loss(x, y, y_pred, sample_weight, training=True):
         if has_training_arg:
             return model.compute_loss(
-                x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
+                x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training
             )
         return model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight)
 
@@ -259,8 +259,15 @@ def build_train_step(
                     keras_total = compute_loss(x, y, y_pred, sample_weight)
                 loss_tracker().update_state(_unscale(keras_total), sample_weight=batch_size)
                 metric_logs = model.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
-        if metric_logs is None:  # no action ran on this batch
-            metric_logs = model.get_metrics_result()
+        if metric_logs is None:
+            # No action runs on this batch: nothing is trained, but "loss" and
+            # the metrics still observe it, from an inference-mode forward pass
+            # (no BatchNorm statistics or dropout), so the epoch logs average
+            # over every batch as plain fit's do.
+            y_pred = model(x, training=False)
+            keras_total = compute_loss(x, y, y_pred, sample_weight, training=False)
+            loss_tracker().update_state(_unscale(keras_total), sample_weight=batch_size)
+            metric_logs = model.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
         logs: Dict = dict(metric_logs)
         if own_loss_tracker is not None:
             logs["loss"] = own_loss_tracker.result()

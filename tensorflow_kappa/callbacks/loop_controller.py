@@ -49,11 +49,13 @@ Documented caveats
   ``train_step`` override is not used for controlled batches (its
   ``compute_loss`` and ``compute_metrics`` overrides are).
 * ``loss`` in the logs is what plain ``fit`` reports (compiled loss plus
-  ``model.losses``, running mean over the epoch), computed from the first
-  active action's forward pass; a batch on which no action runs updates
-  neither ``loss`` nor the compiled metrics.  For multi-output models, the
-  per-output loss entries average over every action that uses the compiled
-  loss.
+  ``model.losses``, running mean over the epoch), computed, like the
+  compiled metrics, from the first active action's forward pass (before its
+  update).  A batch on which no action runs trains nothing; ``loss`` and
+  the metrics still observe it through an inference-mode forward pass
+  (``training=False``: BatchNorm statistics and dropout untouched).  For
+  multi-output models, the per-output loss entries average over every
+  action that uses the compiled loss.
 """
 from __future__ import annotations
 

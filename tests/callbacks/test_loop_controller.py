@@ -133,6 +133,68 @@ def test_loss_switching_matches_hand_computed_sgd_steps(branch_loss):
                                                         np_loss(w1, b1, x, y, "mae")], rtol=1e-5)
 
 
+def test_a_batch_without_active_action_does_nothing():
+    # cond False on the first two batches (compiled metrics are still unbuilt
+    # then), True on the last two; the action has no False branch.
+    lr = 0.1
+    x, y = linear_data(16)
+    model = linear_model(lr=lr)
+    model.compile(keras.optimizers.SGD(lr), loss="mse", metrics=["mae"])
+    w, b = (a.astype(np.float64) for a in model.get_weights())
+    rec = WeightRecorder()
+    cb = LoopController({"late": {"cond": lambda cb: cb.batches >= 2, True: {}}})
+    h = fit(model, x, y, [cb, rec], epochs=1, batch_size=4)
+    for step in (0, 1):
+        for a, c in zip(rec.snapshots[step], rec.snapshots[step + 1]):
+            np.testing.assert_array_equal(a, c)
+    assert int(model.optimizer.iterations) == 2
+    np.testing.assert_array_equal(cb.history["late"], [0, 0, 1, 1])
+    assert set(h.history) == {"loss", "mae", "loss_late", "late"}
+    # "loss" still averages over every batch, as plain fit would report it
+    gw, gb = np_grads(w, b, x[8:12], y[8:12], "mse")
+    w1, b1 = w - lr * gw, b - lr * gb
+    expected = np.mean([np_loss(w, b, x[:4], y[:4], "mse"), np_loss(w, b, x[4:8], y[4:8], "mse"),
+                        np_loss(w, b, x[8:12], y[8:12], "mse"),
+                        np_loss(w1, b1, x[12:], y[12:], "mse")])
+    np.testing.assert_allclose(h.history["loss"], [expected], rtol=1e-5)
+    # the action's own loss only averages over the batches it ran on
+    np.testing.assert_allclose(h.history["loss_late"], [
+        np.mean([np_loss(w, b, x[8:12], y[8:12], "mse"), np_loss(w1, b1, x[12:], y[12:], "mse")])],
+        rtol=1e-5)
+    # idle batches leave BatchNorm statistics alone (inference-mode forward pass)
+    keras.utils.set_random_seed(0)
+    bn = keras.Sequential([keras.Input((3,)), keras.layers.BatchNormalization(),
+                           keras.layers.Dense(1)])
+    bn.compile(keras.optimizers.SGD(lr), loss="mse")
+    before = [v.copy() for v in bn.get_weights()]
+    fit(bn, x, y, [LoopController({"never": {"cond": lambda cb: False, True: {}}})],
+        batch_size=4)
+    for a, c in zip(before, bn.get_weights()):
+        np.testing.assert_array_equal(a, c)
+
+
+def test_sample_weights_reach_compiled_and_branch_losses():
+    lr = 0.1
+    x, y = linear_data(16)
+    sw = np.linspace(0.0, 2.0, 16).astype("float32")
+    plain, model = linear_model(lr=lr), linear_model(lr=lr)
+    w, b = (a.astype(np.float64) for a in model.get_weights())
+    plain.fit(x, y, sample_weight=sw, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    cb = LoopController({"a": {"cond": always, True: {}}})
+    model.fit(x, y, sample_weight=sw, batch_size=16, epochs=1, shuffle=False, verbose=0,
+              callbacks=[cb])
+    for p, q in zip(plain.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(p, q)
+    # a branch loss gets them too: weighted mse = sum(sw * r^2) / n
+    model = linear_model(lr=lr, loss="mae")
+    cb = LoopController({"a": {"cond": always, True: {"loss": "mse"}}})
+    model.fit(x, y, sample_weight=sw, batch_size=16, epochs=1, shuffle=False, verbose=0,
+              callbacks=[cb])
+    r = x.astype(np.float64) @ w + b - y
+    gw = x.T.astype(np.float64) @ (2 * sw[:, None] * r) / 16
+    np.testing.assert_allclose(model.get_weights()[0], w - lr * gw, rtol=1e-5)
+
+
 def test_control_variable_reassignment_and_branch_selection():
     # Report 5.0.4: history.history["gate"] == [1, 0, 1, 0] for epochs % 2 == 0,
     # and the branch that ran is the one the state says.
