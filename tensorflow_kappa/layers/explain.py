@@ -33,7 +33,7 @@ def gate_variables(model: keras.layers.Layer) -> list:
     >>> import keras
     >>> from tensorflow_kappa.layers import INALU, gate_variables
     >>> model = keras.Sequential([keras.Input((4,)), INALU(2), INALU(1)])
-    >>> [v.shape for v in gate_variables(model)]
+    >>> [tuple(v.shape) for v in gate_variables(model)]
     [(2,), (1,)]
     """
     gates = []

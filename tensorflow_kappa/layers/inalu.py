@@ -68,6 +68,10 @@ class INALU(NALMLayer):
     The gate variable ``G`` (shape ``(units,)``) is ``layer.g``; the others are
     ``layer.w_hat_a`` etc.
 
+    Use float32 or float64 (``dtype="float64"`` or a global float64 policy). Under
+    ``mixed_float16`` the layer runs, but ``exp(ω)`` with the default ``ω = 20`` exceeds
+    float16's range (about ``e^11``): lower ``omega`` or keep this layer in float32.
+
     Example:
 
     >>> import keras
