@@ -61,7 +61,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+from typing import Callable, Dict, Mapping, Optional, Tuple
 
 import keras
 import numpy as np

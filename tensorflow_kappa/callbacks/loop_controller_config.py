@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import difflib
 import numbers
-import re
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 import keras
 import numpy as np
-import tensorflow as tf
+
+from tensorflow_kappa.callbacks.function_loss import FunctionLoss
 
 __all__ = [
     "ACTION_KEYS",
@@ -161,42 +161,6 @@ class AsyncActionSpec:
 # --------------------------------------------------------------------------
 # Losses
 # --------------------------------------------------------------------------
-
-
-def _scope_name(name: str) -> str:
-    cleaned = re.sub(r"[^A-Za-z0-9_.\-]", "_", name).strip("_.-")
-    return cleaned or "loss"
-
-
-class FunctionLoss(keras.losses.Loss):
-    """A :class:`keras.losses.Loss` around a plain ``fn(y_true, y_pred)``.
-
-    Per-sample values returned by ``fn`` are reduced by Keras
-    (``sum_over_batch_size``, sample weights, masks and the
-    ``1/num_replicas`` scaling under a distribution strategy).  A function
-    that already returns a scalar is taken as the batch mean; it is only
-    scaled by ``1/num_replicas`` (which Keras skips for scalars), so that
-    summing the per-replica gradients gives the global-batch gradient.
-    """
-
-    def __init__(self, fn: Callable, name: Optional[str] = None):
-        super().__init__(name=_scope_name(name or getattr(fn, "__name__", "loss")))
-        self.fn = fn
-        self._returned_scalar = False
-
-    def call(self, y_true, y_pred):
-        values = keras.ops.convert_to_tensor(self.fn(y_true, y_pred))
-        # Trace-time (static) property of the function's output.
-        self._returned_scalar = len(values.shape) == 0
-        return values
-
-    def __call__(self, y_true, y_pred, sample_weight=None):
-        value = super().__call__(y_true, y_pred, sample_weight=sample_weight)
-        if self._returned_scalar and self.reduction not in (None, "none"):
-            replicas = tf.distribute.get_strategy().num_replicas_in_sync
-            if replicas > 1:
-                value = value * (1.0 / replicas)
-        return value
 
 
 def _resolve_one_loss(value: Any, action: str, branch: bool) -> keras.losses.Loss:
