@@ -56,6 +56,26 @@ Documented caveats
   (``training=False``: BatchNorm statistics and dropout untouched).  For
   multi-output models, the per-output loss entries average over every
   action that uses the compiled loss.
+* ``history`` rows are the logs Keras hands to ``on_train_batch_end``:
+  ``loss``, metrics and ``loss_<action>`` are running means within the
+  epoch there, as in every Keras batch log.
+* Under a distribution strategy, ``clipping`` and ``gradient_transform``
+  act on the all-reduced (global-batch) gradient, as on one device, at the
+  cost of one extra all-reduce for such branches.  With a
+  ``LossScaleOptimizer`` (mixed precision) they would see loss-scaled
+  gradients; that combination is untested.
+* Keras 3.15 under a multi-worker ``MultiWorkerMirroredStrategy``: its
+  ``fit`` reduces every step log with ``strategy.reduce("MEAN", v,
+  axis=0)``, which fails on scalars; the controller returns logs of shape
+  ``[1]`` there so the reduction yields the right scalar.  Independently of
+  the controller, Keras 3.15's ``fit`` fails there on ``(x, y)`` batches
+  before the first step (``strategy.reduce`` on the tuple in its symbolic
+  build); a single-tensor batch, with the target read in overridden
+  ``compute_loss`` / ``compute_metrics``, avoids it.
+* When several control states are traced for the first time in quick
+  succession, TensorFlow may warn that ``multi_step_on_iterator``
+  "triggered tf.function retracing": the calls are to distinct functions,
+  one per state, each traced once; ``trace_count`` gives the real count.
 """
 from __future__ import annotations
 
@@ -143,8 +163,8 @@ class LoopController(keras.callbacks.Callback):
             "delay": {"cond": delay_reg, True: {"loss": False, "regularize": True}},
         }
 
-        def stuck(cb):
-            loss = cb.loss_history
+        def stuck(cb):  # steps since the last reinitialisation, as NumPy
+            loss = cb.reinit_history["loss"]
             return len(loss) > 10000 and loss[-3000:].mean() > 0.2
 
         def reinitialise(model):
