@@ -8,8 +8,10 @@ Example:
 >>> tk.quantize_tensor([0.1, 0.3], "s8.4").numpy()
 array([0.125 , 0.3125], dtype=float32)
 """
-from tensorflow_kappa import _ops
+from tensorflow_kappa import _ops, callbacks, layers, quantization
 from tensorflow_kappa._ops import composite_ops
+from tensorflow_kappa.callbacks import LoopController
+from tensorflow_kappa.layers import INALU
 from tensorflow_kappa.quantization import FixedPoint, quantize_tensor
 
 __version__ = "0.1.0"
@@ -31,6 +33,11 @@ register_all()
 
 __all__ = [
     "FixedPoint",
+    "INALU",
+    "LoopController",
+    "callbacks",
+    "layers",
+    "quantization",
     "__version__",
     "composite_ops",
     "quantize_tensor",

@@ -141,3 +141,22 @@ def test_kappa_info_reports_the_library(capsys):
     if shutil.which("nvcc"):  # configure.py compiles the CUDA kernels where nvcc is
         assert info["cuda"] and "CUDA kernels   yes" in out
     assert "active ops       custom kernels" in out
+
+
+def test_keras_model_with_package_layers_loads_in_fresh_process(tmp_path):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4,)), tk.layers.INALU(3), keras.layers.Dense(2),
+                              tk.layers.NAU(1)])
+    x = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
+    want = model.predict(x, verbose=0)
+    model.save(tmp_path / "model.keras")
+    np.save(tmp_path / "x.npy", x)
+    result = run_python(
+        "import numpy as np, keras, tensorflow_kappa; "
+        f"m = keras.models.load_model({str(tmp_path / 'model.keras')!r}); "
+        f"np.save({str(tmp_path / 'got.npy')!r}, m.predict(np.load({str(tmp_path / 'x.npy')!r}), verbose=0))",
+        cwd=tmp_path, env={"PYTHONPATH": str(REPO)})
+    assert result.returncode == 0, result.stderr
+    np.testing.assert_array_equal(np.load(tmp_path / "got.npy"), want)
