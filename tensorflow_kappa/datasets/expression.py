@@ -1,0 +1,354 @@
+"""A small, safe parser for arithmetic expressions over named inputs.
+
+``parse_expression("(x1 - x2) * (x3 - x4) + x5 * x6")`` turns the text into an
+:class:`Expression` (a tree of :class:`Number`, :class:`Variable`,
+:class:`Negate` and :class:`BinaryOp` nodes) that is evaluated with NumPy.
+Nothing is ever handed to ``eval``: the grammar is the whole language::
+
+    expression := term (("+" | "-") term)*
+    term       := unary (("*" | "/") unary)*
+    unary      := ("+" | "-") unary | primary
+    primary    := NUMBER | VARIABLE | "(" expression ")"
+
+``NUMBER`` is a decimal literal (``2``, ``0.5``, ``.5``, ``1e-3``);
+``VARIABLE`` is ``x1``, ``x2``, ... (1-based, as in the report).  ``*`` and
+``/`` bind tighter than ``+`` and ``-``; all four are left-associative.
+Whitespace is ignored.  Anything else raises :class:`ExpressionError`, whose
+message repeats the expression with a caret under the offending position::
+
+    >>> parse_expression("x1 + * x2")
+    Traceback (most recent call last):
+    ...
+    tensorflow_kappa.datasets.expression.ExpressionError: expected a number, a variable or '(' but found '*' at position 5
+      x1 + * x2
+           ^
+"""
+from __future__ import annotations
+
+import re
+from typing import Callable, List, Optional, Tuple
+
+import numpy as np
+
+__all__ = [
+    "BinaryOp",
+    "Expression",
+    "ExpressionError",
+    "Negate",
+    "Number",
+    "Variable",
+    "parse_expression",
+]
+
+
+class ExpressionError(ValueError):
+    """A malformed expression; ``position`` is the 0-based offset of the problem."""
+
+    def __init__(self, message: str, text: str, position: int):
+        self.reason = message
+        self.text = text
+        self.position = position
+        super().__init__(f"{message} at position {position}\n  {text}\n  {' ' * position}^")
+
+
+# ---------------------------------------------------------------------------
+# Syntax tree
+# ---------------------------------------------------------------------------
+class Node:
+    """Base class of the syntax tree; ``evaluate(columns)`` works on NumPy arrays."""
+
+    precedence = 3
+
+    def evaluate(self, columns: Callable[[int], np.ndarray]) -> np.ndarray:
+        raise NotImplementedError
+
+    def variables(self) -> set:
+        raise NotImplementedError
+
+
+class Number(Node):
+    """A numeric literal."""
+
+    def __init__(self, value: float):
+        self.value = float(value)
+
+    def evaluate(self, columns):
+        return np.float64(self.value)
+
+    def variables(self):
+        return set()
+
+    def __str__(self):
+        return repr(self.value) if not self.value.is_integer() else str(int(self.value))
+
+
+class Variable(Node):
+    """Input ``x<index + 1>`` (``index`` is 0-based)."""
+
+    def __init__(self, index: int):
+        self.index = int(index)
+
+    def evaluate(self, columns):
+        return columns(self.index)
+
+    def variables(self):
+        return {self.index}
+
+    def __str__(self):
+        return f"x{self.index + 1}"
+
+
+class Negate(Node):
+    """Unary minus."""
+
+    precedence = 2
+
+    def __init__(self, operand: Node):
+        self.operand = operand
+
+    def evaluate(self, columns):
+        return -self.operand.evaluate(columns)
+
+    def variables(self):
+        return self.operand.variables()
+
+    def __str__(self):
+        inner = str(self.operand)
+        if self.operand.precedence < self.precedence:
+            inner = f"({inner})"
+        return f"-{inner}"
+
+
+_BINARY = {
+    "+": (0, np.add),
+    "-": (0, np.subtract),
+    "*": (1, np.multiply),
+    "/": (1, np.divide),
+}
+
+
+class BinaryOp(Node):
+    """``left <op> right`` for ``op`` in ``+ - * /``."""
+
+    def __init__(self, op: str, left: Node, right: Node):
+        if op not in _BINARY:
+            raise ValueError(f"unknown operator {op!r}")
+        self.op = op
+        self.left = left
+        self.right = right
+        self.precedence = _BINARY[op][0]
+
+    def evaluate(self, columns):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            return _BINARY[self.op][1](self.left.evaluate(columns), self.right.evaluate(columns))
+
+    def variables(self):
+        return self.left.variables() | self.right.variables()
+
+    def __str__(self):
+        left, right = str(self.left), str(self.right)
+        if self.left.precedence < self.precedence:
+            left = f"({left})"
+        # Left-associative: a right operand of equal precedence needs parentheses
+        # for "-" and "/" (a - (b - c)) and keeps them for clarity otherwise.
+        if self.right.precedence <= self.precedence and isinstance(self.right, BinaryOp):
+            right = f"({right})"
+        elif self.right.precedence < self.precedence:
+            right = f"({right})"
+        return f"{left} {self.op} {right}"
+
+
+class Expression:
+    """A parsed expression: the tree, its source text and the variables it uses.
+
+    Attributes:
+        text: the source text as given.
+        root: the syntax tree.
+        num_inputs: how many inputs ``x1 … xN`` the expression is evaluated on.
+        variables: sorted 0-based indices of the variables that occur.
+        input_names: ``("x1", …, "xN")``.
+
+    Example:
+
+    >>> e = parse_expression("(x1 - x2) * x3", num_inputs=4)
+    >>> e.evaluate(np.array([[5.0, 2.0, 10.0, 7.0]]))
+    array([30.])
+    >>> str(e), e.variables
+    ('(x1 - x2) * x3', (0, 1, 2))
+    """
+
+    def __init__(self, text: str, root: Node, num_inputs: int):
+        self.text = text
+        self.root = root
+        self.num_inputs = int(num_inputs)
+        self.variables = tuple(sorted(root.variables()))
+        self.input_names = tuple(f"x{i + 1}" for i in range(self.num_inputs))
+
+    def evaluate(self, x, leaf: Optional[Callable[[np.ndarray, int], np.ndarray]] = None
+                 ) -> np.ndarray:
+        """Evaluate on inputs ``x`` of shape ``(n, num_inputs)`` in float64.
+
+        Args:
+            x: array-like, shape ``(n, num_inputs)``.
+            leaf: optional ``fn(x, index) -> column`` giving the value of each
+                variable occurrence (default ``x[:, index]``); the success
+                criterion uses it to perturb the exact solution.
+
+        Returns:
+            float64 array of shape ``(n,)``.
+        """
+        x = np.asarray(x, dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] != self.num_inputs:
+            raise ValueError(f"expected inputs of shape (n, {self.num_inputs}), got {x.shape}")
+        if leaf is None:
+            def columns(i):
+                return x[:, i]
+        else:
+            def columns(i):
+                return leaf(x, i)
+        out = self.root.evaluate(columns)
+        return np.broadcast_to(np.asarray(out, dtype=np.float64), (x.shape[0],)).copy()
+
+    def __call__(self, x) -> np.ndarray:
+        return self.evaluate(x)
+
+    def __str__(self) -> str:
+        return str(self.root)
+
+    def __repr__(self) -> str:
+        return f"Expression({str(self)!r}, num_inputs={self.num_inputs})"
+
+
+# ---------------------------------------------------------------------------
+# Tokenizer and recursive-descent parser
+# ---------------------------------------------------------------------------
+_TOKEN = re.compile(
+    r"\s*(?:(?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)"
+    r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*)"
+    r"|(?P<op>[-+*/()]))"
+)
+_VARIABLE = re.compile(r"x([1-9][0-9]*)")
+
+
+def _tokenize(text: str) -> List[Tuple[str, str, int]]:
+    tokens = []
+    pos = 0
+    while True:
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+        if pos >= len(text):
+            break
+        match = _TOKEN.match(text, pos)
+        if match is None or match.end() == pos:
+            raise ExpressionError(f"unexpected character {text[pos]!r}", text, pos)
+        kind = match.lastgroup
+        start = match.start(kind)
+        tokens.append((kind, match.group(kind), start))
+        pos = match.end()
+    tokens.append(("end", "", len(text)))
+    return tokens
+
+
+class _Parser:
+    def __init__(self, text: str, num_inputs: Optional[int]):
+        self.text = text
+        self.num_inputs = num_inputs
+        self.tokens = _tokenize(text)
+        self.i = 0
+
+    def peek(self):
+        return self.tokens[self.i]
+
+    def take(self):
+        token = self.tokens[self.i]
+        self.i += 1
+        return token
+
+    def error(self, message: str, position: int):
+        raise ExpressionError(message, self.text, position)
+
+    def describe(self, token) -> str:
+        return "the end of the expression" if token[0] == "end" else repr(token[1])
+
+    def parse(self) -> Node:
+        if self.peek()[0] == "end":
+            self.error("empty expression", 0)
+        node = self.expression()
+        token = self.peek()
+        if token[0] != "end":
+            if token[1] == ")":
+                self.error("unmatched ')'", token[2])
+            self.error(f"expected an operator but found {self.describe(token)}", token[2])
+        return node
+
+    def expression(self) -> Node:
+        node = self.term()
+        while self.peek()[0] == "op" and self.peek()[1] in "+-":
+            op = self.take()[1]
+            node = BinaryOp(op, node, self.term())
+        return node
+
+    def term(self) -> Node:
+        node = self.unary()
+        while self.peek()[0] == "op" and self.peek()[1] in "*/":
+            op = self.take()[1]
+            node = BinaryOp(op, node, self.unary())
+        return node
+
+    def unary(self) -> Node:
+        token = self.peek()
+        if token[0] == "op" and token[1] in "+-":
+            self.take()
+            operand = self.unary()
+            return Negate(operand) if token[1] == "-" else operand
+        return self.primary()
+
+    def primary(self) -> Node:
+        token = self.take()
+        kind, value, pos = token
+        if kind == "number":
+            return Number(float(value))
+        if kind == "name":
+            match = _VARIABLE.fullmatch(value)
+            if match is None:
+                self.error(f"unknown name {value!r} (variables are x1, x2, ...)", pos)
+            index = int(match.group(1)) - 1
+            if self.num_inputs is not None and index >= self.num_inputs:
+                self.error(f"variable {value!r} is out of range: there are "
+                           f"{self.num_inputs} inputs (x1 … x{self.num_inputs})", pos)
+            return Variable(index)
+        if kind == "op" and value == "(":
+            node = self.expression()
+            closing = self.peek()
+            if closing[0] != "op" or closing[1] != ")":
+                self.error(f"expected ')' to close the '(' at position {pos} but found "
+                           f"{self.describe(closing)}", closing[2])
+            self.take()
+            return node
+        self.error(f"expected a number, a variable or '(' but found {self.describe(token)}", pos)
+
+
+def parse_expression(text: str, num_inputs: Optional[int] = None) -> Expression:
+    """Parse ``text`` into an :class:`Expression` over ``x1 … x<num_inputs>``.
+
+    Args:
+        text: e.g. ``"(x1 - x2) * (x3 - x4) + x5 * x6"``.
+        num_inputs: the number of inputs; variables beyond it are an error.
+            ``None``: the highest variable used.
+
+    Raises:
+        ExpressionError: (a ``ValueError``) for anything outside the grammar
+            in the module docstring, with the position of the problem.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"expression must be a str, got {type(text).__name__}")
+    if num_inputs is not None:
+        if isinstance(num_inputs, bool) or not isinstance(num_inputs, (int, np.integer)) \
+                or num_inputs < 1:
+            raise ValueError(f"num_inputs must be a positive integer, got {num_inputs!r}")
+    root = _Parser(text, None if num_inputs is None else int(num_inputs)).parse()
+    used = root.variables()
+    if num_inputs is None:
+        num_inputs = max(used) + 1 if used else 1
+    return Expression(text, root, int(num_inputs))
+
