@@ -1,14 +1,17 @@
 """Benchmark of tensorflow_kappa.callbacks.LoopController against plain ``model.fit``.
 
 Measures, in one process and interleaved round by round (the machine is
-shared and noisy, so only medians over rounds are quoted):
+shared and noisy, so only medians are quoted):
 
-1. median step time of plain ``fit``, of plain ``fit`` with a no-op
-   ``on_train_batch_end`` callback (any callback with batch hooks, the
-   controller included, turns off Keras's asynchronous batch-end dispatch),
-   of ``fit`` with one action over all variables (the same step as plain
-   fit) and with two actions (two full steps per batch), on the same MLP and
-   data;
+1. time per step on the same MLP and data for plain ``fit``, plain ``fit``
+   with a no-op ``on_train_batch_end`` callback, ``fit`` with one action
+   over all variables (the same step as plain fit) and with two actions (two
+   full steps per batch): epoch time / steps, median over epochs 2.. of every
+   round, both wall-clock and process CPU time (``time.process_time``, all
+   threads; insensitive to other processes on a shared machine).  No timing
+   hook runs per batch, so plain ``fit`` keeps Keras's asynchronous
+   batch-end dispatch; any callback with batch hooks, the controller
+   included, turns it off (the "no-op batch callback" row shows that cost);
 2. the number of traces when a control flips every batch, compared with a
    run whose control never flips;
 3. the tracing time (first-batch time minus the median batch time) with 1,
@@ -40,18 +43,18 @@ FEATURES = 32
 
 
 class EpochTimer(keras.callbacks.Callback):
-    """Epoch wall times; no per-batch hooks on purpose (so plain fit keeps
-    Keras's asynchronous batch-end dispatch)."""
+    """Wall and process-CPU seconds per epoch; no per-batch hooks on purpose."""
 
     def __init__(self):
         super().__init__()
-        self.epoch_times = []
+        self.wall, self.cpu = [], []
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._t = time.perf_counter()
+        self._t = (time.perf_counter(), time.process_time())
 
     def on_epoch_end(self, epoch, logs=None):
-        self.epoch_times.append(time.perf_counter() - self._t)
+        self.wall.append(time.perf_counter() - self._t[0])
+        self.cpu.append(time.process_time() - self._t[1])
 
 
 class NoOpBatchHook(keras.callbacks.Callback):
@@ -59,16 +62,22 @@ class NoOpBatchHook(keras.callbacks.Callback):
         pass
 
 
-class BatchTimer(keras.callbacks.Callback):
+class BatchClock:
+    """Two callbacks: put ``start`` first and ``stop`` last in the list."""
+
     def __init__(self):
-        super().__init__()
         self.times = []
+        clock = self
 
-    def on_train_batch_begin(self, batch, logs=None):
-        self._t = time.perf_counter()
+        class Start(keras.callbacks.Callback):
+            def on_train_batch_begin(self, batch, logs=None):
+                clock._t = time.perf_counter()
 
-    def on_train_batch_end(self, batch, logs=None):
-        self.times.append(time.perf_counter() - self._t)
+        class Stop(keras.callbacks.Callback):
+            def on_train_batch_end(self, batch, logs=None):
+                clock.times.append(time.perf_counter() - clock._t)
+
+        self.start, self.stop = Start(), Stop()
 
 
 def make_model(seed: int = 0) -> keras.Model:
@@ -100,22 +109,22 @@ def actions(n: int) -> dict:
     return {f"a{i}": {"cond": always, True: {}} for i in range(n)}
 
 
-def step_time(callbacks, x, y, steps, epochs) -> float:
-    """Median seconds per step over epochs 2..n (epoch 1 includes tracing)."""
+def step_times(callbacks, x, y, steps, epochs):
+    """(wall, cpu) seconds per step for epochs 2..n (epoch 1 includes tracing)."""
     model = make_model()
     timer = EpochTimer()
     model.fit(x, y, batch_size=BATCH, epochs=epochs, shuffle=False, verbose=0,
               callbacks=[timer, *callbacks])
-    return statistics.median(timer.epoch_times[1:]) / steps
+    return [t / steps for t in timer.wall[1:]], [t / steps for t in timer.cpu[1:]]
 
 
 def trace_time(n_actions: int, x, y) -> float:
     """First-batch time (trace + run) minus the median batch time."""
     model = make_model()
-    timer = BatchTimer()
+    clock = BatchClock()
     model.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0,
-              callbacks=[LoopController(actions(n_actions)), timer])
-    return timer.times[0] - statistics.median(timer.times[1:])
+              callbacks=[clock.start, LoopController(actions(n_actions)), clock.stop])
+    return clock.times[0] - statistics.median(clock.times[1:])
 
 
 def main() -> None:
@@ -129,27 +138,31 @@ def main() -> None:
         args.rounds, args.steps, args.epochs = 2, 20, 3
     x, y = make_data(args.steps)
 
+    print(f"MLP {FEATURES}-64-64-1, Adam, batch {BATCH}, {args.steps} steps/epoch, "
+          f"{args.epochs} epochs per fit, {args.rounds} rounds")
+
     variants = {
         "plain fit": lambda: [],
         "plain fit + no-op batch callback": lambda: [NoOpBatchHook()],
         "1 action (all variables)": lambda: [LoopController(actions(1))],
         "2 actions": lambda: [LoopController(actions(2))],
     }
-    times = {name: [] for name in variants}
+    wall = {name: [] for name in variants}
+    cpu = {name: [] for name in variants}
     for _ in range(args.rounds):
         for name, make in variants.items():
-            times[name].append(step_time(make(), x, y, args.steps, args.epochs))
-    plain = statistics.median(times["plain fit"])
-    print(f"\nStep time, MLP {FEATURES}-64-64-1, Adam, batch {BATCH}, "
-          f"{args.steps} steps/epoch, median over {args.rounds} rounds "
-          f"(each: median of epochs 2..{args.epochs})")
-    print(f"| variant | median step (ms) | ratio to plain fit | per-round ratios |")
-    print(f"|---|---|---|---|")
-    for name, values in times.items():
-        med = statistics.median(values)
-        ratios = [v / p for v, p in zip(values, times["plain fit"])]
-        print(f"| {name} | {1e3 * med:.3f} | {med / plain:.3f} | "
-              f"{', '.join(f'{r:.2f}' for r in ratios)} |")
+            w, c = step_times(make(), x, y, args.steps, args.epochs)
+            wall[name] += w
+            cpu[name] += c
+    base_w, base_c = statistics.median(wall["plain fit"]), statistics.median(cpu["plain fit"])
+    print(f"\nTime per step, median over {len(wall['plain fit'])} epochs per variant "
+          f"({args.rounds} rounds x epochs 2..{args.epochs})")
+    print("| variant | wall (ms) | wall ratio | CPU (ms) | CPU ratio |")
+    print("|---|---|---|---|---|")
+    for name in variants:
+        mw, mc = statistics.median(wall[name]), statistics.median(cpu[name])
+        print(f"| {name} | {1e3 * mw:.3f} | {mw / base_w:.3f} | {1e3 * mc:.3f} | "
+              f"{mc / base_c:.3f} |")
 
     # Retraces when flipping a control every batch.
     print("\nTraces per fit (one action with two branches, 2 epochs)")

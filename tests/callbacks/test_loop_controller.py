@@ -546,15 +546,17 @@ def test_functional_multi_output_model_matches_plain_fit():
     x, y = linear_data(32)
     y2 = (x[:, :1] ** 2).astype("float32")
 
-    def build():
+    def build(loss=("mse", "mae"), loss_weights=(1.0, 0.5)):
         keras.utils.set_random_seed(0)
         inp = keras.Input((3,))
         h = keras.layers.Dense(6, activation="relu")(inp)
         model = keras.Model(inp, [keras.layers.Dense(1, name="a")(h),
                                   keras.layers.Dense(1, name="b")(h)])
-        model.compile(keras.optimizers.SGD(0.05), loss=["mse", "mae"], loss_weights=[1.0, 0.5])
+        model.compile(keras.optimizers.SGD(0.05), loss=list(loss),
+                      loss_weights=None if loss_weights is None else list(loss_weights))
         return model
 
+    # the compiled loss: exactly plain fit, per-output logs included
     plain, model = build(), build()
     h_plain = fit(plain, x, [y, y2], [], epochs=2, batch_size=8)
     h = fit(model, x, [y, y2], [LoopController({"all": {"cond": always, True: {}}})],
@@ -563,6 +565,17 @@ def test_functional_multi_output_model_matches_plain_fit():
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
     for key, value in h_plain.history.items():
         np.testing.assert_allclose(h.history[key], value, rtol=1e-5, err_msg=key)
+
+    # a branch loss applies per output and sums, like compile(loss=[...]) does
+    for branch_loss, compiled in (("mse", ("mse", "mse")), (["mae", "mse"], ("mae", "mse"))):
+        plain = build(loss=compiled, loss_weights=None)
+        model = build(loss=("mae", "mae"), loss_weights=None)
+        fit(plain, x, [y, y2], [], epochs=1, batch_size=8)
+        fit(model, x, [y, y2],
+            [LoopController({"own": {"cond": always, True: {"loss": branch_loss}}})],
+            epochs=1, batch_size=8)
+        for a, b in zip(plain.get_weights(), model.get_weights()):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
 def test_steps_per_execution_coarsens_the_granularity():
