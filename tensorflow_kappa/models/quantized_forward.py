@@ -1,0 +1,194 @@
+"""Variables to (layer, field), and the forward pass with fake quantization.
+
+The mapping ties a model's trainable variables to the entries of a
+:class:`~tensorflow_kappa.precision.PrecisionDict`:
+
+* a Dense kernel is stored in the ``weight`` format,
+* a Dense bias in the ``bias`` format,
+* any other trainable variable (e.g. BatchNormalization gamma/beta) in the
+  layer's ``value`` format;
+
+its gradient, update and momentum use the owning layer's ``gradient``,
+``update`` and ``momentum`` formats.
+
+The forward pass walks a chain of layers (each consuming the previous
+layer's output, as in :class:`LinearBlockModel`): the input is quantized to
+``("input", "value")``; a Dense layer computes
+``q_act(act(q_acc(x @ q_w(W)) + q_b(b)))``; any other layer is called as
+usual and its output quantized to its ``activation`` format. Every quantizer
+uses the straight-through estimator, so gradients flow as in float.
+"""
+from __future__ import annotations
+
+from typing import Callable, List, NamedTuple, Optional, Sequence, Tuple
+
+import keras
+import tensorflow as tf
+
+from tensorflow_kappa.precision import INPUT_LAYER, PrecisionDict
+from tensorflow_kappa.quantization import FixedPoint, quantize_tensor
+
+__all__ = [
+    "VariableRole",
+    "check_layer_chain",
+    "forward_with_precision",
+    "layer_and_field_for_variable",
+    "same_variable",
+    "variable_roles",
+]
+
+RESERVED_LAYER_NAMES = ("input", "loss")
+
+
+class VariableRole(NamedTuple):
+    """A trainable variable, the layer that owns it and its storage field."""
+
+    variable: keras.Variable
+    layer_name: str
+    field: str
+
+
+def same_variable(a, b) -> bool:
+    """Identity first, then the variable path, then the name (as the spec's helper)."""
+    if a is b:
+        return True
+    pa, pb = getattr(a, "path", None), getattr(b, "path", None)
+    if pa is not None and pb is not None:
+        return pa == pb
+    return getattr(a, "name", None) == getattr(b, "name", None)
+
+
+def _storage_field(layer: keras.layers.Layer, var) -> str:
+    if isinstance(layer, keras.layers.Dense):
+        if var is layer.kernel:
+            return "weight"
+        if layer.bias is not None and var is layer.bias:
+            return "bias"
+    return "value"
+
+
+def _model_layers(model: keras.Model) -> List[keras.layers.Layer]:
+    return [l for l in model.layers if not isinstance(l, keras.layers.InputLayer)]
+
+
+def layer_and_field_for_variable(model: keras.Model, var) -> Tuple[str, str]:
+    """``(layer_name, storage_field)`` of a trainable variable of ``model``.
+
+    Example: ``dense0/kernel -> ("dense0", "weight")``,
+    ``dense0/bias -> ("dense0", "bias")``, ``batchnorm0/gamma ->
+    ("batchnorm0", "value")``.
+    """
+    layers = _model_layers(model)
+    for layer in layers:  # identity first, over every layer
+        for w in layer.trainable_weights:
+            if w is var:
+                return layer.name, _storage_field(layer, w)
+    for layer in layers:
+        for w in layer.trainable_weights:
+            if same_variable(w, var):
+                return layer.name, _storage_field(layer, w)
+    raise ValueError(
+        f"Variable {getattr(var, 'path', var)!r} belongs to no layer of model "
+        f"{model.name!r} (layers: {[l.name for l in layers]})"
+    )
+
+
+def variable_roles(model: keras.Model) -> List[VariableRole]:
+    """Every trainable variable of ``model`` with its owning layer and field, in
+    ``model.trainable_variables`` order."""
+    return [VariableRole(v, *layer_and_field_for_variable(model, v))
+            for v in model.trainable_variables]
+
+
+def check_layer_chain(model: keras.Model) -> None:
+    """Raise ValueError unless the model is a chain the quantized forward can walk."""
+    layers = _model_layers(model)
+    for name in RESERVED_LAYER_NAMES:
+        if any(l.name == name for l in layers):
+            raise ValueError(
+                f"Layer name {name!r} is reserved in precision dicts; rename the layer"
+            )
+    for prev, layer in zip(layers, layers[1:]):
+        if layer.input is not prev.output:
+            raise ValueError(
+                f"The quantized forward pass walks a chain of layers, but layer "
+                f"{layer.name!r} does not take the output of {prev.name!r}; "
+                "extend forward_with_precision for this architecture"
+            )
+
+
+SeedFn = Optional[Callable[[], tf.Tensor]]
+
+
+def seed_for(fmt: Optional[FixedPoint], seed_fn: SeedFn):
+    """A fresh seed from ``seed_fn`` where ``fmt`` rounds stochastically, else None."""
+    if fmt is None or seed_fn is None or fmt.rounding != "stochastic":
+        return None
+    return seed_fn()
+
+
+def _q(x, fmt: Optional[FixedPoint], seed_fn: SeedFn):
+    if fmt is None:
+        return x
+    return quantize_tensor(x, fmt, ste=True, seed=seed_for(fmt, seed_fn))
+
+
+def forward_with_precision(model: keras.Model, x, precision: PrecisionDict, *,
+                           training: bool, seed_fn: SeedFn = None) -> tf.Tensor:
+    """The model's forward pass with fake quantization at every precision field.
+
+    Args:
+        model: a chain of layers (see :func:`check_layer_chain`).
+        x: a batch of inputs.
+        precision: the formats.
+        training: passed to non-Dense layers (BatchNormalization).
+        seed_fn: called once per quantizer to key stochastic rounding; None
+            lets stochastic formats draw from TensorFlow's global generator.
+    """
+    x = tf.convert_to_tensor(x, tf.float32)
+    x = _q(x, precision.dtype(INPUT_LAYER, "value"), seed_fn)
+    for layer in _model_layers(model):
+        name = layer.name
+        if isinstance(layer, keras.layers.Dense):
+            kernel = _q(tf.convert_to_tensor(layer.kernel), precision.dtype(name, "weight"),
+                        seed_fn)
+            z = tf.matmul(x, kernel)
+            z = _q(z, precision.dtype(name, "accumulator"), seed_fn)
+            if layer.bias is not None:
+                bias = _q(tf.convert_to_tensor(layer.bias), precision.dtype(name, "bias"),
+                          seed_fn)
+                z = z + bias
+            if layer.activation is not None:
+                z = layer.activation(z)
+            x = z
+        else:
+            x = layer(x, training=training)
+        x = _q(x, precision.dtype(name, "activation"), seed_fn)
+    return x
+
+
+def layer_names(model: keras.Model) -> Sequence[str]:
+    """The names a precision dict may use for this model's layers."""
+    return [l.name for l in _model_layers(model)]
+
+
+def quantize_gradients(model: keras.Model, grads, trainable_vars, precision: PrecisionDict,
+                       seed_fn: SeedFn = None) -> list:
+    """Each gradient rounded to its owning layer's ``gradient`` format (if any)."""
+    out = []
+    for g, v in zip(grads, trainable_vars):
+        layer, _ = layer_and_field_for_variable(model, v)
+        fmt = precision.dtype(layer, "gradient")
+        if g is None or fmt is None:
+            out.append(g)
+        else:
+            out.append(quantize_tensor(g, fmt, ste=False, seed=seed_for(fmt, seed_fn)))
+    return out
+
+
+def quantize_variable_storage(model: keras.Model, var, precision: PrecisionDict) -> None:
+    """Round a stored variable onto its storage format (``weight``/``bias``/``value``)."""
+    layer, field = layer_and_field_for_variable(model, var)
+    fmt = precision.dtype(layer, field)
+    if fmt is not None:
+        var.assign(quantize_tensor(tf.convert_to_tensor(var), fmt, ste=False))
