@@ -1,6 +1,7 @@
 """The ``kappa`` command line: thin commands over the package's API.
 
     kappa info     versions, the op library, its kernels, the active ops
+    kappa ablation 2x2 float/fixed-point x controller ablation, with plots
 """
 from __future__ import annotations
 
@@ -42,6 +43,32 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_ablation(args: argparse.Namespace) -> int:
+    import os
+
+    from tensorflow_kappa.ablation import explain, format_table, run_ablation
+    from tensorflow_kappa.precision import PrecisionDict
+
+    precision = args.precision
+    if precision is not None and (precision.endswith(".json") or os.path.isfile(precision)):
+        precision = PrecisionDict.from_json(precision)
+    print(f"kappa ablation: teacher-student n={args.n}, {args.input_dim}->{args.output_dim}, "
+          f"lr={args.learning_rate}, chi={args.chi}, epochs={args.epochs}, seed={args.seed}")
+    runs = run_ablation(
+        precision, learning_rate=args.learning_rate, chi=args.chi, epochs=args.epochs,
+        batch_size=args.batch_size, seed=args.seed, n=args.n, input_dim=args.input_dim,
+        output_dim=args.output_dim, noise=args.noise,
+        death_update=None if args.no_death else args.death_update,
+        death_learning_rate=args.death_learning_rate, out_dir=args.out,
+        plots=not args.no_plots, verbose=args.verbose, log=print)
+    print()
+    print(format_table(runs))
+    print()
+    print(explain(runs))
+    print(f"\nhistories, plots and summary.txt in {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kappa", description="tensorflow_kappa command line"
@@ -49,6 +76,31 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     info = sub.add_parser("info", help="versions, op library and its kernels")
     info.set_defaults(func=_cmd_info)
+    abl = sub.add_parser(
+        "ablation", help="2x2 ablation: float vs fixed point, controller off vs on",
+        description="Train a one-layer teacher-student regression four times (float vs "
+        "fixed point, controller off vs on) plus a silent-learning-death case, print a "
+        "summary table and write FitHistory files and PNGs.")
+    abl.add_argument("--precision", default=None,
+                     help="fixed-point side: one format for every field (e.g. s8.6) or a "
+                     "JSON file {layer: {field: format}}; default: 16-bit formats")
+    abl.add_argument("--learning-rate", "--lr", type=float, default=1.8)
+    abl.add_argument("--chi", type=float, default=1.5)
+    abl.add_argument("--epochs", type=int, default=10)
+    abl.add_argument("--batch-size", type=int, default=32)
+    abl.add_argument("--seed", type=int, default=0)
+    abl.add_argument("--n", type=int, default=1024, help="examples")
+    abl.add_argument("--input-dim", type=int, default=16)
+    abl.add_argument("--output-dim", type=int, default=4)
+    abl.add_argument("--noise", type=float, default=0.1)
+    abl.add_argument("--death-update", default="s8.4",
+                     help="coarse update format of the learning-death case")
+    abl.add_argument("--death-learning-rate", type=float, default=0.1)
+    abl.add_argument("--no-death", action="store_true", help="skip the learning-death case")
+    abl.add_argument("--out", default="runs/ablation", help="output folder")
+    abl.add_argument("--no-plots", action="store_true")
+    abl.add_argument("--verbose", action="store_true", help="progress bars")
+    abl.set_defaults(func=_cmd_ablation)
     return parser
 
 
