@@ -233,6 +233,29 @@ def test_regularisation_on_and_off_matches_hand_computed_steps():
     np.testing.assert_allclose(h.history["loss_reg"], [data0 + reg0, data1], rtol=1e-5)
 
 
+def test_inalu_regulariser_off_and_on_equal_plain_fit_without_and_with_it():
+    # iNALU adds its sparsity regulariser through add_loss. "regularize" off must
+    # train exactly as plain fit of the same iNALU built without the regulariser;
+    # on, exactly as plain fit with it.
+    x, y = inalu_data()
+
+    def build(reg):
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((4,)), INALU(2, sparsity_regularization=reg),
+                                  INALU(1, sparsity_regularization=reg)])
+        model.compile(keras.optimizers.RMSprop(0.01), loss="mse")
+        return model
+
+    for regularize in (False, True):
+        controlled, plain = build(True), build(regularize)
+        plain.set_weights(controlled.get_weights())
+        cb = LoopController({"t": {"cond": always, True: {"regularize": regularize}}})
+        fit(controlled, x, y, [cb], epochs=2, batch_size=16)
+        fit(plain, x, y, [], epochs=2, batch_size=16)
+        for a, b in zip(controlled.get_weights(), plain.get_weights()):
+            np.testing.assert_array_equal(a, b)
+
+
 def test_gradient_clipping_bounds_every_sgd_step():
     lr, c = 0.1, 0.05
     x, y = linear_data(32, scale=10.0)  # large errors: gradients far above c
