@@ -1,8 +1,11 @@
 """Datasets for training experiments (a plain re-export list)."""
+from tensorflow_kappa.datasets.arithmetic import ArithmeticTask, arithmetic_task
 from tensorflow_kappa.datasets.base import BaseDataset
 from tensorflow_kappa.datasets.base import TeacherStudentDataset
 
 __all__ = [
+    "ArithmeticTask",
+    "arithmetic_task",
     "BaseDataset",
     "TeacherStudentDataset",
 ]

@@ -26,7 +26,7 @@ message repeats the expression with a caret under the offending position::
 from __future__ import annotations
 
 import re
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, Iterator, Optional, Tuple
 
 import numpy as np
 
@@ -83,13 +83,15 @@ class Number(Node):
 
 
 class Variable(Node):
-    """Input ``x<index + 1>`` (``index`` is 0-based)."""
+    """Input ``x<index + 1>`` (``index`` is 0-based); ``occurrence`` numbers the
+    variable occurrences of an expression from left to right (0-based)."""
 
-    def __init__(self, index: int):
+    def __init__(self, index: int, occurrence: int = 0):
         self.index = int(index)
+        self.occurrence = int(occurrence)
 
     def evaluate(self, columns):
-        return columns(self.index)
+        return columns(self.index, self.occurrence)
 
     def variables(self):
         return {self.index}
@@ -166,6 +168,7 @@ class Expression:
         root: the syntax tree.
         num_inputs: how many inputs ``x1 … xN`` the expression is evaluated on.
         variables: sorted 0-based indices of the variables that occur.
+        num_leaves: the number of variable occurrences (``x1 * x1``: 2).
         input_names: ``("x1", …, "xN")``.
 
     Example:
@@ -182,17 +185,20 @@ class Expression:
         self.root = root
         self.num_inputs = int(num_inputs)
         self.variables = tuple(sorted(root.variables()))
+        self.num_leaves = _count_leaves(root)
         self.input_names = tuple(f"x{i + 1}" for i in range(self.num_inputs))
 
-    def evaluate(self, x, leaf: Optional[Callable[[np.ndarray, int], np.ndarray]] = None
+    def evaluate(self, x, leaf: Optional[Callable[[np.ndarray, int, int], np.ndarray]] = None
                  ) -> np.ndarray:
         """Evaluate on inputs ``x`` of shape ``(n, num_inputs)`` in float64.
 
         Args:
             x: array-like, shape ``(n, num_inputs)``.
-            leaf: optional ``fn(x, index) -> column`` giving the value of each
-                variable occurrence (default ``x[:, index]``); the success
-                criterion uses it to perturb the exact solution.
+            leaf: optional ``fn(x, index, occurrence) -> column`` giving the
+                value of each variable occurrence (default ``x[:, index]``;
+                ``occurrence`` counts occurrences left to right, ``0 …
+                num_leaves - 1``); the success criterion uses it to perturb
+                the exact solution.
 
         Returns:
             float64 array of shape ``(n,)``.
@@ -201,11 +207,11 @@ class Expression:
         if x.ndim != 2 or x.shape[1] != self.num_inputs:
             raise ValueError(f"expected inputs of shape (n, {self.num_inputs}), got {x.shape}")
         if leaf is None:
-            def columns(i):
+            def columns(i, k):
                 return x[:, i]
         else:
-            def columns(i):
-                return leaf(x, i)
+            def columns(i, k):
+                return leaf(x, i, k)
         out = self.root.evaluate(columns)
         return np.broadcast_to(np.asarray(out, dtype=np.float64), (x.shape[0],)).copy()
 
@@ -219,6 +225,16 @@ class Expression:
         return f"Expression({str(self)!r}, num_inputs={self.num_inputs})"
 
 
+def _count_leaves(node: Node) -> int:
+    if isinstance(node, Variable):
+        return 1
+    if isinstance(node, Negate):
+        return _count_leaves(node.operand)
+    if isinstance(node, BinaryOp):
+        return _count_leaves(node.left) + _count_leaves(node.right)
+    return 0
+
+
 # ---------------------------------------------------------------------------
 # Tokenizer and recursive-descent parser
 # ---------------------------------------------------------------------------
@@ -230,8 +246,8 @@ _TOKEN = re.compile(
 _VARIABLE = re.compile(r"x([1-9][0-9]*)")
 
 
-def _tokenize(text: str) -> List[Tuple[str, str, int]]:
-    tokens = []
+def _tokens(text: str) -> Iterator[Tuple[str, str, int]]:
+    """Yield ``(kind, text, position)`` tokens lazily (errors surface in reading order)."""
     pos = 0
     while True:
         while pos < len(text) and text[pos].isspace():
@@ -242,26 +258,28 @@ def _tokenize(text: str) -> List[Tuple[str, str, int]]:
         if match is None or match.end() == pos:
             raise ExpressionError(f"unexpected character {text[pos]!r}", text, pos)
         kind = match.lastgroup
-        start = match.start(kind)
-        tokens.append((kind, match.group(kind), start))
+        yield kind, match.group(kind), match.start(kind)
         pos = match.end()
-    tokens.append(("end", "", len(text)))
-    return tokens
+    yield "end", "", len(text)
 
 
 class _Parser:
     def __init__(self, text: str, num_inputs: Optional[int]):
         self.text = text
         self.num_inputs = num_inputs
-        self.tokens = _tokenize(text)
-        self.i = 0
+        self.tokens = _tokens(text)
+        self.current = None
+        self.leaves = 0
 
     def peek(self):
-        return self.tokens[self.i]
+        if self.current is None:
+            self.current = next(self.tokens)
+        return self.current
 
     def take(self):
-        token = self.tokens[self.i]
-        self.i += 1
+        token = self.peek()
+        if token[0] != "end":
+            self.current = None
         return token
 
     def error(self, message: str, position: int):
@@ -316,7 +334,8 @@ class _Parser:
             if self.num_inputs is not None and index >= self.num_inputs:
                 self.error(f"variable {value!r} is out of range: there are "
                            f"{self.num_inputs} inputs (x1 … x{self.num_inputs})", pos)
-            return Variable(index)
+            self.leaves += 1
+            return Variable(index, self.leaves - 1)
         if kind == "op" and value == "(":
             node = self.expression()
             closing = self.peek()
