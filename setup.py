@@ -94,7 +94,7 @@ setup(
     extras_require={
         "cpu": ["tensorflow-cpu~=2.21.0"],
         "gpu": ["tensorflow[and-cuda]~=2.21.0"],
-        "test": ["pytest>=8", "hypothesis>=6"],
+        "test": ["pytest>=8", "hypothesis>=6", "tensorboard~=2.20.0"],
     },
     entry_points={"console_scripts": ["kappa = tensorflow_kappa.cli:main"]},
     cmdclass={"build_py": BuildPyWithOps},
