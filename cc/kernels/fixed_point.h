@@ -94,6 +94,15 @@ KAPPA_HD uint32_t RandomBits(RandomKey key, uint64_t index) {
   return Mix32(Mix32(lo ^ key.k0) ^ hi ^ key.k1);
 }
 
+// RandomBits(key, index) == RandomBits(KeyForHighBits(key, index >> 32),
+// uint32_t(index)): a kernel walking a range that does not cross a multiple
+// of 2^32 can fold the high half of the index into the key once, and hash
+// 32-bit indices.
+KAPPA_HD RandomKey KeyForHighBits(RandomKey key, uint32_t high) {
+  key.k1 ^= high;
+  return key;
+}
+
 // Uniform in [0, 1) on the grid 2^-24: exactly representable in float and
 // double, so CPU, GPU and the TensorFlow fallback agree bit for bit.
 template <typename C>
@@ -235,6 +244,251 @@ inline void DispatchModes(Rounding r, Overflow o, F&& f) {
     case Rounding::kStochastic: KAPPA_DISPATCH_OVERFLOW(Rounding::kStochastic) break;
   }
 #undef KAPPA_DISPATCH_OVERFLOW
+}
+
+// ---------------------------------------------------------------------------
+// Rail statistics (kappa::RailStats*): how close a tensor runs to the rails
+// of a format. Per element x:
+//   saturated:  x > max_value or x < min_value;
+//   near rail:  x >= max_value - m or x <= min_value + m, with
+//               m = (1 - near_rail) * (max_value - min_value) / 2 (so the
+//               saturated ones are near the rail too);
+//   nonzero:    x != 0 and x is not NaN (the underflow denominator);
+//   underflow:  nonzero, and the format rounding to nearest-even with
+//               saturation sends x to 0 (for an unsigned format that
+//               includes every negative x: it saturates to code 0).
+// NaN fails every comparison, so it counts in none of the numerators; it is
+// in the element count (the denominator of the first two fractions) but not
+// in `nonzero`.
+
+// The thresholds in the compute type C. The rails are exact in C (the format
+// fits the dtype). The near-rail thresholds are defined in double, as above,
+// and converted to C rounding away from the middle (near_high up, near_low
+// down): for every C value x, x >= near_high exactly when x >= the double
+// threshold, and likewise below, so float32 comparisons give the double
+// definition's answer.
+template <typename C>
+struct RailBounds {
+  C low;        // min_value
+  C high;       // max_value
+  C near_low;   // min_value + m, rounded down into C
+  C near_high;  // max_value - m, rounded up into C
+};
+
+// The near-rail thresholds in double, as the definition above writes them.
+inline void NearRailThresholds(const FixedPointFormat& f, double near_rail,
+                               double* near_low, double* near_high) {
+  const double lsb = std::ldexp(1.0, -f.frac_bits);
+  const double code_max = f.is_signed ? std::ldexp(1.0, f.bits - 1) - 1.0
+                                      : std::ldexp(1.0, f.bits) - 1.0;
+  const double code_min = f.is_signed ? -std::ldexp(1.0, f.bits - 1) : 0.0;
+  const double max_value = code_max * lsb;
+  const double min_value = code_min * lsb;
+  const double m = (1.0 - near_rail) * (max_value - min_value) / 2.0;
+  *near_high = max_value - m;
+  *near_low = min_value + m;
+}
+
+template <typename C>
+inline C RoundUpTo(double v) {
+  C c = static_cast<C>(v);
+  if (static_cast<double>(c) < v) c = std::nextafter(c, std::numeric_limits<C>::infinity());
+  return c;
+}
+
+template <typename C>
+inline C RoundDownTo(double v) {
+  C c = static_cast<C>(v);
+  if (static_cast<double>(c) > v) c = std::nextafter(c, -std::numeric_limits<C>::infinity());
+  return c;
+}
+
+template <typename C>
+inline RailBounds<C> MakeRailBounds(const FixedPointFormat& f, double near_rail) {
+  const Quantizer<C> q = MakeQuantizer<C>(f);
+  double near_low = 0.0, near_high = 0.0;
+  NearRailThresholds(f, near_rail, &near_low, &near_high);
+  RailBounds<C> b;
+  b.low = q.code_min * q.inv_scale;
+  b.high = q.code_max * q.inv_scale;
+  b.near_low = RoundDownTo<C>(near_low);
+  b.near_high = RoundUpTo<C>(near_high);
+  return b;
+}
+
+// The quantizer that defines underflow: the format, nearest-even, saturating.
+template <typename C>
+inline Quantizer<C> MakeUnderflowQuantizer(FixedPointFormat f) {
+  f.rounding = Rounding::kNearestEven;
+  f.overflow = Overflow::kSaturate;
+  return MakeQuantizer<C>(f);
+}
+
+template <typename C>
+KAPPA_HD bool BeyondRails(C x, const RailBounds<C>& b) {
+  return (x > b.high) | (x < b.low);
+}
+
+template <typename C>
+KAPPA_HD bool NearRail(C x, const RailBounds<C>& b) {
+  return (x >= b.near_high) | (x <= b.near_low);
+}
+
+template <typename C>
+KAPPA_HD bool IsNonzeroNumber(C x) {
+  return (x != C(0)) & (x == x);
+}
+
+// x is a nonzero number that the nearest-even saturating quantizer `q`
+// (MakeUnderflowQuantizer) sends to 0.
+template <typename C>
+KAPPA_HD bool Underflows(C x, const Quantizer<C>& q) {
+  const C y = QuantizeValue<Rounding::kNearestEven, Overflow::kSaturate>(x, q, 0);
+  return IsNonzeroNumber(x) & (y == C(0));
+}
+
+struct RailCounts {
+  int64_t total = 0;      // elements
+  int64_t saturated = 0;
+  int64_t near_rail = 0;
+  int64_t nonzero = 0;    // nonzero, non-NaN elements
+  int64_t underflow = 0;
+};
+
+// count / of as float32, through double; 0 when `of` is 0.
+KAPPA_HD float CountFraction(int64_t count, int64_t of) {
+  return of > 0 ? static_cast<float>(static_cast<double>(count) /
+                                     static_cast<double>(of))
+                : 0.0f;
+}
+
+struct RailFractions {
+  float saturation = 0.0f;
+  float near_rail = 0.0f;
+  float underflow = 0.0f;
+};
+
+KAPPA_HD RailFractions FractionsFromCounts(const RailCounts& c) {
+  RailFractions f;
+  f.saturation = CountFraction(c.saturated, c.total);
+  f.near_rail = CountFraction(c.near_rail, c.total);
+  f.underflow = CountFraction(c.underflow, c.nonzero);
+  return f;
+}
+
+// ---------------------------------------------------------------------------
+// The fused weight update (kappa::UpdateStore*). Per element, with w the
+// stored weight, g the gradient and lr the learning rate, in the compute
+// type C:
+//   raw   = (-lr) * g
+//   delta = Q_update(raw)      (raw when there is no update format)
+//   sum   = w + delta
+//   next  = Q_storage(sum)     (sum when there is no storage format)
+// and the statistics, in double:
+//   raw_sq += raw^2, actual_sq += (next - w)^2, dot += raw * (next - w)
+//   (next - w is taken in double: exact for float storage),
+//   nonzero_raw += raw is a nonzero number, underflow += that and delta == 0,
+//   saturated += sum lies beyond the storage rails (storage format only).
+// Stochastic rounding in the update quantizer is keyed by (seed0, seed1), as
+// quantize_tensor is (so delta equals quantize_tensor(raw, fmt, seed)); the
+// storage quantizer by (seed0, seed1 ^ kStorageSeedXor), so that the two
+// draw independently.
+constexpr int64_t kStorageSeedXor = 0x2545F491;
+
+// A quantization step that may be absent, as a type: kOn false is the
+// identity (R and O are then unused).
+template <bool kOn, Rounding R, Overflow O>
+struct Step {
+  static constexpr bool on = kOn;
+  static constexpr Rounding rounding = R;
+  static constexpr Overflow overflow = O;
+};
+using NoStep = Step<false, Rounding::kNearestEven, Overflow::kSaturate>;
+
+template <typename S, typename C>
+KAPPA_HD C ApplyStep(C v, const Quantizer<C>& q, uint64_t index) {
+  if constexpr (S::on) {
+    return QuantizeValue<S::rounding, S::overflow>(v, q, index);
+  } else {
+    return v;
+  }
+}
+
+template <typename C>
+struct UpdateElement {
+  C raw;
+  C delta;
+  C sum;
+  C next;
+};
+
+template <typename U, typename S, typename C>
+KAPPA_HD UpdateElement<C> UpdateValue(C w, C g, C neg_lr, const Quantizer<C>& qu,
+                                      const Quantizer<C>& qs, uint64_t index) {
+  UpdateElement<C> e;
+  e.raw = neg_lr * g;
+  e.delta = ApplyStep<U>(e.raw, qu, index);
+  e.sum = w + e.delta;
+  e.next = ApplyStep<S>(e.sum, qs, index);
+  return e;
+}
+
+struct UpdateSums {
+  double raw_sq = 0.0;
+  double actual_sq = 0.0;
+  double dot = 0.0;
+  int64_t total = 0;
+  int64_t nonzero_raw = 0;
+  int64_t underflow = 0;
+  int64_t saturated = 0;
+};
+
+struct UpdateStats {
+  float raw_update_norm = 0.0f;
+  float actual_update_norm = 0.0f;
+  float update_dot = 0.0f;
+  float update_underflow_fraction = 0.0f;
+  float storage_saturation_fraction = 0.0f;
+};
+
+#if defined(__CUDA_ARCH__)
+KAPPA_HD double Sqrt(double v) { return sqrt(v); }
+#else
+KAPPA_HD double Sqrt(double v) { return std::sqrt(v); }
+#endif
+
+KAPPA_HD UpdateStats StatsFromSums(const UpdateSums& s) {
+  UpdateStats t;
+  t.raw_update_norm = static_cast<float>(Sqrt(s.raw_sq));
+  t.actual_update_norm = static_cast<float>(Sqrt(s.actual_sq));
+  t.update_dot = static_cast<float>(s.dot);
+  t.update_underflow_fraction = CountFraction(s.underflow, s.nonzero_raw);
+  t.storage_saturation_fraction = CountFraction(s.saturated, s.total);
+  return t;
+}
+
+// Calls f.template operator()<Step<...>>() for an optional format's run-time
+// modes (NoStep when absent).
+template <typename F>
+inline void DispatchStep(bool on, Rounding r, Overflow o, F&& f) {
+  if (!on) {
+    f.template operator()<NoStep>();
+    return;
+  }
+#define KAPPA_DISPATCH_STEP(R)                                             \
+  if (o == Overflow::kSaturate) {                                          \
+    f.template operator()<Step<true, R, Overflow::kSaturate>>();           \
+  } else {                                                                 \
+    f.template operator()<Step<true, R, Overflow::kWrap>>();               \
+  }
+  switch (r) {
+    case Rounding::kNearestEven: KAPPA_DISPATCH_STEP(Rounding::kNearestEven) break;
+    case Rounding::kNearestAway: KAPPA_DISPATCH_STEP(Rounding::kNearestAway) break;
+    case Rounding::kTruncate: KAPPA_DISPATCH_STEP(Rounding::kTruncate) break;
+    case Rounding::kTowardZero: KAPPA_DISPATCH_STEP(Rounding::kTowardZero) break;
+    case Rounding::kStochastic: KAPPA_DISPATCH_STEP(Rounding::kStochastic) break;
+  }
+#undef KAPPA_DISPATCH_STEP
 }
 
 }  // namespace kappa

@@ -1,0 +1,125 @@
+// RailStatsCpu against counts taken by the definitions in long
+// double; fractions; NaN; empty input; thread-count independence.
+#include <vector>
+
+#include "cc/kernels/rail_stats.h"
+#include "cc/tests/check.h"
+#include "cc/tests/reference.h"
+
+namespace kappa_test {
+namespace {
+
+struct Counts {
+  int64_t total = 0, saturated = 0, near = 0, nonzero = 0, underflow = 0;
+};
+
+// By the definition: saturated x > max or x < min; near x >= max - m or
+// x <= min + m with m = (1 - near_rail) * (max - min) / 2 in double;
+// underflow: nonzero non-NaN x that nearest-even saturating rounds to 0.
+template <typename T>
+Counts RefCounts(const std::vector<T>& x, const FixedPointFormat& f, double near_rail) {
+  const double hi = static_cast<double>(MaxValue(f)), lo = static_cast<double>(MinValue(f));
+  const double m = (1.0 - near_rail) * (hi - lo) / 2.0;
+  const double near_hi = hi - m, near_lo = lo + m;
+  FixedPointFormat ne = f;
+  ne.rounding = Rounding::kNearestEven;
+  ne.overflow = Overflow::kSaturate;
+  Counts c;
+  for (T v : x) {
+    ++c.total;
+    if (std::isnan(v)) continue;
+    const LD w = v;
+    c.saturated += w > hi || w < lo;
+    c.near += w >= near_hi || w <= near_lo;
+    if (v != 0) {
+      ++c.nonzero;
+      c.underflow += RefQuantize<T>(v, ne, 0, 0, 0) == T(0);
+    }
+  }
+  return c;
+}
+
+template <typename T>
+void CheckAgainstReference() {
+  int cases = 0;
+  for (Rounding r : kRoundings) {  // the format's modes must not matter
+    for (const FixedPointFormat& f : Formats<T>(r, Overflow::kWrap)) {
+      for (double near_rail : {0.9, 0.0, 1.0, 0.5, 0.999, 0.8999999761581421}) {
+        const std::vector<T> x = Inputs<T>(f, 3000, cases++);
+        const kappa::RailCounts got = kappa::RailStatsCpu<T>(
+            x.data(), static_cast<int64_t>(x.size()), f, near_rail, kappa::SerialFor);
+        const Counts want = RefCounts(x, f, near_rail);
+        KAPPA_CHECK(got.total == want.total && got.saturated == want.saturated &&
+                    got.near_rail == want.near && got.nonzero == want.nonzero &&
+                    got.underflow == want.underflow)
+            << Describe(f) << " near_rail=" << near_rail << " got (" << got.total << ","
+            << got.saturated << "," << got.near_rail << "," << got.nonzero << ","
+            << got.underflow << ") want (" << want.total << "," << want.saturated << ","
+            << want.near << "," << want.nonzero << "," << want.underflow << ")";
+      }
+    }
+  }
+}
+
+KAPPA_TEST(RailStatsFloatMatchesReference) { CheckAgainstReference<float>(); }
+KAPPA_TEST(RailStatsDoubleMatchesReference) { CheckAgainstReference<double>(); }
+
+// Values exactly at, and one float step either side of, the near-rail
+// thresholds: the float32 comparison must give the double definition.
+KAPPA_TEST(RailStatsThresholdsAreExact) {
+  const FixedPointFormat f = Format(8, 4, true);
+  for (double near_rail : {0.9, 0.3, 0.123456789}) {
+    const double hi = static_cast<double>(MaxValue(f)), lo = static_cast<double>(MinValue(f));
+    const double m = (1.0 - near_rail) * (hi - lo) / 2.0;
+    std::vector<float> x;
+    for (double t : {hi - m, lo + m}) {
+      float c = static_cast<float>(t);
+      for (int k = 0; k < 3; ++k) c = std::nextafter(c, -1e9f);
+      for (int k = 0; k < 7; ++k, c = std::nextafter(c, 1e9f)) x.push_back(c);
+    }
+    const kappa::RailCounts got = kappa::RailStatsCpu<float>(
+        x.data(), static_cast<int64_t>(x.size()), f, near_rail, kappa::SerialFor);
+    KAPPA_CHECK(got.near_rail == RefCounts(x, f, near_rail).near) << near_rail;
+  }
+}
+
+KAPPA_TEST(RailStatsFractionsAndNaN) {
+  // s4.0: rails -8, 7; near_rail 0.5: m = 3.75, near at >= 3.25 or <= -4.25.
+  const FixedPointFormat f = Format(4, 0, true);
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const std::vector<float> x = {nan, 8.0f, -9.0f, 3.5f, 0.25f, 0.5f, -0.5f, 0.0f, 2.0f, nan};
+  const kappa::RailCounts c = kappa::RailStatsCpu<float>(x.data(), 10, f, 0.5, kappa::SerialFor);
+  KAPPA_CHECK(c.total == 10 && c.saturated == 2 && c.near_rail == 3) << c.saturated << " " << c.near_rail;
+  KAPPA_CHECK(c.nonzero == 7 && c.underflow == 3) << c.nonzero << " " << c.underflow;
+  const kappa::RailFractions fr = kappa::FractionsFromCounts(c);
+  KAPPA_CHECK(fr.saturation == 0.2f && fr.near_rail == 0.3f);
+  KAPPA_CHECK(fr.underflow == static_cast<float>(3.0 / 7.0));
+}
+
+KAPPA_TEST(RailStatsEmptyAndAllZero) {
+  const kappa::RailCounts e =
+      kappa::RailStatsCpu<float>(nullptr, 0, Format(8, 4, true), 0.9, kappa::SerialFor);
+  const kappa::RailFractions fe = kappa::FractionsFromCounts(e);
+  KAPPA_CHECK(e.total == 0 && fe.saturation == 0.0f && fe.near_rail == 0.0f && fe.underflow == 0.0f);
+  const std::vector<float> zeros(1000, 0.0f);
+  const kappa::RailCounts z =
+      kappa::RailStatsCpu<float>(zeros.data(), 1000, Format(8, 4, true), 0.9, kappa::SerialFor);
+  KAPPA_CHECK(z.nonzero == 0 && kappa::FractionsFromCounts(z).underflow == 0.0f);
+}
+
+KAPPA_TEST(RailStatsIndependentOfThreads) {
+  const FixedPointFormat f = Format(6, 3, true);
+  const std::vector<float> x = Inputs<float>(f, 500000, 5);
+  const int64_t n = static_cast<int64_t>(x.size());
+  const kappa::RailCounts serial = kappa::RailStatsCpu<float>(x.data(), n, f, 0.9, kappa::SerialFor);
+  for (int threads : {2, 5}) {
+    const kappa::RailCounts t =
+        kappa::RailStatsCpu<float>(x.data(), n, f, 0.9, ShuffledThreads(threads, 11));
+    KAPPA_CHECK(std::memcmp(&t, &serial, sizeof(t)) == 0) << threads;
+  }
+}
+
+}  // namespace
+}  // namespace kappa_test
+
+KAPPA_TEST_MAIN()
