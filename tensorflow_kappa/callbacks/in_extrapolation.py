@@ -4,7 +4,7 @@
 ``InExtrapolationEvaluationCallback`` made a good Keras citizen: instead of
 keeping its numbers to itself, it writes ``interpolation_mse`` and
 ``extrapolation_mse`` into the epoch logs, so ``History``, the progress bar,
-``EarlyStopping(monitor="extrapolation_mse")``, ``ModelCheckpoint`` and any
+``EarlyStopping(monitor="extrapolation_mse", mode="min")``, ``ModelCheckpoint`` and any
 later callback see them.  The evaluation is one compiled ``tf.function`` per
 data set shape (a graph loop over chunks of the data set, squared errors
 summed in float64), not a Python loop over ``predict``.
@@ -62,7 +62,8 @@ class InExtrapolationEvaluation(keras.callbacks.Callback):
         evaluation = InExtrapolationEvaluation(task.interpolation, task.extrapolation)
         history = model.fit(*task.train, epochs=20, callbacks=[
             evaluation,
-            keras.callbacks.EarlyStopping(monitor="extrapolation_mse", patience=5),
+            keras.callbacks.EarlyStopping(monitor="extrapolation_mse", mode="min",
+                                          patience=5),
         ])
         history.history["extrapolation_mse"]
     """
@@ -96,7 +97,12 @@ class InExtrapolationEvaluation(keras.callbacks.Callback):
         model = self.model
         batch_size = self.batch_size
 
-        @tf.function(reduce_retracing=True)
+        x0, y0 = next(iter(self._data.values()))
+        dtype = self._input_dtype()
+        signature = [tf.TensorSpec((None,) + tuple(x0.shape[1:]), dtype),
+                     tf.TensorSpec((None,) + tuple(y0.shape[1:]), tf.as_dtype(y0.dtype))]
+
+        @tf.function(input_signature=signature)  # one trace for both data sets
         def sum_squared_error(x, y):
             n = tf.shape(x)[0]
             total = tf.constant(0.0, tf.float64)
@@ -114,6 +120,10 @@ class InExtrapolationEvaluation(keras.callbacks.Callback):
         self._function = sum_squared_error
         self._function_model = model
 
+    def _input_dtype(self):
+        inputs = getattr(self.model, "inputs", None)
+        return tf.as_dtype(inputs[0].dtype if inputs else keras.config.floatx())
+
     def evaluate(self) -> Dict[str, float]:
         """Compute both MSEs now (also usable outside ``fit``, after ``set_model``)."""
         if self.model is None:
@@ -125,9 +135,7 @@ class InExtrapolationEvaluation(keras.callbacks.Callback):
         results = {}
         for name, (x, y) in self._data.items():
             if name not in self._tensors:
-                dtype = self.model.inputs[0].dtype if getattr(self.model, "inputs", None) \
-                    else keras.config.floatx()
-                self._tensors[name] = (tf.convert_to_tensor(x, dtype=dtype),
+                self._tensors[name] = (tf.convert_to_tensor(x, dtype=self._input_dtype()),
                                        tf.convert_to_tensor(y))
             tx, ty = self._tensors[name]
             total = float(self._function(tx, ty).numpy())
