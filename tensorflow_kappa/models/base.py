@@ -201,6 +201,13 @@ class BaseModel(ABC):
                 the layer's ``momentum`` format).
             momentum: mu of the momentum rule.
 
+        Note:
+            C follows the spec exactly, so after a step that applied nothing
+            (every entry underflowed) ``||dtheta|| = 0`` and ``C = ||dG|| / eps``
+            is huge: ``alpha_would`` collapses, and with ``use_controller``
+            every later update is throttled to nothing as well. The geometry
+            metrics (``actual_update_norm = 0``, ``update_cosine = 0``) show it.
+
         Returns:
             FitHistory with one value per step of every metric; a run whose
             loss, gradient or weights become non-finite stops after logging

@@ -228,7 +228,7 @@ def test_verbose_shows_a_progress_bar(capsys):
 
 
 # -- the quantized path ------------------------------------------------------------------------
-def test_storage_stays_on_its_grid_after_every_step():
+def test_storage_stays_on_its_grid_after_every_step(implementation):
     ds = TeacherStudentDataset(48, 3, 2, noise=0.1, seed=3)
     model = LinearBlockModel(dataset=ds, num_hidden=[4], activation="relu", use_batchnorm=True,
                              seed=3)
@@ -248,7 +248,7 @@ def test_storage_stays_on_its_grid_after_every_step():
     assert seen == {"weight", "bias", "value"}
 
 
-def test_quantized_update_geometry_against_numpy():
+def test_quantized_update_geometry_against_numpy(implementation):
     ds, model = _one_layer(noise=0.1)
     eta = 0.3
     p = {"dense0": {"weight": "s12.9", "update": "s10.7"}}  # float forward and gradient
@@ -310,3 +310,18 @@ def test_silent_learning_death_is_visible_in_the_update_geometry():
     assert np.all(h.actual_update_norm == 0) and np.all(h.update_underflow_fraction_max == 1)
     assert np.all(h.update_cosine == 0) and np.all(h.update_radius_ratio == 0)
     np.testing.assert_allclose(h.update_angle_rad, np.pi / 2, rtol=1e-6)
+
+
+def test_with_the_controller_on_one_frozen_step_locks_the_throttle_shut():
+    """The spec's proxy C = ||dG|| / (||dtheta|| + eps) is ||dG|| / eps after a step
+    that applied nothing, so alpha collapses and every later update underflows too:
+    with quantized updates the controller turns one dead step into a dead run."""
+    ds, model = _one_layer(noise=0.1)
+    h = model.train_instrumented(
+        ds.X, ds.Y, epochs=3, batch_size=16, learning_rate=0.05, use_controller=True,
+        precision_dict={"*": {"weight": "s16.12", "update": "s8.4"}})
+    frozen = np.flatnonzero(h.actual_update_norm == 0)
+    assert frozen.size and frozen[0] < len(h) - 1
+    after = slice(frozen[0] + 1, None)
+    assert np.all(h.curvature_proxy[after] > 1e9) and np.all(h.alpha[after] < 1e-9)
+    assert np.all(h.actual_update_norm[after] == 0)
