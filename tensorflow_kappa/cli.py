@@ -2,6 +2,7 @@
 
     kappa info     versions, the op library, its kernels, the active ops
     kappa ablation 2x2 float/fixed-point x controller ablation, with plots
+    kappa arithmetic  a deep iNALU stack on the report's arithmetic task, end to end
 """
 from __future__ import annotations
 
@@ -69,6 +70,44 @@ def _cmd_ablation(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_arithmetic(args: argparse.Namespace) -> int:
+    from tensorflow_kappa.arithmetic import train_arithmetic, train_arithmetic_seeds
+
+    options = dict(expression=args.expression, num_inputs=args.inputs, layers=args.layers,
+                   epochs=args.epochs, n=args.n, out_dir=args.out, verbose=args.verbose)
+    print(f"kappa arithmetic: y = {args.expression} on {args.inputs} inputs, INALU layers "
+          f"{args.layers}, up to {args.epochs} epochs of {args.n} samples, batch 64, "
+          f"RMSprop(0.01), the report's recipe")
+    if args.seeds is not None:
+        summary = train_arithmetic_seeds(range(args.seeds), **options)
+        for r in summary.results:
+            print(f"seed {r.seed}: {'success' if r.success else 'no success'}, "
+                  f"extrapolation MSE {r.extrapolation_mse[r.best_epoch]:.3g} "
+                  f"(threshold {r.threshold:.3g}), formula {r.formula}, "
+                  f"{len(r.reinitializations)} reinits, {r.epochs} epochs, "
+                  f"{r.wall_time_s:.0f} s")
+        low, high = summary.wilson_95
+        print(f"success rate: {summary.successes}/{summary.runs} = "
+              f"{summary.success_rate:.0%} (Wilson 95% interval {low:.0%}-{high:.0%}); "
+              f"formula recovered in {summary.formula_recovered}/{summary.runs}; "
+              f"{summary.wall_time_s:.0f} s")
+        print(f"wrote {summary.summary_path} and one PNG/JSON per seed in {args.out}")
+        return 0
+    r = train_arithmetic(seed=args.seed, **options)
+    e = r.best_epoch
+    verdict = "SUCCESS" if r.success else "NO SUCCESS"
+    print(f"verdict: {verdict}: extrapolation MSE {r.extrapolation_mse[e]:.3g} "
+          f"{'<' if r.success else '>='} {r.threshold:.3g} (the ε-perturbed exact "
+          f"solution) at epoch {e + 1}, the epoch with the best interpolation MSE "
+          f"({r.interpolation_mse[e]:.3g})")
+    print(f"formula: {r.formula}  "
+          f"({'matches' if r.formula_correct else 'does not match'} {r.expression})")
+    print(f"{r.epochs} epochs, {r.steps} steps, {len(r.reinitializations)} "
+          f"reinitialisations, {r.wall_time_s:.0f} s")
+    print(f"wrote {r.plot_path} and {r.summary_path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kappa", description="tensorflow_kappa command line"
@@ -101,6 +140,28 @@ def build_parser() -> argparse.ArgumentParser:
     abl.add_argument("--no-plots", action="store_true")
     abl.add_argument("--verbose", action="store_true", help="progress bars")
     abl.set_defaults(func=_cmd_ablation)
+    ari = sub.add_parser(
+        "arithmetic", help="train an iNALU stack on the report's arithmetic task",
+        description="Train a deep iNALU stack on an arithmetic task with model.fit and "
+        "the report's recipe (gate schedule, clipping, delayed regularisation, "
+        "reinitialisation, early stopping); print losses, interpolation and "
+        "extrapolation MSE per epoch, the success verdict (Madsen & Johansen 2020) and "
+        "the learned formula; write a PNG and a JSON summary.")
+    ari.add_argument("--expression", default="(x1 - x2) * (x3 - x4) + x5 * x6",
+                     help="over x1 ... xN with + - * / and parentheses")
+    ari.add_argument("--inputs", type=int, default=7, help="N, the number of inputs")
+    ari.add_argument("--layers", default="3,2,1", help="INALU units per layer")
+    ari.add_argument("--epochs", type=int, default=60,
+                     help="epoch budget (early stopping usually ends sooner)")
+    ari.add_argument("--n", type=int, default=64000, help="samples per set")
+    seeds = ari.add_mutually_exclusive_group()
+    seeds.add_argument("--seed", type=int, default=0)
+    seeds.add_argument("--seeds", type=int, default=None, metavar="M",
+                       help="run seeds 0 ... M-1 and print the success rate")
+    ari.add_argument("--out", default="runs/arithmetic", help="output folder")
+    ari.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2),
+                     help="Keras verbosity (1: progress bar)")
+    ari.set_defaults(func=_cmd_arithmetic)
     return parser
 
 

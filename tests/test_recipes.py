@@ -1,0 +1,128 @@
+"""inalu_controller: the report's recipe as recorded by the controller, rule by rule."""
+import keras
+import numpy as np
+import pytest
+
+from tensorflow_kappa.layers import INALU
+from tensorflow_kappa.recipes import BatchMSE, inalu_controller, inalu_layers, stuck
+
+
+def _data(n=160, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-3, 3, (n, 3)).astype("float32")
+    return x, (x[:, :1] * x[:, 1:2] + x[:, 2:3]).astype("float32")
+
+
+def _model(optimizer, seed=0):
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential([keras.Input((3,)), INALU(2), INALU(1)])
+    model.compile(optimizer=optimizer, loss="mse", metrics=[BatchMSE()])
+    return model
+
+
+class Snapshots(keras.callbacks.Callback):
+    def on_train_begin(self, logs=None):
+        self.values = [[v.numpy().copy() for v in self.model.trainable_variables]]
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.values.append([v.numpy().copy() for v in self.model.trainable_variables])
+
+
+def test_gate_schedule_8_of_10_clipping_and_delayed_regularisation():
+    x, y = _data(160)  # 20 batches of 8 per epoch
+    model = _model(keras.optimizers.SGD(1.0))  # SGD(1): an update is the clipped gradient
+    cb = inalu_controller(regularization_delay_epochs=1, regularization_loss_threshold=1e9,
+                          early_stopping_threshold=None, reinitialization=False,
+                          loss_key="batch_mse")
+    snaps = Snapshots()
+    model.fit(x, y, batch_size=8, epochs=3, shuffle=False, verbose=0, callbacks=[cb, snaps])
+    steps = np.arange(60)
+    np.testing.assert_array_equal(cb.history["gate"], (steps % 10 < 8).astype(float))
+    # report: reinit_epochs > 1 -> regularisation from the third epoch on
+    np.testing.assert_array_equal(cb.history["delay"], (steps >= 40).astype(float))
+    assert cb.regularization_started == [(2, 40)]
+    gate_ids = {id(v) for v in [layer.g for layer in inalu_layers(model)]}
+    is_gate = [id(v) in gate_ids for v in model.trainable_variables]
+    for step in range(40):  # no regularisation step yet: one clipped update per batch
+        before, after = snaps.values[step], snaps.values[step + 1]
+        for gate, a, b in zip(is_gate, before, after):
+            moved = np.abs(b - a)
+            trained = (step % 10 < 8) != gate
+            if not trained:
+                assert np.all(moved == 0), (step, gate)
+            assert np.all(moved <= 0.1 + 1e-6), (step, moved.max())
+        assert any(np.any(b != a) for a, b in zip(before, after))
+
+
+def test_stuck_rule():
+    rng = np.random.default_rng(0)
+    flat_high = 5 + rng.normal(0, 0.1, 2000)
+    assert stuck(flat_high, min_steps=1000)
+    assert not stuck(flat_high, min_steps=2000)  # needs more than min_steps losses
+    assert not stuck(flat_high, min_steps=1000, loss_threshold=10)  # already good enough
+    improving = np.linspace(50, 2, 2000)
+    assert not stuck(improving, min_steps=1000)
+    flat_low = 0.5 + rng.normal(0, 0.01, 2000)
+    assert not stuck(flat_low, min_steps=1000)
+    # window: only the recent losses count
+    recent_flat = np.concatenate([np.linspace(100, 5, 3000), 5 + rng.normal(0, 0.1, 1000)])
+    assert not stuck(recent_flat, min_steps=1000)
+    assert stuck(recent_flat, min_steps=1000, window=1000)
+    assert stuck(np.concatenate([flat_high, [np.nan]]), min_steps=1000)
+
+
+def test_reinitialisation_when_stuck_and_its_limit():
+    x, y = _data(80)
+    model = _model(keras.optimizers.SGD(0.0))  # learns nothing: stuck by construction
+    cb = inalu_controller(reinit_min_steps=15, reinit_loss_threshold=0.0,
+                          max_reinitializations=2, early_stopping_threshold=None,
+                          regularization=False, loss_key="batch_mse")
+    weights = []
+
+    class Record(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            weights.append(model.layers[0].w_hat_a.numpy().copy())
+
+    model.fit(x, y, batch_size=8, epochs=5, shuffle=False, verbose=0,
+              callbacks=[cb, Record()])
+    # > 15 losses since the last reinit at the ends of epochs 2 and 4 (10 batches each);
+    # weights[k] is read at the end of epoch k + 1, after the controller acted
+    assert cb.reinitializations == [(2, 20), (4, 40)]
+    assert not np.array_equal(weights[0], weights[1])  # redrawn
+    assert np.array_equal(weights[1], weights[2])      # SGD(0) learns nothing
+    assert not np.array_equal(weights[2], weights[3])  # redrawn again
+    assert np.array_equal(weights[3], weights[4])      # max_reinitializations=2 reached
+    assert cb.reinit_epochs == 1  # one epoch since the last reinitialisation
+
+
+def test_early_stopping_and_batch_mse():
+    x, y = _data(80)
+    model = _model(keras.optimizers.RMSprop(0.01))
+    cb = inalu_controller(early_stopping_threshold=1e9, loss_key="batch_mse")
+    history = model.fit(x, y, batch_size=8, epochs=5, verbose=0, shuffle=False, callbacks=[cb])
+    assert len(history.history["loss"]) == 1
+    # batch_mse is the last batch's MSE, measured before that batch's update
+    metric = BatchMSE()
+    metric.update_state(y[:8], np.zeros((8, 1), "float32"))
+    metric.update_state(y[8:16], np.ones((8, 1), "float32"))
+    np.testing.assert_allclose(float(metric.result()), np.mean((y[8:16] - 1) ** 2), rtol=1e-6)
+
+
+def test_loss_key_default_reads_the_data_loss_not_the_regularised_loss():
+    x, y = _data(80)
+    model = _model(keras.optimizers.RMSprop(0.01))
+    cb = inalu_controller(early_stopping_threshold=None)
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0, shuffle=False, callbacks=[cb])
+    assert cb.recipe["loss_key"] == "loss_gate"
+    # Keras's loss includes the iNALU regulariser (about 5 at initialisation)
+    assert np.all(cb.history["loss"] - cb.history["loss_gate"] > 1.0)
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(gate_period=0), dict(gate_batches=11), dict(clipping=(1, -1)),
+    dict(clipping="x"), dict(reinit_window=1), dict(early_stopping_threshold=0.0),
+    dict(loss_key=3), dict(layers="INALU"), dict(regularization_delay_epochs=-1),
+])
+def test_bad_arguments(kwargs):
+    with pytest.raises(ValueError):
+        inalu_controller(**kwargs)
