@@ -187,10 +187,11 @@ class InstrumentedTrainer:
     # -- host side ------------------------------------------------------------------
     def initialize(self) -> None:
         """Round every stored variable onto its storage format (before step 0)."""
-        for spec in self.specs:
+        for i, spec in enumerate(self.specs):
             if spec.storage is not None:
+                seed = tf.stack([self._run_seed, tf.constant(-1 - i, tf.int64)])
                 spec.variable.assign(quantize_tensor(
-                    tf.convert_to_tensor(spec.variable), spec.storage, ste=False))
+                    tf.convert_to_tensor(spec.variable), spec.storage, ste=False, seed=seed))
 
     def run(self, perm, start: int, stop: int) -> np.ndarray:
         """Run steps ``[start, stop)`` of an epoch with row order ``perm``; return
@@ -319,8 +320,8 @@ class InstrumentedTrainer:
             near, g_sat, g_near = [], [], []
             for spec, g in zip(self.specs, raw_grads):
                 if spec.storage is not None:
-                    near.append(_quant_ops.rail_stats(spec.variable, spec.storage)
-                                .near_rail_fraction)
+                    stored = tf.convert_to_tensor(spec.variable)
+                    near.append(_quant_ops.rail_stats(stored, spec.storage).near_rail_fraction)
                 if spec.gradient is not None:
                     rs = _quant_ops.rail_stats(g, spec.gradient)
                     g_sat.append(rs.saturation_fraction)

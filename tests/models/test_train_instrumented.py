@@ -325,3 +325,22 @@ def test_with_the_controller_on_one_frozen_step_locks_the_throttle_shut():
     after = slice(frozen[0] + 1, None)
     assert np.all(h.curvature_proxy[after] > 1e9) and np.all(h.alpha[after] < 1e-9)
     assert np.all(h.actual_update_norm[after] == 0)
+
+
+def test_stochastic_rounding_runs_repeat_under_the_model_seed():
+    ds = TeacherStudentDataset(64, 4, 2, noise=0.1, seed=0)
+    p = {"*": "s12.8:stochastic", "input": {"value": "s8.4"}}
+
+    def run(seed):
+        model = LinearBlockModel(dataset=ds, num_hidden=[6], activation="relu", seed=seed)
+        model.model.trainable_variables[0].assign(
+            np.random.default_rng(0).uniform(-0.5, 0.5, (4, 6)).astype(np.float32))
+        h = model.train_instrumented(ds.X, ds.Y, epochs=2, batch_size=16, learning_rate=0.05,
+                                     shuffle=False, precision_dict=p)
+        for v in model.model.trainable_variables:
+            assert_on_grid(v.numpy(), "s12.8", v.path)
+        return h.loss
+
+    a, b = run(1), run(1)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(run(2), a)
