@@ -3,6 +3,7 @@
     kappa info     versions, the op library, its kernels, the active ops
     kappa ablation 2x2 float/fixed-point x controller ablation, with plots
     kappa arithmetic  a deep iNALU stack on the report's arithmetic task, end to end
+    kappa nalm-benchmark  single-module arithmetic benchmark: INALU, NALU, NAU, NMU
 """
 from __future__ import annotations
 
@@ -108,6 +109,33 @@ def _cmd_arithmetic(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_nalm_benchmark(args: argparse.Namespace) -> int:
+    from tensorflow_kappa.nalm_benchmark import DEFAULT_RANGES, run_nalm_benchmark
+
+    def names(text):
+        return [v.strip() for v in text.split(",") if v.strip()]
+
+    ranges = DEFAULT_RANGES
+    if args.ranges:
+        try:
+            ranges = [DEFAULT_RANGES[int(i)] for i in names(args.ranges)]
+        except ValueError:
+            ranges = json.loads(args.ranges)
+    result = run_nalm_benchmark(ops=names(args.ops), ranges=ranges, models=names(args.models),
+                                seeds=args.seeds, steps=args.steps, eval_every=args.eval_every,
+                                n_eval=args.n_eval, out_dir=args.out, verbose=1)
+    print()
+    print(result.table())
+    print()
+    print(f"success: extrapolation MSE below the eps-perturbed exact solution's (eps = "
+          f"{result.config['epsilon']:g}) at the best interpolation evaluation; "
+          f"{result.wall_time_s:.0f} s; layer check max relative difference "
+          f"{result.max_layer_discrepancy:.1e}")
+    if args.out:
+        print(f"wrote {args.out}/nalm_benchmark.md and {args.out}/nalm_benchmark.json")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kappa", description="tensorflow_kappa command line"
@@ -162,6 +190,27 @@ def build_parser() -> argparse.ArgumentParser:
     ari.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2),
                      help="Keras verbosity (1: progress bar)")
     ari.set_defaults(func=_cmd_arithmetic)
+    nb = sub.add_parser(
+        "nalm-benchmark", help="single-module arithmetic benchmark with success rates",
+        description="Train one-unit INALU (separate and shared weights), NALU, NAU and NMU "
+        "modules on y = x1 op x2 for op in + - * / over training/extrapolation range "
+        "pairs, many seeds in one graph; print success rates (Madsen & Johansen 2020) with "
+        "Wilson 95% intervals, the median step at which runs were solved and the sparsity "
+        "error.")
+    nb.add_argument("--ops", default="add,sub,mul,div", help="subset of add,sub,mul,div")
+    nb.add_argument("--ranges", default=None,
+                    help="indices of the default range pairs (e.g. 0,2) or JSON "
+                    "[[train, extrapolation], ...] with ranges [lo, hi] or [[lo, hi], ...]")
+    nb.add_argument("--models", default="inalu,inalu-shared,nalu,nau,nmu",
+                    help="subset of inalu,inalu-shared,nalu,nau,nmu")
+    nb.add_argument("--seeds", type=int, default=10, help="runs per cell")
+    nb.add_argument("--steps", type=int, default=None,
+                    help="training steps per run (default: per module)")
+    nb.add_argument("--eval-every", type=int, default=1000)
+    nb.add_argument("--n-eval", type=int, default=10000,
+                    help="interpolation/extrapolation samples per run")
+    nb.add_argument("--out", default="runs/nalm-benchmark", help="output folder")
+    nb.set_defaults(func=_cmd_nalm_benchmark)
     return parser
 
 
