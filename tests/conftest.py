@@ -8,6 +8,7 @@ can be tested without a GPU; ordinary tests run on ``CPU:0`` as usual.
 Fixtures:
   implementation  runs a test with the custom ops and with their pure-TF twins
   execution       a ``run(fn, *args)`` calling fn eagerly and under tf.function
+  mirrored_strategy  the session's one MirroredStrategy over the two logical CPUs
 Marker:
   gpu             skipped, with that reason, where TensorFlow sees no GPU
 """
@@ -49,3 +50,15 @@ def execution(request):
     if request.param == "eager":
         return lambda fn, *args: fn(*args)
     return lambda fn, *args: tf.function(fn)(*args)
+
+
+@pytest.fixture(scope="session")
+def mirrored_strategy():
+    """The one MirroredStrategy over the two logical CPUs for the whole session.
+
+    Every test that distributes must use this instance: two strategies over
+    the same devices in one process number their collectives from the same
+    keys, and TensorFlow then aborts with "Shape mismatch in the collective
+    instance" when the second one's all-reduce meets the first one's state.
+    """
+    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])

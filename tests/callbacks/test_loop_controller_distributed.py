@@ -29,11 +29,11 @@ def single_device_run(initial_weights, packed=False):
     return model.get_weights(), history.history, cb
 
 
-def test_mirrored_strategy_over_two_cpus_matches_single_device():
+def test_mirrored_strategy_over_two_cpus_matches_single_device(mirrored_strategy):
     initial = dist_model().get_weights()
     ref_weights, ref_history, ref_cb = single_device_run(initial)
 
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    strategy = mirrored_strategy
     assert strategy.num_replicas_in_sync == 2
     with strategy.scope():
         model = dist_model()

@@ -1,16 +1,9 @@
 """NALM layers under tf.distribute.MirroredStrategy over the two logical CPUs (see conftest)."""
 import keras
 import numpy as np
-import pytest
 import tensorflow as tf
 
 from tensorflow_kappa.layers import INALU, NALU, NAU, NMU, gate_variables
-
-
-def _strategy():
-    if len(tf.config.list_logical_devices("CPU")) < 2:
-        pytest.skip("needs the two logical CPUs that tests/conftest.py configures")
-    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 
 
 def _model():
@@ -23,7 +16,7 @@ def _model():
     return keras.Model(inputs, outputs)
 
 
-def test_training_under_mirrored_strategy_matches_one_device():
+def test_training_under_mirrored_strategy_matches_one_device(mirrored_strategy):
     rng = np.random.default_rng(0)
     x = rng.uniform(-2, 2, (128, 4)).astype("float32")
     y = (x[:, :1] * x[:, 1:2] - x[:, 2:3]).astype("float32")
@@ -34,7 +27,7 @@ def test_training_under_mirrored_strategy_matches_one_device():
     single.compile(optimizer=keras.optimizers.SGD(0.005), loss="mse")
     single.fit(x, y, batch_size=32, epochs=2, shuffle=False, verbose=0)
 
-    strategy = _strategy()
+    strategy = mirrored_strategy
     with strategy.scope():
         mirrored = _model()
         mirrored.set_weights(initial)
@@ -54,8 +47,8 @@ def test_training_under_mirrored_strategy_matches_one_device():
                                rtol=1e-4, atol=1e-4)
 
 
-def test_reinitialize_and_read_out_under_strategy_scope():
-    strategy = _strategy()
+def test_reinitialize_and_read_out_under_strategy_scope(mirrored_strategy):
+    strategy = mirrored_strategy
     with strategy.scope():
         model = keras.Sequential([keras.Input((2,)), INALU(2), INALU(1)])
         before = [w.numpy().copy() for w in model.weights]
