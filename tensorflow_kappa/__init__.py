@@ -8,10 +8,24 @@ Example:
 >>> tk.quantize_tensor([0.1, 0.3], "s8.4").numpy()
 array([0.125 , 0.3125], dtype=float32)
 """
-from tensorflow_kappa import _ops, callbacks, layers, quantization
+from tensorflow_kappa import (
+    _ops,
+    callbacks,
+    datasets,
+    history,
+    layers,
+    models,
+    precision,
+    quantization,
+    utils,
+)
 from tensorflow_kappa._ops import composite_ops
 from tensorflow_kappa.callbacks import LoopController
+from tensorflow_kappa.datasets import BaseDataset, TeacherStudentDataset
+from tensorflow_kappa.history import FitHistory
 from tensorflow_kappa.layers import INALU
+from tensorflow_kappa.models import BaseModel, LinearBlockModel
+from tensorflow_kappa.precision import PrecisionDict, ensure_precision_dict
 from tensorflow_kappa.quantization import FixedPoint, quantize_tensor
 
 __version__ = "0.1.0"
@@ -32,14 +46,26 @@ def register_all() -> None:
 register_all()
 
 __all__ = [
+    "BaseDataset",
+    "BaseModel",
+    "FitHistory",
     "FixedPoint",
     "INALU",
+    "LinearBlockModel",
     "LoopController",
-    "callbacks",
-    "layers",
-    "quantization",
+    "PrecisionDict",
+    "TeacherStudentDataset",
     "__version__",
+    "callbacks",
     "composite_ops",
+    "datasets",
+    "ensure_precision_dict",
+    "history",
+    "layers",
+    "models",
+    "precision",
+    "quantization",
     "quantize_tensor",
     "register_all",
+    "utils",
 ]
