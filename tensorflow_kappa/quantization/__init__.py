@@ -1,4 +1,5 @@
-"""Fixed-point quantization: formats, ``quantize_tensor`` and its pure-TF twin.
+"""Fixed-point quantization: formats, ``quantize_tensor``, ``rail_stats``,
+``update_quantize_store`` and their pure-TF twins.
 
 Example:
 >>> from tensorflow_kappa.quantization import FixedPoint, quantize_tensor
@@ -12,11 +13,17 @@ from tensorflow_kappa.quantization.fixed_point import (
     FixedPoint,
 )
 from tensorflow_kappa.quantization.quantize import quantize_tensor
+from tensorflow_kappa.quantization.rail_stats import RailStats, rail_stats
+from tensorflow_kappa.quantization.update_store import UpdateStats, update_quantize_store
 
 __all__ = [
     "FixedPoint",
     "OVERFLOW_MODES",
     "ROUNDING_MODES",
+    "RailStats",
+    "UpdateStats",
     "composite_ops",
     "quantize_tensor",
+    "rail_stats",
+    "update_quantize_store",
 ]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import tensorflow as tf
 
 from tensorflow_kappa.quantization.fixed_point import FixedPoint
@@ -103,3 +104,118 @@ def quantize(x: tf.Tensor, fmt: FixedPoint, seed: tf.Tensor) -> tf.Tensor:
     code = _overflow_code(_round_scaled(x * scale, x, fmt, seed), fmt)
     y = tf.where(tf.math.is_inf(x), rail, code) * inv_scale
     return tf.where(tf.math.is_nan(x), x, y)
+
+
+# Rail statistics ------------------------------------------------------------
+
+def _round_toward(value: float, dtype: tf.DType, up: bool) -> float:
+    """``value`` rounded into ``dtype``, up or down (RoundUpTo / RoundDownTo)."""
+    np_type = np.float32 if dtype == tf.float32 else np.float64
+    c = np_type(value)
+    if up and float(c) < value:
+        c = np.nextafter(c, np_type(np.inf))
+    elif not up and float(c) > value:
+        c = np.nextafter(c, np_type(-np.inf))
+    return float(c)
+
+
+def near_rail_thresholds(fmt: FixedPoint, near_rail: float) -> tuple[float, float]:
+    """NearRailThresholds: ``(min_value + m, max_value - m)`` in double."""
+    m = (1.0 - near_rail) * (fmt.max_value - fmt.min_value) / 2.0
+    return fmt.min_value + m, fmt.max_value - m
+
+
+def rail_counts(x: tf.Tensor, fmt: FixedPoint, near_rail: float) -> dict:
+    """The int64 counts of RailStatsCpu: total, saturated, near_rail, nonzero, underflow."""
+    dtype = x.dtype
+    near_low, near_high = near_rail_thresholds(fmt, near_rail)
+    low = tf.constant(fmt.min_value, dtype)
+    high = tf.constant(fmt.max_value, dtype)
+    near_low = tf.constant(_round_toward(near_low, dtype, up=False), dtype)
+    near_high = tf.constant(_round_toward(near_high, dtype, up=True), dtype)
+    nearest = FixedPoint(fmt.bits, fmt.frac_bits, fmt.signed)
+    nonzero = (x != 0) & (x == x)
+    underflow = nonzero & (quantize(x, nearest, tf.zeros([2], tf.int64)) == 0)
+
+    def count(mask):
+        return tf.reduce_sum(tf.cast(mask, tf.int64))
+
+    return {
+        "total": tf.size(x, out_type=tf.int64),
+        "saturated": count((x > high) | (x < low)),
+        "near_rail": count((x >= near_high) | (x <= near_low)),
+        "nonzero": count(nonzero),
+        "underflow": count(underflow),
+    }
+
+
+def count_fraction(count: tf.Tensor, of: tf.Tensor) -> tf.Tensor:
+    """CountFraction: float32(double(count) / double(of)); 0 when ``of`` is 0."""
+    ratio = tf.cast(count, tf.float64) / tf.cast(tf.maximum(of, 1), tf.float64)
+    return tf.where(of > 0, tf.cast(ratio, tf.float32), tf.constant(0.0, tf.float32))
+
+
+def rail_stats(x: tf.Tensor, fmt: FixedPoint, near_rail: float) -> tuple:
+    """The three fractions of Kappa>RailStats (float32 scalars)."""
+    c = rail_counts(x, fmt, near_rail)
+    return (
+        count_fraction(c["saturated"], c["total"]),
+        count_fraction(c["near_rail"], c["total"]),
+        count_fraction(c["underflow"], c["nonzero"]),
+    )
+
+
+# The fused weight update ----------------------------------------------------
+
+STORAGE_SEED_XOR = 0x2545F491  # kStorageSeedXor
+
+
+def storage_seed(seed: tf.Tensor) -> tf.Tensor:
+    """The storage quantizer's seed: (seed0, seed1 ^ kStorageSeedXor)."""
+    return tf.bitwise.bitwise_xor(seed, tf.constant([0, STORAGE_SEED_XOR], tf.int64))
+
+
+def update_store(
+    old: tf.Tensor,
+    grad: tf.Tensor,
+    learning_rate: tf.Tensor,
+    update_fmt: FixedPoint | None,
+    storage_fmt: FixedPoint | None,
+    seed: tf.Tensor,
+    store_dtype: tf.DType | None = None,
+) -> tuple:
+    """UpdateValue over whole tensors: returns ``(new, stats)``.
+
+    ``new`` is the value to store (in the compute dtype of ``old``; when
+    ``store_dtype`` is given, already rounded through it, which is what the
+    variable will hold) and ``stats`` the five float32 results of
+    Kappa>UpdateQuantizeStore. The counts equal the custom op's exactly; the
+    double sums are added in TensorFlow's order, not the kernel's.
+    """
+    raw = -learning_rate * grad
+    delta = raw if update_fmt is None else quantize(raw, update_fmt, seed)
+    total = old + delta
+    new = total if storage_fmt is None else quantize(total, storage_fmt, storage_seed(seed))
+    if store_dtype is not None and store_dtype != new.dtype:
+        new = tf.cast(tf.cast(new, store_dtype), new.dtype)
+    raw64 = tf.cast(raw, tf.float64)
+    d = tf.cast(new, tf.float64) - tf.cast(old, tf.float64)
+    nonzero = (raw != 0) & (raw == raw)
+
+    def count(mask):
+        return tf.reduce_sum(tf.cast(mask, tf.int64))
+
+    if storage_fmt is None:
+        saturated = tf.constant(0, tf.int64)
+    else:
+        low = tf.constant(storage_fmt.min_value, total.dtype)
+        high = tf.constant(storage_fmt.max_value, total.dtype)
+        saturated = count((total > high) | (total < low))
+    stats = (
+        tf.cast(tf.sqrt(tf.reduce_sum(raw64 * raw64)), tf.float32),
+        tf.cast(tf.sqrt(tf.reduce_sum(d * d)), tf.float32),
+        tf.cast(tf.reduce_sum(raw64 * d), tf.float32),
+        count_fraction(count(nonzero & (delta == 0)), count(nonzero)),
+        count_fraction(saturated, tf.size(old, out_type=tf.int64)),
+    )
+    return new, stats

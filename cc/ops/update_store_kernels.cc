@@ -1,0 +1,160 @@
+// OpKernels for Kappa>UpdateQuantizeStore: look up and lock the resource
+// variable, validate, update it in one pass.
+//
+// The variable follows TensorFlow's copy-on-write protocol for dense
+// resource-variable updates (as ResourceApplyGradientDescent does through
+// training_op_helpers.h, whose PrepareToUpdateVariable relies on a GPU copy
+// functor that libtensorflow_framework does not export): under the
+// variable's exclusive lock, if its buffer may be aliased (a read still
+// holds it: refcount > 1) or the variable is in copy-on-read mode, the new
+// values go to a fresh buffer that then replaces the variable's tensor;
+// otherwise the update is in place. Writing the new values straight into
+// the fresh buffer replaces TensorFlow's copy-then-update with a single pass.
+#include <string>
+
+#include "cc/kernels/update_store.h"
+#include "cc/ops/cpu_parallel.h"
+#include "cc/ops/format_attrs.h"
+#include "tensorflow/core/framework/op_kernel.h"
+#include "tensorflow/core/framework/resource_mgr.h"
+#include "tensorflow/core/framework/resource_var.h"
+#include "tensorflow/core/framework/tensor.h"
+#include "tensorflow/core/framework/tensor_shape.h"
+#include "tensorflow/core/framework/types.h"
+#if KAPPA_WITH_CUDA
+#include "cc/ops/gpu_stream.h"
+#endif
+
+namespace kappa {
+
+using ::tensorflow::DataTypeString;
+using ::tensorflow::DataTypeToEnum;
+using ::tensorflow::OpKernel;
+using ::tensorflow::OpKernelConstruction;
+using ::tensorflow::OpKernelContext;
+using ::tensorflow::Tensor;
+using ::tensorflow::TensorShape;
+using ::tensorflow::TensorShapeUtils;
+using ::tensorflow::Var;
+
+template <typename T, bool kGpu>
+class UpdateQuantizeStoreOp : public OpKernel {
+ public:
+  explicit UpdateQuantizeStoreOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("has_update_format", &config_.has_update_format));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("has_storage_format", &config_.has_storage_format));
+    if (config_.has_update_format) {
+      OP_REQUIRES_OK(ctx, ReadFormat<T>(ctx, "update_", &config_.update_format));
+    }
+    if (config_.has_storage_format) {
+      OP_REQUIRES_OK(ctx, ReadFormat<T>(ctx, "storage_", &config_.storage_format));
+    }
+  }
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& grad = ctx->input(1);
+    const Tensor& lr = ctx->input(2);
+    const Tensor& seed = ctx->input(3);
+    OP_REQUIRES(ctx, TensorShapeUtils::IsScalar(lr.shape()),
+                ::absl::InvalidArgumentError(
+                    "learning_rate must be a scalar, got shape " + lr.shape().DebugString()));
+    OP_REQUIRES(ctx, seed.dims() == 1 && seed.NumElements() == 2,
+                ::absl::InvalidArgumentError(
+                    "seed must be an int64 vector of 2 elements, got shape " +
+                    seed.shape().DebugString()));
+    UpdateConfig config = config_;
+    config.seed0 = seed.vec<int64_t>()(0);
+    config.seed1 = seed.vec<int64_t>()(1);
+
+    ::tensorflow::core::RefCountPtr<Var> var;
+    OP_REQUIRES_OK(ctx, ::tensorflow::LookupResource(
+                            ctx, ::tensorflow::HandleFromInput(ctx, 0), &var));
+    ::tensorflow::mutex_lock lock(*var->mu());
+    OP_REQUIRES(ctx, var->is_initialized,
+                ::absl::FailedPreconditionError(
+                    "Kappa>UpdateQuantizeStore: the variable is not initialized"));
+    Tensor* value = var->tensor();
+    const auto dtype = DataTypeToEnum<T>::value;
+    OP_REQUIRES(ctx, value->dtype() == dtype,
+                ::absl::InvalidArgumentError(
+                    "variable dtype " + DataTypeString(value->dtype()) +
+                    " and grad dtype " + DataTypeString(dtype) + " differ"));
+    OP_REQUIRES(ctx, value->shape() == grad.shape(),
+                ::absl::InvalidArgumentError(
+                    "variable shape " + value->shape().DebugString() + " and grad shape " +
+                    grad.shape().DebugString() + " differ"));
+
+    Tensor* out[5];
+    for (int i = 0; i < 5; ++i) {
+      OP_REQUIRES_OK(ctx, ctx->allocate_output(i, TensorShape({}), &out[i]));
+    }
+    // Copy on write: a fresh buffer when the current one may be aliased.
+    Tensor fresh;
+    T* next = value->flat<T>().data();
+    const bool copy = var->copy_on_read_mode.load() || !value->RefCountIsOne();
+    if (copy) {
+      ::tensorflow::AllocatorAttributes attr;
+      attr.set_gpu_compatible(true);
+      attr.set_nic_compatible(true);
+      OP_REQUIRES_OK(ctx, ctx->allocate_temp(dtype, value->shape(), &fresh, attr));
+      next = fresh.flat<T>().data();
+    }
+    const T* old = value->flat<T>().data();
+    const T* g = grad.flat<T>().data();
+    const int64_t n = grad.NumElements();
+    if constexpr (kGpu) {
+#if KAPPA_WITH_CUDA
+      Tensor scratch;
+      OP_REQUIRES_OK(ctx, ctx->allocate_temp(::tensorflow::DT_INT8,
+                                             TensorShape({UpdateStoreGpuScratchBytes(n)}),
+                                             &scratch));
+      UpdateStatsOutputs outputs{
+          out[0]->scalar<float>().data(), out[1]->scalar<float>().data(),
+          out[2]->scalar<float>().data(), out[3]->scalar<float>().data(),
+          out[4]->scalar<float>().data()};
+      const char* error = UpdateStoreGpu<T>(
+          old, next, g, lr.scalar<T>().data(), n, config,
+          scratch.flat<int8_t>().data(), outputs, GpuStream(ctx));
+      OP_REQUIRES(ctx, error == nullptr,
+                  ::absl::InternalError(std::string("Kappa>UpdateQuantizeStore: ") + error));
+#endif
+    } else {
+      const UpdateSums sums = UpdateStoreCpu<T>(old, next, g, lr.scalar<T>()(), n,
+                                                config, IntraOpParallelFor(ctx));
+      const UpdateStats stats = StatsFromSums(sums);
+      out[0]->scalar<float>()() = stats.raw_update_norm;
+      out[1]->scalar<float>()() = stats.actual_update_norm;
+      out[2]->scalar<float>()() = stats.update_dot;
+      out[3]->scalar<float>()() = stats.update_underflow_fraction;
+      out[4]->scalar<float>()() = stats.storage_saturation_fraction;
+    }
+    if (copy) *value = fresh;
+  }
+
+ private:
+  UpdateConfig config_;
+};
+
+#define KAPPA_REGISTER_UPDATE(T)                                           \
+  REGISTER_KERNEL_BUILDER(Name("Kappa>UpdateQuantizeStore")                \
+                              .Device(::tensorflow::DEVICE_CPU)            \
+                              .TypeConstraint<T>("T"),                     \
+                          UpdateQuantizeStoreOp<T, false>);
+KAPPA_REGISTER_UPDATE(float)
+KAPPA_REGISTER_UPDATE(double)
+#undef KAPPA_REGISTER_UPDATE
+
+#if KAPPA_WITH_CUDA
+#define KAPPA_REGISTER_UPDATE_GPU(T)                                       \
+  REGISTER_KERNEL_BUILDER(Name("Kappa>UpdateQuantizeStore")                \
+                              .Device(::tensorflow::DEVICE_GPU)            \
+                              .HostMemory("var")                           \
+                              .HostMemory("seed")                          \
+                              .TypeConstraint<T>("T"),                     \
+                          UpdateQuantizeStoreOp<T, true>);
+KAPPA_REGISTER_UPDATE_GPU(float)
+KAPPA_REGISTER_UPDATE_GPU(double)
+#undef KAPPA_REGISTER_UPDATE_GPU
+#endif
+
+}  // namespace kappa

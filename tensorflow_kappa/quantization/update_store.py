@@ -1,0 +1,212 @@
+"""``update_quantize_store``: the fused, quantized weight update and what it did to the step."""
+from __future__ import annotations
+
+from typing import NamedTuple, Optional, Sequence, Union
+
+import keras
+import tensorflow as tf
+
+from tensorflow_kappa import _ops
+from tensorflow_kappa.quantization import composite
+from tensorflow_kappa.quantization.fixed_point import FixedPoint
+from tensorflow_kappa.quantization.quantize import seed_tensor
+
+FormatLike = Union[FixedPoint, str]
+_HALF_TYPES = (tf.float16, tf.bfloat16)
+_FLOAT_TYPES = (tf.float16, tf.bfloat16, tf.float32, tf.float64)
+
+tf.no_gradient("Kappa>UpdateQuantizeStore")
+
+
+class UpdateStats(NamedTuple):
+    """What :func:`update_quantize_store` did to the step; float32 scalar tensors.
+
+    ``update_cosine = update_dot / (raw_update_norm * actual_update_norm)``
+    and ``update_radius_ratio = actual_update_norm / raw_update_norm`` follow.
+    """
+
+    raw_update_norm: tf.Tensor
+    actual_update_norm: tf.Tensor
+    update_dot: tf.Tensor
+    update_underflow_fraction: tf.Tensor
+    storage_saturation_fraction: tf.Tensor
+
+
+def _resource_variable(var: object) -> tf.Variable:
+    """The tf.Variable behind ``var`` (itself, or a keras.Variable's ``.value``)."""
+    if isinstance(var, keras.Variable):
+        inner = var.value
+        if not isinstance(inner, tf.Variable):
+            raise ValueError(
+                f"keras.Variable {var.path!r} gives a {type(inner).__name__}, not its "
+                "tf.Variable (inside an autocast scope?); call update_quantize_store "
+                "outside it"
+            )
+        var = inner
+    if not isinstance(var, tf.Variable):
+        raise ValueError(
+            "update_quantize_store updates a variable in place: var must be a "
+            f"tf.Variable or keras.Variable, got {type(var).__name__}"
+        )
+    if isinstance(var, tf.distribute.DistributedValues) and (
+        not tf.distribute.has_strategy() or tf.distribute.in_cross_replica_context()
+    ):
+        raise ValueError(
+            f"{var.name} is a distributed ({type(var).__name__}) variable used in "
+            "cross-replica context; call update_quantize_store per replica, inside "
+            "strategy.run(...) or strategy.extended.update(var, fn), so that each "
+            "replica's copy is updated"
+        )
+    if getattr(var, "handle", None) is None or var.handle.dtype != tf.resource:
+        raise ValueError(f"{var.name} is not a resource variable")
+    return var
+
+
+def _seed_for(seed, update_fmt: Optional[FixedPoint], storage_fmt: Optional[FixedPoint]):
+    stochastic = [f for f in (update_fmt, storage_fmt) if f is not None and f.rounding == "stochastic"]
+    return seed_tensor(seed, stochastic[0] if stochastic else FixedPoint(8, 0))
+
+
+def update_quantize_store(
+    var: Union[tf.Variable, keras.Variable],
+    grad: tf.Tensor,
+    learning_rate: Union[float, tf.Tensor],
+    update_format: Optional[FormatLike] = None,
+    storage_format: Optional[FormatLike] = None,
+    seed: Union[Sequence[int], tf.Tensor, None] = None,
+) -> UpdateStats:
+    """One quantized SGD step on ``var``, in place, in one pass, with its statistics.
+
+    Computes, element by element (in float32 for float32 and half-type
+    variables, float64 for float64 ones)::
+
+        raw   = -learning_rate * grad
+        delta = quantize(raw, update_format)          # raw if None
+        new   = quantize(var + delta, storage_format)  # unquantized if None
+        var  := new
+
+    and returns what the quantization did to the step:
+    ``raw_update_norm = ||raw||``, ``actual_update_norm = ||new - old||`` (the
+    change actually stored), ``update_dot = <raw, new - old>``,
+    ``update_underflow_fraction`` (among the nonzero, non-NaN entries of
+    ``raw``, the fraction whose ``delta`` is 0: learning that silently
+    died) and ``storage_saturation_fraction`` (the fraction of entries where
+    ``var + delta`` lay beyond ``storage_format``'s rails; 0 without one).
+    Norms and dot products are accumulated in float64 and returned as
+    float32; a NaN in the step makes them NaN. ``delta`` equals
+    ``quantize_tensor(raw, update_format, seed=seed)``; stochastic rounding of
+    the storage uses an independent stream of the same seed.
+
+    Works eagerly and inside ``tf.function``. Inside XLA-compiled code
+    (``jit_compile=True``) wrap the call in
+    :func:`tensorflow_kappa.composite_ops`: the pure-TensorFlow twin then
+    reads and assigns the variable and fuses under XLA.
+
+    Distribution strategies: under ``tf.distribute.MirroredStrategy`` call it
+    per replica, inside ``strategy.run`` (each replica updates its own copy
+    of a mirrored variable, with its own gradient: all-reduce the gradients
+    first so that the copies stay equal; with stochastic rounding pass the
+    same explicit ``seed`` on every replica) or in
+    ``strategy.extended.update(var, fn)`` (which calls ``fn`` on each copy).
+    Calling it in cross-replica context on a distributed variable raises
+    ValueError. Other strategies are not supported.
+
+    Args:
+        var: the variable to update: a resource ``tf.Variable`` or a
+            ``keras.Variable`` (the TensorFlow backend's wrapper of one), of
+            dtype float16, bfloat16, float32 or float64. float16/bfloat16
+            variables are updated through the pure-TensorFlow path, in
+            float32, and the new value is rounded into the variable's dtype
+            (exactly, when storage_format is given).
+        grad: the gradient, same shape and dtype as ``var``.
+        learning_rate: a Python float or a scalar tensor (it may change every
+            step without retracing); cast to the compute dtype.
+        update_format: FixedPoint (or string) to quantize the update with, or
+            None.
+        storage_format: FixedPoint (or string) to quantize the stored weight
+            with, or None. Both formats must be exactly representable in
+            ``var``'s dtype.
+        seed: two integers keying stochastic rounding; None draws one from
+            TensorFlow's global generator when a format is stochastic.
+
+    Returns:
+        UpdateStats of five float32 scalar tensors.
+
+    Raises:
+        ValueError: ``var`` is not a resource tf.Variable / keras.Variable (or
+            is distributed and used in cross-replica context); ``grad``'s
+            shape or dtype differs from ``var``'s (the message names both);
+            ``learning_rate`` is not a scalar; a format is bad or does not fit
+            the dtype.
+
+    Example:
+    >>> v = tf.Variable([1.0, 1.0, 1.0])
+    >>> s = update_quantize_store(v, [1.0, 0.0, 1e-6], 0.5, "s8.4", "s8.4")
+    >>> v.numpy(), float(s.update_underflow_fraction)
+    (array([0.5, 1. , 1. ], dtype=float32), 0.5)
+    """
+    variable = _resource_variable(var)
+    dtype = tf.as_dtype(variable.dtype)
+    if dtype not in _FLOAT_TYPES:
+        raise ValueError(
+            f"update_quantize_store takes float16, bfloat16, float32 or float64 "
+            f"variables, got {variable.name} of dtype {dtype.name}"
+        )
+    update_fmt = None if update_format is None else FixedPoint.coerce(update_format)
+    storage_fmt = None if storage_format is None else FixedPoint.coerce(storage_format)
+    for fmt in (update_fmt, storage_fmt):
+        if fmt is not None:
+            fmt.check_dtype(dtype)
+    grad = tf.convert_to_tensor(grad, dtype_hint=dtype)
+    if grad.dtype != dtype:
+        raise ValueError(
+            f"grad dtype {grad.dtype.name} differs from the variable's dtype "
+            f"{dtype.name} ({variable.name})"
+        )
+    if not variable.shape.is_compatible_with(grad.shape):
+        raise ValueError(
+            f"grad shape {grad.shape} differs from the variable's shape "
+            f"{variable.shape} ({variable.name})"
+        )
+    compute = tf.float32 if dtype in _HALF_TYPES else dtype
+    learning_rate = tf.convert_to_tensor(learning_rate, dtype_hint=compute)
+    if not learning_rate.dtype.is_floating:
+        raise ValueError(
+            f"learning_rate must be a float or a float scalar tensor, got dtype "
+            f"{learning_rate.dtype.name}"
+        )
+    if learning_rate.shape.rank is not None and learning_rate.shape.rank != 0:
+        raise ValueError(f"learning_rate must be a scalar, got shape {learning_rate.shape}")
+    learning_rate = tf.cast(learning_rate, compute)
+    seed = _seed_for(seed, update_fmt, storage_fmt)
+    handle = variable.handle
+
+    lib = None if dtype in _HALF_TYPES else _ops.custom_ops()
+    if lib is None:
+        old = tf.raw_ops.ReadVariableOp(resource=handle, dtype=dtype)
+        if not (old.shape.is_fully_defined() and grad.shape.is_fully_defined()):
+            tf.debugging.assert_equal(
+                tf.shape(grad), tf.shape(old),
+                message=f"grad shape and the shape of {variable.name} differ",
+            )
+        new, stats = composite.update_store(
+            tf.cast(old, compute), tf.cast(grad, compute), learning_rate,
+            update_fmt, storage_fmt, seed,
+            store_dtype=dtype if dtype != compute else None,
+        )
+        tf.raw_ops.AssignVariableOp(resource=handle, value=tf.cast(new, dtype))
+        return UpdateStats(*stats)
+
+    dummy = FixedPoint(8, 0)
+    u = update_fmt or dummy
+    s = storage_fmt or dummy
+    out = lib.kappa_update_quantize_store(
+        handle, grad, learning_rate, seed,
+        has_update_format=update_fmt is not None,
+        update_bits=u.bits, update_frac_bits=u.frac_bits, update_signed=u.signed,
+        update_rounding=u.rounding, update_overflow=u.overflow,
+        has_storage_format=storage_fmt is not None,
+        storage_bits=s.bits, storage_frac_bits=s.frac_bits, storage_signed=s.signed,
+        storage_rounding=s.rounding, storage_overflow=s.overflow,
+    )
+    return UpdateStats(*out)
