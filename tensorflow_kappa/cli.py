@@ -4,6 +4,7 @@
     kappa ablation 2x2 float/fixed-point x controller ablation, with plots
     kappa arithmetic  a deep iNALU stack on the report's arithmetic task, end to end
     kappa nalm-benchmark  single-module arithmetic benchmark: INALU, NALU, NAU, NMU
+    kappa bench    quantization ops vs composites and TF built-ins (medians, targets)
 """
 from __future__ import annotations
 
@@ -136,6 +137,13 @@ def _cmd_nalm_benchmark(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from tensorflow_kappa.benchmarks import format_report, run
+
+    print(format_report(run(size=args.size, repeats=args.repeats)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kappa", description="tensorflow_kappa command line"
@@ -211,6 +219,15 @@ def build_parser() -> argparse.ArgumentParser:
                     help="interpolation/extrapolation samples per run")
     nb.add_argument("--out", default="runs/nalm-benchmark", help="output folder")
     nb.set_defaults(func=_cmd_nalm_benchmark)
+    bench = sub.add_parser(
+        "bench", help="time the quantization ops against composites and TF built-ins",
+        description="Side by side on one tensor: quantize_tensor, rail_stats and "
+        "update_quantize_store as custom ops, as pure-TF twins (tf.function and XLA) "
+        "and TensorFlow's nearest built-ins; medians of interleaved rounds, ratios "
+        "against the performance targets, and GPU bandwidth where a GPU is visible.")
+    bench.add_argument("--size", type=int, default=1 << 24, help="float32 elements")
+    bench.add_argument("--repeats", type=int, default=7, help="timed rounds")
+    bench.set_defaults(func=_cmd_bench)
     return parser
 
 

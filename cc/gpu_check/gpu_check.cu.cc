@@ -1,0 +1,347 @@
+// Standalone check of the CUDA functors against the CPU functors (no
+// TensorFlow), and their bandwidth next to cudaMemcpyDeviceToDevice measured
+// in the same run. Build and run with cc/gpu_check/run.sh.
+//
+// For each functor, on random inputs mixed with edge values, every mode:
+//   quantize:     GPU output == CPU output, bit for bit;
+//   rail_stats:   counts and fractions equal;
+//   update_store: stored weights bit for bit, counts equal, the double sums
+//                 within n * 2^-52 * sum(|terms|) (the two devices add in
+//                 different orders).
+// Then GB/s of compulsory traffic on 2^24 float32 elements (median of 20
+// timed launches, CUDA events), and the ratio to the device-to-device copy.
+// Exit status 1 on any mismatch, 2 without a usable GPU.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "cc/kernels/fixed_point.h"
+#include "cc/kernels/parallel.h"
+#include "cc/kernels/quantize.h"
+#include "cc/kernels/rail_stats.h"
+#include "cc/kernels/update_store.h"
+
+namespace {
+
+using kappa::FixedPointFormat;
+using kappa::Overflow;
+using kappa::Rounding;
+
+int failures = 0;
+
+#define CUDA_OK(call)                                                          \
+  do {                                                                         \
+    const cudaError_t err_ = (call);                                           \
+    if (err_ != cudaSuccess) {                                                 \
+      std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call,      \
+                   cudaGetErrorString(err_));                                  \
+      std::exit(2);                                                            \
+    }                                                                          \
+  } while (0)
+
+void Fail(const std::string& what) {
+  if (++failures <= 30) std::fprintf(stderr, "MISMATCH %s\n", what.c_str());
+}
+
+const char* RName(Rounding r) {
+  static const char* n[] = {"nearest_even", "nearest_away", "truncate", "toward_zero",
+                            "stochastic"};
+  return n[static_cast<int>(r)];
+}
+
+FixedPointFormat Fmt(int bits, int frac, bool is_signed, Rounding r = Rounding::kNearestEven,
+                     Overflow o = Overflow::kSaturate) {
+  FixedPointFormat f;
+  f.bits = bits;
+  f.frac_bits = frac;
+  f.is_signed = is_signed;
+  f.rounding = r;
+  f.overflow = o;
+  return f;
+}
+
+std::string Describe(const FixedPointFormat& f) {
+  return std::string(f.is_signed ? "s" : "u") + std::to_string(f.bits) + "." +
+         std::to_string(f.frac_bits) + ":" + RName(f.rounding) +
+         (f.overflow == Overflow::kWrap ? ":wrap" : ":saturate");
+}
+
+template <typename T>
+bool SameBits(T a, T b) {
+  if (std::isnan(a) && std::isnan(b)) return true;
+  return std::memcmp(&a, &b, sizeof(T)) == 0;
+}
+
+// Random values over and beyond the format's range, grid points and ties,
+// zeros, NaN, infinities, tiny values.
+template <typename T>
+std::vector<T> Inputs(const FixedPointFormat& f, size_t n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  const double lsb = std::ldexp(1.0, -f.frac_bits);
+  const double range = std::ldexp(1.0, f.bits - (f.is_signed ? 1 : 0)) * lsb;
+  std::vector<T> v(n);
+  for (size_t i = 0; i < n; ++i) {
+    const int kind = static_cast<int>(rng() % 8);
+    double x = normal(rng);
+    if (kind < 3) x *= range;
+    else if (kind == 3) x *= 3 * range;
+    else if (kind == 4) x = (std::floor(x * 64) + 0.5) * lsb;  // ties
+    else if (kind == 5) x *= lsb;
+    else if (kind == 6) x = std::ldexp(x, static_cast<int>(rng() % 160) - 140);
+    else x = std::floor(x * range / lsb) * lsb;  // on the grid
+    v[i] = static_cast<T>(x);
+  }
+  const T special[] = {T(0), -T(0), std::numeric_limits<T>::quiet_NaN(),
+                       std::numeric_limits<T>::infinity(), -std::numeric_limits<T>::infinity(),
+                       std::numeric_limits<T>::denorm_min(), std::numeric_limits<T>::min(),
+                       std::numeric_limits<T>::max()};
+  for (size_t k = 0; k < sizeof(special) / sizeof(T) && k < n; ++k) v[k * 7 % n] = special[k];
+  return v;
+}
+
+template <typename T>
+struct Device {
+  T* p = nullptr;
+  size_t n = 0;
+  explicit Device(size_t count) : n(count) {
+    CUDA_OK(cudaMalloc(&p, std::max<size_t>(count, 1) * sizeof(T)));
+  }
+  Device(const std::vector<T>& host) : Device(host.size()) { Upload(host); }
+  ~Device() { cudaFree(p); }
+  void Upload(const std::vector<T>& host) {
+    CUDA_OK(cudaMemcpy(p, host.data(), n * sizeof(T), cudaMemcpyHostToDevice));
+  }
+  std::vector<T> Download() const {
+    std::vector<T> host(n);
+    CUDA_OK(cudaMemcpy(host.data(), p, n * sizeof(T), cudaMemcpyDeviceToHost));
+    return host;
+  }
+};
+
+template <typename T>
+void CheckQuantize() {
+  const FixedPointFormat shapes[] = {Fmt(8, 4, true), Fmt(8, 8, false), Fmt(4, -2, true),
+                                     Fmt(16, 10, true), Fmt(2, 0, true)};
+  for (const FixedPointFormat& shape : shapes) {
+    for (int r = 0; r < 5; ++r) {
+      for (int o = 0; o < 2; ++o) {
+        FixedPointFormat f = shape;
+        f.rounding = static_cast<Rounding>(r);
+        f.overflow = static_cast<Overflow>(o);
+        const std::vector<T> x = Inputs<T>(f, 100003, 1 + r * 2 + o);
+        std::vector<T> want(x.size());
+        kappa::QuantizeCpu<T>(x.data(), want.data(), x.size(), f, 3, -4, kappa::SerialFor);
+        Device<T> dx(x), dy(x.size());
+        const char* err = kappa::QuantizeGpu<T>(dx.p, dy.p, x.size(), f, 3, -4, nullptr);
+        if (err) Fail(std::string("quantize launch: ") + err);
+        const std::vector<T> got = dy.Download();
+        size_t bad = 0;
+        for (size_t i = 0; i < x.size(); ++i) bad += !SameBits(got[i], want[i]);
+        if (bad) Fail("quantize " + Describe(f) + ": " + std::to_string(bad) + " elements differ");
+      }
+    }
+  }
+}
+
+template <typename T>
+void CheckRailStats() {
+  const FixedPointFormat formats[] = {Fmt(8, 4, true), Fmt(8, 8, false), Fmt(6, 0, true),
+                                      Fmt(12, 14, true)};
+  for (const FixedPointFormat& f : formats) {
+    for (double near_rail : {0.9, 0.5, 1.0, 0.0}) {
+      const std::vector<T> x = Inputs<T>(f, 1000003, 7);
+      const kappa::RailCounts want =
+          kappa::RailStatsCpu<T>(x.data(), x.size(), f, near_rail, kappa::SerialFor);
+      Device<T> dx(x);
+      Device<char> scratch(kappa::RailStatsGpuScratchBytes(x.size()));
+      Device<float> out(3);
+      const char* err = kappa::RailStatsGpu<T>(dx.p, x.size(), f, near_rail, scratch.p, out.p,
+                                               out.p + 1, out.p + 2, nullptr);
+      if (err) Fail(std::string("rail_stats launch: ") + err);
+      kappa::RailCounts got;
+      CUDA_OK(cudaMemcpy(&got, scratch.p, sizeof(got), cudaMemcpyDeviceToHost));
+      const std::vector<float> fr = out.Download();
+      const kappa::RailFractions wf = kappa::FractionsFromCounts(want);
+      if (std::memcmp(&got, &want, sizeof(got)) != 0 || fr[0] != wf.saturation ||
+          fr[1] != wf.near_rail || fr[2] != wf.underflow) {
+        Fail("rail_stats " + Describe(f) + " near_rail=" + std::to_string(near_rail));
+      }
+    }
+  }
+}
+
+template <typename T>
+void CheckUpdate() {
+  std::vector<std::pair<bool, FixedPointFormat>> steps = {{false, Fmt(8, 0, true)}};
+  for (int r = 0; r < 5; ++r) {
+    for (int o = 0; o < 2; ++o) {
+      steps.push_back({true, Fmt(8, 6, true, static_cast<Rounding>(r), static_cast<Overflow>(o))});
+    }
+  }
+  const size_t n = 200003;
+  const std::vector<T> w0 = Inputs<T>(Fmt(8, 6, true), n, 11);
+  std::vector<T> g(n);
+  std::mt19937_64 rng(12);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  for (T& v : g) v = static_cast<T>(std::ldexp(normal(rng), static_cast<int>(rng() % 20) - 12));
+  std::vector<T> w = w0;
+  for (T& v : w) {
+    if (!std::isfinite(v)) v = T(1);
+  }
+  const T lr = T(0.3);
+  Device<T> dg(g), dlr(std::vector<T>{lr});
+  Device<char> scratch(kappa::UpdateStoreGpuScratchBytes(n));
+  Device<float> out(5);
+  for (const auto& [has_u, uf] : steps) {
+    for (const auto& [has_s, sf] : steps) {
+      kappa::UpdateConfig c;
+      c.has_update_format = has_u;
+      c.update_format = Fmt(10, 14, true, uf.rounding, uf.overflow);
+      c.has_storage_format = has_s;
+      c.storage_format = sf;
+      c.seed0 = 5;
+      c.seed1 = 9;
+      std::vector<T> want = w;
+      const kappa::UpdateSums ws = kappa::UpdateStoreCpu<T>(want.data(), want.data(), g.data(),
+                                                            lr, n, c, kappa::SerialFor);
+      Device<T> dw(w);
+      kappa::UpdateStatsOutputs o{out.p, out.p + 1, out.p + 2, out.p + 3, out.p + 4};
+      const char* err = kappa::UpdateStoreGpu<T>(dw.p, dw.p, dg.p, dlr.p, n, c, scratch.p, o,
+                                                 nullptr);
+      const std::string what = std::string("update ") + (has_u ? Describe(c.update_format) : "none") +
+                               " / " + (has_s ? Describe(sf) : "none");
+      if (err) Fail(what + " launch: " + err);
+      kappa::UpdateSums gs;
+      CUDA_OK(cudaMemcpy(&gs, scratch.p, sizeof(gs), cudaMemcpyDeviceToHost));
+      const std::vector<T> got = dw.Download();
+      size_t bad = 0;
+      for (size_t i = 0; i < n; ++i) bad += !SameBits(got[i], want[i]);
+      if (bad) Fail(what + ": " + std::to_string(bad) + " weights differ");
+      if (gs.total != ws.total || gs.nonzero_raw != ws.nonzero_raw ||
+          gs.underflow != ws.underflow || gs.saturated != ws.saturated) {
+        Fail(what + ": counts differ");
+      }
+      // Sums of nonnegative terms: relative bound; the dot: relative to the
+      // Cauchy-Schwarz bound sqrt(raw_sq * actual_sq) >= sum |raw * d|.
+      const double tol = static_cast<double>(n) * std::ldexp(1.0, -52);
+      const double dot_scale = std::sqrt(ws.raw_sq * ws.actual_sq);
+      if (std::fabs(gs.raw_sq - ws.raw_sq) > tol * ws.raw_sq ||
+          std::fabs(gs.actual_sq - ws.actual_sq) > tol * ws.actual_sq ||
+          std::fabs(gs.dot - ws.dot) > tol * dot_scale) {
+        Fail(what + ": sums differ beyond the summation-order bound");
+      }
+    }
+  }
+}
+
+// Median milliseconds of `launch` over `reps` timed runs.
+template <typename F>
+float MedianMs(int reps, F&& launch) {
+  cudaEvent_t a, b;
+  CUDA_OK(cudaEventCreate(&a));
+  CUDA_OK(cudaEventCreate(&b));
+  launch();
+  CUDA_OK(cudaDeviceSynchronize());
+  std::vector<float> ms;
+  for (int r = 0; r < reps; ++r) {
+    CUDA_OK(cudaEventRecord(a));
+    launch();
+    CUDA_OK(cudaEventRecord(b));
+    CUDA_OK(cudaEventSynchronize(b));
+    float t = 0;
+    CUDA_OK(cudaEventElapsedTime(&t, a, b));
+    ms.push_back(t);
+  }
+  cudaEventDestroy(a);
+  cudaEventDestroy(b);
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2];
+}
+
+void Bandwidth() {
+  const int64_t n = int64_t{1} << 24;
+  const double bytes = static_cast<double>(n) * sizeof(float);
+  std::vector<float> host = Inputs<float>(Fmt(8, 4, true), n, 99);
+  for (float& v : host) {
+    if (!std::isfinite(v)) v = 0.5f;
+  }
+  Device<float> x(host), y(n), w(host), g(host), lr(std::vector<float>{1e-3f});
+  Device<char> scratch(std::max(kappa::UpdateStoreGpuScratchBytes(n),
+                                kappa::RailStatsGpuScratchBytes(n)));
+  Device<float> out(5);
+  const int reps = 20;
+  const float copy = MedianMs(reps, [&] {
+    CUDA_OK(cudaMemcpyAsync(y.p, x.p, n * sizeof(float), cudaMemcpyDeviceToDevice));
+  });
+  const double copy_gbs = 2 * bytes / copy / 1e6;
+  std::printf("\nbandwidth on %lld float32 (median of %d, CUDA events)\n",
+              static_cast<long long>(n), reps);
+  std::printf("%-40s %8.3f ms %8.1f GB/s\n", "cudaMemcpyDeviceToDevice", copy, copy_gbs);
+  auto row = [&](const char* name, double traffic, float ms) {
+    const double gbs = traffic * bytes / ms / 1e6;
+    std::printf("%-40s %8.3f ms %8.1f GB/s  %5.1f%% of copy\n", name, ms, gbs,
+                100.0 * gbs / copy_gbs);
+  };
+  row("quantize s8.4 nearest_even", 2, MedianMs(reps, [&] {
+        kappa::QuantizeGpu<float>(x.p, y.p, n, Fmt(8, 4, true), 1, 2, nullptr);
+      }));
+  row("quantize s8.4 stochastic", 2, MedianMs(reps, [&] {
+        kappa::QuantizeGpu<float>(x.p, y.p, n, Fmt(8, 4, true, Rounding::kStochastic), 1, 2,
+                                  nullptr);
+      }));
+  row("rail_stats s8.4 (read only)", 1, MedianMs(reps, [&] {
+        kappa::RailStatsGpu<float>(x.p, n, Fmt(8, 4, true), 0.9, scratch.p, out.p, out.p + 1,
+                                   out.p + 2, nullptr);
+      }));
+  kappa::UpdateStatsOutputs o{out.p, out.p + 1, out.p + 2, out.p + 3, out.p + 4};
+  kappa::UpdateConfig c;
+  c.has_update_format = c.has_storage_format = true;
+  c.update_format = Fmt(16, 16, true);
+  c.storage_format = Fmt(16, 12, true);
+  row("update s16.16 / s16.12 nearest_even", 3, MedianMs(reps, [&] {
+        kappa::UpdateStoreGpu<float>(w.p, w.p, g.p, lr.p, n, c, scratch.p, o, nullptr);
+      }));
+  c.update_format.rounding = Rounding::kStochastic;
+  row("update s16.16 stochastic / s16.12", 3, MedianMs(reps, [&] {
+        kappa::UpdateStoreGpu<float>(w.p, w.p, g.p, lr.p, n, c, scratch.p, o, nullptr);
+      }));
+}
+
+}  // namespace
+
+int main() {
+  int devices = 0;
+  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
+    std::fprintf(stderr, "gpu_check: no CUDA device\n");
+    return 2;
+  }
+  cudaDeviceProp prop;
+  CUDA_OK(cudaGetDeviceProperties(&prop, 0));
+  std::printf("gpu_check on %s (%d SMs)\n", prop.name, prop.multiProcessorCount);
+  CheckQuantize<float>();
+  CheckQuantize<double>();
+  std::printf("quantize:     GPU == CPU bit for bit, 5 shapes x 10 modes x 2 dtypes%s\n",
+              failures ? " -- MISMATCHES above" : "");
+  const int before_rail = failures;
+  CheckRailStats<float>();
+  CheckRailStats<double>();
+  std::printf("rail_stats:   counts and fractions equal, 4 formats x 4 near_rail x 2 dtypes%s\n",
+              failures > before_rail ? " -- MISMATCHES above" : "");
+  const int before_update = failures;
+  CheckUpdate<float>();
+  CheckUpdate<double>();
+  std::printf("update_store: weights bit for bit, counts equal, sums within bound, "
+              "11 x 11 step pairs x 2 dtypes%s\n",
+              failures > before_update ? " -- MISMATCHES above" : "");
+  Bandwidth();
+  std::printf("\n%s (%d mismatches)\n", failures ? "FAILED" : "PASSED", failures);
+  return failures ? 1 : 0;
+}
