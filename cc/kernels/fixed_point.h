@@ -174,6 +174,16 @@ KAPPA_HD bool IsInf(C v) {
          (v == -std::numeric_limits<C>::infinity());
 }
 
+// TensorFlow's CPU kernels run with denormals flushed to zero (FTZ/DAZ), so
+// there a subnormal value already reads as zero; GPUs keep subnormals. To
+// give one answer on every device, the kernels flush explicitly: a subnormal
+// input is the zero of its sign (x * 0 keeps the sign, also under DAZ).
+template <typename C>
+KAPPA_HD C FlushSubnormal(C x) {
+  const C magnitude = x < C(0) ? -x : x;
+  return magnitude < std::numeric_limits<C>::min() ? x * C(0) : x;
+}
+
 // Step 2: round the scaled value v = x * 2^frac_bits to an integer-valued C.
 // x is passed for its sign; `index` (the element's flat index) feeds
 // stochastic rounding only.
@@ -219,7 +229,8 @@ KAPPA_HD C OverflowCode(C r, const Quantizer<C>& q) {
 
 // The whole quantizer for one element x.
 template <Rounding R, Overflow O, typename C>
-KAPPA_HD C QuantizeValue(C x, const Quantizer<C>& q, uint64_t index) {
+KAPPA_HD C QuantizeValue(C x_in, const Quantizer<C>& q, uint64_t index) {
+  const C x = FlushSubnormal(x_in);
   const C rail = x > C(0) ? q.code_max : q.code_min;
   const C code = OverflowCode<O>(RoundScaled<R>(x * q.scale, x, q, index), q);
   const C y = (IsInf(x) ? rail : code) * q.inv_scale;
@@ -273,6 +284,8 @@ struct RailBounds {
   C high;       // max_value
   C near_low;   // min_value + m, rounded down into C
   C near_high;  // max_value - m, rounded up into C
+  C zero_low;   // the values that round to 0: [zero_low, zero_high]
+  C zero_high;  // (see Underflows)
 };
 
 // The near-rail thresholds in double, as the definition above writes them.
@@ -313,15 +326,10 @@ inline RailBounds<C> MakeRailBounds(const FixedPointFormat& f, double near_rail)
   b.high = q.code_max * q.inv_scale;
   b.near_low = RoundDownTo<C>(near_low);
   b.near_high = RoundUpTo<C>(near_high);
+  const double half_lsb = std::ldexp(1.0, -f.frac_bits - 1);
+  b.zero_high = RoundDownTo<C>(half_lsb);
+  b.zero_low = f.is_signed ? -b.zero_high : -std::numeric_limits<C>::infinity();
   return b;
-}
-
-// The quantizer that defines underflow: the format, nearest-even, saturating.
-template <typename C>
-inline Quantizer<C> MakeUnderflowQuantizer(FixedPointFormat f) {
-  f.rounding = Rounding::kNearestEven;
-  f.overflow = Overflow::kSaturate;
-  return MakeQuantizer<C>(f);
 }
 
 template <typename C>
@@ -336,15 +344,23 @@ KAPPA_HD bool NearRail(C x, const RailBounds<C>& b) {
 
 template <typename C>
 KAPPA_HD bool IsNonzeroNumber(C x) {
-  return (x != C(0)) & (x == x);
+  const C f = FlushSubnormal(x);
+  return (f != C(0)) & (f == f);
 }
 
-// x is a nonzero number that the nearest-even saturating quantizer `q`
-// (MakeUnderflowQuantizer) sends to 0.
+// x is a nonzero number that the format, rounding to nearest-even and
+// saturating, sends to 0; that is, QuantizeValue<kNearestEven, kSaturate>
+// gives 0. Written as an interval test, which is equivalent: x * 2^frac_bits
+// is exact (or underflows to 0 only for |x| far below lsb / 2), and rounds to
+// 0 exactly when |x * 2^frac_bits| <= 1/2 (a tie goes to the even 0);
+// saturation maps no other value to 0 in a signed format (0 lies strictly
+// inside the code range) and maps every negative one to 0 in an unsigned
+// format (code_min is 0), infinities included. So the set is
+// [-lsb/2, lsb/2] (signed) or [-inf, lsb/2] (unsigned), lsb/2 rounded down
+// into C (where it is not representable, no nonzero C value lies below it).
 template <typename C>
-KAPPA_HD bool Underflows(C x, const Quantizer<C>& q) {
-  const C y = QuantizeValue<Rounding::kNearestEven, Overflow::kSaturate>(x, q, 0);
-  return IsNonzeroNumber(x) & (y == C(0));
+KAPPA_HD bool Underflows(C x, const RailBounds<C>& b) {
+  return IsNonzeroNumber(x) & (x >= b.zero_low) & (x <= b.zero_high);
 }
 
 struct RailCounts {
@@ -354,6 +370,42 @@ struct RailCounts {
   int64_t nonzero = 0;    // nonzero, non-NaN elements
   int64_t underflow = 0;
 };
+
+// What the kernels add up per element: the predicates above in a form that
+// is cheaper to count (fewer vector operations per element), with
+//   count(Underflows)      = count(in zero set) - count(x == 0)
+//                            (0 is in [zero_low, zero_high], NaN is not),
+//   count(IsNonzeroNumber) = n - count(x == 0 or NaN).
+// I is the counter type (int32 within a CPU block, uint32 per GPU thread).
+template <typename I>
+struct RailTally {
+  I saturated = 0;
+  I near_rail = 0;
+  I in_zero_set = 0;
+  I zeros = 0;
+  I zero_or_nan = 0;
+};
+
+template <typename C, typename I>
+KAPPA_HD void TallyRail(C x, const RailBounds<C>& b, RailTally<I>& t) {
+  t.saturated += BeyondRails(x, b);
+  t.near_rail += NearRail(x, b);
+  t.in_zero_set += (x >= b.zero_low) & (x <= b.zero_high);
+  t.zeros += x == C(0);
+  t.zero_or_nan += !((x < C(0)) | (x > C(0)));
+}
+
+// The counts of n elements from their (summed) tally.
+template <typename I>
+KAPPA_HD RailCounts CountsFromTally(int64_t n, const RailTally<I>& t) {
+  RailCounts c;
+  c.total = n;
+  c.saturated = static_cast<int64_t>(t.saturated);
+  c.near_rail = static_cast<int64_t>(t.near_rail);
+  c.nonzero = n - static_cast<int64_t>(t.zero_or_nan);
+  c.underflow = static_cast<int64_t>(t.in_zero_set) - static_cast<int64_t>(t.zeros);
+  return c;
+}
 
 // count / of as float32, through double; 0 when `of` is 0.
 KAPPA_HD float CountFraction(int64_t count, int64_t of) {
@@ -426,9 +478,9 @@ template <typename U, typename S, typename C>
 KAPPA_HD UpdateElement<C> UpdateValue(C w, C g, C neg_lr, const Quantizer<C>& qu,
                                       const Quantizer<C>& qs, uint64_t index) {
   UpdateElement<C> e;
-  e.raw = neg_lr * g;
+  e.raw = FlushSubnormal(neg_lr * g);
   e.delta = ApplyStep<U>(e.raw, qu, index);
-  e.sum = w + e.delta;
+  e.sum = FlushSubnormal(w + e.delta);
   e.next = ApplyStep<S>(e.sum, qs, index);
   return e;
 }

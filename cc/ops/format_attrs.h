@@ -34,10 +34,11 @@ template <typename T>
 bool FormatFitsType(const FixedPointFormat& f) {
   const int digits = std::numeric_limits<T>::digits;
   const int max_exponent = std::numeric_limits<T>::max_exponent;
-  // Smallest positive subnormal is 2^(min_exponent - digits).
-  const int min_exponent = std::numeric_limits<T>::min_exponent - digits;
+  // The smallest normal number is 2^(min_exponent - 1): subnormal grid
+  // points would be flushed to zero by TensorFlow's CPU kernels.
+  const int min_exponent = std::numeric_limits<T>::min_exponent - 1;
   // The rails +-2^(bits-1-frac_bits) (signed) or 2^(bits-frac_bits) - lsb
-  // (unsigned) stay finite, the lsb is at least the smallest subnormal, and
+  // (unsigned) stay finite, the lsb is a normal number, and
   // no code has more significant bits than T.
   return f.bits <= digits && -f.frac_bits >= min_exponent &&
          f.bits - f.frac_bits <= max_exponent;

@@ -113,9 +113,16 @@ inline LD Uniform(int64_t s0, int64_t s1, uint64_t i) {
   return LD(bits >> 8) / Pow2(24);
 }
 
+// The specification reads a value subnormal in T as the zero of its sign.
+template <typename T>
+T RefFlush(T x) {
+  return std::fpclassify(x) == FP_SUBNORMAL ? std::copysign(T(0), x) : x;
+}
+
 // Quantize one value by the specification.
 template <typename T>
-T RefQuantize(T x, const FixedPointFormat& f, int64_t s0, int64_t s1, uint64_t i) {
+T RefQuantize(T x_in, const FixedPointFormat& f, int64_t s0, int64_t s1, uint64_t i) {
+  const T x = RefFlush(x_in);
   if (std::isnan(x)) return x;
   const LD lo = CodeMin(f), hi = CodeMax(f);
   LD code;

@@ -16,7 +16,7 @@ struct RefResult {
 };
 
 // raw = -lr * g (in T); delta = Q_u(raw) keyed by (s0, s1); sum = w + delta
-// (in T); next = Q_s(sum) keyed by (s0, s1 ^ 0x2545F491); the sums exactly
+// (in T); raw and sum read subnormals as signed zeros; next = Q_s(sum) keyed by (s0, s1 ^ 0x2545F491); the sums exactly
 // enough in long double.
 template <typename T>
 std::vector<T> RefUpdate(const std::vector<T>& w, const std::vector<T>& g, T lr,
@@ -24,11 +24,11 @@ std::vector<T> RefUpdate(const std::vector<T>& w, const std::vector<T>& g, T lr,
   std::vector<T> next(w.size());
   const LD hi = MaxValue(c.storage_format), lo = MinValue(c.storage_format);
   for (size_t i = 0; i < w.size(); ++i) {
-    const T raw = -lr * g[i];
+    const T raw = RefFlush<T>(-lr * g[i]);
     const T delta = c.has_update_format
                         ? RefQuantize<T>(raw, c.update_format, c.seed0, c.seed1, i)
                         : raw;
-    const T sum = w[i] + delta;
+    const T sum = RefFlush<T>(w[i] + delta);
     next[i] = c.has_storage_format
                   ? RefQuantize<T>(sum, c.storage_format, c.seed0, c.seed1 ^ 0x2545F491, i)
                   : sum;

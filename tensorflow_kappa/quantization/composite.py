@@ -51,6 +51,12 @@ def uniform(seed: tf.Tensor, shape: tf.Tensor, dtype: tf.DType) -> tf.Tensor:
     return tf.reshape(u, shape)
 
 
+def flush_subnormal(x: tf.Tensor) -> tf.Tensor:
+    """FlushSubnormal: a subnormal value becomes the zero of its sign."""
+    tiny = tf.constant(np.finfo(x.dtype.as_numpy_dtype).tiny, x.dtype)
+    return tf.where(tf.abs(x) < tiny, x * tf.constant(0, x.dtype), x)
+
+
 def _trunc(v: tf.Tensor) -> tf.Tensor:
     return tf.where(v < 0, tf.math.ceil(v), tf.math.floor(v))
 
@@ -93,6 +99,7 @@ def _overflow_code(r: tf.Tensor, fmt: FixedPoint) -> tf.Tensor:
 
 def quantize(x: tf.Tensor, fmt: FixedPoint, seed: tf.Tensor) -> tf.Tensor:
     """QuantizeValue over a float32/float64 tensor; ``seed`` is int64[2]."""
+    x = flush_subnormal(x)
     dtype = x.dtype
     scale = tf.constant(math.ldexp(1.0, fmt.frac_bits), dtype)
     inv_scale = tf.constant(math.ldexp(1.0, -fmt.frac_bits), dtype)
@@ -134,7 +141,8 @@ def rail_counts(x: tf.Tensor, fmt: FixedPoint, near_rail: float) -> dict:
     near_low = tf.constant(_round_toward(near_low, dtype, up=False), dtype)
     near_high = tf.constant(_round_toward(near_high, dtype, up=True), dtype)
     nearest = FixedPoint(fmt.bits, fmt.frac_bits, fmt.signed)
-    nonzero = (x != 0) & (x == x)
+    flushed = flush_subnormal(x)
+    nonzero = (flushed != 0) & (flushed == flushed)
     underflow = nonzero & (quantize(x, nearest, tf.zeros([2], tf.int64)) == 0)
 
     def count(mask):
@@ -192,9 +200,9 @@ def update_store(
     Kappa>UpdateQuantizeStore. The counts equal the custom op's exactly; the
     double sums are added in TensorFlow's order, not the kernel's.
     """
-    raw = -learning_rate * grad
+    raw = flush_subnormal(-learning_rate * grad)
     delta = raw if update_fmt is None else quantize(raw, update_fmt, seed)
-    total = old + delta
+    total = flush_subnormal(old + delta)
     new = total if storage_fmt is None else quantize(total, storage_fmt, storage_seed(seed))
     if store_dtype is not None and store_dtype != new.dtype:
         new = tf.cast(tf.cast(new, store_dtype), new.dtype)

@@ -12,8 +12,8 @@ ROUNDING_MODES = ("nearest_even", "nearest_away", "truncate", "toward_zero", "st
 OVERFLOW_MODES = ("saturate", "wrap")
 MAX_BITS = 32
 # IEEE facts per float dtype, as C++'s std::numeric_limits gives them:
-# (digits, min_exponent, max_exponent). The smallest subnormal is
-# 2**(min_exponent - digits); every finite value is below 2**max_exponent.
+# (digits, min_exponent, max_exponent). The smallest normal number is
+# 2**(min_exponent - 1); every finite value is below 2**max_exponent.
 _FLOAT_LIMITS = {
     "float16": (11, -13, 16),
     "bfloat16": (8, -125, 128),
@@ -34,7 +34,9 @@ class FixedPoint:
     A value is ``code * lsb`` with ``lsb = 2**-frac_bits`` and an integer code
     in ``[-2**(bits-1), 2**(bits-1) - 1]`` (signed) or ``[0, 2**bits - 1]``
     (unsigned). ``frac_bits`` may be negative (a coarse grid) or larger than
-    ``bits`` (all values below 1).
+    ``bits`` (all values below 1). A tensor can be quantized to the format
+    only where its dtype holds every grid value exactly as a normal number
+    (:meth:`check_dtype`): float32 takes at most 24 bits, for example.
 
     Args:
         bits: total bits, 2..32 signed or 1..32 unsigned.
@@ -164,11 +166,12 @@ class FixedPoint:
         """Whether every value of the format is exactly representable in ``dtype``."""
         digits, min_exponent, max_exponent = _FLOAT_LIMITS[tf.as_dtype(dtype).name]
         # The rails +-2**(bits-1-frac_bits) (signed) or 2**(bits-frac_bits) - lsb
-        # (unsigned) stay finite, the lsb stays at or above the smallest
-        # subnormal, and no code has more significant bits than the dtype.
+        # (unsigned) stay finite, the lsb is a normal number (TensorFlow's CPU
+        # kernels flush subnormals to zero), and no code has more significant
+        # bits than the dtype.
         return (
             self.bits <= digits
-            and -self.frac_bits >= min_exponent - digits
+            and -self.frac_bits >= min_exponent - 1
             and self.bits - self.frac_bits <= max_exponent
         )
 

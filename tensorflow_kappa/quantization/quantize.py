@@ -90,7 +90,9 @@ def quantize_tensor(
     range by ``fmt.overflow`` and returns ``code * fmt.lsb`` in ``x``'s dtype.
     NaN stays NaN; +-Inf go to the rails (under ``wrap`` too: an infinity has
     no residue). Finite values too large to scale wrap to 0 (they are
-    multiples of ``2**bits`` codes).
+    multiples of ``2**bits`` codes). Values subnormal in the compute type
+    count as zeros of their sign on every device, as TensorFlow's CPU kernels
+    (which flush denormals) read them.
 
     Args:
         x: a float16, bfloat16, float32 or float64 tensor of any shape

@@ -34,11 +34,21 @@ def stochastic_uniforms(seed, n):
     return (bits >> np.uint32(8)).astype(np.float64) * 2.0**-24
 
 
+def flush_subnormal(x):
+    """Values subnormal in the compute type (float32 for half types and float32,
+    float64 for float64) as the zero of their sign, as the package specifies
+    (TensorFlow's CPU kernels read them so)."""
+    x = np.asarray(x)
+    tiny = np.finfo(np.float64 if x.dtype == np.float64 else np.float32).tiny
+    wide = x.astype(np.float64)
+    return np.where(np.abs(wide) < float(tiny), np.copysign(0.0, wide), wide).astype(x.dtype)
+
+
 def quantize_reference(x, fmt, seed=(0, 0)):
     """Quantize a NumPy array by ``fmt`` (a FixedPoint); returns x's dtype."""
     x = np.asarray(x)
     dtype = x.dtype
-    flat = x.reshape(-1).astype(LD)
+    flat = flush_subnormal(x.reshape(-1)).astype(LD)
     finite = np.isfinite(flat)
     v = np.where(finite, flat, 0) * LD(2.0) ** fmt.frac_bits
     if fmt.rounding == "nearest_even":

@@ -180,6 +180,24 @@ def test_custom_op_and_twin_agree_bit_for_bit(execution, rounding, overflow, dty
         assert same_bits(custom, twin), f"{fmt} {dtype.name}"
 
 
+@pytest.mark.parametrize("rounding", ROUNDING_MODES)
+def test_subnormal_inputs_read_as_signed_zeros(implementation, rounding):
+    # TensorFlow's CPU kernels flush denormals; the package does so on every
+    # device, so truncating a negative subnormal gives -0, not -lsb.
+    for dtype, values in [(tf.float64, [-5e-324, 5e-324, -1e-310, 2e-309]),
+                          (tf.float32, [-1e-45, 1e-45, -1e-39, 3e-39])]:
+        got = quantize_tensor(tf.constant(values, dtype), FixedPoint(4, 0, rounding=rounding),
+                              seed=(1, 1)).numpy()
+        assert np.all(got == 0), (dtype, rounding, got)
+        np.testing.assert_array_equal(np.signbit(got), np.signbit(values))
+
+
+def test_grids_reaching_into_subnormals_are_rejected():
+    assert FixedPoint(8, 126).fits_dtype(tf.float32)  # lsb 2**-126, the smallest normal
+    with pytest.raises(ValueError, match="not exactly representable in float32"):
+        quantize_tensor(tf.zeros([2]), FixedPoint(8, 127))
+
+
 def test_shapes_scalars_and_empty(implementation):
     for shape in [[], [0], [3, 0, 2], [2, 3, 4]]:
         x = tf.random.normal(shape)
