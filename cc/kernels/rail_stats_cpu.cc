@@ -10,25 +10,13 @@ namespace {
 constexpr int64_t kBlock = 1 << 14;
 constexpr int64_t kCostPerBlock = kBlock * 3;
 
-// The loop the compiler vectorises: branch-free predicates, int32 counters.
+// The loop the compiler vectorises: branch-free predicates (TallyRail), int32
+// counters.
 template <typename T>
-RailCounts CountBlock(const T* x, int64_t n, const RailBounds<T> b,
-                      const Quantizer<T> q) {
-  int32_t saturated = 0, near = 0, nonzero = 0, underflow = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    const T v = x[i];
-    saturated += BeyondRails(v, b);
-    near += NearRail(v, b);
-    nonzero += IsNonzeroNumber(v);
-    underflow += Underflows(v, q);
-  }
-  RailCounts c;
-  c.total = n;
-  c.saturated = saturated;
-  c.near_rail = near;
-  c.nonzero = nonzero;
-  c.underflow = underflow;
-  return c;
+RailCounts CountBlock(const T* x, int64_t n, const RailBounds<T> b) {
+  RailTally<int32_t> t;
+  for (int64_t i = 0; i < n; ++i) TallyRail(x[i], b, t);
+  return CountsFromTally(n, t);
 }
 
 }  // namespace
@@ -37,7 +25,6 @@ template <typename T>
 RailCounts RailStatsCpu(const T* x, int64_t n, const FixedPointFormat& format,
                         double near_rail, const ParallelFor& parallel_for) {
   const RailBounds<T> b = MakeRailBounds<T>(format, near_rail);
-  const Quantizer<T> q = MakeUnderflowQuantizer<T>(format);
   const int64_t blocks = (n + kBlock - 1) / kBlock;
   std::vector<RailCounts> partial(static_cast<size_t>(blocks));
   RailCounts* out = partial.data();
@@ -45,7 +32,7 @@ RailCounts RailStatsCpu(const T* x, int64_t n, const FixedPointFormat& format,
     for (int64_t k = b0; k < b1; ++k) {
       const int64_t begin = k * kBlock;
       const int64_t size = n - begin < kBlock ? n - begin : kBlock;
-      out[k] = CountBlock<T>(x + begin, size, b, q);
+      out[k] = CountBlock<T>(x + begin, size, b);
     }
   });
   RailCounts total;

@@ -11,47 +11,33 @@ constexpr int kUnroll = 4;
 
 inline int RailGrid(int64_t n) { return GridSizeFor(n); }
 
-// Grid-stride pass: per-thread 32-bit counters (a thread sees at most
-// n / (grid * 256) elements), a block sum, one partial per block.
+// Grid-stride pass: per-thread 32-bit tallies (a thread sees at most
+// n / (grid * 256) elements), block sums, one partial per block.
 template <typename T>
 __global__ void __launch_bounds__(kThreadsPerBlock)
-    RailCountKernel(const T* x, int64_t n, RailBounds<T> b, Quantizer<T> q,
-                    RailCounts* partial) {
+    RailCountKernel(const T* x, int64_t n, RailBounds<T> b, RailCounts* partial) {
   __shared__ long long shared[kThreadsPerBlock / 32];
-  uint32_t saturated = 0, near = 0, nonzero = 0, underflow = 0;
+  RailTally<uint32_t> t;
   const int64_t stride = static_cast<int64_t>(blockDim.x) * gridDim.x;
   int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  int64_t seen = 0;
   for (; i + (kUnroll - 1) * stride < n; i += kUnroll * stride) {
     T v[kUnroll];
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) v[u] = x[i + u * stride];
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      saturated += BeyondRails(v[u], b);
-      near += NearRail(v[u], b);
-      nonzero += IsNonzeroNumber(v[u]);
-      underflow += Underflows(v[u], q);
-    }
+    for (int u = 0; u < kUnroll; ++u) TallyRail(v[u], b, t);
+    seen += kUnroll;
   }
-  for (; i < n; i += stride) {
-    const T v = x[i];
-    saturated += BeyondRails(v, b);
-    near += NearRail(v, b);
-    nonzero += IsNonzeroNumber(v);
-    underflow += Underflows(v, q);
-  }
-  const long long s = BlockSum<long long>(saturated, shared);
-  const long long r = BlockSum<long long>(near, shared);
-  const long long z = BlockSum<long long>(nonzero, shared);
-  const long long u = BlockSum<long long>(underflow, shared);
-  if (threadIdx.x == 0) {
-    RailCounts c;
-    c.saturated = s;
-    c.near_rail = r;
-    c.nonzero = z;
-    c.underflow = u;
-    partial[blockIdx.x] = c;
-  }
+  for (; i < n; i += stride, ++seen) TallyRail(x[i], b, t);
+  RailTally<long long> sum;
+  sum.saturated = BlockSum<long long>(t.saturated, shared);
+  sum.near_rail = BlockSum<long long>(t.near_rail, shared);
+  sum.in_zero_set = BlockSum<long long>(t.in_zero_set, shared);
+  sum.zeros = BlockSum<long long>(t.zeros, shared);
+  sum.zero_or_nan = BlockSum<long long>(t.zero_or_nan, shared);
+  const long long count = BlockSum<long long>(seen, shared);
+  if (threadIdx.x == 0) partial[blockIdx.x] = CountsFromTally(count, sum);
 }
 
 // One block: adds the partials in a fixed order, writes the total and the
@@ -107,8 +93,7 @@ const char* RailStatsGpu(const T* x, int64_t n, const FixedPointFormat& format,
   RailCounts* partial = total + 1;
   if (n > 0) {
     RailCountKernel<T><<<grid, kThreadsPerBlock, 0, s>>>(
-        x, n, MakeRailBounds<T>(format, near_rail),
-        MakeUnderflowQuantizer<T>(format), partial);
+        x, n, MakeRailBounds<T>(format, near_rail), partial);
   }
   RailFinishKernel<<<1, kThreadsPerBlock, 0, s>>>(
       partial, n > 0 ? grid : 0, n, total, saturation, near_rail_fraction,
