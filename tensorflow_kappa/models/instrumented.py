@@ -21,11 +21,10 @@ import numpy as np
 import tensorflow as tf
 
 from tensorflow_kappa.history import FitHistory
-from tensorflow_kappa.models import _quant_ops
 from tensorflow_kappa.models import quantized_forward as qf
 from tensorflow_kappa.models.update_rules import UPDATE_RULES, VarSpec, apply_update
 from tensorflow_kappa.precision import INPUT_LAYER, ensure_precision_dict
-from tensorflow_kappa.quantization import quantize_tensor
+from tensorflow_kappa.quantization import quantize_tensor, rail_stats
 from tensorflow_kappa.utils import (
     LOSS_MODES,
     analytic_single_dense_hessian,
@@ -321,9 +320,9 @@ class InstrumentedTrainer:
             for spec, g in zip(self.specs, raw_grads):
                 if spec.storage is not None:
                     stored = tf.convert_to_tensor(spec.variable)
-                    near.append(_quant_ops.rail_stats(stored, spec.storage).near_rail_fraction)
+                    near.append(rail_stats(stored, spec.storage).near_rail_fraction)
                 if spec.gradient is not None:
-                    rs = _quant_ops.rail_stats(g, spec.gradient)
+                    rs = rail_stats(g, spec.gradient)
                     g_sat.append(rs.saturation_fraction)
                     g_near.append(rs.near_rail_fraction)
             zero = tf.constant(0.0)
@@ -401,7 +400,6 @@ def train_instrumented(owner, X, Y, *, epochs=10, batch_size=32, learning_rate=0
         "momentum": trainer.momentum if update_rule == "momentum" else 0.0,
         "precision": None if trainer.precision is None else trainer.precision.to_dict(),
         "analytic_hessian": trainer.hessian, "seed": owner.seed,
-        "fused_update_op": _quant_ops.FUSED,
         "diverged": diverged_at is not None, "diverged_at_step": diverged_at,
     }
     return FitHistory(metadata=metadata, **metrics)

@@ -26,7 +26,7 @@ from typing import List, NamedTuple, Optional
 import keras
 import tensorflow as tf
 
-from tensorflow_kappa.models._quant_ops import rail_stats, update_quantize_store
+from tensorflow_kappa.quantization import rail_stats, update_quantize_store
 from tensorflow_kappa.models.quantized_forward import SeedFn, seed_for
 from tensorflow_kappa.quantization import FixedPoint, quantize_tensor
 from tensorflow_kappa.utils import flatten_tensors
