@@ -26,7 +26,12 @@ from tensorflow_kappa.history import FitHistory
 from tensorflow_kappa.layers import INALU
 from tensorflow_kappa.models import BaseModel, LinearBlockModel
 from tensorflow_kappa.precision import PrecisionDict, ensure_precision_dict
-from tensorflow_kappa.quantization import FixedPoint, quantize_tensor
+from tensorflow_kappa.quantization import (
+    FixedPoint,
+    quantize_tensor,
+    rail_stats,
+    update_quantize_store,
+)
 
 __version__ = "0.1.0"
 
@@ -66,6 +71,8 @@ __all__ = [
     "precision",
     "quantization",
     "quantize_tensor",
+    "rail_stats",
     "register_all",
+    "update_quantize_store",
     "utils",
 ]
