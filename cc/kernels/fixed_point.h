@@ -157,6 +157,8 @@ KAPPA_HD float Floor(float v) { return floorf(v); }
 KAPPA_HD double Floor(double v) { return floor(v); }
 KAPPA_HD float Trunc(float v) { return truncf(v); }
 KAPPA_HD double Trunc(double v) { return trunc(v); }
+KAPPA_HD float Abs(float v) { return fabsf(v); }
+KAPPA_HD double Abs(double v) { return fabs(v); }
 #else
 KAPPA_HD float Rint(float v) { return std::rint(v); }
 KAPPA_HD double Rint(double v) { return std::rint(v); }
@@ -164,6 +166,8 @@ KAPPA_HD float Floor(float v) { return std::floor(v); }
 KAPPA_HD double Floor(double v) { return std::floor(v); }
 KAPPA_HD float Trunc(float v) { return std::trunc(v); }
 KAPPA_HD double Trunc(double v) { return std::trunc(v); }
+KAPPA_HD float Abs(float v) { return std::fabs(v); }
+KAPPA_HD double Abs(double v) { return std::fabs(v); }
 #endif
 template <typename C>
 KAPPA_HD bool IsNan(C v) { return v != v; }
@@ -180,8 +184,7 @@ KAPPA_HD bool IsInf(C v) {
 // input is the zero of its sign (x * 0 keeps the sign, also under DAZ).
 template <typename C>
 KAPPA_HD C FlushSubnormal(C x) {
-  const C magnitude = x < C(0) ? -x : x;
-  return magnitude < std::numeric_limits<C>::min() ? x * C(0) : x;
+  return Abs(x) < std::numeric_limits<C>::min() ? x * C(0) : x;
 }
 
 // Step 2: round the scaled value v = x * 2^frac_bits to an integer-valued C.
@@ -227,14 +230,19 @@ KAPPA_HD C OverflowCode(C r, const Quantizer<C>& q) {
   }
 }
 
-// The whole quantizer for one element x.
+// The whole quantizer for one element x that is not subnormal (flushed).
 template <Rounding R, Overflow O, typename C>
-KAPPA_HD C QuantizeValue(C x_in, const Quantizer<C>& q, uint64_t index) {
-  const C x = FlushSubnormal(x_in);
+KAPPA_HD C QuantizeFlushed(C x, const Quantizer<C>& q, uint64_t index) {
   const C rail = x > C(0) ? q.code_max : q.code_min;
   const C code = OverflowCode<O>(RoundScaled<R>(x * q.scale, x, q, index), q);
   const C y = (IsInf(x) ? rail : code) * q.inv_scale;
   return IsNan(x) ? x : y;
+}
+
+// The whole quantizer for one element x.
+template <Rounding R, Overflow O, typename C>
+KAPPA_HD C QuantizeValue(C x, const Quantizer<C>& q, uint64_t index) {
+  return QuantizeFlushed<R, O>(FlushSubnormal(x), q, index);
 }
 
 // Calls f.template operator()<R, O>() for the format's run-time modes, so
@@ -270,9 +278,11 @@ inline void DispatchModes(Rounding r, Overflow o, F&& f) {
 //               includes every negative x: it saturates to code 0).
 // NaN fails every comparison, so it counts in none of the numerators; it is
 // in the element count (the denominator of the first two fractions) but not
-// in `nonzero`.
+// in `nonzero`. Like every input here, x is read through FlushSubnormal: a
+// subnormal x counts as a zero of its sign.
 
-// The thresholds in the compute type C. The rails are exact in C (the format
+// The thresholds in the compute type C, as compared with x itself (not
+// flushed: see FlushedGreaterThreshold). The rails are exact in C (the format
 // fits the dtype). The near-rail thresholds are defined in double, as above,
 // and converted to C rounding away from the middle (near_high up, near_low
 // down): for every C value x, x >= near_high exactly when x >= the double
@@ -280,13 +290,38 @@ inline void DispatchModes(Rounding r, Overflow o, F&& f) {
 // definition's answer.
 template <typename C>
 struct RailBounds {
-  C low;        // min_value
-  C high;       // max_value
-  C near_low;   // min_value + m, rounded down into C
-  C near_high;  // max_value - m, rounded up into C
-  C zero_low;   // the values that round to 0: [zero_low, zero_high]
+  C low;        // x < low: below min_value
+  C high;       // x > high: above max_value
+  C near_low;   // x <= near_low: min_value + m, rounded down into C
+  C near_high;  // x >= near_high: max_value - m, rounded up into C
+  C zero_low;   // zero_low <= x <= zero_high: the values that round to 0
   C zero_high;  // (see Underflows)
 };
+
+// Comparing FlushSubnormal(x) with a threshold t equals comparing x itself
+// with an adjusted threshold, so the predicates need no per-element flush:
+// only a t strictly between -min and min (min: the smallest normal number)
+// moves, to the edge of the subnormal range on the side where a flushed
+// zero compares as 0 does:
+//   x >  Greater(t)  <=>  flush(x) >  t   (so x <= Greater(t) <=> flush(x) <= t)
+//   x <  Less(t)     <=>  flush(x) <  t   (so x >= Less(t)    <=> flush(x) >= t)
+// for every non-NaN x (NaN compares false either way). Under DAZ, where the
+// subnormal thresholds themselves read as zeros, the answers stay the same.
+template <typename C>
+inline C FlushedGreaterThreshold(C t) {
+  const C min = std::numeric_limits<C>::min();
+  if (!(std::fabs(t) < min)) return t;
+  // 0 > t holds for t < 0: then every x above -min; else every x from min.
+  return t < C(0) ? -min : std::nextafter(min, C(0));
+}
+
+template <typename C>
+inline C FlushedLessThreshold(C t) {
+  const C min = std::numeric_limits<C>::min();
+  if (!(std::fabs(t) < min)) return t;
+  // 0 < t holds for t > 0: then every x below min; else every x to -min.
+  return t > C(0) ? min : -std::nextafter(min, C(0));
+}
 
 // The near-rail thresholds in double, as the definition above writes them.
 inline void NearRailThresholds(const FixedPointFormat& f, double near_rail,
@@ -321,14 +356,15 @@ inline RailBounds<C> MakeRailBounds(const FixedPointFormat& f, double near_rail)
   const Quantizer<C> q = MakeQuantizer<C>(f);
   double near_low = 0.0, near_high = 0.0;
   NearRailThresholds(f, near_rail, &near_low, &near_high);
+  const C half_lsb = RoundDownTo<C>(std::ldexp(1.0, -f.frac_bits - 1));
   RailBounds<C> b;
-  b.low = q.code_min * q.inv_scale;
-  b.high = q.code_max * q.inv_scale;
-  b.near_low = RoundDownTo<C>(near_low);
-  b.near_high = RoundUpTo<C>(near_high);
-  const double half_lsb = std::ldexp(1.0, -f.frac_bits - 1);
-  b.zero_high = RoundDownTo<C>(half_lsb);
-  b.zero_low = f.is_signed ? -b.zero_high : -std::numeric_limits<C>::infinity();
+  b.low = FlushedLessThreshold<C>(q.code_min * q.inv_scale);
+  b.high = FlushedGreaterThreshold<C>(q.code_max * q.inv_scale);
+  b.near_low = FlushedGreaterThreshold<C>(RoundDownTo<C>(near_low));
+  b.near_high = FlushedLessThreshold<C>(RoundUpTo<C>(near_high));
+  b.zero_high = FlushedGreaterThreshold<C>(half_lsb);
+  b.zero_low = FlushedLessThreshold<C>(f.is_signed ? -half_lsb
+                                                   : -std::numeric_limits<C>::infinity());
   return b;
 }
 
@@ -342,10 +378,10 @@ KAPPA_HD bool NearRail(C x, const RailBounds<C>& b) {
   return (x >= b.near_high) | (x <= b.near_low);
 }
 
+// x is a number, and not zero once flushed: |x| >= min, or infinite.
 template <typename C>
 KAPPA_HD bool IsNonzeroNumber(C x) {
-  const C f = FlushSubnormal(x);
-  return (f != C(0)) & (f == f);
+  return Abs(x) >= std::numeric_limits<C>::min();
 }
 
 // x is a nonzero number that the format, rounding to nearest-even and
@@ -357,7 +393,8 @@ KAPPA_HD bool IsNonzeroNumber(C x) {
 // inside the code range) and maps every negative one to 0 in an unsigned
 // format (code_min is 0), infinities included. So the set is
 // [-lsb/2, lsb/2] (signed) or [-inf, lsb/2] (unsigned), lsb/2 rounded down
-// into C (where it is not representable, no nonzero C value lies below it).
+// into C (the format's lsb is a normal number, so lsb/2 is representable),
+// bounds adjusted for flushed comparisons.
 template <typename C>
 KAPPA_HD bool Underflows(C x, const RailBounds<C>& b) {
   return IsNonzeroNumber(x) & (x >= b.zero_low) & (x <= b.zero_high);
@@ -372,10 +409,11 @@ struct RailCounts {
 };
 
 // What the kernels add up per element: the predicates above in a form that
-// is cheaper to count (fewer vector operations per element), with
-//   count(Underflows)      = count(in zero set) - count(x == 0)
-//                            (0 is in [zero_low, zero_high], NaN is not),
-//   count(IsNonzeroNumber) = n - count(x == 0 or NaN).
+// is cheaper to count (fewer vector operations per element), with "zero"
+// meaning |x| < min (a flushed zero),
+//   count(Underflows)      = count(in zero set) - count(zero)
+//                            (every zero is in [zero_low, zero_high], NaN is not),
+//   count(IsNonzeroNumber) = n - count(zero or NaN).
 // I is the counter type (int32 within a CPU block, uint32 per GPU thread).
 template <typename I>
 struct RailTally {
@@ -388,11 +426,13 @@ struct RailTally {
 
 template <typename C, typename I>
 KAPPA_HD void TallyRail(C x, const RailBounds<C>& b, RailTally<I>& t) {
+  const C a = Abs(x);
+  const C min = std::numeric_limits<C>::min();
   t.saturated += BeyondRails(x, b);
   t.near_rail += NearRail(x, b);
   t.in_zero_set += (x >= b.zero_low) & (x <= b.zero_high);
-  t.zeros += x == C(0);
-  t.zero_or_nan += !((x < C(0)) | (x > C(0)));
+  t.zeros += a < min;
+  t.zero_or_nan += !(a >= min);
 }
 
 // The counts of n elements from their (summed) tally.
@@ -431,7 +471,7 @@ KAPPA_HD RailFractions FractionsFromCounts(const RailCounts& c) {
 // ---------------------------------------------------------------------------
 // The fused weight update (kappa::UpdateStore*). Per element, with w the
 // stored weight, g the gradient and lr the learning rate, in the compute
-// type C:
+// type C, every value read through FlushSubnormal (the functors flush lr):
 //   raw   = (-lr) * g
 //   delta = Q_update(raw)      (raw when there is no update format)
 //   sum   = w + delta
@@ -457,10 +497,11 @@ struct Step {
 };
 using NoStep = Step<false, Rounding::kNearestEven, Overflow::kSaturate>;
 
+// v is already flushed.
 template <typename S, typename C>
 KAPPA_HD C ApplyStep(C v, const Quantizer<C>& q, uint64_t index) {
   if constexpr (S::on) {
-    return QuantizeValue<S::rounding, S::overflow>(v, q, index);
+    return QuantizeFlushed<S::rounding, S::overflow>(v, q, index);
   } else {
     return v;
   }
@@ -468,6 +509,7 @@ KAPPA_HD C ApplyStep(C v, const Quantizer<C>& q, uint64_t index) {
 
 template <typename C>
 struct UpdateElement {
+  C w;  // the stored weight, flushed
   C raw;
   C delta;
   C sum;
@@ -478,9 +520,10 @@ template <typename U, typename S, typename C>
 KAPPA_HD UpdateElement<C> UpdateValue(C w, C g, C neg_lr, const Quantizer<C>& qu,
                                       const Quantizer<C>& qs, uint64_t index) {
   UpdateElement<C> e;
-  e.raw = FlushSubnormal(neg_lr * g);
+  e.w = FlushSubnormal(w);
+  e.raw = FlushSubnormal(neg_lr * FlushSubnormal(g));
   e.delta = ApplyStep<U>(e.raw, qu, index);
-  e.sum = FlushSubnormal(w + e.delta);
+  e.sum = FlushSubnormal(e.w + e.delta);
   e.next = ApplyStep<S>(e.sum, qs, index);
   return e;
 }
@@ -509,11 +552,13 @@ KAPPA_HD double Sqrt(double v) { return sqrt(v); }
 KAPPA_HD double Sqrt(double v) { return std::sqrt(v); }
 #endif
 
+// The float32 results, read through FlushSubnormal like every value (a norm
+// or dot product below float32's smallest normal number reports as 0).
 KAPPA_HD UpdateStats StatsFromSums(const UpdateSums& s) {
   UpdateStats t;
-  t.raw_update_norm = static_cast<float>(Sqrt(s.raw_sq));
-  t.actual_update_norm = static_cast<float>(Sqrt(s.actual_sq));
-  t.update_dot = static_cast<float>(s.dot);
+  t.raw_update_norm = FlushSubnormal(static_cast<float>(Sqrt(s.raw_sq)));
+  t.actual_update_norm = FlushSubnormal(static_cast<float>(Sqrt(s.actual_sq)));
+  t.update_dot = FlushSubnormal(static_cast<float>(s.dot));
   t.update_underflow_fraction = CountFraction(s.underflow, s.nonzero_raw);
   t.storage_saturation_fraction = CountFraction(s.saturated, s.total);
   return t;

@@ -52,6 +52,7 @@ struct GroupSums {
     }
     for (int j = 0; j < kLanes; ++j) {
       const UpdateElement<T> e = UpdateValue<U, S>(w[j], g[j], neg_lr, qu, qs, low + j);
+      w[j] = e.w;
       raw[j] = e.raw;
       out[j] = e.next;
       const bool nz = IsNonzeroNumber(e.raw);
@@ -176,7 +177,8 @@ UpdateSums UpdateStoreCpu(const T* old, T* next, const T* grad, T lr, int64_t n,
   q.storage_rails = MakeRailBounds<T>(config.storage_format, 1.0);
   const int64_t blocks = (n + kUpdateBlock - 1) / kUpdateBlock;
   std::vector<UpdateSums> partial(static_cast<size_t>(blocks));
-  const UpdateLoop<T> loop{old, next, grad, -lr, n, q, partial.data(), parallel_for};
+  const UpdateLoop<T> loop{old, next, grad, FlushSubnormal(-lr), n, q, partial.data(),
+                           parallel_for};
   DispatchStep(config.has_update_format, config.update_format.rounding,
                config.update_format.overflow, DispatchUpdate<T>{loop, config});
   UpdateSums total;

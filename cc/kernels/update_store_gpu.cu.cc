@@ -21,7 +21,7 @@ __device__ __forceinline__ T UpdateOne(T w, T g, T neg_lr, const Quantizer<T>& q
   const UpdateElement<T> e =
       UpdateValue<U, S>(w, g, neg_lr, qu, qs, static_cast<uint64_t>(i));
   const double r = static_cast<double>(e.raw);
-  const double d = static_cast<double>(e.next) - static_cast<double>(w);
+  const double d = static_cast<double>(e.next) - static_cast<double>(e.w);
   t.raw_sq += r * r;
   t.actual_sq += d * d;
   t.dot += r * d;
@@ -42,7 +42,7 @@ __global__ void __launch_bounds__(kThreadsPerBlock)
                  UpdateSums* partial) {
   __shared__ double shared_d[kThreadsPerBlock / 32];
   __shared__ long long shared_i[kThreadsPerBlock / 32];
-  const T neg_lr = -*lr;
+  const T neg_lr = FlushSubnormal(-*lr);
   ThreadSums t;
   const int64_t stride = static_cast<int64_t>(blockDim.x) * gridDim.x;
   int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;

@@ -15,7 +15,8 @@ struct Counts {
 
 // By the definition: saturated x > max or x < min; near x >= max - m or
 // x <= min + m with m = (1 - near_rail) * (max - min) / 2 in double;
-// underflow: nonzero non-NaN x that nearest-even saturating rounds to 0.
+// underflow: nonzero non-NaN x that nearest-even saturating rounds to 0;
+// a subnormal x reads as a zero of its sign.
 template <typename T>
 Counts RefCounts(const std::vector<T>& x, const FixedPointFormat& f, double near_rail) {
   const double hi = static_cast<double>(MaxValue(f)), lo = static_cast<double>(MinValue(f));
@@ -25,8 +26,9 @@ Counts RefCounts(const std::vector<T>& x, const FixedPointFormat& f, double near
   ne.rounding = Rounding::kNearestEven;
   ne.overflow = Overflow::kSaturate;
   Counts c;
-  for (T v : x) {
+  for (T v0 : x) {
     ++c.total;
+    const T v = RefFlush(v0);
     if (std::isnan(v)) continue;
     const LD w = v;
     c.saturated += w > hi || w < lo;
@@ -80,6 +82,49 @@ KAPPA_TEST(RailStatsThresholdsAreExact) {
     const kappa::RailCounts got = kappa::RailStatsCpu<float>(
         x.data(), static_cast<int64_t>(x.size()), f, near_rail, kappa::SerialFor);
     KAPPA_CHECK(got.near_rail == RefCounts(x, f, near_rail).near) << near_rail;
+  }
+}
+
+// The adjusted thresholds compare unflushed x as the definition compares
+// flushed x, for thresholds and values around the subnormal range.
+template <typename T>
+void CheckFlushedThresholds() {
+  const T min = std::numeric_limits<T>::min(), den = std::numeric_limits<T>::denorm_min();
+  const T below = std::nextafter(min, T(0));
+  std::vector<T> v = {T(0), den, min / 2, below, min, std::nextafter(min, T(1)), T(1), 2 * min,
+                      std::numeric_limits<T>::infinity()};
+  const size_t k = v.size();
+  for (size_t i = 0; i < k; ++i) v.push_back(-v[i]);
+  for (T t : v) {
+    const T g = kappa::FlushedGreaterThreshold(t), l = kappa::FlushedLessThreshold(t);
+    for (T x : v) {
+      const T f = RefFlush(x);
+      KAPPA_CHECK((x > g) == (f > t) && (x <= g) == (f <= t)) << "t=" << t << " x=" << x;
+      KAPPA_CHECK((x < l) == (f < t) && (x >= l) == (f >= t)) << "t=" << t << " x=" << x;
+    }
+  }
+}
+
+KAPPA_TEST(FlushedThresholdsFloat) { CheckFlushedThresholds<float>(); }
+KAPPA_TEST(FlushedThresholdsDouble) { CheckFlushedThresholds<double>(); }
+
+// Subnormal values count as zeros (of their sign) in every statistic, also
+// for an unsigned format (a negative subnormal is not below its rail 0) and
+// near_rail = 1 (a positive subnormal is at the lower rail 0).
+KAPPA_TEST(RailStatsSubnormalsAreZeros) {
+  const float den = std::numeric_limits<float>::denorm_min();
+  const std::vector<float> x = {den, -den, std::numeric_limits<float>::min() / 3, 0.0f, 1.0f};
+  for (const FixedPointFormat& f : {Format(8, 4, false), Format(8, 4, true), Format(4, 125, false)}) {
+    for (double near_rail : {1.0, 0.9}) {
+      const kappa::RailCounts got = kappa::RailStatsCpu<float>(x.data(), 5, f, near_rail,
+                                                               kappa::SerialFor);
+      const Counts want = RefCounts(x, f, near_rail);
+      KAPPA_CHECK(got.saturated == want.saturated && got.near_rail == want.near &&
+                  got.nonzero == want.nonzero && got.underflow == want.underflow)
+          << Describe(f) << " near_rail=" << near_rail << ": " << got.saturated << "/"
+          << want.saturated << " " << got.near_rail << "/" << want.near << " " << got.nonzero
+          << "/" << want.nonzero << " " << got.underflow << "/" << want.underflow;
+    }
   }
 }
 

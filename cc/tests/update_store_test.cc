@@ -16,23 +16,25 @@ struct RefResult {
 };
 
 // raw = -lr * g (in T); delta = Q_u(raw) keyed by (s0, s1); sum = w + delta
-// (in T); raw and sum read subnormals as signed zeros; next = Q_s(sum) keyed by (s0, s1 ^ 0x2545F491); the sums exactly
-// enough in long double.
+// (in T); next = Q_s(sum) keyed by (s0, s1 ^ 0x2545F491); every value (lr, w,
+// g, raw, sum) reads subnormals as signed zeros; the sums exactly enough in
+// long double.
 template <typename T>
 std::vector<T> RefUpdate(const std::vector<T>& w, const std::vector<T>& g, T lr,
                          const kappa::UpdateConfig& c, RefResult* out) {
   std::vector<T> next(w.size());
   const LD hi = MaxValue(c.storage_format), lo = MinValue(c.storage_format);
   for (size_t i = 0; i < w.size(); ++i) {
-    const T raw = RefFlush<T>(-lr * g[i]);
+    const T wi = RefFlush(w[i]);
+    const T raw = RefFlush<T>(RefFlush(-lr) * RefFlush(g[i]));
     const T delta = c.has_update_format
                         ? RefQuantize<T>(raw, c.update_format, c.seed0, c.seed1, i)
                         : raw;
-    const T sum = RefFlush<T>(w[i] + delta);
+    const T sum = RefFlush<T>(wi + delta);
     next[i] = c.has_storage_format
                   ? RefQuantize<T>(sum, c.storage_format, c.seed0, c.seed1 ^ 0x2545F491, i)
                   : sum;
-    const LD d = LD(static_cast<double>(next[i]) - static_cast<double>(w[i]));
+    const LD d = LD(static_cast<double>(next[i]) - static_cast<double>(wi));
     out->raw_sq += LD(raw) * LD(raw);
     out->actual_sq += d * d;
     out->dot += LD(raw) * d;
@@ -189,6 +191,27 @@ KAPPA_TEST(UpdateIndependentOfThreads) {
     KAPPA_CHECK(std::memcmp(&s, &t, sizeof(s)) == 0) << "threads=" << threads;
     KAPPA_CHECK(std::memcmp(w.data(), serial.data(), w.size() * sizeof(float)) == 0);
   }
+}
+
+// Subnormal weights, gradients and learning rates read as signed zeros,
+// also where a large learning rate would lift a subnormal gradient's
+// product into the normal range.
+KAPPA_TEST(UpdateSubnormalInputsAreZeros) {
+  const float den = std::numeric_limits<float>::denorm_min();
+  for (float lr : {1e30f, 0.5f, den}) {
+    kappa::UpdateConfig c;
+    std::vector<float> w = {den, -den, 1.0f, 3.0f}, g = {1000 * den, 1.0f, -den, 2.0f};
+    RefResult ref;
+    const std::vector<float> want = RefUpdate<float>(w, g, lr, c, &ref);
+    const kappa::UpdateSums s =
+        kappa::UpdateStoreCpu<float>(w.data(), w.data(), g.data(), lr, 4, c, kappa::SerialFor);
+    for (int i = 0; i < 4; ++i) KAPPA_CHECK(SameBits(w[i], want[i])) << "lr=" << lr << " i=" << i;
+    KAPPA_CHECK(s.nonzero_raw == ref.nonzero) << lr;
+  }
+  std::vector<float> w = {den}, g = {1000 * den};
+  kappa::UpdateStoreCpu<float>(w.data(), w.data(), g.data(), 1e30f, 1, kappa::UpdateConfig(),
+                               kappa::SerialFor);
+  KAPPA_CHECK(w[0] == 0.0f) << w[0];
 }
 
 KAPPA_TEST(UpdateNaNPropagatesToNorms) {

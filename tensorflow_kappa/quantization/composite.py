@@ -133,17 +133,25 @@ def near_rail_thresholds(fmt: FixedPoint, near_rail: float) -> tuple[float, floa
 
 
 def rail_counts(x: tf.Tensor, fmt: FixedPoint, near_rail: float) -> dict:
-    """The int64 counts of RailStatsCpu: total, saturated, near_rail, nonzero, underflow."""
+    """The int64 counts of RailStatsCpu: total, saturated, near_rail, nonzero, underflow.
+
+    The predicates of fixed_point.h on the flushed x (the kernels compare the
+    unflushed x with adjusted thresholds instead, which is equivalent).
+    """
     dtype = x.dtype
     near_low, near_high = near_rail_thresholds(fmt, near_rail)
     low = tf.constant(fmt.min_value, dtype)
     high = tf.constant(fmt.max_value, dtype)
     near_low = tf.constant(_round_toward(near_low, dtype, up=False), dtype)
     near_high = tf.constant(_round_toward(near_high, dtype, up=True), dtype)
-    nearest = FixedPoint(fmt.bits, fmt.frac_bits, fmt.signed)
-    flushed = flush_subnormal(x)
-    nonzero = (flushed != 0) & (flushed == flushed)
-    underflow = nonzero & (quantize(x, nearest, tf.zeros([2], tf.int64)) == 0)
+    # Underflows: the nonzero numbers in [zero_low, zero_high], the values that
+    # nearest-even saturating quantization sends to 0.
+    half_lsb = _round_toward(math.ldexp(1.0, -fmt.frac_bits - 1), dtype, up=False)
+    zero_high = tf.constant(half_lsb, dtype)
+    zero_low = tf.constant(-half_lsb if fmt.signed else -math.inf, dtype)
+    x = flush_subnormal(x)
+    nonzero = (x != 0) & (x == x)
+    underflow = nonzero & (x >= zero_low) & (x <= zero_high)
 
     def count(mask):
         return tf.reduce_sum(tf.cast(mask, tf.int64))
@@ -200,7 +208,8 @@ def update_store(
     Kappa>UpdateQuantizeStore. The counts equal the custom op's exactly; the
     double sums are added in TensorFlow's order, not the kernel's.
     """
-    raw = flush_subnormal(-learning_rate * grad)
+    old = flush_subnormal(old)
+    raw = flush_subnormal(-flush_subnormal(learning_rate) * flush_subnormal(grad))
     delta = raw if update_fmt is None else quantize(raw, update_fmt, seed)
     total = flush_subnormal(old + delta)
     new = total if storage_fmt is None else quantize(total, storage_fmt, storage_seed(seed))
@@ -220,9 +229,9 @@ def update_store(
         high = tf.constant(storage_fmt.max_value, total.dtype)
         saturated = count((total > high) | (total < low))
     stats = (
-        tf.cast(tf.sqrt(tf.reduce_sum(raw64 * raw64)), tf.float32),
-        tf.cast(tf.sqrt(tf.reduce_sum(d * d)), tf.float32),
-        tf.cast(tf.reduce_sum(raw64 * d), tf.float32),
+        flush_subnormal(tf.cast(tf.sqrt(tf.reduce_sum(raw64 * raw64)), tf.float32)),
+        flush_subnormal(tf.cast(tf.sqrt(tf.reduce_sum(d * d)), tf.float32)),
+        flush_subnormal(tf.cast(tf.reduce_sum(raw64 * d), tf.float32)),
         count_fraction(count(nonzero & (delta == 0)), count(nonzero)),
         count_fraction(saturated, tf.size(old, out_type=tf.int64)),
     )

@@ -41,9 +41,12 @@ def inputs(n, dtype, seed, storage=None):
 
 
 def check(stats, ref, new, n):
+    """Against the reference: weights equal as values (the reference quantizer is
+    loose about the sign of zero; custom op and twin are compared bit for bit
+    elsewhere), fractions exactly, sums within the summation bound."""
     assert isinstance(stats, UpdateStats)
     assert all(s.dtype == tf.float32 and s.shape == [] for s in stats)
-    assert same_bits(np.asarray(new), ref.new), "stored weights differ from the reference"
+    np.testing.assert_array_equal(np.asarray(new), ref.new, "stored weights differ from the reference")
     assert stats.update_underflow_fraction.numpy() == ref.underflow_fraction
     assert stats.storage_saturation_fraction.numpy() == ref.saturation_fraction
     assert_sums_close(stats, ref, n)
@@ -271,9 +274,9 @@ def test_mirrored_per_replica_in_strategy_run(implementation, mirrored_strategy)
     want_k = UpdateReference(np.full(6, 2.0, np.float32), g.numpy(), 0.5, None,
                              FixedPoint.parse("s8.4")).new
     for copy in strategy.experimental_local_results(v):
-        assert same_bits(copy.numpy(), want_v)
+        np.testing.assert_array_equal(copy.numpy(), want_v)
     for copy in strategy.experimental_local_results(kv.value):
-        assert same_bits(copy.numpy(), want_k)
+        np.testing.assert_array_equal(copy.numpy(), want_k)
     assert len(norms) == 2 and norms[0].numpy() == norms[1].numpy()
 
 
@@ -306,13 +309,12 @@ def update_case(draw):
 
     n = draw(st.integers(0, 60))
     width = 32 if dtype == np.float32 else 64
-    # Zero, or at least 1e-20 in magnitude: no product or sum of these can be
-    # subnormal, which TensorFlow's CPU kernels flush to zero (NumPy does not).
-    magnitude = st.floats(2.0**-66, 2.0**20, width=width)
-    elements = st.just(0.0) | st.builds(lambda m, s: s * m, magnitude, st.sampled_from([-1, 1]))
+    # Subnormals included: every device, and the reference, reads them as zeros.
+    elements = st.floats(-1e6, 1e6, width=width) | st.sampled_from(
+        [0.0, -0.0, 1e-40, -3e-39, 2.0**-126, 5e-324])
     w = np.array(draw(st.lists(elements, min_size=n, max_size=n)), dtype)
     g = np.array(draw(st.lists(elements, min_size=n, max_size=n)), dtype)
-    lr = draw(st.sampled_from([1.0, 0.1, 1e-4, 3.0]))
+    lr = draw(st.sampled_from([1.0, 0.1, 1e-4, 3.0, 1e30]))
     seed = draw(st.tuples(st.integers(-2**40, 2**40), st.integers(0, 2**31)))
     return w, g, lr, fmt(), fmt(), seed
 
@@ -328,6 +330,9 @@ def test_property_matches_reference_and_twin(case):
     ref = UpdateReference(w, g, lr, uf, sf, seed)
     check(custom, ref, a.numpy(), w.size)
     check(twin, ref, b.numpy(), w.size)
+    assert same_bits(a.numpy(), b.numpy())
+    assert custom.update_underflow_fraction.numpy() == twin.update_underflow_fraction.numpy()
+    assert custom.storage_saturation_fraction.numpy() == twin.storage_saturation_fraction.numpy()
 
 
 # Thread-count independence ----------------------------------------------------------
@@ -357,19 +362,28 @@ _THREAD_SCRIPT = textwrap.dedent("""
 
 
 def test_results_do_not_depend_on_thread_count(tmp_path):
-    """The same stateless inputs with one intra-op thread (a subprocess) and with the
-    default pool here give bit-identical statistics and weights."""
+    """The same stateless inputs give bit-identical statistics and weights with one
+    intra-op thread and with three (two subprocesses: the pool size is fixed at
+    start-up), and in this process (TensorFlow's default pool, which on a small
+    machine with oneDNN may itself be a single thread)."""
     root = str(Path(__file__).resolve().parents[2])
     script = tmp_path / "thread_run.py"
     script.write_text(_THREAD_SCRIPT.format(root=root))
-    env = dict(os.environ, TF_NUM_INTRAOP_THREADS="1", TF_CPP_MIN_LOG_LEVEL="2")
-    proc = subprocess.run([sys.executable, str(script)], env=env, capture_output=True,
-                          text=True, timeout=300, check=True)
-    single = json.loads(proc.stdout.strip().splitlines()[-1])["result"]
+    procs = {}
+    for threads in ("1", "3"):
+        env = dict(os.environ, TF_NUM_INTRAOP_THREADS=threads, TF_CPP_MIN_LOG_LEVEL="2")
+        procs[threads] = subprocess.Popen([sys.executable, str(script)], env=env,
+                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                          text=True)
+    results = {}
+    for threads, proc in procs.items():
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-2000:]
+        results[threads] = json.loads(out.strip().splitlines()[-1])["result"]
     sys.path.insert(0, str(tmp_path))
     try:
         import thread_run  # noqa: PLC0415
     finally:
         sys.path.remove(str(tmp_path))
-    assert os.cpu_count() > 1
-    assert thread_run.run() == single
+    assert results["1"] == results["3"]
+    assert thread_run.run() == results["1"]
