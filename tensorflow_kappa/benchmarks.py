@@ -27,6 +27,7 @@ Run: ``kappa bench [--size N] [--repeats R]``.
 """
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -250,10 +251,11 @@ def run(size: int = 1 << 24, repeats: int = 7, device: str = "/CPU:0") -> Report
 
 
 def format_report(report: Report) -> str:
+    threads = (os.environ.get("TF_NUM_INTRAOP_THREADS")
+               or tf.config.threading.get_intra_op_parallelism_threads() or "default")
     lines = [
         f"kappa bench: {report.size} float32 elements ({report.size * 4 / 2**20:.0f} MiB), "
-        f"CPU, {tf.config.threading.get_intra_op_parallelism_threads() or 'default'} "
-        f"intra-op threads, median of {report.repeats} interleaved rounds",
+        f"CPU, {threads} intra-op threads, median of {report.repeats} interleaved rounds",
         "",
         f"{'group':<11} {'candidate':<44} {'wall ms':>9} {'cpu ms':>9} {'GB/s':>7} {'x ours':>7}",
     ]
