@@ -258,7 +258,12 @@ def inalu_controller(
     def losses(cb) -> np.ndarray:
         view = cb.reinit_history
         if loss_key not in view:
-            return np.empty(0)
+            if len(cb.history):
+                raise ValueError(
+                    f"inalu_controller: loss_key {loss_key!r} is not a column of the "
+                    f"controller's history (columns: {', '.join(map(str, view.keys()))}); "
+                    f"for 'batch_mse' compile the model with metrics=[BatchMSE()]")
+            return np.empty(0)  # nothing recorded yet
         return view[loss_key]
 
     # ------------------------------------------------------------ in-loop rules

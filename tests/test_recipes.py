@@ -118,6 +118,16 @@ def test_loss_key_default_reads_the_data_loss_not_the_regularised_loss():
     assert np.all(cb.history["loss"] - cb.history["loss_gate"] > 1.0)
 
 
+def test_a_missing_loss_column_is_an_error_not_a_silent_no_op():
+    x, y = _data(80)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((3,)), INALU(1)])
+    model.compile(optimizer="rmsprop", loss="mse")  # no BatchMSE metric
+    with pytest.raises(ValueError, match="BatchMSE"):
+        model.fit(x, y, batch_size=8, epochs=1, verbose=0,
+                  callbacks=[inalu_controller(loss_key="batch_mse")])
+
+
 @pytest.mark.parametrize("kwargs", [
     dict(gate_period=0), dict(gate_batches=11), dict(clipping=(1, -1)),
     dict(clipping="x"), dict(reinit_window=1), dict(early_stopping_threshold=0.0),
