@@ -169,6 +169,7 @@ def inalu_controller(
     reinit_window: Optional[int] = None,
     reinit_loss_threshold: float = 1.0,
     max_reinitializations: Optional[int] = None,
+    reinit_condition: Optional[Callable[[np.ndarray], bool]] = None,
     early_stopping_threshold: Optional[float] = 1e-10,
     early_stopping_window: int = 3000,
     loss_key: str = "loss_gate",
@@ -206,6 +207,10 @@ def inalu_controller(
             above this (authors: 1.0).
         max_reinitializations: stop reinitialising after this many (``None``:
             no limit).
+        reinit_condition: ``fn(losses) -> bool`` on the losses recorded since
+            the last reinitialisation (a NumPy array), replacing the authors'
+            rule and the three ``reinit_*`` values above; e.g. the report's
+            Fig. 6.5 rule ``lambda l: len(l) > 10000 and l[-3000:].mean() > 0.2``.
         early_stopping_threshold: stop when the mean of the last
             ``early_stopping_window`` losses is below this (report: 1e-10,
             ``log10(mean) < -10``); ``None`` disables early stopping.
@@ -247,6 +252,8 @@ def inalu_controller(
     early_stopping_window = _check_int("early_stopping_window", early_stopping_window, 1)
     if not isinstance(loss_key, str):
         raise ValueError(f"loss_key must be a history column name, got {loss_key!r}")
+    if reinit_condition is not None and not callable(reinit_condition):
+        raise ValueError(f"reinit_condition must be fn(losses) -> bool, got {reinit_condition!r}")
     select_layers = inalu_layers if layers is None else layers
     if not callable(select_layers):
         raise ValueError(f"layers must be fn(model) -> list of layers, got {layers!r}")
@@ -305,6 +312,8 @@ def inalu_controller(
         if max_reinitializations is not None and \
                 len(cb.reinitializations) >= max_reinitializations:
             return False
+        if reinit_condition is not None:
+            return bool(reinit_condition(losses(cb)))
         return stuck(losses(cb), reinit_min_steps, reinit_loss_threshold, reinit_window)
 
     def reinitialise(model) -> None:
@@ -347,6 +356,7 @@ def inalu_controller(
         reinit_min_steps=reinit_min_steps, reinit_window=reinit_window,
         reinit_loss_threshold=reinit_loss_threshold,
         max_reinitializations=max_reinitializations,
+        reinit_condition=None if reinit_condition is None else repr(reinit_condition),
         early_stopping_threshold=early_stopping_threshold,
         early_stopping_window=early_stopping_window, loss_key=loss_key)
     return controller

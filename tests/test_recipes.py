@@ -95,6 +95,22 @@ def test_reinitialisation_when_stuck_and_its_limit():
     assert cb.reinit_epochs == 1  # one epoch since the last reinitialisation
 
 
+def test_a_custom_reinitialisation_condition_replaces_the_authors_rule():
+    x, y = _data(80)
+    model = _model(keras.optimizers.SGD(0.0))
+    seen = []
+
+    def report_fig_6_5(losses):  # the report's rule, scaled down
+        seen.append(len(losses))
+        return len(losses) > 12 and losses[-5:].mean() > 0.2
+
+    cb = inalu_controller(reinit_condition=report_fig_6_5, early_stopping_threshold=None,
+                          regularization=False, loss_key="batch_mse")
+    model.fit(x, y, batch_size=8, epochs=4, shuffle=False, verbose=0, callbacks=[cb])
+    assert seen == [10, 20, 10, 20]  # reset after the redraw at the end of epoch 2
+    assert cb.reinitializations == [(2, 20), (4, 40)]
+
+
 def test_early_stopping_and_batch_mse():
     x, y = _data(80)
     model = _model(keras.optimizers.RMSprop(0.01))
@@ -132,6 +148,7 @@ def test_a_missing_loss_column_is_an_error_not_a_silent_no_op():
     dict(gate_period=0), dict(gate_batches=11), dict(clipping=(1, -1)),
     dict(clipping="x"), dict(reinit_window=1), dict(early_stopping_threshold=0.0),
     dict(loss_key=3), dict(layers="INALU"), dict(regularization_delay_epochs=-1),
+    dict(reinit_condition=0.2),
 ])
 def test_bad_arguments(kwargs):
     with pytest.raises(ValueError):
