@@ -31,6 +31,7 @@ STAND_INS = ROOT / "build_deps" / "offline"
 TESTED_TF = (2, 21)
 OLDEST_TF = (2, 16)  # the first release with Keras 3
 DEFAULT_CUDA_ARCHS = "75,80,90"
+CPU_FLAGS = ["-O3", "-fno-trapping-math", "-ffp-contract=off"]
 
 
 class ConfigureError(Exception):
@@ -164,15 +165,21 @@ def find_cuda(mode: str, cuda_path: str | None) -> dict | None:
 
 
 def default_march() -> str | None:
-    """x86-64-v3 (AVX2, FMA) where this CPU has it, else x86-64-v2."""
+    """The x86-64 micro-architecture level of this CPU: v4 (AVX-512), v3 (AVX2,
+    FMA) or v2. The library is built for the machine that builds it; pass
+    --march=x86-64-v3 (or lower) for one that must run on older CPUs."""
     if platform.machine() not in ("x86_64", "AMD64"):
         return None
     try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
+        flags = set(re.findall(r"^flags\s*:(.*)$", Path("/proc/cpuinfo").read_text(),
+                               re.MULTILINE)[0].split())
+    except (OSError, IndexError):
         return "x86-64-v2"
-    has_v3 = all(re.search(rf"\b{f}\b", flags) for f in ("avx2", "fma", "bmi2"))
-    return "x86-64-v3" if has_v3 else "x86-64-v2"
+    if {"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"} <= flags:
+        return "x86-64-v4"
+    if {"avx2", "fma", "bmi2"} <= flags:
+        return "x86-64-v3"
+    return "x86-64-v2"
 
 
 def render(tf: dict, cuda: dict | None, archs: list[str], march: str | None,
@@ -190,7 +197,11 @@ def render(tf: dict, cuda: dict | None, archs: list[str], march: str | None,
     lines += [f"build --copt={d}" for d in tf["defines"]]
     # Kernels vectorise only with these: -O3, a vector ISA, and no trapping
     # math (which otherwise keeps compares of possible NaNs as branches).
-    opt = ["-O3", "-fno-trapping-math"] + ([f"-march={march}"] if march else [])
+    # -ffp-contract=off: GCC would otherwise fuse a*b + c into an FMA (even
+    # across statements) and round the weight update differently from its
+    # definition, from the CUDA kernels (nvcc --fmad=false) and from the
+    # pure-TensorFlow twins.
+    opt = CPU_FLAGS + ([f"-march={march}"] if march else [])
     lines += [f"build --copt={o}" for o in opt]
     if cuda:
         lines += [
@@ -229,8 +240,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma-separated SM versions (default %(default)s; "
                              "PTX of the last is embedded too)")
     parser.add_argument("--march", default=None,
-                        help="-march for the CPU kernels (default: x86-64-v3 where "
-                             "the CPU has AVX2, else x86-64-v2; 'none' to omit)")
+                        help="-march for the CPU kernels (default: this CPU's level, "
+                             "x86-64-v4 with AVX-512, v3 with AVX2, else v2; 'none' "
+                             "to omit)")
     parser.add_argument("--stand-ins", choices=["auto", "yes", "no"], default="auto",
                         help="use the offline stand-ins for Bazel's default "
                              "repositories (auto: for Debian's bazel-bootstrap)")
@@ -262,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  flags      {tf['cxx_std']} {' '.join(tf['defines'])}")
     print(f"Bazel        {bazel_out or 'unknown'}"
           + (" (offline stand-ins)" if stand_ins else ""))
-    print(f"CPU flags    {' '.join(['-O3', '-fno-trapping-math'] + ([f'-march={march}'] if march else []))}")
+    print(f"CPU flags    {' '.join(CPU_FLAGS + ([f'-march={march}'] if march else []))}")
     if cuda:
         print(f"CUDA         {cuda['version']} at {cuda['path']}, archs {','.join(archs)}")
     else:

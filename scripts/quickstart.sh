@@ -52,7 +52,7 @@ echo "== bazel test //..."
 bazel test //...
 if command -v nvcc >/dev/null; then
   echo "== nvcc: compile the standalone CUDA check program"
-  bash cc/gpu_check/run.sh --compile-only
+  bash cc/gpu_check/run.sh --build-only
 fi
 echo "== pytest"
 exec "$python" -m pytest "$@"

@@ -32,7 +32,7 @@ def test_writes_flags_from_tf_sysconfig_and_is_idempotent(configure, capsys):
             assert f"build --copt={flag}" in first
     for flag in tf.sysconfig.get_link_flags():
         assert flag in first
-    assert "-fno-trapping-math" in first
+    assert "build --copt=-fno-trapping-math" in first and "build --copt=-ffp-contract=off" in first
     assert "build --repo_env=KAPPA_CUDA_PATH=\n" in first  # --cuda=no: CPU kernels only
     assert "TensorFlow   " + tf.__version__ in capsys.readouterr().out
 

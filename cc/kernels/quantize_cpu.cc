@@ -25,9 +25,21 @@ struct QuantizeLoop {
     const Quantizer<T> local = q;
     const int64_t size = n;
     parallel_for(blocks, kCostPerBlock, [=](int64_t b0, int64_t b1) {
-      const int64_t end = b1 * kBlock < size ? b1 * kBlock : size;
-      for (int64_t i = b0 * kBlock; i < end; ++i) {
-        out[i] = QuantizeValue<R, O>(in[i], local, static_cast<uint64_t>(i));
+      for (int64_t b = b0; b < b1; ++b) {
+        const int64_t begin = b * kBlock;
+        const int64_t end = begin + kBlock < size ? begin + kBlock : size;
+        // A block never crosses a multiple of 2^32 (kBlock divides it): fold
+        // the high half of the index into the key once, so that the
+        // vectorised loop hashes 32-bit indices (same numbers: RandomBits).
+        Quantizer<T> keyed = local;
+        keyed.key = KeyForHighBits(local.key, static_cast<uint32_t>(begin >> 32));
+        const uint32_t base = static_cast<uint32_t>(begin);
+        const uint32_t count = static_cast<uint32_t>(end - begin);
+        const T* block_in = in + begin;
+        T* block_out = out + begin;
+        for (uint32_t k = 0; k < count; ++k) {
+          block_out[k] = QuantizeValue<R, O>(block_in[k], keyed, base + k);
+        }
       }
     });
   }
