@@ -207,8 +207,12 @@ KAPPA_HD C RoundScaled(C v, C x, const Quantizer<C>& q, uint64_t index) {
     return Trunc(v);
   } else {
     static_assert(R == Rounding::kStochastic, "unknown rounding mode");
-    const C f = Floor(v);
-    const C frac = v - f;  // exact, in [0, 1)
+    // A negative x whose scaled value underflowed to -0 lies just below 0
+    // and rounds up to +0 (the chance of -1 is below 2^-100): stand in
+    // -2^-30, which does so for every u.
+    const C w = ((v == C(0)) & (x < C(0))) ? C(-9.313225746154785e-10) : v;
+    const C f = Floor(w);
+    const C frac = w - f;  // exact, in [0, 1)
     const C u = UniformFromBits<C>(RandomBits(q.key, index));
     return u < frac ? f + C(1) : f;
   }

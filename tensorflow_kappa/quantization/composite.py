@@ -78,9 +78,12 @@ def _round_scaled(v: tf.Tensor, x: tf.Tensor, fmt: FixedPoint, seed: tf.Tensor) 
         return tf.math.floor(v) - tf.where((v == 0) & (x < 0), one, zero)
     if fmt.rounding == "toward_zero":
         return _trunc(v)
-    f = tf.math.floor(v)
+    # A negative x whose scaled value underflowed to -0 lies just below 0 and
+    # rounds up to +0: -2**-30 stands in, as in the kernel.
+    w = tf.where((v == 0) & (x < 0), tf.constant(-(2.0**-30), dtype), v)
+    f = tf.math.floor(w)
     u = uniform(seed, tf.shape(v, out_type=tf.int64), dtype)
-    return tf.where(u < v - f, f + one, f)
+    return tf.where(u < w - f, f + one, f)
 
 
 def _overflow_code(r: tf.Tensor, fmt: FixedPoint) -> tf.Tensor:

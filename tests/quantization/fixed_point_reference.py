@@ -55,7 +55,7 @@ def quantize_reference(x, fmt, seed=(0, 0)):
         r = np.rint(v)
     elif fmt.rounding == "nearest_away":
         # |v| + 0.5 is exact in longdouble below 2**62; above, v is integral.
-        r = np.where(v >= 0, np.floor(v + LD(0.5)), -np.floor(-v + LD(0.5)))
+        r = np.where(np.signbit(v), -np.floor(-v + LD(0.5)), np.floor(v + LD(0.5)))
         r = np.where(np.abs(v) >= LD(2.0) ** 62, v, r)
     elif fmt.rounding == "truncate":
         r = np.floor(v)

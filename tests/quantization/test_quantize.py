@@ -126,9 +126,10 @@ def test_edge_values_match_reference(implementation, rounding, overflow, dtype):
         x = edge_values(fmt, dtype)
         got = quantize_tensor(tf.constant(x, dtype), fmt, seed=(7, 11)).numpy()
         want = quantize_reference(x, fmt, seed=(7, 11))
-        # Compare as float64: NumPy's NaN-aware comparison skips bfloat16.
-        np.testing.assert_array_equal(got.astype(np.float64), want.astype(np.float64),
-                                      err_msg=f"{fmt} {dtype.name}")
+        # Bit for bit, signed zeros included (through float64 for bfloat16,
+        # which NumPy's comparisons do not cover).
+        assert same_bits(got.astype(np.float64), want.astype(np.float64)), \
+            f"{fmt} {dtype.name}: {got} != {want}"
 
 
 @st.composite
