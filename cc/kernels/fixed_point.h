@@ -571,25 +571,21 @@ KAPPA_HD UpdateStats StatsFromSums(const UpdateSums& s) {
 // Calls f.template operator()<Step<...>>() for an optional format's run-time
 // modes (NoStep when absent).
 template <typename F>
+struct StepFromModes {
+  F& f;
+  template <Rounding R, Overflow O>
+  void operator()() const {
+    f.template operator()<Step<true, R, O>>();
+  }
+};
+
+template <typename F>
 inline void DispatchStep(bool on, Rounding r, Overflow o, F&& f) {
-  if (!on) {
+  if (on) {
+    DispatchModes(r, o, StepFromModes<F>{f});
+  } else {
     f.template operator()<NoStep>();
-    return;
   }
-#define KAPPA_DISPATCH_STEP(R)                                             \
-  if (o == Overflow::kSaturate) {                                          \
-    f.template operator()<Step<true, R, Overflow::kSaturate>>();           \
-  } else {                                                                 \
-    f.template operator()<Step<true, R, Overflow::kWrap>>();               \
-  }
-  switch (r) {
-    case Rounding::kNearestEven: KAPPA_DISPATCH_STEP(Rounding::kNearestEven) break;
-    case Rounding::kNearestAway: KAPPA_DISPATCH_STEP(Rounding::kNearestAway) break;
-    case Rounding::kTruncate: KAPPA_DISPATCH_STEP(Rounding::kTruncate) break;
-    case Rounding::kTowardZero: KAPPA_DISPATCH_STEP(Rounding::kTowardZero) break;
-    case Rounding::kStochastic: KAPPA_DISPATCH_STEP(Rounding::kStochastic) break;
-  }
-#undef KAPPA_DISPATCH_STEP
 }
 
 }  // namespace kappa
