@@ -74,7 +74,9 @@ def _cmd_ablation(args: argparse.Namespace) -> int:
 
 def _cmd_arithmetic(args: argparse.Namespace) -> int:
     from tensorflow_kappa.arithmetic import train_arithmetic, train_arithmetic_seeds
+    from tensorflow_kappa.datasets.expression import parse_expression
 
+    parse_expression(args.expression)  # a bad expression fails before the banner
     options = dict(expression=args.expression, num_inputs=args.inputs, layers=args.layers,
                    epochs=args.epochs, n=args.n, out_dir=args.out, verbose=args.verbose)
     print(f"kappa arithmetic: y = {args.expression} on {args.inputs} inputs, INALU layers "
@@ -232,8 +234,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return args.func(args)
+    """Run a command. Bad input (the package's ValueErrors, which name the bad
+    value and what was expected) ends with that message and exit status 2,
+    as argparse's own errors do, not with a traceback."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except ValueError as err:
+        parser.exit(2, f"kappa {args.command}: error: {err}\n")
 
 
 if __name__ == "__main__":
