@@ -237,10 +237,16 @@ KAPPA_HD C OverflowCode(C r, const Quantizer<C>& q) {
 // The whole quantizer for one element x that is not subnormal (flushed).
 template <Rounding R, Overflow O, typename C>
 KAPPA_HD C QuantizeFlushed(C x, const Quantizer<C>& q, uint64_t index) {
-  const C rail = x > C(0) ? q.code_max : q.code_min;
   const C code = OverflowCode<O>(RoundScaled<R>(x * q.scale, x, q, index), q);
-  const C y = (IsInf(x) ? rail : code) * q.inv_scale;
-  return IsNan(x) ? x : y;
+  if constexpr (O == Overflow::kSaturate) {
+    // No special cases needed: every rounding mode maps +-Inf to +-Inf, which
+    // saturates to the rails, and NaN to NaN, which the clamp passes through.
+    return code * q.inv_scale;
+  } else {
+    const C rail = x > C(0) ? q.code_max : q.code_min;
+    const C y = (IsInf(x) ? rail : code) * q.inv_scale;
+    return IsNan(x) ? x : y;
+  }
 }
 
 // The whole quantizer for one element x.
