@@ -526,7 +526,7 @@ def test_with_keras_callbacks_and_save_load(tmp_path):
 
 
 def test_with_tensorboard(tmp_path):
-    pytest.importorskip("tensorboard")
+    # tensorboard is a test dependency (scripts/quickstart.sh, setup.py [test]).
     x, y = linear_data(16)
     model = linear_model()
     cb = LoopController({"gate": {"cond": even_epoch, True: {}, False: {"variables": bias_of}}})
