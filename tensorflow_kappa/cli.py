@@ -146,6 +146,17 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    """argparse type: an integer >= 1, else argparse's usage error naming it."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive integer")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kappa", description="tensorflow_kappa command line"
@@ -163,12 +174,12 @@ def build_parser() -> argparse.ArgumentParser:
                      "JSON file {layer: {field: format}}; default: 16-bit formats")
     abl.add_argument("--learning-rate", "--lr", type=float, default=1.8)
     abl.add_argument("--chi", type=float, default=1.5)
-    abl.add_argument("--epochs", type=int, default=10)
-    abl.add_argument("--batch-size", type=int, default=32)
+    abl.add_argument("--epochs", type=_positive_int, default=10)
+    abl.add_argument("--batch-size", type=_positive_int, default=32)
     abl.add_argument("--seed", type=int, default=0)
-    abl.add_argument("--n", type=int, default=1024, help="examples")
-    abl.add_argument("--input-dim", type=int, default=16)
-    abl.add_argument("--output-dim", type=int, default=4)
+    abl.add_argument("--n", type=_positive_int, default=1024, help="examples")
+    abl.add_argument("--input-dim", type=_positive_int, default=16)
+    abl.add_argument("--output-dim", type=_positive_int, default=4)
     abl.add_argument("--noise", type=float, default=0.1)
     abl.add_argument("--death-update", default="s8.4",
                      help="coarse update format of the learning-death case")
@@ -187,14 +198,14 @@ def build_parser() -> argparse.ArgumentParser:
         "the learned formula; write a PNG and a JSON summary.")
     ari.add_argument("--expression", default="(x1 - x2) * (x3 - x4) + x5 * x6",
                      help="over x1 ... xN with + - * / and parentheses")
-    ari.add_argument("--inputs", type=int, default=7, help="N, the number of inputs")
+    ari.add_argument("--inputs", type=_positive_int, default=7, help="N, the number of inputs")
     ari.add_argument("--layers", default="3,2,1", help="INALU units per layer")
-    ari.add_argument("--epochs", type=int, default=60,
+    ari.add_argument("--epochs", type=_positive_int, default=60,
                      help="epoch budget (early stopping usually ends sooner)")
-    ari.add_argument("--n", type=int, default=64000, help="samples per set")
+    ari.add_argument("--n", type=_positive_int, default=64000, help="samples per set")
     seeds = ari.add_mutually_exclusive_group()
     seeds.add_argument("--seed", type=int, default=0)
-    seeds.add_argument("--seeds", type=int, default=None, metavar="M",
+    seeds.add_argument("--seeds", type=_positive_int, default=None, metavar="M",
                        help="run seeds 0 ... M-1 and print the success rate")
     ari.add_argument("--out", default="runs/arithmetic", help="output folder")
     ari.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2),
@@ -213,11 +224,11 @@ def build_parser() -> argparse.ArgumentParser:
                     "[[train, extrapolation], ...] with ranges [lo, hi] or [[lo, hi], ...]")
     nb.add_argument("--models", default="inalu,inalu-shared,nalu,nau,nmu",
                     help="subset of inalu,inalu-shared,nalu,nau,nmu")
-    nb.add_argument("--seeds", type=int, default=10, help="runs per cell")
-    nb.add_argument("--steps", type=int, default=None,
+    nb.add_argument("--seeds", type=_positive_int, default=10, help="runs per cell")
+    nb.add_argument("--steps", type=_positive_int, default=None,
                     help="training steps per run (default: per module)")
-    nb.add_argument("--eval-every", type=int, default=1000)
-    nb.add_argument("--n-eval", type=int, default=10000,
+    nb.add_argument("--eval-every", type=_positive_int, default=1000)
+    nb.add_argument("--n-eval", type=_positive_int, default=10000,
                     help="interpolation/extrapolation samples per run")
     nb.add_argument("--out", default="runs/nalm-benchmark", help="output folder")
     nb.set_defaults(func=_cmd_nalm_benchmark)
@@ -227,8 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
         "update_quantize_store as custom ops, as pure-TF twins (tf.function and XLA) "
         "and TensorFlow's nearest built-ins; medians of interleaved rounds, ratios "
         "against the performance targets, and GPU bandwidth where a GPU is visible.")
-    bench.add_argument("--size", type=int, default=1 << 24, help="float32 elements")
-    bench.add_argument("--repeats", type=int, default=7, help="timed rounds")
+    bench.add_argument("--size", type=_positive_int, default=1 << 24, help="float32 elements")
+    bench.add_argument("--repeats", type=_positive_int, default=7, help="timed rounds")
     bench.set_defaults(func=_cmd_bench)
     return parser
 
