@@ -27,12 +27,19 @@
 #include "cc/kernels/quantize.h"
 #include "cc/kernels/rail_stats.h"
 #include "cc/kernels/update_store.h"
+#include "cc/tests/reference.h"
 
 namespace {
 
 using kappa::FixedPointFormat;
 using kappa::Overflow;
 using kappa::Rounding;
+// Formats, their names, test inputs (edge values, then random ones) and
+// bitwise comparison are shared with the CPU functor tests.
+using kappa_test::Describe;
+using kappa_test::Format;
+using kappa_test::Inputs;
+using kappa_test::SameBits;
 
 int failures = 0;
 
@@ -48,63 +55,6 @@ int failures = 0;
 
 void Fail(const std::string& what) {
   if (++failures <= 30) std::fprintf(stderr, "MISMATCH %s\n", what.c_str());
-}
-
-const char* RName(Rounding r) {
-  static const char* n[] = {"nearest_even", "nearest_away", "truncate", "toward_zero",
-                            "stochastic"};
-  return n[static_cast<int>(r)];
-}
-
-FixedPointFormat Fmt(int bits, int frac, bool is_signed, Rounding r = Rounding::kNearestEven,
-                     Overflow o = Overflow::kSaturate) {
-  FixedPointFormat f;
-  f.bits = bits;
-  f.frac_bits = frac;
-  f.is_signed = is_signed;
-  f.rounding = r;
-  f.overflow = o;
-  return f;
-}
-
-std::string Describe(const FixedPointFormat& f) {
-  return std::string(f.is_signed ? "s" : "u") + std::to_string(f.bits) + "." +
-         std::to_string(f.frac_bits) + ":" + RName(f.rounding) +
-         (f.overflow == Overflow::kWrap ? ":wrap" : ":saturate");
-}
-
-template <typename T>
-bool SameBits(T a, T b) {
-  if (std::isnan(a) && std::isnan(b)) return true;
-  return std::memcmp(&a, &b, sizeof(T)) == 0;
-}
-
-// Random values over and beyond the format's range, grid points and ties,
-// zeros, NaN, infinities, tiny values.
-template <typename T>
-std::vector<T> Inputs(const FixedPointFormat& f, size_t n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<double> normal(0.0, 1.0);
-  const double lsb = std::ldexp(1.0, -f.frac_bits);
-  const double range = std::ldexp(1.0, f.bits - (f.is_signed ? 1 : 0)) * lsb;
-  std::vector<T> v(n);
-  for (size_t i = 0; i < n; ++i) {
-    const int kind = static_cast<int>(rng() % 8);
-    double x = normal(rng);
-    if (kind < 3) x *= range;
-    else if (kind == 3) x *= 3 * range;
-    else if (kind == 4) x = (std::floor(x * 64) + 0.5) * lsb;  // ties
-    else if (kind == 5) x *= lsb;
-    else if (kind == 6) x = std::ldexp(x, static_cast<int>(rng() % 160) - 140);
-    else x = std::floor(x * range / lsb) * lsb;  // on the grid
-    v[i] = static_cast<T>(x);
-  }
-  const T special[] = {T(0), -T(0), std::numeric_limits<T>::quiet_NaN(),
-                       std::numeric_limits<T>::infinity(), -std::numeric_limits<T>::infinity(),
-                       std::numeric_limits<T>::denorm_min(), std::numeric_limits<T>::min(),
-                       std::numeric_limits<T>::max()};
-  for (size_t k = 0; k < sizeof(special) / sizeof(T) && k < n; ++k) v[k * 7 % n] = special[k];
-  return v;
 }
 
 template <typename T>
@@ -128,8 +78,8 @@ struct Device {
 
 template <typename T>
 void CheckQuantize() {
-  const FixedPointFormat shapes[] = {Fmt(8, 4, true), Fmt(8, 8, false), Fmt(4, -2, true),
-                                     Fmt(16, 10, true), Fmt(2, 0, true)};
+  const FixedPointFormat shapes[] = {Format(8, 4, true), Format(8, 8, false), Format(4, -2, true),
+                                     Format(16, 10, true), Format(2, 0, true)};
   for (const FixedPointFormat& shape : shapes) {
     for (int r = 0; r < 5; ++r) {
       for (int o = 0; o < 2; ++o) {
@@ -153,8 +103,8 @@ void CheckQuantize() {
 
 template <typename T>
 void CheckRailStats() {
-  const FixedPointFormat formats[] = {Fmt(8, 4, true), Fmt(8, 8, false), Fmt(6, 0, true),
-                                      Fmt(12, 14, true)};
+  const FixedPointFormat formats[] = {Format(8, 4, true), Format(8, 8, false), Format(6, 0, true),
+                                      Format(12, 14, true)};
   for (const FixedPointFormat& f : formats) {
     for (double near_rail : {0.9, 0.5, 1.0, 0.0}) {
       const std::vector<T> x = Inputs<T>(f, 1000003, 7);
@@ -180,14 +130,14 @@ void CheckRailStats() {
 
 template <typename T>
 void CheckUpdate() {
-  std::vector<std::pair<bool, FixedPointFormat>> steps = {{false, Fmt(8, 0, true)}};
+  std::vector<std::pair<bool, FixedPointFormat>> steps = {{false, Format(8, 0, true)}};
   for (int r = 0; r < 5; ++r) {
     for (int o = 0; o < 2; ++o) {
-      steps.push_back({true, Fmt(8, 6, true, static_cast<Rounding>(r), static_cast<Overflow>(o))});
+      steps.push_back({true, Format(8, 6, true, static_cast<Rounding>(r), static_cast<Overflow>(o))});
     }
   }
-  const size_t n = 200003;
-  const std::vector<T> w0 = Inputs<T>(Fmt(8, 6, true), n, 11);
+  const std::vector<T> w0 = Inputs<T>(Format(8, 6, true), 200003, 11);
+  const size_t n = w0.size();
   std::vector<T> g(n);
   std::mt19937_64 rng(12);
   std::normal_distribution<double> normal(0.0, 1.0);
@@ -204,7 +154,7 @@ void CheckUpdate() {
     for (const auto& [has_s, sf] : steps) {
       kappa::UpdateConfig c;
       c.has_update_format = has_u;
-      c.update_format = Fmt(10, 14, true, uf.rounding, uf.overflow);
+      c.update_format = Format(10, 14, true, uf.rounding, uf.overflow);
       c.has_storage_format = has_s;
       c.storage_format = sf;
       c.seed0 = 5;
@@ -269,7 +219,8 @@ float MedianMs(int reps, F&& launch) {
 void Bandwidth() {
   const int64_t n = int64_t{1} << 24;
   const double bytes = static_cast<double>(n) * sizeof(float);
-  std::vector<float> host = Inputs<float>(Fmt(8, 4, true), n, 99);
+  std::vector<float> host = Inputs<float>(Format(8, 4, true), n, 99);
+  host.resize(n);  // the edge values first, then random ones
   for (float& v : host) {
     if (!std::isfinite(v)) v = 0.5f;
   }
@@ -291,21 +242,21 @@ void Bandwidth() {
                 100.0 * gbs / copy_gbs);
   };
   row("quantize s8.4 nearest_even", 2, MedianMs(reps, [&] {
-        kappa::QuantizeGpu<float>(x.p, y.p, n, Fmt(8, 4, true), 1, 2, nullptr);
+        kappa::QuantizeGpu<float>(x.p, y.p, n, Format(8, 4, true), 1, 2, nullptr);
       }));
   row("quantize s8.4 stochastic", 2, MedianMs(reps, [&] {
-        kappa::QuantizeGpu<float>(x.p, y.p, n, Fmt(8, 4, true, Rounding::kStochastic), 1, 2,
+        kappa::QuantizeGpu<float>(x.p, y.p, n, Format(8, 4, true, Rounding::kStochastic), 1, 2,
                                   nullptr);
       }));
   row("rail_stats s8.4 (read only)", 1, MedianMs(reps, [&] {
-        kappa::RailStatsGpu<float>(x.p, n, Fmt(8, 4, true), 0.9, scratch.p, out.p, out.p + 1,
+        kappa::RailStatsGpu<float>(x.p, n, Format(8, 4, true), 0.9, scratch.p, out.p, out.p + 1,
                                    out.p + 2, nullptr);
       }));
   kappa::UpdateStatsOutputs o{out.p, out.p + 1, out.p + 2, out.p + 3, out.p + 4};
   kappa::UpdateConfig c;
   c.has_update_format = c.has_storage_format = true;
-  c.update_format = Fmt(16, 16, true);
-  c.storage_format = Fmt(16, 12, true);
+  c.update_format = Format(16, 16, true);
+  c.storage_format = Format(16, 12, true);
   row("update s16.16 / s16.12 nearest_even", 3, MedianMs(reps, [&] {
         kappa::UpdateStoreGpu<float>(w.p, w.p, g.p, lr.p, n, c, scratch.p, o, nullptr);
       }));
