@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tensorflow_kappa import cli
-from tensorflow_kappa.arithmetic import train_arithmetic, train_arithmetic_seeds
+from tensorflow_kappa.experiments.arithmetic import train_arithmetic, train_arithmetic_seeds
 from tensorflow_kappa.evaluation import wilson_interval
 
 
