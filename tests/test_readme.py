@@ -1,8 +1,9 @@
-"""The README's API example runs as printed."""
+"""The README's API example runs as printed; its Layout section matches the tree."""
 import re
 from pathlib import Path
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+REPO = Path(__file__).resolve().parents[1]
+README = REPO / "README.md"
 
 
 def test_readme_api_example_runs(tmp_path, monkeypatch, capsys):
@@ -13,3 +14,27 @@ def test_readme_api_example_runs(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "RailStats(" in out and "UpdateStats(" in out
     assert (tmp_path / "run.png").stat().st_size > 10_000
+
+
+def _layout_folders():
+    section = README.read_text().split("## Layout", 1)[1]
+    block = re.search(r"```\n(.*?)```", section, re.DOTALL).group(1)
+    return [line.split()[0] for line in block.splitlines() if line.strip()]
+
+
+def test_readme_layout_lists_existing_folders_and_every_package_and_test_folder():
+    listed = _layout_folders()
+    assert all(name.endswith("/") for name in listed), listed
+    missing = [name for name in listed if not (REPO / name).is_dir()]
+    assert not missing, f"README Layout lists folders that do not exist: {missing}"
+    packages = {f"tensorflow_kappa/{p.parent.relative_to(REPO / 'tensorflow_kappa')}/"
+                for p in (REPO / "tensorflow_kappa").glob("*/__init__.py")}
+    assert packages <= set(listed), f"not in the README Layout: {packages - set(listed)}"
+    assert "tests/" in listed and "tensorflow_kappa/" in listed
+
+
+def test_tests_mirror_the_package():
+    packages = {p.parent.name for p in (REPO / "tensorflow_kappa").glob("*/__init__.py")}
+    test_folders = {p.name for p in (REPO / "tests").iterdir() if p.is_dir()
+                    and not p.name.startswith((".", "__"))}
+    assert packages == test_folders, (packages, test_folders)
