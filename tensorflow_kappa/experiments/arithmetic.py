@@ -259,7 +259,8 @@ def train_arithmetic(
         step_loss = np.asarray(controller.history[loss_key]) \
             if loss_key in controller.history else np.empty(0)
         result.plot_path = plot_run(result, step_loss, stem + ".png")
-        result.summary_path = write_json(stem + ".json", result.to_dict())
+        result.summary_path = stem + ".json"
+        write_json(result.summary_path, result.to_dict())
     return result
 
 
@@ -327,6 +328,6 @@ def train_arithmetic_seeds(seeds: Sequence[int], out_dir: Optional[str] = None,
         formula_recovered=sum(r.formula_correct for r in results),
         wall_time_s=time.perf_counter() - start)
     if out_dir is not None:
-        summary.summary_path = write_json(os.path.join(out_dir, "arithmetic_summary.json"),
-                                          summary.to_dict())
+        summary.summary_path = os.path.join(out_dir, "arithmetic_summary.json")
+        write_json(summary.summary_path, summary.to_dict())
     return summary
