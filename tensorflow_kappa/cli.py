@@ -122,9 +122,10 @@ def _cmd_nalm_benchmark(args: argparse.Namespace) -> int:
             ranges = [nalm.DEFAULT_RANGES[int(i)] for i in names(args.ranges)]
         except ValueError:
             ranges = json.loads(args.ranges)
-    result = nalm.run_nalm_benchmark(ops=names(args.ops), ranges=ranges, models=names(args.models),
-                                seeds=args.seeds, steps=args.steps, eval_every=args.eval_every,
-                                n_eval=args.n_eval, out_dir=args.out, verbose=1)
+    result = nalm.run_nalm_benchmark(
+        ops=names(args.ops), ranges=ranges, models=names(args.models), seeds=args.seeds,
+        steps=args.steps, eval_every=args.eval_every, n_eval=args.n_eval, out_dir=args.out,
+        verbose=1)
     print()
     print(result.table())
     print()
@@ -138,20 +139,14 @@ def _cmd_nalm_benchmark(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    log = partial(print, flush=True)
     if args.suite == "ops":
-        print(op_bench.format_report(op_bench.run(size=args.size,
-                                                  repeats=args.repeats or 7)))
-    elif args.suite == "loop-controller":
-        options = dict(loop_controller_bench.QUICK) if args.quick else {}
-        if args.repeats:
-            options["rounds"] = args.repeats
-        loop_controller_bench.run(log=log, **options)
-    else:
-        options = dict(trainer_bench.QUICK) if args.quick else {}
-        if args.repeats:
-            options["rounds"] = args.repeats
-        trainer_bench.run(log=log, **options)
+        print(op_bench.format_report(op_bench.run(size=args.size, repeats=args.repeats or 7)))
+        return 0
+    bench = loop_controller_bench if args.suite == "loop-controller" else trainer_bench
+    options = dict(bench.QUICK) if args.quick else {}
+    if args.repeats:
+        options["rounds"] = args.repeats
+    bench.run(log=partial(print, flush=True), **options)
     return 0
 
 

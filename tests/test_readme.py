@@ -38,3 +38,48 @@ def test_tests_mirror_the_package():
     test_folders = {p.name for p in (REPO / "tests").iterdir() if p.is_dir()
                     and not p.name.startswith((".", "__"))}
     assert packages == test_folders, (packages, test_folders)
+
+
+def _module_table():
+    """(modules, names) per row of the README's module table."""
+    text = README.read_text()
+    table = text[text.index("| module | what it holds |"):].split("\n\n", 1)[0]
+    for row in table.splitlines()[2:]:
+        modules_cell, names_cell = row.strip("|").split("|")[:2]
+        modules = re.findall(r"`([\w.]+)`", modules_cell)
+        modules = [m if m.startswith("tensorflow_kappa") else "tensorflow_kappa" + m
+                   for m in modules]
+        yield modules, re.findall(r"`([A-Za-z_][\w.]*)`", names_cell)
+
+
+def _resolves(name, modules):
+    """``name`` is a module path, or an attribute (chain) or submodule of one of ``modules``."""
+    import importlib
+
+    candidates = [name] if name.startswith("tensorflow_kappa") else [
+        f"{m}.{name}" for m in modules]
+    for path in candidates:
+        head, *rest = path.split(".")
+        obj = importlib.import_module(head)
+        for part in rest:
+            if not hasattr(obj, part):
+                try:
+                    importlib.import_module(f"{obj.__name__}.{part}")
+                except (ImportError, AttributeError):
+                    break
+            obj = getattr(obj, part)
+        else:
+            return True
+    return False
+
+
+def test_every_name_in_the_readme_module_table_imports():
+    import warnings
+
+    rows = list(_module_table())
+    assert len(rows) >= 9
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the deprecated aliases' row
+        missing = [(modules, name) for modules, names in rows for name in names
+                   if not _resolves(name, modules)]
+    assert not missing, missing

@@ -188,7 +188,6 @@ class InstrumentedTrainer:
         rows = tf.TensorArray(tf.float32, size=0, dynamic_size=True,
                               element_shape=[len(self.metric_names)])
         finite_at = self.metric_names.index("finite")
-
         batch_size = self.config.batch_size
 
         def body(i, ok, rows):
