@@ -112,7 +112,11 @@ class SeedStream:
     SITES_PER_STEP = 4096
 
     def __init__(self, run_seed: int, step: tf.Variable):
-        self._run_seed = tf.constant(_host_seed((run_seed, 0))[0])
+        if isinstance(run_seed, (bool, np.bool_)) or not isinstance(run_seed, numbers.Integral) \
+                or not _INT64_MIN <= run_seed <= _INT64_MAX:
+            raise ValueError(f"run_seed must be an integer in [-2**63, 2**63 - 1], got "
+                             f"{run_seed!r}")
+        self._run_seed = tf.constant(int(run_seed), tf.int64)
         self._step = step
         self._site = 0
 

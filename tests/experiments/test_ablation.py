@@ -1,6 +1,5 @@
 """``kappa ablation`` and tensorflow_kappa.experiments.ablation."""
 import json
-import os
 
 import numpy as np
 import pytest

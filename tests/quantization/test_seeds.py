@@ -72,8 +72,9 @@ def test_stream_numbers_stochastic_calls_per_step():
         stream.next(STOCHASTIC)
     with pytest.raises(ValueError, match="stochastic quantizers in one step"):
         stream.next(STOCHASTIC)
-    with pytest.raises(ValueError, match="seed"):
-        SeedStream(2**64, step)
+    for bad in (2**63, 1.0, True):
+        with pytest.raises(ValueError, match="run_seed must be an integer"):
+            SeedStream(bad, step)
 
 
 def test_trainer_rounds_storage_with_the_streams_initial_seeds(implementation):
