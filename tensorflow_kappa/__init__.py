@@ -1,35 +1,36 @@
 """tensorflow_kappa: fixed-point training, training-loop control and neural arithmetic units.
 
-Importing the package registers its custom ops with TensorFlow (so SavedModels
-that use them load), their gradients, and its Keras serializables.
+Importing the package registers the ops' gradients and its Keras serializables;
+it does not load the compiled op library. That happens on the first op call
+(:func:`quantize_tensor`, :func:`rail_stats`, :func:`update_quantize_store`)
+or through :func:`register_all`, so layers, callbacks, datasets and models that
+never call an op work without a built library.
 
 Example:
 >>> import tensorflow_kappa as tk
 >>> tk.quantize_tensor([0.1, 0.3], "s8.4").numpy()
 array([0.125 , 0.3125], dtype=float32)
 """
+import importlib
+
 from tensorflow_kappa import (
-    _ops,
     callbacks,
     datasets,
     evaluation,
-    history,
     layers,
     models,
-    precision,
     quantization,
     recipes,
-    utils,
 )
-from tensorflow_kappa._ops import composite_ops
+from tensorflow_kappa._ops import composite_ops, register_all
 from tensorflow_kappa.callbacks import LoopController
 from tensorflow_kappa.datasets import BaseDataset, TeacherStudentDataset
-from tensorflow_kappa.history import FitHistory
 from tensorflow_kappa.layers import INALU
-from tensorflow_kappa.models import BaseModel, LinearBlockModel
-from tensorflow_kappa.precision import PrecisionDict, ensure_precision_dict
+from tensorflow_kappa.models import BaseModel, FitHistory, LinearBlockModel, TrainConfig
 from tensorflow_kappa.quantization import (
     FixedPoint,
+    PrecisionDict,
+    ensure_precision_dict,
     quantize_tensor,
     rail_stats,
     update_quantize_store,
@@ -37,20 +38,15 @@ from tensorflow_kappa.quantization import (
 
 __version__ = "0.1.0"
 
-
-def register_all() -> None:
-    """Register tensorflow_kappa's ops, gradients and Keras objects with TensorFlow.
-
-    ``import tensorflow_kappa`` already does this; call it explicitly where a
-    SavedModel or ``.keras`` file that uses the package is loaded by code that
-    does not otherwise touch it. Raises ImportError if the op library cannot
-    be loaded (unless ``KAPPA_PY_OPS=1`` selects the pure-TensorFlow ops).
-    """
-    if not _ops.fallback_requested():
-        _ops.load_library()
+# Old module paths, imported (with a DeprecationWarning) only when used.
+_DEPRECATED_MODULES = ("history", "precision", "utils")
 
 
-register_all()
+def __getattr__(name: str):
+    if name in _DEPRECATED_MODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "BaseDataset",
@@ -62,21 +58,19 @@ __all__ = [
     "LoopController",
     "PrecisionDict",
     "TeacherStudentDataset",
+    "TrainConfig",
     "__version__",
     "callbacks",
     "composite_ops",
     "datasets",
     "ensure_precision_dict",
     "evaluation",
-    "history",
     "layers",
     "models",
-    "precision",
     "quantization",
     "quantize_tensor",
     "rail_stats",
     "recipes",
     "register_all",
     "update_quantize_store",
-    "utils",
 ]

@@ -2,8 +2,11 @@
 
 tensorflow_kappa's performance-critical ops (``Kappa>Quantize`` and friends)
 live in ``_kappa_ops.so``, built by Bazel against one TensorFlow release. This
-module is the only place that loads it. Every op also has a pure-TensorFlow
-composite twin with identical results (``tensorflow_kappa.quantization``);
+module is the only place that loads it, lazily: :func:`load_library` runs on
+the first op call (through :func:`custom_ops`), from :func:`register_all`, or
+from ``kappa info``; ``import tensorflow_kappa`` alone does not load it, so
+everything that calls no op works without a built library. Every op also has
+a pure-TensorFlow composite twin with identical results (``tensorflow_kappa.quantization``);
 the twin is used instead of the custom op when
 
 * the environment variable ``KAPPA_PY_OPS=1`` is set (for the whole process;
@@ -11,9 +14,6 @@ the twin is used instead of the custom op when
 * code runs inside :func:`composite_ops` — needed around anything compiled
   with XLA (``tf.function(jit_compile=True)``), since a custom op has no XLA
   kernel and TensorFlow gives no way to detect that context while tracing.
-
-Layers of this package that call custom ops declare ``supports_jit = False``,
-so Keras' ``jit_compile="auto"`` leaves their models unjitted by itself.
 """
 from __future__ import annotations
 
@@ -98,6 +98,29 @@ def load_library() -> ModuleType:
         if _library is None:
             _library = _load()
         return _library
+
+
+def register_all() -> None:
+    """Register tensorflow_kappa's custom ops with TensorFlow now.
+
+    The package loads its op library on the first op call. Call this before
+    ``tf.saved_model.load`` of a SavedModel whose graph uses the ops (a graph
+    does not call the package, so TensorFlow would report "Op type not
+    registered"). The ops' gradients and the package's Keras serializables
+    are registered by ``import tensorflow_kappa`` itself.
+
+    Raises:
+        ImportError: the op library is missing, was built for another
+            TensorFlow or fails to load (the message says which, and how to
+            rebuild it); not raised when ``KAPPA_PY_OPS=1`` selects the
+            pure-TensorFlow ops.
+
+    Example:
+    >>> import tensorflow_kappa as tk
+    >>> tk.register_all()
+    """
+    if not fallback_requested():
+        load_library()
 
 
 @contextlib.contextmanager

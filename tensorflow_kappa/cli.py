@@ -1,27 +1,35 @@
-"""The ``kappa`` command line: thin commands over the package's API.
+"""The ``kappa`` command line: thin commands over :mod:`tensorflow_kappa.experiments`.
 
     kappa info     versions, the op library, its kernels, the active ops
     kappa ablation 2x2 float/fixed-point x controller ablation, with plots
     kappa arithmetic  a deep iNALU stack on the report's arithmetic task, end to end
     kappa nalm-benchmark  single-module arithmetic benchmark: INALU, NALU, NAU, NMU
-    kappa bench    quantization ops vs composites and TF built-ins (medians, targets)
+    kappa bench [ops|loop-controller|trainer]  timings: the quantization ops against
+                   their twins and TF built-ins (default), LoopController against
+                   plain fit, the instrumented trainer against fit
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from functools import partial
 from typing import Sequence
 
+import keras
 import tensorflow as tf
 
 import tensorflow_kappa as tk
 from tensorflow_kappa import _ops
+from tensorflow_kappa.datasets.expression import parse_expression
+from tensorflow_kappa.experiments import ablation, loop_controller_bench, nalm, op_bench
+from tensorflow_kappa.experiments import trainer_bench
+from tensorflow_kappa.experiments.arithmetic import train_arithmetic, train_arithmetic_seeds
+from tensorflow_kappa.quantization import PrecisionDict
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    import keras
-
     print(f"tensorflow_kappa {tk.__version__} at {tk.__path__[0]}")
     print(f"TensorFlow       {tf.__version__} (Keras {keras.__version__})")
     gpus = tf.config.list_physical_devices("GPU")
@@ -47,17 +55,12 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_ablation(args: argparse.Namespace) -> int:
-    import os
-
-    from tensorflow_kappa.ablation import explain, format_table, run_ablation
-    from tensorflow_kappa.precision import PrecisionDict
-
     precision = args.precision
     if precision is not None and (precision.endswith(".json") or os.path.isfile(precision)):
         precision = PrecisionDict.from_json(precision)
     print(f"kappa ablation: teacher-student n={args.n}, {args.input_dim}->{args.output_dim}, "
           f"lr={args.learning_rate}, chi={args.chi}, epochs={args.epochs}, seed={args.seed}")
-    runs = run_ablation(
+    runs = ablation.run_ablation(
         precision, learning_rate=args.learning_rate, chi=args.chi, epochs=args.epochs,
         batch_size=args.batch_size, seed=args.seed, n=args.n, input_dim=args.input_dim,
         output_dim=args.output_dim, noise=args.noise,
@@ -65,19 +68,16 @@ def _cmd_ablation(args: argparse.Namespace) -> int:
         death_learning_rate=args.death_learning_rate, out_dir=args.out,
         plots=not args.no_plots, verbose=args.verbose, log=print)
     print()
-    print(format_table(runs))
+    print(ablation.format_table(runs))
     print()
-    print(explain(runs))
+    print(ablation.describe(runs))
     print(f"\nhistories, plots and summary.txt in {args.out}")
     return 0
 
 
 def _cmd_arithmetic(args: argparse.Namespace) -> int:
-    from tensorflow_kappa.arithmetic import train_arithmetic, train_arithmetic_seeds
-    from tensorflow_kappa.datasets.expression import parse_expression
-
-    parse_expression(args.expression)  # a bad expression fails before the banner
-    options = dict(expression=args.expression, num_inputs=args.inputs, layers=args.layers,
+    expression = parse_expression(args.expression, args.inputs)  # parsed once; fails early
+    options = dict(expression=expression, num_inputs=args.inputs, layers=args.layers,
                    epochs=args.epochs, n=args.n, out_dir=args.out, verbose=args.verbose)
     print(f"kappa arithmetic: y = {args.expression} on {args.inputs} inputs, INALU layers "
           f"{args.layers}, up to {args.epochs} epochs of {args.n} samples, batch 64, "
@@ -113,20 +113,19 @@ def _cmd_arithmetic(args: argparse.Namespace) -> int:
 
 
 def _cmd_nalm_benchmark(args: argparse.Namespace) -> int:
-    from tensorflow_kappa.nalm_benchmark import DEFAULT_RANGES, run_nalm_benchmark
-
     def names(text):
         return [v.strip() for v in text.split(",") if v.strip()]
 
-    ranges = DEFAULT_RANGES
+    ranges = nalm.DEFAULT_RANGES
     if args.ranges:
         try:
-            ranges = [DEFAULT_RANGES[int(i)] for i in names(args.ranges)]
+            ranges = [nalm.DEFAULT_RANGES[int(i)] for i in names(args.ranges)]
         except ValueError:
             ranges = json.loads(args.ranges)
-    result = run_nalm_benchmark(ops=names(args.ops), ranges=ranges, models=names(args.models),
-                                seeds=args.seeds, steps=args.steps, eval_every=args.eval_every,
-                                n_eval=args.n_eval, out_dir=args.out, verbose=1)
+    result = nalm.run_nalm_benchmark(
+        ops=names(args.ops), ranges=ranges, models=names(args.models), seeds=args.seeds,
+        steps=args.steps, eval_every=args.eval_every, n_eval=args.n_eval, out_dir=args.out,
+        verbose=1)
     print()
     print(result.table())
     print()
@@ -140,9 +139,14 @@ def _cmd_nalm_benchmark(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from tensorflow_kappa.benchmarks import format_report, run
-
-    print(format_report(run(size=args.size, repeats=args.repeats)))
+    if args.suite == "ops":
+        print(op_bench.format_report(op_bench.run(size=args.size, repeats=args.repeats or 7)))
+        return 0
+    bench = loop_controller_bench if args.suite == "loop-controller" else trainer_bench
+    options = dict(bench.QUICK) if args.quick else {}
+    if args.repeats:
+        options["rounds"] = args.repeats
+    bench.run(log=partial(print, flush=True), **options)
     return 0
 
 
@@ -233,13 +237,21 @@ def build_parser() -> argparse.ArgumentParser:
     nb.add_argument("--out", default="runs/nalm-benchmark", help="output folder")
     nb.set_defaults(func=_cmd_nalm_benchmark)
     bench = sub.add_parser(
-        "bench", help="time the quantization ops against composites and TF built-ins",
-        description="Side by side on one tensor: quantize_tensor, rail_stats and "
-        "update_quantize_store as custom ops, as pure-TF twins (tf.function and XLA) "
-        "and TensorFlow's nearest built-ins; medians of interleaved rounds, ratios "
-        "against the performance targets, and GPU bandwidth where a GPU is visible.")
-    bench.add_argument("--size", type=_positive_int, default=1 << 24, help="float32 elements")
-    bench.add_argument("--repeats", type=_positive_int, default=7, help="timed rounds")
+        "bench", help="timings: ops (default), loop-controller or trainer",
+        description="ops: quantize_tensor, rail_stats and update_quantize_store as custom "
+        "ops, as pure-TF twins (tf.function and XLA) and TensorFlow's nearest built-ins, "
+        "side by side on one tensor; ratios against the performance targets and GPU "
+        "bandwidth where a GPU is visible. loop-controller: LoopController against plain "
+        "model.fit (time per step, traces, tracing time). trainer: train_instrumented "
+        "compiled, eager and against model.fit. All: medians of interleaved rounds.")
+    bench.add_argument("suite", nargs="?", default="ops",
+                       choices=("ops", "loop-controller", "trainer"))
+    bench.add_argument("--size", type=_positive_int, default=1 << 24,
+                       help="float32 elements (ops)")
+    bench.add_argument("--repeats", type=_positive_int, default=None,
+                       help="timed rounds (default: ops 7, loop-controller 7, trainer 5)")
+    bench.add_argument("--quick", action="store_true",
+                       help="smoke run (loop-controller, trainer)")
     bench.set_defaults(func=_cmd_bench)
     return parser
 

@@ -17,7 +17,11 @@ This module provides the pieces:
 * :func:`best_epoch` and :func:`succeeded` -- the selection and the verdict;
 * :func:`wilson_interval` -- the Wilson score interval of a success rate;
 * :func:`formula_matches` -- whether a read-out formula (``explain``) is the
-  expression, checked numerically.
+  expression: the two trees compared once both are normalised.
+
+Every function takes the expression parsed once
+(:func:`~tensorflow_kappa.datasets.expression.parse_expression`, or an
+:class:`~tensorflow_kappa.datasets.ArithmeticTask`'s ``expression``), never text.
 
 What exactly is perturbed.  Madsen & Johansen's exact solution is a linear
 selection layer (weight 1 from each operand's input, 0 elsewhere) followed
@@ -43,16 +47,20 @@ the threshold is about 1e-5.
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence, Tuple, Union
+from typing import Sequence, Tuple
 
 import numpy as np
 
-from tensorflow_kappa.datasets.expression import Expression, ExpressionError, parse_expression
+from tensorflow_kappa.datasets.expression import BinaryOp, Expression, Negate, Node, Number
+from tensorflow_kappa.datasets.expression import Variable
+from tensorflow_kappa.layers import Formula
+from tensorflow_kappa.layers import _formula
 
 __all__ = [
     "EPSILON",
     "best_epoch",
     "formula_matches",
+    "formula_tree",
     "perturbed_predictions",
     "perturbed_threshold",
     "succeeded",
@@ -64,10 +72,13 @@ __all__ = [
 EPSILON = 1e-5
 
 
-def _expression(expression: Union[str, Expression], num_inputs: Optional[int]) -> Expression:
-    if isinstance(expression, Expression):
-        return expression
-    return parse_expression(expression, num_inputs)
+def _check_expression(expression: object) -> Expression:
+    if not isinstance(expression, Expression):
+        raise TypeError(
+            f"expression must be a parsed Expression (parse the text once with "
+            f"tensorflow_kappa.datasets.expression.parse_expression), got "
+            f"{type(expression).__name__} {expression!r}")
+    return expression
 
 
 def _occurrence_scaled(expr: Expression, x: np.ndarray, scales: np.ndarray) -> np.ndarray:
@@ -77,7 +88,7 @@ def _occurrence_scaled(expr: Expression, x: np.ndarray, scales: np.ndarray) -> n
     return expr.evaluate(x, leaf=leaf)
 
 
-def worst_signs(expression: Union[str, Expression], x, epsilon: float = EPSILON) -> np.ndarray:
+def worst_signs(expression: Expression, x, epsilon: float = EPSILON) -> np.ndarray:
     """The signs ``s_k`` of the perturbation ``1 + s_k ε`` that maximise the MSE.
 
     Found on the first-order error ``Σ_k s_k ε g_k`` (``g_k`` the derivative of
@@ -85,8 +96,8 @@ def worst_signs(expression: Union[str, Expression], x, epsilon: float = EPSILON)
     differences in float64): exhaustively up to 16 occurrences, by greedy
     coordinate ascent beyond.
     """
+    expr = _check_expression(expression)
     x = np.asarray(x, dtype=np.float64)
-    expr = _expression(expression, x.shape[1])
     leaves = expr.num_leaves
     if leaves == 0:
         return np.zeros(0)
@@ -119,15 +130,15 @@ def worst_signs(expression: Union[str, Expression], x, epsilon: float = EPSILON)
     return signs
 
 
-def perturbed_predictions(expression: Union[str, Expression], x,
+def perturbed_predictions(expression: Expression, x,
                           epsilon: float = EPSILON, signs=None) -> np.ndarray:
     """The ε-perturbed exact solution's outputs on ``x`` (float64, shape ``(n,)``).
 
     Occurrence ``k`` of a variable is scaled by ``1 + signs[k] ε``; ``signs``
     defaults to :func:`worst_signs` on ``x``.
     """
+    expr = _check_expression(expression)
     x = np.asarray(x, dtype=np.float64)
-    expr = _expression(expression, x.shape[1] if x.ndim == 2 else None)
     if signs is None:
         signs = worst_signs(expr, x, epsilon)
     signs = np.asarray(signs, dtype=np.float64)
@@ -138,12 +149,12 @@ def perturbed_predictions(expression: Union[str, Expression], x,
         return _occurrence_scaled(expr, x, 1.0 + signs * epsilon)
 
 
-def perturbed_threshold(expression: Union[str, Expression], x,
+def perturbed_threshold(expression: Expression, x,
                         epsilon: float = EPSILON) -> float:
     """MSE of the ε-perturbed exact solution on inputs ``x``, in float64.
 
     Args:
-        expression: the task's expression (text or parsed).
+        expression: the task's expression, parsed.
         x: inputs ``(n, N)``, usually the extrapolation set's.
         epsilon: the perturbation (Madsen & Johansen: 1e-5).
 
@@ -152,8 +163,8 @@ def perturbed_threshold(expression: Union[str, Expression], x,
     as a solution that is right in every weight up to ε (module docstring).
     Samples where the exact value is not finite (division by 0) are left out.
     """
+    expr = _check_expression(expression)
     x = np.asarray(x, dtype=np.float64)
-    expr = _expression(expression, x.shape[1])
     target = expr.evaluate(x)
     keep = np.isfinite(target)
     x, target = x[keep], target[keep]
@@ -213,23 +224,51 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> Tuple[float, flo
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def formula_matches(formula: str, expression: Union[str, Expression], x,
-                    rtol: float = 1e-6) -> bool:
-    """Whether a read-out formula (e.g. from ``explain``) computes ``expression``.
+def formula_tree(expression: Expression) -> _formula.Expr:
+    """The expression as the read-out's normalised symbolic tree (what ``explain`` builds).
 
-    Both are evaluated in float64 on the rows of ``x``; they match when they
-    agree to ``rtol`` (relative to the expression's scale).  A formula that is
-    not discrete (``"not discrete: ..."``) or outside the parser's language
-    does not match.
+    Variables are named ``x1 … xN`` by position, like ``explain``'s default input names.
     """
-    x = np.asarray(x, dtype=np.float64)
-    expr = _expression(expression, x.shape[1])
-    try:
-        read = parse_expression(str(formula), expr.num_inputs)
-    except ExpressionError:
-        return False
-    a = read.evaluate(x)
-    b = expr.evaluate(x)
-    scale = max(float(np.max(np.abs(b))), 1.0)
-    with np.errstate(invalid="ignore"):
-        return bool(np.all(np.abs(a - b) <= rtol * scale))
+    return _as_formula(_check_expression(expression).root)
+
+
+def _as_formula(node: Node) -> _formula.Expr:
+    if isinstance(node, Number):
+        return _formula.constant(node.value)
+    if isinstance(node, Variable):
+        return _formula.Var(f"x{node.index + 1}", node.index)
+    if isinstance(node, Negate):
+        return _formula.linear([(-1, _as_formula(node.operand))])
+    if isinstance(node, BinaryOp):
+        left, right = _as_formula(node.left), _as_formula(node.right)
+        if node.op in "+-":
+            return _formula.linear([(1, left), (1 if node.op == "+" else -1, right)])
+        return _formula.product([(left, 1), (right, 1 if node.op == "*" else -1)])
+    raise TypeError(f"not an expression node: {node!r}")
+
+
+def formula_matches(formula: Formula, expression: Expression) -> bool:
+    """Whether a read-out formula (from ``explain``) is ``expression``.
+
+    The formula's symbolic tree is compared with :func:`formula_tree` of the
+    expression: both are normalised the same way (like terms and factors merged,
+    constants folded, terms in canonical order and sign), so ``x2 * x1 - x3``
+    matches ``x1 * x2 - x3``. Forms the normalisation does not unify (a product
+    left unexpanded in one and expanded in the other) do not match; neither does
+    a formula that is not discrete (``"not discrete: ..."``).
+
+    Args:
+        formula: one entry of ``explain(model)`` (a :class:`~tensorflow_kappa.layers.Formula`).
+        expression: the task's expression, parsed.
+
+    Example:
+    >>> from tensorflow_kappa.datasets.expression import parse_expression
+    >>> from tensorflow_kappa.layers import Formula
+    >>> read = Formula(formula_tree(parse_expression("x2 * x1 - x3")))
+    >>> formula_matches(read, parse_expression("x1 * x2 - x3"))
+    True
+    """
+    if not isinstance(formula, Formula):
+        raise TypeError(f"formula must be a Formula read out by explain, got "
+                        f"{type(formula).__name__} {formula!r}")
+    return formula.discrete and formula.expression == formula_tree(expression)

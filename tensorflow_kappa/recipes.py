@@ -1,8 +1,11 @@
 """Training recipes: ready-made :class:`~tensorflow_kappa.callbacks.LoopController` set-ups.
 
-:func:`inalu_controller` is the report's recipe for deep iNALU stacks
-(chapter 6, Figures 6.3–6.5) together with the iNALU authors' original
-reinitialisation rule (Schlör, Ring & Hotho 2020), every rule an argument::
+The report's recipe for deep iNALU stacks (chapter 6, Figures 6.3–6.5)
+together with the iNALU authors' original reinitialisation rule (Schlör, Ring
+& Hotho 2020) is recorded once, as :class:`InaluRecipe` (every rule a field),
+and run by :class:`InaluController`, a :class:`LoopController` subclass whose
+methods are the rules and which declares the state they keep;
+:func:`inalu_controller` builds one from keyword arguments::
 
     model = keras.Sequential([keras.Input((7,)), INALU(3), INALU(2), INALU(1)])
     model.compile(optimizer=keras.optimizers.RMSprop(0.01), loss="mse")
@@ -44,16 +47,20 @@ values (what ``kappa arithmetic`` does).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
-from typing import Callable, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from tensorflow_kappa.callbacks.loop_controller import LoopController
+from tensorflow_kappa.layers import INALU
+from tensorflow_kappa.layers.explain import nalm_layers
 
-__all__ = ["BatchMSE", "inalu_controller", "inalu_layers", "stuck"]
+__all__ = ["BatchMSE", "InaluController", "InaluRecipe", "inalu_controller", "inalu_layers",
+           "stuck"]
 
 
 @keras.saving.register_keras_serializable(package="Kappa")
@@ -90,14 +97,7 @@ class BatchMSE(keras.metrics.Metric):
 
 def inalu_layers(model) -> list:
     """Every INALU layer of ``model`` (nested models included), in order."""
-    from tensorflow_kappa.layers import INALU
-    from tensorflow_kappa.layers.explain import nalm_layers
-
     return [layer for layer in nalm_layers(model) if isinstance(layer, INALU)]
-
-
-def _gates(model) -> list:
-    return [layer.g for layer in inalu_layers(model)]
 
 
 def stuck(losses: np.ndarray, min_steps: int = 10000, loss_threshold: float = 1.0,
@@ -153,31 +153,17 @@ def _check_clip(name: str, value) -> Optional[Tuple[float, float]]:
     return low, high
 
 
-def inalu_controller(
-    *,
-    gate_period: int = 10,
-    gate_batches: int = 2,
-    clipping: Optional[Sequence[float]] = (-0.1, 0.1),
-    gate_clipping: Optional[Sequence[float]] = (-0.1, 0.1),
-    gate_loss=None,
-    regularization: bool = True,
-    regularization_delay_epochs: int = 10,
-    regularization_loss_threshold: float = 1.0,
-    regularization_clipping: Optional[Sequence[float]] = None,
-    reinitialization: bool = True,
-    reinit_min_steps: int = 10000,
-    reinit_window: Optional[int] = None,
-    reinit_loss_threshold: float = 1.0,
-    max_reinitializations: Optional[int] = None,
-    reinit_condition: Optional[Callable[[np.ndarray], bool]] = None,
-    early_stopping_threshold: Optional[float] = 1e-10,
-    early_stopping_window: int = 3000,
-    loss_key: str = "loss_gate",
-    layers: Optional[Callable] = None,
-    verbose: int = 0,
-    max_history: Optional[int] = None,
-) -> LoopController:
-    """A :class:`LoopController` with the report's iNALU recipe (see the module docstring).
+def _check_callable(name: str, value, what: str) -> None:
+    if value is not None and not callable(value):
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class InaluRecipe:
+    """The report's iNALU training recipe, every rule a field (see the module docstring).
+
+    Construction checks every field (a ValueError names the bad one) and
+    normalises it (clips become float pairs). :class:`InaluController` runs it.
 
     Args:
         gate_period, gate_batches: of every ``gate_period`` batches (counted
@@ -218,146 +204,235 @@ def inalu_controller(
         loss_key: the history column the rules read (module docstring).
         layers: ``fn(model) -> list`` of the layers whose ``g`` are the gates
             and which ``reinitialize()`` redraws; default: every ``INALU``.
-        verbose, max_history: passed to :class:`LoopController` (the history
-            is kept whole by default: the reinitialisation test reads it).
 
-    Returns:
-        The configured controller.  Besides the controller's own counters it
-        carries ``reinitializations`` (list of ``(epoch, batch)`` at which the
-        weights were redrawn) and ``regularization_started`` (list of
-        ``(epoch, batch)`` where the ``delay`` action first switched on after
-        the start or a reinitialisation) for plots.
+    Example:
+    >>> recipe = InaluRecipe(regularization_delay_epochs=5)
+    >>> recipe.gate_period, recipe.clipping
+    (10, (-0.1, 0.1))
     """
-    gate_period = _check_int("gate_period", gate_period, 1)
-    gate_batches = _check_int("gate_batches", gate_batches, 0)
-    if gate_batches > gate_period:
-        raise ValueError(f"gate_batches ({gate_batches}) cannot exceed gate_period "
-                         f"({gate_period})")
-    clipping = _check_clip("clipping", clipping)
-    gate_clipping = _check_clip("gate_clipping", gate_clipping)
-    regularization_clipping = _check_clip("regularization_clipping", regularization_clipping)
-    regularization_delay_epochs = _check_int("regularization_delay_epochs",
-                                             regularization_delay_epochs, 0)
-    regularization_loss_threshold = _check_number("regularization_loss_threshold",
-                                                  regularization_loss_threshold)
-    reinit_min_steps = _check_int("reinit_min_steps", reinit_min_steps, 0)
-    if reinit_window is not None:
-        reinit_window = _check_int("reinit_window", reinit_window, 2)
-    reinit_loss_threshold = _check_number("reinit_loss_threshold", reinit_loss_threshold)
-    if max_reinitializations is not None:
-        max_reinitializations = _check_int("max_reinitializations", max_reinitializations, 0)
-    if early_stopping_threshold is not None:
-        early_stopping_threshold = _check_number("early_stopping_threshold",
-                                                 early_stopping_threshold, positive=True)
-    early_stopping_window = _check_int("early_stopping_window", early_stopping_window, 1)
-    if not isinstance(loss_key, str):
-        raise ValueError(f"loss_key must be a history column name, got {loss_key!r}")
-    if reinit_condition is not None and not callable(reinit_condition):
-        raise ValueError(f"reinit_condition must be fn(losses) -> bool, got {reinit_condition!r}")
-    select_layers = inalu_layers if layers is None else layers
-    if not callable(select_layers):
-        raise ValueError(f"layers must be fn(model) -> list of layers, got {layers!r}")
-    open_batches = gate_period - gate_batches
 
-    def gates(model) -> list:
-        return [layer.g for layer in select_layers(model)]
+    gate_period: int = 10
+    gate_batches: int = 2
+    clipping: Optional[Tuple[float, float]] = (-0.1, 0.1)
+    gate_clipping: Optional[Tuple[float, float]] = (-0.1, 0.1)
+    gate_loss: Any = None
+    regularization: bool = True
+    regularization_delay_epochs: int = 10
+    regularization_loss_threshold: float = 1.0
+    regularization_clipping: Optional[Tuple[float, float]] = None
+    reinitialization: bool = True
+    reinit_min_steps: int = 10000
+    reinit_window: Optional[int] = None
+    reinit_loss_threshold: float = 1.0
+    max_reinitializations: Optional[int] = None
+    reinit_condition: Optional[Callable[[np.ndarray], bool]] = None
+    early_stopping_threshold: Optional[float] = 1e-10
+    early_stopping_window: int = 3000
+    loss_key: str = "loss_gate"
+    layers: Optional[Callable] = None
 
-    def losses(cb) -> np.ndarray:
-        view = cb.reinit_history
-        if loss_key not in view:
-            if len(cb.history):
+    def __post_init__(self) -> None:
+        def put(name, value):
+            object.__setattr__(self, name, value)
+
+        put("gate_period", _check_int("gate_period", self.gate_period, 1))
+        put("gate_batches", _check_int("gate_batches", self.gate_batches, 0))
+        if self.gate_batches > self.gate_period:
+            raise ValueError(f"gate_batches ({self.gate_batches}) cannot exceed gate_period "
+                             f"({self.gate_period})")
+        for name in ("clipping", "gate_clipping", "regularization_clipping"):
+            put(name, _check_clip(name, getattr(self, name)))
+        for name in ("regularization_delay_epochs", "reinit_min_steps"):
+            put(name, _check_int(name, getattr(self, name), 0))
+        for name in ("regularization_loss_threshold", "reinit_loss_threshold"):
+            put(name, _check_number(name, getattr(self, name)))
+        if self.reinit_window is not None:
+            put("reinit_window", _check_int("reinit_window", self.reinit_window, 2))
+        if self.max_reinitializations is not None:
+            put("max_reinitializations",
+                _check_int("max_reinitializations", self.max_reinitializations, 0))
+        if self.early_stopping_threshold is not None:
+            put("early_stopping_threshold", _check_number(
+                "early_stopping_threshold", self.early_stopping_threshold, positive=True))
+        put("early_stopping_window",
+            _check_int("early_stopping_window", self.early_stopping_window, 1))
+        if not isinstance(self.loss_key, str):
+            raise ValueError(f"loss_key must be a history column name, got {self.loss_key!r}")
+        _check_callable("reinit_condition", self.reinit_condition, "fn(losses) -> bool")
+        _check_callable("layers", self.layers, "fn(model) -> list of layers")
+
+    def to_dict(self) -> Dict[str, Any]:
+        """The recipe as plain values (callables by their ``repr``), e.g. for a JSON record."""
+        return {f.name: (repr(value) if callable(value) else value)
+                for f in dataclasses.fields(self) for value in [getattr(self, f.name)]}
+
+
+class InaluController(LoopController):
+    """A :class:`LoopController` that runs an :class:`InaluRecipe`.
+
+    The recipe's rules are this class's methods, and the state they keep is
+    declared here (cleared by :meth:`reset` with the controller's counters):
+
+    Attributes:
+        recipe: the :class:`InaluRecipe` it runs.
+        reinitializations: ``(epoch, batch)`` at which the weights were redrawn.
+        regularization_started: ``(epoch, batch)`` where the ``delay`` action
+            first switched on after the start or a reinitialisation (for plots).
+        regularizing: whether the ``delay`` action is on since the last
+            reinitialisation.
+
+    Args:
+        recipe: the recipe (default: the report's).
+        verbose, max_history: as for :class:`LoopController` (the history is
+            kept whole by default: the reinitialisation test reads it).
+
+    Example:
+    >>> controller = InaluController(InaluRecipe(early_stopping_threshold=None))
+    >>> controller.action_names, controller.reinitializations
+    (('gate', 'delay'), [])
+    """
+
+    def __init__(self, recipe: Optional[InaluRecipe] = None, verbose: int = 0,
+                 max_history: Optional[int] = None):
+        self.recipe = InaluRecipe() if recipe is None else recipe
+        if not isinstance(self.recipe, InaluRecipe):
+            raise ValueError(f"recipe must be an InaluRecipe, got {recipe!r}")
+        self.reinitializations: List[Tuple[int, int]] = []
+        self.regularization_started: List[Tuple[int, int]] = []
+        self.regularizing = False
+        super().__init__(self._config(), self._async_config() or None, verbose=verbose,
+                         max_history=max_history)
+
+    def reset(self) -> None:
+        """Reset every counter, the history and the recipe's events (not the model)."""
+        super().reset()
+        self.reinitializations = []
+        self.regularization_started = []
+        self.regularizing = False
+
+    # ------------------------------------------------------------ configuration
+    def _config(self) -> dict:
+        r = self.recipe
+        open_branch = {"excluded_variables": self.gates}
+        gate_branch = {"variables": self.gates}
+        if r.clipping is not None:
+            open_branch["clipping"] = r.clipping
+        if r.gate_clipping is not None:
+            gate_branch["clipping"] = r.gate_clipping
+        if r.gate_loss is not None:
+            gate_branch["loss"] = r.gate_loss
+        gate_action = {"cond": type(self).gate_open}
+        if r.gate_period > r.gate_batches:
+            gate_action[True] = open_branch
+        if r.gate_batches > 0:
+            gate_action[False] = gate_branch
+        config = {"gate": gate_action}
+        if r.regularization:
+            reg_branch = {"loss": False, "regularize": True}
+            if r.regularization_clipping is not None:
+                reg_branch["clipping"] = r.regularization_clipping
+            config["delay"] = {"cond": type(self).delay_regularization, True: reg_branch}
+        return config
+
+    def _async_config(self) -> dict:
+        r = self.recipe
+        config = {}
+        if r.reinitialization:
+            config["reinitialize"] = {"cond": type(self).should_reinitialize,
+                                      "model": self.reinitialize_layers,
+                                      "callback": type(self).after_reinitialization}
+        if r.early_stopping_threshold is not None:
+            config["early_stopping"] = {"cond": type(self).should_stop,
+                                        "callback": type(self).stop}
+        return config
+
+    # ------------------------------------------------------------ the rules
+    def layers_of(self, model) -> list:
+        """The layers the recipe acts on: ``recipe.layers(model)``, else every INALU."""
+        return (self.recipe.layers or inalu_layers)(model)
+
+    def gates(self, model) -> list:
+        """The gate variables ``g`` of :meth:`layers_of`."""
+        return [layer.g for layer in self.layers_of(model)]
+
+    def losses(self) -> np.ndarray:
+        """The ``loss_key`` column since the last reinitialisation (empty before any)."""
+        view = self.reinit_history
+        key = self.recipe.loss_key
+        if key not in view:
+            if len(self.history):
                 raise ValueError(
-                    f"inalu_controller: loss_key {loss_key!r} is not a column of the "
+                    f"inalu_controller: loss_key {key!r} is not a column of the "
                     f"controller's history (columns: {', '.join(map(str, view.keys()))}); "
                     f"for 'batch_mse' compile the model with metrics=[BatchMSE()]")
             return np.empty(0)  # nothing recorded yet
-        return view[loss_key]
+        return view[key]
 
-    # ------------------------------------------------------------ in-loop rules
-    def gate_open(cb) -> bool:
-        return cb.batches % gate_period < open_batches
+    def gate_open(self) -> bool:
+        """``gate`` action: True on the batches that train everything but the gates."""
+        r = self.recipe
+        return self.batches % r.gate_period < r.gate_period - r.gate_batches
 
-    def delay_reg(cb) -> bool:
-        if cb.reinit_epochs <= regularization_delay_epochs:
+    def delay_regularization(self) -> bool:
+        """``delay`` action: regularise once the delay has passed and the loss is low."""
+        r = self.recipe
+        if self.reinit_epochs <= r.regularization_delay_epochs:
             return False
-        recorded = losses(cb)
-        on = bool(recorded.size) and float(recorded[-1]) < regularization_loss_threshold
-        if on and not cb._kappa_regularizing:  # first switch-on since the last reinit
-            cb.regularization_started.append((cb.epochs, cb.batches))
-            cb._kappa_regularizing = True
+        recorded = self.losses()
+        on = bool(recorded.size) and float(recorded[-1]) < r.regularization_loss_threshold
+        if on and not self.regularizing:  # first switch-on since the last reinit
+            self.regularization_started.append((self.epochs, self.batches))
+            self.regularizing = True
         return on
 
-    open_branch = {"excluded_variables": gates}
-    gate_branch = {"variables": gates}
-    if clipping is not None:
-        open_branch["clipping"] = clipping
-    if gate_clipping is not None:
-        gate_branch["clipping"] = gate_clipping
-    if gate_loss is not None:
-        gate_branch["loss"] = gate_loss
-    gate_action = {"cond": gate_open}
-    if open_batches > 0:
-        gate_action[True] = open_branch
-    if gate_batches > 0:
-        gate_action[False] = gate_branch
-    config = {"gate": gate_action}
-    if regularization:
-        reg_branch = {"loss": False, "regularize": True}
-        if regularization_clipping is not None:
-            reg_branch["clipping"] = regularization_clipping
-        config["delay"] = {"cond": delay_reg, True: reg_branch}
-
-    # ------------------------------------------------------------ epoch-end rules
-    def reinit_cond(cb) -> bool:
-        if max_reinitializations is not None and \
-                len(cb.reinitializations) >= max_reinitializations:
+    def should_reinitialize(self) -> bool:
+        """End of epoch: the authors' rule (or ``reinit_condition``), within the limit."""
+        r = self.recipe
+        if r.max_reinitializations is not None and \
+                len(self.reinitializations) >= r.max_reinitializations:
             return False
-        if reinit_condition is not None:
-            return bool(reinit_condition(losses(cb)))
-        return stuck(losses(cb), reinit_min_steps, reinit_loss_threshold, reinit_window)
+        if r.reinit_condition is not None:
+            return bool(r.reinit_condition(self.losses()))
+        return stuck(self.losses(), r.reinit_min_steps, r.reinit_loss_threshold,
+                     r.reinit_window)
 
-    def reinitialise(model) -> None:
-        for layer in select_layers(model):
+    def reinitialize_layers(self, model) -> None:
+        """Redraw every weight of :meth:`layers_of` (``layer.reinitialize()``)."""
+        for layer in self.layers_of(model):
             layer.reinitialize()
 
-    def after_reinit(cb) -> None:
-        cb.reinitializations.append((cb.epochs, cb.batches))
-        cb._kappa_regularizing = False
+    def after_reinitialization(self) -> None:
+        """Record the redraw; the delay starts over."""
+        self.reinitializations.append((self.epochs, self.batches))
+        self.regularizing = False
 
-    def early_stop(cb) -> bool:
-        recorded = losses(cb)
-        if not recorded.size:
-            return False
-        recent = recorded[-early_stopping_window:]
-        return bool(np.all(np.isfinite(recent))) and float(np.mean(recent)) < \
-            early_stopping_threshold
+    def should_stop(self) -> bool:
+        """End of epoch: the mean of the recent losses is below the threshold."""
+        r = self.recipe
+        recent = self.losses()[-r.early_stopping_window:]
+        return bool(recent.size) and bool(np.all(np.isfinite(recent))) and \
+            float(np.mean(recent)) < r.early_stopping_threshold
 
-    def stop_training(cb) -> None:
-        cb.model.stop_training = True
+    def stop(self) -> None:
+        """Stop ``fit`` after this epoch."""
+        self.model.stop_training = True
 
-    async_config = {}
-    if reinitialization:
-        async_config["reinitialize"] = {"cond": reinit_cond, "model": reinitialise,
-                                        "callback": after_reinit}
-    if early_stopping_threshold is not None:
-        async_config["early_stopping"] = {"cond": early_stop, "callback": stop_training}
 
-    controller = LoopController(config, async_config or None, verbose=verbose,
-                                max_history=max_history)
-    controller.reinitializations = []
-    controller.regularization_started = []
-    controller._kappa_regularizing = False
-    controller.recipe = dict(
-        gate_period=gate_period, gate_batches=gate_batches, clipping=clipping,
-        gate_clipping=gate_clipping, gate_loss=gate_loss, regularization=regularization,
-        regularization_delay_epochs=regularization_delay_epochs,
-        regularization_loss_threshold=regularization_loss_threshold,
-        regularization_clipping=regularization_clipping, reinitialization=reinitialization,
-        reinit_min_steps=reinit_min_steps, reinit_window=reinit_window,
-        reinit_loss_threshold=reinit_loss_threshold,
-        max_reinitializations=max_reinitializations,
-        reinit_condition=None if reinit_condition is None else repr(reinit_condition),
-        early_stopping_threshold=early_stopping_threshold,
-        early_stopping_window=early_stopping_window, loss_key=loss_key)
-    return controller
+def inalu_controller(*, verbose: int = 0, max_history: Optional[int] = None,
+                     **recipe: Any) -> InaluController:
+    """An :class:`InaluController` for ``InaluRecipe(**recipe)`` (the report's by default).
 
+    Args:
+        verbose, max_history: passed to :class:`LoopController`.
+        **recipe: fields of :class:`InaluRecipe`.
+
+    Returns:
+        The configured controller; it keeps ``reinitializations`` and
+        ``regularization_started`` (lists of ``(epoch, batch)``) for plots.
+
+    Example:
+    >>> controller = inalu_controller(loss_key="batch_mse")
+    >>> controller.recipe.loss_key
+    'batch_mse'
+    """
+    return InaluController(InaluRecipe(**recipe), verbose=verbose, max_history=max_history)

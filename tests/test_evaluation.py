@@ -8,10 +8,11 @@ import pytest
 from tensorflow_kappa.callbacks import InExtrapolationEvaluation
 from tensorflow_kappa.datasets import arithmetic_task
 from tensorflow_kappa.datasets.expression import parse_expression
-from tensorflow_kappa.evaluation import (best_epoch, formula_matches, perturbed_predictions,
-                                         perturbed_threshold, succeeded, wilson_interval,
-                                         worst_signs)
-from tensorflow_kappa.layers import INALU, explain
+from tensorflow_kappa.evaluation import (best_epoch, formula_matches, formula_tree,
+                                         perturbed_predictions, perturbed_threshold, succeeded,
+                                         wilson_interval, worst_signs)
+from tensorflow_kappa.layers import INALU, Formula, explain
+from tensorflow_kappa.layers import _formula as F
 
 EPS = 1e-5
 REPORT = "(x1 - x2) * (x3 - x4) + x5 * x6"
@@ -39,17 +40,25 @@ def test_wilson_interval_known_values():
 ])
 def test_threshold_of_single_operations_in_closed_form(op, factor):
     x = np.random.default_rng(0).uniform(2, 6, (20000, 2))
-    y = parse_expression(f"x1 {op} x2").evaluate(x)
-    expected = np.mean((factor * y) ** 2)
-    np.testing.assert_allclose(perturbed_threshold(f"x1 {op} x2", x, EPS), expected, rtol=1e-4)
+    expr = parse_expression(f"x1 {op} x2")
+    expected = np.mean((factor * expr.evaluate(x)) ** 2)
+    np.testing.assert_allclose(perturbed_threshold(expr, x, EPS), expected, rtol=1e-4)
 
 
 def test_threshold_of_subtraction_takes_the_non_cancelling_signs():
     x = np.random.default_rng(0).uniform(2, 6, (20000, 2))
     # (1 + ε) x1 − (1 − ε) x2 or its mirror: error ε (x1 + x2), not ε (x1 − x2)
     expected = np.mean((EPS * (x[:, 0] + x[:, 1])) ** 2)
-    np.testing.assert_allclose(perturbed_threshold("x1 - x2", x, EPS), expected, rtol=1e-4)
-    assert worst_signs("x1 - x2", x).tolist() in ([1.0, -1.0], [-1.0, 1.0])
+    sub = parse_expression("x1 - x2")
+    np.testing.assert_allclose(perturbed_threshold(sub, x, EPS), expected, rtol=1e-4)
+    assert worst_signs(sub, x).tolist() in ([1.0, -1.0], [-1.0, 1.0])
+
+
+@pytest.mark.parametrize("fn", [perturbed_threshold, perturbed_predictions, worst_signs])
+def test_text_is_not_an_expression(fn):
+    """Every function takes the expression parsed once, never its text."""
+    with pytest.raises(TypeError, match="parse_expression"):
+        fn("x1 - x2", np.ones((3, 2)))
 
 
 def test_threshold_is_the_worst_sign_pattern_by_brute_force():
@@ -132,15 +141,54 @@ def test_success_criterion_on_hand_set_exact_and_perturbed_models():
     exact = _exact_report_model()
     formula = explain(exact)[0]
     assert formula == REPORT
-    assert formula_matches(formula, task.expression, task.extrapolation[0])
+    assert formula_matches(formula, task.expression)
     # the perturbed model still reads as the task at explain's tolerance 0.1, which is
     # why the verdict is the MSE criterion, not the read-out
     assert explain(_exact_report_model(1e-4))[0] == REPORT
 
 
-def test_formula_matches():
-    x = np.random.default_rng(0).uniform(-3, 3, (100, 3))
-    assert formula_matches("x2 * x1 - x3", "x1 * x2 - x3", x)
-    assert not formula_matches("x1 * x2 + x3", "x1 * x2 - x3", x)
-    assert not formula_matches("not discrete: inalu: W_A[0, 0] = 0.5", "x1", x)
-    assert not formula_matches("abs(x1)", "x1", x)  # outside the parser's language
+def _read(text, num_inputs=3):
+    """The read-out of a formula, as explain builds it (the parser's tree, normalised)."""
+    return Formula(formula_tree(parse_expression(text, num_inputs)))
+
+
+@pytest.mark.parametrize("read, task, match", [
+    ("x2 * x1 - x3", "x1 * x2 - x3", True),          # order of factors and terms
+    ("-(x3 - x2 * x1)", "x1 * x2 - x3", True),       # sign normalised
+    ("x1 + x1", "2 * x1", True),                      # like terms merged
+    ("x1 * x1 / x1", "x1", True),                     # like factors merged
+    ("(x1 - x2) * (x3 - x2)", "(x2 - x1) * (x2 - x3)", True),
+    ("x1 * x2 + x3", "x1 * x2 - x3", False),
+    ("x1 / x2", "x2 / x1", False),
+    ("x1 * (x2 + x3)", "x1 * x2 + x1 * x3", False),   # not expanded: trees differ
+])
+def test_formula_matches_compares_normalised_trees(read, task, match):
+    assert formula_matches(_read(read), parse_expression(task, 3)) is match
+    # the same verdict as comparing the two normalised trees directly
+    assert (formula_tree(parse_expression(read, 3)) == formula_tree(parse_expression(task, 3))) \
+        is match
+
+
+def test_formula_matches_rejects_undetermined_read_outs_and_text():
+    undetermined = Formula(F.Undetermined(["inalu: W_A[0, 0] = 0.5"]))
+    assert not undetermined.discrete
+    assert not formula_matches(undetermined, parse_expression("x1"))
+    assert not formula_matches(Formula(F.absolute(F.Var("x1", 0))), parse_expression("x1"))
+    with pytest.raises(TypeError, match="Formula"):
+        formula_matches("x1", parse_expression("x1"))
+    with pytest.raises(TypeError, match="parse_expression"):
+        formula_matches(_read("x1"), "x1")
+
+
+def test_formula_tree_evaluates_like_the_expression():
+    """The converted tree is the same function as the parsed expression (an independent check
+    through the read-out's rendering, which is a Python expression)."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0.5, 3.0, (16, 4))
+    for text in [REPORT.replace("x5", "x1").replace("x6", "x2"), "x1 / (x2 - x3) + 2 * x4",
+                 "-(x1 - 0.5 * x2) * x3 / x4"]:
+        expr = parse_expression(text, 4)
+        rendered = str(formula_tree(expr))
+        names = {f"x{i + 1}": x[:, i] for i in range(4)}
+        np.testing.assert_allclose(eval(rendered, {"abs": abs}, names), expr.evaluate(x),
+                                   rtol=1e-12)

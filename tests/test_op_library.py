@@ -1,4 +1,4 @@
-"""The op library: loading, the ABI check, the fallback switch, SavedModel registration."""
+"""The op library: lazy loading, the ABI check, the fallback switch, SavedModel registration."""
 import json
 import os
 import shutil
@@ -44,11 +44,14 @@ def package_copy(tmp_path):
     return target
 
 
+FIRST_OP_CALL = "import tensorflow_kappa as tk; tk.quantize_tensor([0.3], 's8.4')"
+
+
 def test_library_built_for_another_tensorflow_gives_clear_import_error(package_copy):
     info = json.loads((package_copy / "_build_info.json").read_text())
     info["tf_version"] = "2.99.0"
     (package_copy / "_build_info.json").write_text(json.dumps(info))
-    result = run_python("import tensorflow_kappa", cwd=package_copy.parent.parent,
+    result = run_python(FIRST_OP_CALL, cwd=package_copy.parent.parent,
                         env={"PYTHONPATH": str(package_copy.parent)})
     assert result.returncode != 0
     message = result.stderr.strip().splitlines()[-1]
@@ -60,7 +63,8 @@ def test_library_built_for_another_tensorflow_gives_clear_import_error(package_c
 
 def test_corrupt_library_gives_clear_import_error(package_copy):
     (package_copy / "_kappa_ops.so").write_bytes(b"not an ELF file")
-    result = run_python("import tensorflow_kappa", cwd=package_copy.parent.parent,
+    result = run_python("import tensorflow_kappa as tk; tk.register_all()",
+                        cwd=package_copy.parent.parent,
                         env={"PYTHONPATH": str(package_copy.parent)})
     message = result.stderr.strip().splitlines()[-1]
     assert message.startswith("ImportError:") and "failed to load" in message
@@ -71,7 +75,7 @@ def test_missing_library_gives_clear_import_error_unless_fallback(package_copy):
     (package_copy / "_kappa_ops.so").unlink()
     (package_copy / "_build_info.json").unlink()
     env = {"PYTHONPATH": str(package_copy.parent)}
-    result = run_python("import tensorflow_kappa", cwd=package_copy.parent.parent, env=env)
+    result = run_python(FIRST_OP_CALL, cwd=package_copy.parent.parent, env=env)
     message = result.stderr.strip().splitlines()[-1]
     assert message.startswith("ImportError:") and "not built" in message
     assert _ops.FALLBACK_ENV in message
@@ -79,6 +83,46 @@ def test_missing_library_gives_clear_import_error_unless_fallback(package_copy):
                     cwd=package_copy.parent.parent, env={**env, _ops.FALLBACK_ENV: "1"})
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout.strip() == "[0.3125]"
+
+
+def test_everything_that_calls_no_op_works_without_the_library(package_copy):
+    """The library loads on the first op call: with it renamed away, the package imports,
+    an INALU model trains under a LoopController and the datasets work; then the first
+    op call raises the clear ImportError (and so does register_all)."""
+    (package_copy / "_kappa_ops.so").rename(package_copy / "_kappa_ops.so.away")
+    code = """
+        import keras, numpy as np, tensorflow_kappa as tk
+        from tensorflow_kappa import _ops
+        task = tk.datasets.arithmetic_task("x1 * x2", num_inputs=2, n=256, seed=0)
+        data = tk.TeacherStudentDataset(32, 3, 1, seed=0)
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((2,)), tk.INALU(2), tk.layers.NAU(1)])
+        model.compile(optimizer="rmsprop", loss="mse")
+        controller = tk.recipes.inalu_controller(early_stopping_threshold=None)
+        assert isinstance(controller, tk.LoopController)
+        history = model.fit(*task.train, batch_size=64, epochs=1, verbose=0,
+                            callbacks=[controller])
+        assert np.isfinite(history.history["loss"][0]) and controller.batches == 4
+        assert _ops._library is None, "the library was loaded"
+        print("fitted", data.X.shape, tk.layers.explain(model)[0].discrete in (True, False))
+        for call in (lambda: tk.quantize_tensor([0.3], "s8.4"), tk.register_all,
+                     lambda: tk.rail_stats([0.3], "s8.4")):
+            try:
+                call()
+            except ImportError as err:
+                print("ImportError:", err)
+            else:
+                print("no error")
+    """
+    result = run_python(code, cwd=package_copy.parent.parent,
+                        env={"PYTHONPATH": str(package_copy.parent)})
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[0] == "fitted (32, 3) True"
+    errors = lines[1:]
+    assert len(errors) == 3 and all(e.startswith("ImportError:") for e in errors), errors
+    assert all("failed to load" in e and _ops.REBUILD_COMMAND in e and _ops.FALLBACK_ENV in e
+               for e in errors), errors
 
 
 def test_fallback_env_uses_twins_and_warns_once(tmp_path):
@@ -119,16 +163,17 @@ def test_saved_model_with_custom_op_needs_and_gets_registration(tmp_path):
     tf.saved_model.save(module, str(tmp_path / "model"))
     load = f"tf.saved_model.load({str(tmp_path / 'model')!r})"
 
-    plain = run_python(f"import tensorflow as tf; {load}", cwd=tmp_path)
-    assert plain.returncode != 0 and "Op type not registered" in plain.stderr
-
-    for prelude in ("import tensorflow_kappa", "import tensorflow_kappa as tk; tk.register_all()"):
-        result = run_python(
-            f"import tensorflow as tf; {prelude}; m = {load}; "
-            "print(m.f(tf.constant([0.1, -0.1, 20.0])).numpy().tolist())",
-            cwd=tmp_path, env={"PYTHONPATH": str(REPO)})
-        assert result.returncode == 0, result.stderr
-        assert result.stdout.strip() == "[0.0625, -0.125, 7.9375]"
+    # A graph does not call the package: the library loads lazily, so register it first.
+    for prelude in ("pass", "import tensorflow_kappa"):
+        plain = run_python(f"import tensorflow as tf; {prelude}; {load}", cwd=tmp_path,
+                           env={"PYTHONPATH": str(REPO)})
+        assert plain.returncode != 0 and "Op type not registered" in plain.stderr
+    result = run_python(
+        "import tensorflow as tf; import tensorflow_kappa as tk; tk.register_all(); "
+        f"m = {load}; print(m.f(tf.constant([0.1, -0.1, 20.0])).numpy().tolist())",
+        cwd=tmp_path, env={"PYTHONPATH": str(REPO)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[0.0625, -0.125, 7.9375]"
 
 
 def test_kappa_info_reports_the_library(capsys):

@@ -1,10 +1,14 @@
 """inalu_controller: the report's recipe as recorded by the controller, rule by rule."""
+import json
+
 import keras
 import numpy as np
 import pytest
 
 from tensorflow_kappa.layers import INALU
-from tensorflow_kappa.recipes import BatchMSE, inalu_controller, inalu_layers, stuck
+from tensorflow_kappa.callbacks import LoopController
+from tensorflow_kappa.recipes import (BatchMSE, InaluController, InaluRecipe, inalu_controller,
+                                      inalu_layers, stuck)
 
 
 def _data(n=160, seed=0):
@@ -129,7 +133,7 @@ def test_loss_key_default_reads_the_data_loss_not_the_regularised_loss():
     model = _model(keras.optimizers.RMSprop(0.01))
     cb = inalu_controller(early_stopping_threshold=None)
     model.fit(x, y, batch_size=8, epochs=1, verbose=0, shuffle=False, callbacks=[cb])
-    assert cb.recipe["loss_key"] == "loss_gate"
+    assert cb.recipe.loss_key == "loss_gate"
     # Keras's loss includes the iNALU regulariser (about 5 at initialisation)
     assert np.all(cb.history["loss"] - cb.history["loss_gate"] > 1.0)
 
@@ -153,3 +157,48 @@ def test_a_missing_loss_column_is_an_error_not_a_silent_no_op():
 def test_bad_arguments(kwargs):
     with pytest.raises(ValueError):
         inalu_controller(**kwargs)
+
+
+def test_the_controller_declares_the_recipes_state_and_reset_clears_it():
+    x, y = _data(80)
+    model = _model(keras.optimizers.SGD(0.0))
+    cb = inalu_controller(reinit_min_steps=15, reinit_loss_threshold=0.0,
+                          early_stopping_threshold=None, regularization_delay_epochs=0,
+                          regularization_loss_threshold=1e9, loss_key="batch_mse")
+    assert isinstance(cb, InaluController) and isinstance(cb, LoopController)
+    assert (cb.reinitializations, cb.regularization_started, cb.regularizing) == ([], [], False)
+    model.fit(x, y, batch_size=8, epochs=3, shuffle=False, verbose=0, callbacks=[cb])
+    assert cb.reinitializations == [(2, 20)]
+    # on from the second epoch; the redraw at the end of epoch 2 restarts the delay
+    assert cb.regularization_started == [(1, 10)] and not cb.regularizing
+    np.testing.assert_array_equal(cb.history["delay"], (np.arange(30) // 10 == 1))
+    assert not [name for name in vars(cb) if name.startswith("_kappa")]
+    cb.reset()
+    assert (cb.reinitializations, cb.regularization_started, cb.regularizing) == ([], [], False)
+    assert cb.batches == 0 and len(cb.history) == 0
+
+
+def test_a_rule_changes_by_subclassing():
+    class EveryOtherBatch(InaluController):
+        def gate_open(self):
+            return self.batches % 2 == 0
+
+    x, y = _data(80)
+    model = _model(keras.optimizers.RMSprop(0.01))
+    cb = EveryOtherBatch(InaluRecipe(regularization=False, reinitialization=False,
+                                     early_stopping_threshold=None))
+    model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0, callbacks=[cb])
+    np.testing.assert_array_equal(cb.history["gate"], np.arange(10) % 2 == 0)
+    assert cb.action_names == ("gate",)
+
+
+def test_the_recipe_record_is_checked_once_and_json_ready():
+    recipe = InaluRecipe(clipping=[-1, 1], gate_clipping=None, reinit_window=np.int64(50),
+                         reinit_condition=lambda losses: False)
+    assert recipe.clipping == (-1.0, 1.0) and recipe.reinit_window == 50
+    record = json.loads(json.dumps(recipe.to_dict()))
+    assert record["clipping"] == [-1.0, 1.0] and record["gate_clipping"] is None
+    assert record["reinit_condition"].startswith("<function")
+    assert set(record) == {f for f in InaluRecipe.__dataclass_fields__}
+    with pytest.raises(ValueError, match="recipe must be an InaluRecipe"):
+        InaluController({"gate_period": 5})

@@ -97,15 +97,16 @@ def sample_range(rng: np.random.Generator, value: Range, shape) -> np.ndarray:
     return lows + rng.uniform(0.0, 1.0, shape) * lengths[which]
 
 
-def arithmetic_task(expression: str = REPORT_EXPRESSION, num_inputs: Optional[int] = 7,
-                    n: int = 64000, train_range: Range = (-3, 3),
+def arithmetic_task(expression: Union[str, Expression] = REPORT_EXPRESSION,
+                    num_inputs: Optional[int] = 7, n: int = 64000, train_range: Range = (-3, 3),
                     extrapolation_range: Range = (10, 15),
                     seed: Optional[int] = None) -> ArithmeticTask:
     """Training, interpolation and extrapolation sets for an arithmetic expression.
 
     Args:
         expression: over variables ``x1 … xN``, numbers, ``+ - * /`` and
-            parentheses (see :mod:`tensorflow_kappa.datasets.expression`); the
+            parentheses (see :mod:`tensorflow_kappa.datasets.expression`), as text
+            or already parsed (an :class:`Expression`, used as it is); the
             report's task by default.
         num_inputs: ``N``, the number of input columns (inputs the expression
             does not use are distractors); ``None``: the highest variable used.
@@ -135,11 +136,12 @@ def arithmetic_task(expression: str = REPORT_EXPRESSION, num_inputs: Optional[in
     >>> bool(np.allclose(y[:, 0], x[:, 0] * x[:, 1]))
     True
     """
-    parsed = expression if isinstance(expression, Expression) else \
-        parse_expression(expression, num_inputs)
-    if isinstance(expression, Expression) and num_inputs is not None \
-            and num_inputs != parsed.num_inputs:
-        parsed = parse_expression(parsed.text, num_inputs)
+    if not isinstance(expression, Expression):
+        parsed = parse_expression(expression, num_inputs)
+    elif num_inputs is not None and num_inputs != expression.num_inputs:
+        parsed = expression.with_inputs(num_inputs)
+    else:
+        parsed = expression
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n must be a positive integer, got {n!r}")
     check_range(train_range, "train_range")

@@ -218,6 +218,19 @@ class Expression:
     def __call__(self, x) -> np.ndarray:
         return self.evaluate(x)
 
+    def with_inputs(self, num_inputs: int) -> "Expression":
+        """The same tree over ``num_inputs`` inputs (inputs it does not use are distractors).
+
+        Raises:
+            ValueError: ``num_inputs`` is not a positive integer, or the expression
+                uses a variable beyond it.
+        """
+        num_inputs = _check_num_inputs(num_inputs)
+        if self.variables and self.variables[-1] >= num_inputs:
+            raise ValueError(f"expression {str(self)!r} uses x{self.variables[-1] + 1}, "
+                             f"beyond num_inputs={num_inputs}")
+        return Expression(self.text, self.root, num_inputs)
+
     def __str__(self) -> str:
         return str(self.root)
 
@@ -347,6 +360,13 @@ class _Parser:
         self.error(f"expected a number, a variable or '(' but found {self.describe(token)}", pos)
 
 
+def _check_num_inputs(num_inputs: object) -> int:
+    if isinstance(num_inputs, bool) or not isinstance(num_inputs, (int, np.integer)) \
+            or num_inputs < 1:
+        raise ValueError(f"num_inputs must be a positive integer, got {num_inputs!r}")
+    return int(num_inputs)
+
+
 def parse_expression(text: str, num_inputs: Optional[int] = None) -> Expression:
     """Parse ``text`` into an :class:`Expression` over ``x1 … x<num_inputs>``.
 
@@ -362,10 +382,8 @@ def parse_expression(text: str, num_inputs: Optional[int] = None) -> Expression:
     if not isinstance(text, str):
         raise TypeError(f"expression must be a str, got {type(text).__name__}")
     if num_inputs is not None:
-        if isinstance(num_inputs, bool) or not isinstance(num_inputs, (int, np.integer)) \
-                or num_inputs < 1:
-            raise ValueError(f"num_inputs must be a positive integer, got {num_inputs!r}")
-    root = _Parser(text, None if num_inputs is None else int(num_inputs)).parse()
+        num_inputs = _check_num_inputs(num_inputs)
+    root = _Parser(text, num_inputs).parse()
     used = root.variables()
     if num_inputs is None:
         num_inputs = max(used) + 1 if used else 1

@@ -10,8 +10,10 @@ import numpy as np
 import tensorflow as tf
 
 from tensorflow_kappa.datasets import BaseDataset
-from tensorflow_kappa.history import FitHistory
 from tensorflow_kappa.models import quantized_forward as qf
+from tensorflow_kappa.models.history import FitHistory
+from tensorflow_kappa.models.instrumented import train_instrumented
+from tensorflow_kappa.models.train_config import TrainConfig
 
 __all__ = ["BaseModel"]
 
@@ -212,34 +214,23 @@ class BaseModel(ABC):
             FitHistory with one value per step of every metric; a run whose
             loss, gradient or weights become non-finite stops after logging
             that step, with ``history.diverged`` True (never an exception).
+            Its ``metadata`` is ``TrainConfig(...).to_dict()`` plus the run's
+            outcome (model, seed, steps per epoch, epochs completed, whether
+            the analytic Hessian was logged, divergence).
+
+        Raises:
+            ValueError: a bad setting (named, see :class:`TrainConfig`), data
+                that does not fit the model, or a precision dict naming layers
+                the model does not have; before any step.
         """
-        from tensorflow_kappa.models.instrumented import train_instrumented
-
-        return train_instrumented(
-            self, X, Y, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-            shuffle=shuffle, loss_mode=loss_mode, curvature_ema_rho=curvature_ema_rho,
-            chi=chi, eps=eps, use_controller=use_controller,
-            compute_analytic_hessian=compute_analytic_hessian, reference_A=reference_A,
-            precision_dict=precision_dict, update_rule=update_rule, momentum=momentum,
-        )
-
-    # -- the spec's helpers (thin wrappers) ----------------------------------------------
-    def _layer_and_field_for_variable(self, var) -> Tuple[str, str]:
-        return qf.layer_and_field_for_variable(self._require_model(), var)
-
-    @staticmethod
-    def _same_variable(a, b) -> bool:
-        return qf.same_variable(a, b)
-
-    def _forward_with_precision(self, x, precision, *, training):
-        return qf.forward_with_precision(self._require_model(), x, precision, training=training)
+        config = TrainConfig(
+            epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, shuffle=shuffle,
+            loss_mode=loss_mode, curvature_ema_rho=curvature_ema_rho, chi=chi, eps=eps,
+            use_controller=use_controller, compute_analytic_hessian=compute_analytic_hessian,
+            reference_A=reference_A, precision_dict=precision_dict, update_rule=update_rule,
+            momentum=momentum)
+        return train_instrumented(self, X, Y, config)
 
     def layer_names(self) -> list:
         """The model's layer names (what a precision dict may name)."""
         return list(qf.layer_names(self._require_model()))
-
-    def _quantize_gradients(self, grads, trainable_vars, precision):
-        return qf.quantize_gradients(self._require_model(), grads, trainable_vars, precision)
-
-    def _quantize_variable_storage(self, var, precision) -> None:
-        qf.quantize_variable_storage(self._require_model(), var, precision)

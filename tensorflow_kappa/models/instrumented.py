@@ -8,7 +8,9 @@ momentum velocities) in ``tf.Variable``s kept off the Keras model, and one
 ``(steps, metrics)`` float32 block: every metric is computed in the graph and
 the block is fetched once per call (once per epoch, or per progress-bar
 chunk with ``verbose``). The loop stops inside the graph after the first
-step whose loss, gradient or weights are not finite.
+step whose loss, gradient or weights are not finite. Every setting comes in one
+:class:`~tensorflow_kappa.models.TrainConfig`; stochastic rounding draws its
+seeds from one :class:`~tensorflow_kappa.quantization.seeds.SeedStream`.
 """
 from __future__ import annotations
 
@@ -20,13 +22,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tensorflow_kappa.history import FitHistory
 from tensorflow_kappa.models import quantized_forward as qf
-from tensorflow_kappa.models.update_rules import UPDATE_RULES, VarSpec, apply_update
-from tensorflow_kappa.precision import INPUT_LAYER, ensure_precision_dict
-from tensorflow_kappa.quantization import quantize_tensor, rail_stats
-from tensorflow_kappa.utils import (
-    LOSS_MODES,
+from tensorflow_kappa.models.history import FitHistory
+from tensorflow_kappa.models.stability import (
     analytic_single_dense_hessian,
     flatten_tensors,
     half_mse_batch_loss,
@@ -34,6 +32,11 @@ from tensorflow_kappa.utils import (
     stability_metrics_from_hessian,
     tensor_l2_norm,
 )
+from tensorflow_kappa.models.train_config import TrainConfig
+from tensorflow_kappa.models.update_rules import VarSpec, apply_update
+from tensorflow_kappa.quantization import quantize_tensor, rail_stats
+from tensorflow_kappa.quantization.precision import INPUT_LAYER
+from tensorflow_kappa.quantization.seeds import SeedStream
 
 __all__ = [
     "BASE_METRICS",
@@ -63,18 +66,6 @@ _HESSIAN_METRICS = (
     "hessian_lambda_max", "stability_margin_lambda_raw", "stability_margin_lambda_ctrl",
     "spectral_radius_raw", "spectral_radius_ctrl",
 )
-_SEED_SITES = 4096  # quantizer call sites per step that get distinct seeds
-
-
-def _positive(name: str, value, *, integer: bool = False, allow_zero: bool = False):
-    ok_type = (isinstance(value, (int, np.integer)) if integer
-               else isinstance(value, (int, float, np.integer, np.floating)))
-    if isinstance(value, bool) or not ok_type or not np.isfinite(value) or (
-            value < 0 if allow_zero else value <= 0):
-        kind = "integer" if integer else "number"
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be a finite {kind} {bound}, got {value!r}")
-    return int(value) if integer else float(value)
 
 
 def _spectral_norm(kernel: tf.Tensor) -> tf.Tensor:
@@ -88,36 +79,73 @@ def _spectral_norm(kernel: tf.Tensor) -> tf.Tensor:
 class InstrumentedTrainer:
     """State and compiled steps of one instrumented run (see the module docstring).
 
-    Construction validates everything (raising ValueError before any step);
-    :meth:`initialize` puts the stored weights on their storage grids;
-    :meth:`run` executes steps ``[start, stop)`` of an epoch whose row order
-    is ``perm`` and returns their metric rows.
+    Construction checks the data and the model against ``config`` (raising
+    ValueError before any step); :meth:`initialize` puts the stored weights on
+    their storage grids; :meth:`run` executes steps ``[start, stop)`` of an
+    epoch whose row order is ``perm`` and returns their metric rows.
+
+    Args:
+        owner: the :class:`~tensorflow_kappa.models.BaseModel` whose Keras
+            model is trained (its ``seed`` keys stochastic rounding).
+        X, Y: training arrays (cast to float32).
+        config: the run's settings (``epochs`` and ``shuffle`` are the loop's,
+            in :func:`train_instrumented`).
     """
 
-    def __init__(self, owner, X, Y, *, batch_size=32, learning_rate=0.05,
-                 loss_mode="half_mse", curvature_ema_rho=0.05, chi=1.5, eps=1e-12,
-                 use_controller=False, compute_analytic_hessian=True, reference_A=None,
-                 precision_dict=None, update_rule="sgd", momentum=0.9, compiled=True):
+    def __init__(self, owner, X, Y, config: TrainConfig):
         self.model = model = owner._require_model()
-        if loss_mode not in LOSS_MODES:
-            raise ValueError(f"loss_mode must be one of {LOSS_MODES}, got {loss_mode!r}")
-        if update_rule not in UPDATE_RULES:
-            raise ValueError(f"update_rule must be one of {UPDATE_RULES}, got {update_rule!r}")
-        self.batch_size = _positive("batch_size", batch_size, integer=True)
-        self.learning_rate = _positive("learning_rate", learning_rate)
-        self.chi = _positive("chi", chi)
-        self.eps = _positive("eps", eps, allow_zero=True)
-        self.rho = _positive("curvature_ema_rho", curvature_ema_rho)
-        if self.rho > 1:
-            raise ValueError(f"curvature_ema_rho must be in (0, 1], got {curvature_ema_rho!r}")
-        self.momentum = float(momentum)
-        if update_rule == "momentum" and not 0 <= self.momentum < 1:
-            raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
-        self.loss_mode, self.update_rule = loss_mode, update_rule
-        self.use_controller = bool(use_controller)
-
+        self.config = config
         X = np.asarray(X, np.float32)
         Y = np.asarray(Y, np.float32)
+        self._check_data(X, Y)
+        self.n = int(X.shape[0])
+        self.steps_per_epoch = math.ceil(self.n / config.batch_size)
+        self.X, self.Y = tf.constant(X), tf.constant(Y)
+        self.output_dim = int(np.prod(model.output_shape[1:]))
+
+        p = self.precision = config.precision_dict
+        if p is not None:
+            p.validate(qf.layer_names(model))
+            qf.check_layer_chain(model)
+        self.specs: List[VarSpec] = [
+            VarSpec(r.variable, r.layer_name, r.field,
+                    *(None if p is None else p.format(r.layer_name, f)
+                      for f in (r.field, "update", "gradient", "momentum")))
+            for r in qf.variable_roles(model)
+        ]
+        if not self.specs:
+            raise ValueError(f"Model {model.name!r} has no trainable variables")
+        self.variables = [s.variable for s in self.specs]
+        self.input_format = None if p is None else p.format(INPUT_LAYER, "value")
+
+        layers = [l for l in model.layers if not isinstance(l, keras.layers.InputLayer)]
+        dense = [l for l in layers if isinstance(l, keras.layers.Dense)]
+        self.kernels = [l.kernel for l in dense]
+        single = (len(layers) == 1 and len(dense) == 1 and dense[0].bias is None
+                  and dense[0].activation is keras.activations.linear
+                  and len(self.specs) == 1 and len(X.shape) == 2)
+        self.hessian = config.compute_analytic_hessian and single
+        self.reference = self._reference(config.reference_A, dense)
+
+        self.metric_names = list(BASE_METRICS)
+        if p is not None:
+            self.metric_names += QUANT_METRICS
+            if config.update_rule == "momentum":
+                self.metric_names += MOMENTUM_QUANT_METRICS
+        size = int(sum(np.prod(v.shape) for v in self.variables))
+        self._prev_theta = tf.Variable(tf.zeros([size]), trainable=False)
+        self._prev_grad = tf.Variable(tf.zeros([size]), trainable=False)
+        self._ema = tf.Variable(0.0, trainable=False)
+        self._step = tf.Variable(tf.constant(0, tf.int64), trainable=False)
+        self._velocities = [tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False)
+                            for v in self.variables] if config.update_rule == "momentum" else None
+        run_seed = owner.seed if owner.seed is not None else np.random.randint(2**31)
+        self.seeds = SeedStream(int(run_seed), self._step)
+        self._run = (tf.function(self._run_steps, autograph=False) if config.compiled
+                     else self._run_steps)
+
+    def _check_data(self, X: np.ndarray, Y: np.ndarray) -> None:
+        model = self.model
         in_shape, out_shape = tuple(model.input_shape[1:]), tuple(model.output_shape[1:])
         if X.ndim < 2 or tuple(X.shape[1:]) != in_shape:
             raise ValueError(f"X has shape {X.shape}; the model takes (n, {in_shape})")
@@ -126,71 +154,26 @@ class InstrumentedTrainer:
         if X.shape[0] != Y.shape[0] or X.shape[0] == 0:
             raise ValueError(f"X and Y need the same positive number of rows, got "
                              f"{X.shape[0]} and {Y.shape[0]}")
-        self.n = int(X.shape[0])
-        self.steps_per_epoch = math.ceil(self.n / self.batch_size)
-        self.X, self.Y = tf.constant(X), tf.constant(Y)
-        self.output_dim = int(np.prod(out_shape))
 
-        self.precision = ensure_precision_dict(precision_dict)
-        if self.precision is not None:
-            self.precision.validate(qf.layer_names(model))
-            qf.check_layer_chain(model)
-        p = self.precision
-        self.specs: List[VarSpec] = [
-            VarSpec(r.variable, r.layer_name, r.field,
-                    *(None if p is None else p.dtype(r.layer_name, f)
-                      for f in (r.field, "update", "gradient", "momentum")))
-            for r in qf.variable_roles(model)
-        ]
-        if not self.specs:
-            raise ValueError(f"Model {model.name!r} has no trainable variables")
-        self.variables = [s.variable for s in self.specs]
-        self.input_format = None if p is None else p.dtype(INPUT_LAYER, "value")
-
-        layers = [l for l in model.layers if not isinstance(l, keras.layers.InputLayer)]
-        dense = [l for l in layers if isinstance(l, keras.layers.Dense)]
-        self.kernels = [l.kernel for l in dense]
-        single = (len(layers) == 1 and len(dense) == 1 and dense[0].bias is None
-                  and dense[0].activation is keras.activations.linear
-                  and len(self.specs) == 1 and len(X.shape) == 2)
-        self.hessian = bool(compute_analytic_hessian) and single
-        self.reference = None
-        if reference_A is not None:
-            A = np.asarray(reference_A, np.float32)
-            if len(dense) != 1 or tuple(dense[0].kernel.shape) != A.shape:
-                raise ValueError(
-                    f"reference_A of shape {A.shape} needs a model with one Dense layer "
-                    f"whose kernel has that shape; this model's Dense kernels have shapes "
-                    f"{[tuple(k.shape) for k in self.kernels]}"
-                )
-            self.reference = tf.constant(A)
-
-        self.metric_names = list(BASE_METRICS)
-        if p is not None:
-            self.metric_names += QUANT_METRICS
-            if update_rule == "momentum":
-                self.metric_names += MOMENTUM_QUANT_METRICS
-        size = int(sum(np.prod(v.shape) for v in self.variables))
-        self._prev_theta = tf.Variable(tf.zeros([size]), trainable=False)
-        self._prev_grad = tf.Variable(tf.zeros([size]), trainable=False)
-        self._ema = tf.Variable(0.0, trainable=False)
-        self._step = tf.Variable(tf.constant(0, tf.int64), trainable=False)
-        self._velocities = [tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False)
-                            for v in self.variables] if update_rule == "momentum" else None
-        seed = owner.seed if owner.seed is not None else np.random.randint(2**31)
-        self._run_seed = tf.constant(int(seed), tf.int64)
-        self.compiled = bool(compiled)
-        self._run = (tf.function(self._run_steps, autograph=False) if compiled
-                     else self._run_steps)
+    def _reference(self, A: Optional[np.ndarray], dense: list) -> Optional[tf.Tensor]:
+        if A is None:
+            return None
+        if len(dense) != 1 or tuple(dense[0].kernel.shape) != A.shape:
+            raise ValueError(
+                f"reference_A of shape {A.shape} needs a model with one Dense layer "
+                f"whose kernel has that shape; this model's Dense kernels have shapes "
+                f"{[tuple(k.shape) for k in self.kernels]}"
+            )
+        return tf.constant(A)
 
     # -- host side ------------------------------------------------------------------
     def initialize(self) -> None:
         """Round every stored variable onto its storage format (before step 0)."""
         for i, spec in enumerate(self.specs):
             if spec.storage is not None:
-                seed = tf.stack([self._run_seed, tf.constant(-1 - i, tf.int64)])
                 spec.variable.assign(quantize_tensor(
-                    tf.convert_to_tensor(spec.variable), spec.storage, ste=False, seed=seed))
+                    tf.convert_to_tensor(spec.variable), spec.storage, ste=False,
+                    seed=self.seeds.initial(i)))
 
     def run(self, perm, start: int, stop: int) -> np.ndarray:
         """Run steps ``[start, stop)`` of an epoch with row order ``perm``; return
@@ -205,10 +188,11 @@ class InstrumentedTrainer:
         rows = tf.TensorArray(tf.float32, size=0, dynamic_size=True,
                               element_shape=[len(self.metric_names)])
         finite_at = self.metric_names.index("finite")
+        batch_size = self.config.batch_size
 
         def body(i, ok, rows):
-            lo = i * self.batch_size
-            idx = perm[lo:tf.minimum(lo + self.batch_size, self.n)]
+            lo = i * batch_size
+            idx = perm[lo:tf.minimum(lo + batch_size, self.n)]
             row = self._train_step(tf.gather(self.X, idx), tf.gather(self.Y, idx))
             return i + 1, row[finite_at] > 0.5, rows.write(i - start, row)
 
@@ -216,25 +200,15 @@ class InstrumentedTrainer:
                                    (start, tf.constant(True), rows))
         return rows.stack()
 
-    def _seed_fn(self):
-        counter = [0]
-
-        def seed_fn():
-            counter[0] += 1
-            if counter[0] >= _SEED_SITES:
-                raise ValueError("too many stochastic quantizers in one step")
-            return tf.stack([self._run_seed, self._step * _SEED_SITES + counter[0]])
-
-        return seed_fn
-
     def _loss(self, y, y_pred):
-        if self.loss_mode == "half_mse":
+        if self.config.loss_mode == "half_mse":
             return half_mse_batch_loss(y, y_pred)
         return keras_mse_batch_loss(y, y_pred)
 
     def _train_step(self, xb, yb):
         m: Dict[str, tf.Tensor] = {}
-        seed_fn = self._seed_fn()
+        config, seeds = self.config, self.seeds
+        seeds.start_step()
         p = self.precision
         variables = self.variables
         theta_before = flatten_tensors(variables)
@@ -243,7 +217,7 @@ class InstrumentedTrainer:
                 y_pred = self.model(xb, training=True)
             else:
                 y_pred = qf.forward_with_precision(self.model, xb, p, training=True,
-                                                   seed_fn=seed_fn)
+                                                   seeds=seeds)
             loss = self._loss(yb, y_pred)
         grads = tape.gradient(loss, variables)
         grads = [tf.zeros_like(tf.convert_to_tensor(v)) if g is None else g
@@ -251,8 +225,7 @@ class InstrumentedTrainer:
         if p is not None:
             raw_grads = grads
             grads = [g if s.gradient is None else
-                     quantize_tensor(g, s.gradient, ste=False,
-                                     seed=qf.seed_for(s.gradient, seed_fn))
+                     quantize_tensor(g, s.gradient, ste=False, seed=seeds.next(s.gradient))
                      for g, s in zip(grads, self.specs)]
         grad_flat = flatten_tensors(grads)
         m["loss"] = loss
@@ -260,17 +233,18 @@ class InstrumentedTrainer:
         m["grad_norm"] = tensor_l2_norm(grad_flat)
 
         # Curvature proxy, its EMA and the throttle.
-        eps = tf.constant(self.eps, tf.float32)
-        eta = tf.constant(self.learning_rate, tf.float32)
+        eps = tf.constant(config.eps, tf.float32)
+        eta = tf.constant(config.learning_rate, tf.float32)
         curvature = tf.where(
             self._step > 0,
             tensor_l2_norm(grad_flat - self._prev_grad)
             / (tensor_l2_norm(theta_before - self._prev_theta) + eps),
             0.0,
         )
-        ema = (1.0 - self.rho) * self._ema + self.rho * curvature
-        alpha_would = tf.minimum(1.0, self.chi / (eta * (tf.maximum(curvature, ema) + eps)))
-        alpha = alpha_would if self.use_controller else tf.constant(1.0)
+        rho = config.curvature_ema_rho
+        ema = (1.0 - rho) * self._ema + rho * curvature
+        alpha_would = tf.minimum(1.0, config.chi / (eta * (tf.maximum(curvature, ema) + eps)))
+        alpha = alpha_would if config.use_controller else tf.constant(1.0)
         eta_eff = alpha * eta
         m.update(curvature_proxy=curvature, curvature_ema=ema, alpha=alpha,
                  alpha_would=alpha_would, eta_eff=eta_eff)
@@ -279,9 +253,9 @@ class InstrumentedTrainer:
         self._ema.assign(ema)
 
         # The update.
-        result = apply_update(self.update_rule, self.specs, grads, eta_eff,
+        result = apply_update(config.update_rule, self.specs, grads, eta_eff,
                               quantized=p is not None, velocities=self._velocities,
-                              momentum=self.momentum, seed_fn=seed_fn)
+                              momentum=config.momentum, seeds=seeds)
         raw = tf.sqrt(result.raw_sq)
         actual = tf.sqrt(result.actual_sq)
         ok = (raw > 0) & (actual > 0)
@@ -305,10 +279,10 @@ class InstrumentedTrainer:
         if self.hessian:
             x_in = xb if self.input_format is None else quantize_tensor(
                 xb, self.input_format, ste=False)
-            block = analytic_single_dense_hessian(x_in, self.output_dim, self.loss_mode,
+            block = analytic_single_dense_hessian(x_in, self.output_dim, config.loss_mode,
                                                   full=False)
-            mu = self.momentum if self.update_rule == "momentum" else 0.0
-            m.update(stability_metrics_from_hessian(block, eta, alpha, momentum=mu))
+            m.update(stability_metrics_from_hessian(block, eta, alpha,
+                                                    momentum=config.effective_momentum))
         else:
             m.update({k: nan for k in _HESSIAN_METRICS})
         m["weight_error_fro"] = nan if self.reference is None else tensor_l2_norm(
@@ -339,42 +313,30 @@ class InstrumentedTrainer:
         return tf.stack([tf.cast(m[k], tf.float32) for k in self.metric_names])
 
 
-def train_instrumented(owner, X, Y, *, epochs=10, batch_size=32, learning_rate=0.05,
-                       shuffle=True, loss_mode="half_mse", curvature_ema_rho=0.05, chi=1.5,
-                       eps=1e-12, use_controller=False, compute_analytic_hessian=True,
-                       reference_A=None, precision_dict=None, update_rule="sgd",
-                       momentum=0.9, compiled=True) -> FitHistory:
-    """``BaseModel.train_instrumented`` (documented there); ``compiled=False``
-    runs the same step eagerly (for benchmarks and debugging)."""
-    epochs = _positive("epochs", epochs, integer=True, allow_zero=True)
-    trainer = InstrumentedTrainer(
-        owner, X, Y, batch_size=batch_size, learning_rate=learning_rate, loss_mode=loss_mode,
-        curvature_ema_rho=curvature_ema_rho, chi=chi, eps=eps, use_controller=use_controller,
-        compute_analytic_hessian=compute_analytic_hessian, reference_A=reference_A,
-        precision_dict=precision_dict, update_rule=update_rule, momentum=momentum,
-        compiled=compiled)
+def train_instrumented(owner, X, Y, config: TrainConfig) -> FitHistory:
+    """``BaseModel.train_instrumented`` (documented there), for one ``config``."""
+    trainer = InstrumentedTrainer(owner, X, Y, config)
     trainer.initialize()
     rng = np.random.default_rng(owner.seed)
     steps = trainer.steps_per_epoch
     chunk = max(1, math.ceil(steps / 20)) if owner.verbose else steps
     blocks, epoch_of_step = [], []
     diverged_at: Optional[int] = None
-    done = 0
-    for epoch in range(epochs):
-        perm = rng.permutation(trainer.n) if shuffle else np.arange(trainer.n)
+    finite_at = trainer.metric_names.index("finite")
+    for epoch in range(config.epochs):
+        perm = rng.permutation(trainer.n) if config.shuffle else np.arange(trainer.n)
         bar = keras.utils.Progbar(steps, stateful_metrics=["loss", "alpha"]) \
             if owner.verbose else None
         if bar is not None:
-            print(f"Epoch {epoch + 1}/{epochs}")
+            print(f"Epoch {epoch + 1}/{config.epochs}")
         start = 0
         while start < steps and diverged_at is None:
             stop = min(start + chunk, steps)
             block = trainer.run(perm, start, stop)
             blocks.append(block)
             epoch_of_step += [epoch] * len(block)
-            done += len(block)
-            if len(block) and block[-1, trainer.metric_names.index("finite")] < 0.5:
-                diverged_at = done - 1
+            if len(block) and block[-1, finite_at] < 0.5:
+                diverged_at = len(epoch_of_step) - 1
             if bar is not None and len(block):
                 row = dict(zip(trainer.metric_names, block[-1]))
                 bar.update(start + len(block), values=[("loss", row["loss"]),
@@ -390,16 +352,10 @@ def train_instrumented(owner, X, Y, *, epochs=10, batch_size=32, learning_rate=0
         warnings.warn(f"train_instrumented: the run diverged (non-finite loss, gradient "
                       f"or weights) at step {diverged_at}; its history is kept, flagged "
                       "diverged", RuntimeWarning, stacklevel=3)
-    metadata = {
-        "model": owner.model.name, "learning_rate": trainer.learning_rate,
-        "batch_size": trainer.batch_size, "epochs": epochs,
+    outcome = {
+        "model": owner.model.name, "seed": owner.seed, "steps_per_epoch": steps,
         "epochs_completed": int(epoch_of_step[-1] + 1) if epoch_of_step else 0,
-        "steps_per_epoch": steps, "shuffle": bool(shuffle), "loss_mode": loss_mode,
-        "curvature_ema_rho": trainer.rho, "chi": trainer.chi, "eps": trainer.eps,
-        "use_controller": trainer.use_controller, "update_rule": update_rule,
-        "momentum": trainer.momentum if update_rule == "momentum" else 0.0,
-        "precision": None if trainer.precision is None else trainer.precision.to_dict(),
-        "analytic_hessian": trainer.hessian, "seed": owner.seed,
+        "analytic_hessian": trainer.hessian,
         "diverged": diverged_at is not None, "diverged_at_step": diverged_at,
     }
-    return FitHistory(metadata=metadata, **metrics)
+    return FitHistory(metadata={**config.to_dict(), **outcome}, **metrics)

@@ -1,7 +1,7 @@
 """Variables to (layer, field), and the forward pass with fake quantization.
 
 The mapping ties a model's trainable variables to the entries of a
-:class:`~tensorflow_kappa.precision.PrecisionDict`:
+:class:`~tensorflow_kappa.quantization.PrecisionDict`:
 
 * a Dense kernel is stored in the ``weight`` format,
 * a Dense bias in the ``bias`` format,
@@ -20,19 +20,21 @@ uses the straight-through estimator, so gradients flow as in float.
 """
 from __future__ import annotations
 
-from typing import Callable, List, NamedTuple, Optional, Sequence, Tuple
+from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 import keras
 import tensorflow as tf
 
-from tensorflow_kappa.precision import INPUT_LAYER, PrecisionDict
 from tensorflow_kappa.quantization import FixedPoint, quantize_tensor
+from tensorflow_kappa.quantization.precision import INPUT_LAYER, PrecisionDict
+from tensorflow_kappa.quantization.seeds import SeedStream
 
 __all__ = [
     "VariableRole",
     "check_layer_chain",
     "forward_with_precision",
     "layer_and_field_for_variable",
+    "layer_names",
     "same_variable",
     "variable_roles",
 ]
@@ -117,24 +119,14 @@ def check_layer_chain(model: keras.Model) -> None:
             )
 
 
-SeedFn = Optional[Callable[[], tf.Tensor]]
-
-
-def seed_for(fmt: Optional[FixedPoint], seed_fn: SeedFn):
-    """A fresh seed from ``seed_fn`` where ``fmt`` rounds stochastically, else None."""
-    if fmt is None or seed_fn is None or fmt.rounding != "stochastic":
-        return None
-    return seed_fn()
-
-
-def _q(x, fmt: Optional[FixedPoint], seed_fn: SeedFn):
+def _q(x, fmt: Optional[FixedPoint], seeds: Optional[SeedStream]):
     if fmt is None:
         return x
-    return quantize_tensor(x, fmt, ste=True, seed=seed_for(fmt, seed_fn))
+    return quantize_tensor(x, fmt, ste=True, seed=None if seeds is None else seeds.next(fmt))
 
 
 def forward_with_precision(model: keras.Model, x, precision: PrecisionDict, *,
-                           training: bool, seed_fn: SeedFn = None) -> tf.Tensor:
+                           training: bool, seeds: Optional[SeedStream] = None) -> tf.Tensor:
     """The model's forward pass with fake quantization at every precision field.
 
     Args:
@@ -142,53 +134,31 @@ def forward_with_precision(model: keras.Model, x, precision: PrecisionDict, *,
         x: a batch of inputs.
         precision: the formats.
         training: passed to non-Dense layers (BatchNormalization).
-        seed_fn: called once per quantizer to key stochastic rounding; None
-            lets stochastic formats draw from TensorFlow's global generator.
+        seeds: the run's seeds for stochastic rounding; None lets stochastic
+            formats draw from TensorFlow's global generator.
     """
     x = tf.convert_to_tensor(x, tf.float32)
-    x = _q(x, precision.dtype(INPUT_LAYER, "value"), seed_fn)
+    x = _q(x, precision.format(INPUT_LAYER, "value"), seeds)
     for layer in _model_layers(model):
         name = layer.name
         if isinstance(layer, keras.layers.Dense):
-            kernel = _q(tf.convert_to_tensor(layer.kernel), precision.dtype(name, "weight"),
-                        seed_fn)
+            kernel = _q(tf.convert_to_tensor(layer.kernel), precision.format(name, "weight"),
+                        seeds)
             z = tf.matmul(x, kernel)
-            z = _q(z, precision.dtype(name, "accumulator"), seed_fn)
+            z = _q(z, precision.format(name, "accumulator"), seeds)
             if layer.bias is not None:
-                bias = _q(tf.convert_to_tensor(layer.bias), precision.dtype(name, "bias"),
-                          seed_fn)
+                bias = _q(tf.convert_to_tensor(layer.bias), precision.format(name, "bias"),
+                          seeds)
                 z = z + bias
             if layer.activation is not None:
                 z = layer.activation(z)
             x = z
         else:
             x = layer(x, training=training)
-        x = _q(x, precision.dtype(name, "activation"), seed_fn)
+        x = _q(x, precision.format(name, "activation"), seeds)
     return x
 
 
 def layer_names(model: keras.Model) -> Sequence[str]:
     """The names a precision dict may use for this model's layers."""
     return [l.name for l in _model_layers(model)]
-
-
-def quantize_gradients(model: keras.Model, grads, trainable_vars, precision: PrecisionDict,
-                       seed_fn: SeedFn = None) -> list:
-    """Each gradient rounded to its owning layer's ``gradient`` format (if any)."""
-    out = []
-    for g, v in zip(grads, trainable_vars):
-        layer, _ = layer_and_field_for_variable(model, v)
-        fmt = precision.dtype(layer, "gradient")
-        if g is None or fmt is None:
-            out.append(g)
-        else:
-            out.append(quantize_tensor(g, fmt, ste=False, seed=seed_for(fmt, seed_fn)))
-    return out
-
-
-def quantize_variable_storage(model: keras.Model, var, precision: PrecisionDict) -> None:
-    """Round a stored variable onto its storage format (``weight``/``bias``/``value``)."""
-    layer, field = layer_and_field_for_variable(model, var)
-    fmt = precision.dtype(layer, field)
-    if fmt is not None:
-        var.assign(quantize_tensor(tf.convert_to_tensor(var), fmt, ste=False))

@@ -26,10 +26,10 @@ from typing import List, NamedTuple, Optional
 import keras
 import tensorflow as tf
 
-from tensorflow_kappa.quantization import rail_stats, update_quantize_store
-from tensorflow_kappa.models.quantized_forward import SeedFn, seed_for
-from tensorflow_kappa.quantization import FixedPoint, quantize_tensor
-from tensorflow_kappa.utils import flatten_tensors
+from tensorflow_kappa.models.stability import flatten_tensors
+from tensorflow_kappa.quantization import (FixedPoint, quantize_tensor, rail_stats,
+                                           update_quantize_store)
+from tensorflow_kappa.quantization.seeds import SeedStream
 
 __all__ = ["UPDATE_RULES", "UpdateResult", "VarSpec", "apply_update"]
 
@@ -74,14 +74,13 @@ def _geometry_from_flat(intended: tf.Tensor, actual: tf.Tensor):
             tf.reduce_sum(intended * actual))
 
 
-def _store_seed(spec: VarSpec, seed_fn: SeedFn):
-    seed = seed_for(spec.update, seed_fn)
-    return seed if seed is not None else seed_for(spec.storage, seed_fn)
+def _next_seed(seeds: Optional[SeedStream], *formats: Optional[FixedPoint]):
+    return None if seeds is None else seeds.next(*formats)
 
 
 def apply_update(rule: str, specs: List[VarSpec], grads: List[tf.Tensor], eta_eff: tf.Tensor,
                  *, quantized: bool, velocities: Optional[List[tf.Variable]] = None,
-                 momentum: float = 0.0, seed_fn: SeedFn = None) -> UpdateResult:
+                 momentum: float = 0.0, seeds: Optional[SeedStream] = None) -> UpdateResult:
     """Apply one step of ``rule`` to every variable; see the module docstring."""
     variables = [s.variable for s in specs]
     quant = {}
@@ -94,7 +93,7 @@ def apply_update(rule: str, specs: List[VarSpec], grads: List[tf.Tensor], eta_ef
             stats = update_quantize_store(_tf_variable(spec.variable), g, eta_eff,
                                           update_format=spec.update,
                                           storage_format=spec.storage,
-                                          seed=_store_seed(spec, seed_fn))
+                                          seed=_next_seed(seeds, spec.update, spec.storage))
             raw_sq.append(tf.square(tf.cast(stats.raw_update_norm, tf.float64)))
             act_sq.append(tf.square(tf.cast(stats.actual_update_norm, tf.float64)))
             dot.append(tf.cast(stats.update_dot, tf.float64))
@@ -125,7 +124,7 @@ def apply_update(rule: str, specs: List[VarSpec], grads: List[tf.Tensor], eta_ef
                 mom_sat.append(rs.saturation_fraction)
                 mom_under.append(rs.underflow_fraction)
                 stored = quantize_tensor(u, spec.momentum, ste=False,
-                                         seed=seed_for(spec.momentum, seed_fn))
+                                         seed=_next_seed(seeds, spec.momentum))
             vel.assign(stored)
             if not quantized:
                 spec.variable.assign_add(stored)
@@ -135,7 +134,7 @@ def apply_update(rule: str, specs: List[VarSpec], grads: List[tf.Tensor], eta_ef
             stats = update_quantize_store(_tf_variable(spec.variable), -stored, tf.constant(1.0),
                                           update_format=spec.update,
                                           storage_format=spec.storage,
-                                          seed=_store_seed(spec, seed_fn))
+                                          seed=_next_seed(seeds, spec.update, spec.storage))
             if spec.update is not None:
                 underflow.append(stats.update_underflow_fraction)
             if spec.storage is not None:

@@ -1,5 +1,6 @@
 """Fixed-point quantization: formats, ``quantize_tensor``, ``rail_stats``,
-``update_quantize_store`` and their pure-TF twins.
+``update_quantize_store``, their pure-TF twins, and ``PrecisionDict`` (formats per
+layer and field).
 
 Example:
 >>> from tensorflow_kappa.quantization import FixedPoint, quantize_tensor
@@ -12,6 +13,7 @@ from tensorflow_kappa.quantization.fixed_point import (
     ROUNDING_MODES,
     FixedPoint,
 )
+from tensorflow_kappa.quantization.precision import PrecisionDict, ensure_precision_dict
 from tensorflow_kappa.quantization.quantize import quantize_tensor
 from tensorflow_kappa.quantization.rail_stats import RailStats, rail_stats
 from tensorflow_kappa.quantization.update_store import UpdateStats, update_quantize_store
@@ -19,10 +21,12 @@ from tensorflow_kappa.quantization.update_store import UpdateStats, update_quant
 __all__ = [
     "FixedPoint",
     "OVERFLOW_MODES",
+    "PrecisionDict",
     "ROUNDING_MODES",
     "RailStats",
     "UpdateStats",
     "composite_ops",
+    "ensure_precision_dict",
     "quantize_tensor",
     "rail_stats",
     "update_quantize_store",

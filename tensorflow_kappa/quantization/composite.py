@@ -16,7 +16,8 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from tensorflow_kappa.quantization.fixed_point import FixedPoint
+from tensorflow_kappa.quantization.fixed_point import (NEAREST_AWAY, NEAREST_EVEN, SATURATE,
+                                                       TOWARD_ZERO, TRUNCATE, FixedPoint)
 
 _U32 = tf.uint32
 
@@ -66,20 +67,20 @@ def _round_scaled(v: tf.Tensor, x: tf.Tensor, fmt: FixedPoint, seed: tf.Tensor) 
     dtype = v.dtype
     one = tf.constant(1.0, dtype)
     zero = tf.constant(0.0, dtype)
-    if fmt.rounding == "nearest_even":
+    if fmt.rounding == NEAREST_EVEN:
         return tf.math.rint(v)
-    if fmt.rounding == "nearest_away":
+    if fmt.rounding == NEAREST_AWAY:
         t = _trunc(v)
         d = v - t
         step = tf.where(v < 0, -one, one)
         return tf.where((d >= 0.5) | (d <= -0.5), t + step, t)
-    if fmt.rounding == "truncate":
+    if fmt.rounding == TRUNCATE:
         # A negative x whose scaled value underflowed to -0 still floors to -1.
         return tf.math.floor(v) - tf.where((v == 0) & (x < 0), one, zero)
-    if fmt.rounding == "toward_zero":
+    if fmt.rounding == TOWARD_ZERO:
         return _trunc(v)
-    # A negative x whose scaled value underflowed to -0 lies just below 0 and
-    # rounds up to +0: -2**-30 stands in, as in the kernel.
+    # STOCHASTIC: a negative x whose scaled value underflowed to -0 lies just
+    # below 0 and rounds up to +0: -2**-30 stands in, as in the kernel.
     w = tf.where((v == 0) & (x < 0), tf.constant(-(2.0**-30), dtype), v)
     f = tf.math.floor(w)
     u = uniform(seed, tf.shape(v, out_type=tf.int64), dtype)
@@ -91,7 +92,7 @@ def _overflow_code(r: tf.Tensor, fmt: FixedPoint) -> tf.Tensor:
     dtype = r.dtype
     code_min = tf.constant(float(fmt.code_min), dtype)
     code_max = tf.constant(float(fmt.code_max), dtype)
-    if fmt.overflow == "saturate":
+    if fmt.overflow == SATURATE:
         return tf.where(r < code_min, code_min, tf.where(r > code_max, code_max, r))
     modulus = tf.constant(math.ldexp(1.0, fmt.bits), dtype)
     k = tf.math.floor(r * tf.constant(math.ldexp(1.0, -fmt.bits), dtype))

@@ -8,8 +8,11 @@ import re
 import numpy as np
 import tensorflow as tf
 
-ROUNDING_MODES = ("nearest_even", "nearest_away", "truncate", "toward_zero", "stochastic")
-OVERFLOW_MODES = ("saturate", "wrap")
+# The rounding and overflow modes, declared once for Python (the op attributes and
+# cc/ fixed_point.h carry the same names).
+NEAREST_EVEN, NEAREST_AWAY, TRUNCATE, TOWARD_ZERO, STOCHASTIC = ROUNDING_MODES = (
+    "nearest_even", "nearest_away", "truncate", "toward_zero", "stochastic")
+SATURATE, WRAP = OVERFLOW_MODES = ("saturate", "wrap")
 MAX_BITS = 32
 # IEEE facts per float dtype, as C++'s std::numeric_limits gives them:
 # (digits, min_exponent, max_exponent). The smallest normal number is
@@ -60,8 +63,8 @@ class FixedPoint:
     bits: int
     frac_bits: int
     signed: bool = True
-    rounding: str = "nearest_even"
-    overflow: str = "saturate"
+    rounding: str = NEAREST_EVEN
+    overflow: str = SATURATE
 
     def __post_init__(self) -> None:
         for name in ("bits", "frac_bits"):
@@ -100,7 +103,7 @@ class FixedPoint:
                 f"':<overflow>' with rounding in {ROUNDING_MODES} and overflow in "
                 f"{OVERFLOW_MODES}"
             )
-        options = {"rounding": "nearest_even", "overflow": "saturate"}
+        options = {"rounding": NEAREST_EVEN, "overflow": SATURATE}
         for opt in (match.group("opt1"), match.group("opt2")):
             if opt is None:
                 continue
@@ -133,9 +136,9 @@ class FixedPoint:
 
     def __str__(self) -> str:
         text = f"{'s' if self.signed else 'u'}{self.bits}.{self.frac_bits}"
-        if self.rounding != "nearest_even":
+        if self.rounding != NEAREST_EVEN:
             text += f":{self.rounding}"
-        if self.overflow != "saturate":
+        if self.overflow != SATURATE:
             text += f":{self.overflow}"
         return text
 

@@ -1,19 +1,17 @@
 """``quantize_tensor``: fixed-point quantization with a straight-through gradient."""
 from __future__ import annotations
 
-from typing import Sequence, Union
+from typing import Union
 
 import tensorflow as tf
 
 from tensorflow_kappa import _ops
 from tensorflow_kappa.quantization import composite
+from tensorflow_kappa.quantization._op_inputs import FormatLike, from_compute, prepare
 from tensorflow_kappa.quantization.fixed_point import FixedPoint
-
-FormatLike = Union[FixedPoint, str]
-SeedLike = Union[Sequence[int], tf.Tensor, None]
+from tensorflow_kappa.quantization.seeds import SeedLike, op_seed
 
 _STE_MODES = {True: "identity", "clipped": "clipped", False: "none"}
-_HALF_TYPES = (tf.float16, tf.bfloat16)
 
 
 def _ste_mode(ste: object) -> str:
@@ -25,25 +23,6 @@ def _ste_mode(ste: object) -> str:
         "(pass the gradient through), 'clipped' (zero it outside the rails) or "
         "False (no gradient)"
     )
-
-
-def seed_tensor(seed: SeedLike, fmt: FixedPoint) -> tf.Tensor:
-    """The int64[2] seed an op takes.
-
-    Stochastic rounding without a seed draws one from TensorFlow's global
-    generator (reproducible under ``tf.random.set_seed`` only); other modes
-    ignore the seed.
-    """
-    if seed is None:
-        if fmt.rounding != "stochastic":
-            return tf.zeros([2], tf.int64)
-        return tf.random.uniform([2], maxval=2**62, dtype=tf.int64)
-    seed = tf.convert_to_tensor(seed)
-    if not seed.dtype.is_integer:
-        raise ValueError(f"seed must be two integers, got dtype {seed.dtype.name}")
-    if seed.shape.rank is not None and seed.shape.as_list() != [2]:
-        raise ValueError(f"seed must be two integers (a, b), got shape {seed.shape}")
-    return tf.cast(seed, tf.int64)
 
 
 def _clipped_mask(x: tf.Tensor, fmt: FixedPoint) -> tf.Tensor:
@@ -103,7 +82,8 @@ def quantize_tensor(
             ``"clipped"`` zeroes it where ``x`` lies outside
             ``[fmt.min_value, fmt.max_value]``, False gives none.
         seed: two integers keying stochastic rounding (stateless: the same seed
-            gives the same result on CPU, GPU and the pure-TF path).
+            gives the same result on CPU, GPU and the pure-TF path); each in
+            the int64 range. None: drawn from TensorFlow's global generator.
 
     Returns:
         The quantized tensor, same shape and dtype as ``x``.
@@ -117,12 +97,9 @@ def quantize_tensor(
     >>> quantize_tensor([0.1, 0.3, 100.0], "s8.4").numpy()
     array([0.125 , 0.3125, 7.9375], dtype=float32)
     """
-    fmt = FixedPoint.coerce(fmt)
     mode = _ste_mode(ste)
-    x = tf.convert_to_tensor(x)
-    fmt.check_dtype(x.dtype)
-    seed = seed_tensor(seed, fmt)
-    compute = tf.cast(x, tf.float32) if x.dtype in _HALF_TYPES else x
+    x, compute, (fmt,) = prepare(x, fmt)
+    seed = op_seed(seed, fmt)
     lib = _ops.custom_ops()
     if lib is None:
         y = _composite_with_ste(compute, fmt, seed, mode)
@@ -132,4 +109,4 @@ def quantize_tensor(
             bits=fmt.bits, frac_bits=fmt.frac_bits, signed=fmt.signed,
             rounding=fmt.rounding, overflow=fmt.overflow, ste=mode,
         )
-    return tf.cast(y, x.dtype) if x.dtype in _HALF_TYPES else y
+    return from_compute(y, x.dtype)

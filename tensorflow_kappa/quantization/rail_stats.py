@@ -2,17 +2,14 @@
 from __future__ import annotations
 
 import numbers
-from typing import NamedTuple, Union
+from typing import NamedTuple
 
 import numpy as np
 import tensorflow as tf
 
 from tensorflow_kappa import _ops
 from tensorflow_kappa.quantization import composite
-from tensorflow_kappa.quantization.fixed_point import FixedPoint
-
-FormatLike = Union[FixedPoint, str]
-_HALF_TYPES = (tf.float16, tf.bfloat16)
+from tensorflow_kappa.quantization._op_inputs import FormatLike, prepare
 
 tf.no_gradient("Kappa>RailStats")
 
@@ -80,11 +77,8 @@ def rail_stats(x: tf.Tensor, fmt: FormatLike, near_rail: float = 0.9) -> RailSta
     >>> [round(float(v), 4) for v in s]
     [0.5, 0.75, 0.25]
     """
-    fmt = FixedPoint.coerce(fmt)
     near = check_near_rail(near_rail)
-    x = tf.convert_to_tensor(x)
-    fmt.check_dtype(x.dtype)
-    compute = tf.cast(x, tf.float32) if x.dtype in _HALF_TYPES else x
+    _, compute, (fmt,) = prepare(x, fmt)
     lib = _ops.custom_ops()
     if lib is None:
         return RailStats(*composite.rail_stats(compute, fmt, near))

@@ -1,19 +1,18 @@
 """``update_quantize_store``: the fused, quantized weight update and what it did to the step."""
 from __future__ import annotations
 
-from typing import NamedTuple, Optional, Sequence, Union
+from typing import NamedTuple, Optional, Union
 
 import keras
 import tensorflow as tf
 
 from tensorflow_kappa import _ops
 from tensorflow_kappa.quantization import composite
+from tensorflow_kappa.quantization._op_inputs import HALF_TYPES, FormatLike, prepare
 from tensorflow_kappa.quantization.fixed_point import FixedPoint
-from tensorflow_kappa.quantization.quantize import seed_tensor
+from tensorflow_kappa.quantization.seeds import SeedLike, op_seed
 
-FormatLike = Union[FixedPoint, str]
-_HALF_TYPES = (tf.float16, tf.bfloat16)
-_FLOAT_TYPES = (tf.float16, tf.bfloat16, tf.float32, tf.float64)
+_FLOAT_TYPES = HALF_TYPES + (tf.float32, tf.float64)
 
 tf.no_gradient("Kappa>UpdateQuantizeStore")
 
@@ -62,9 +61,31 @@ def _resource_variable(var: object) -> tf.Variable:
     return var
 
 
-def _seed_for(seed, update_fmt: Optional[FixedPoint], storage_fmt: Optional[FixedPoint]):
-    stochastic = [f for f in (update_fmt, storage_fmt) if f is not None and f.rounding == "stochastic"]
-    return seed_tensor(seed, stochastic[0] if stochastic else FixedPoint(8, 0))
+def _check_grad(grad: object, variable: tf.Variable, dtype: tf.DType) -> tf.Tensor:
+    grad = tf.convert_to_tensor(grad, dtype_hint=dtype)
+    if grad.dtype != dtype:
+        raise ValueError(
+            f"grad dtype {grad.dtype.name} differs from the variable's dtype "
+            f"{dtype.name} ({variable.name})"
+        )
+    if not variable.shape.is_compatible_with(grad.shape):
+        raise ValueError(
+            f"grad shape {grad.shape} differs from the variable's shape "
+            f"{variable.shape} ({variable.name})"
+        )
+    return grad
+
+
+def _check_learning_rate(learning_rate: object, compute: tf.DType) -> tf.Tensor:
+    learning_rate = tf.convert_to_tensor(learning_rate, dtype_hint=compute)
+    if not learning_rate.dtype.is_floating:
+        raise ValueError(
+            f"learning_rate must be a float or a float scalar tensor, got dtype "
+            f"{learning_rate.dtype.name}"
+        )
+    if learning_rate.shape.rank is not None and learning_rate.shape.rank != 0:
+        raise ValueError(f"learning_rate must be a scalar, got shape {learning_rate.shape}")
+    return tf.cast(learning_rate, compute)
 
 
 def update_quantize_store(
@@ -73,7 +94,7 @@ def update_quantize_store(
     learning_rate: Union[float, tf.Tensor],
     update_format: Optional[FormatLike] = None,
     storage_format: Optional[FormatLike] = None,
-    seed: Union[Sequence[int], tf.Tensor, None] = None,
+    seed: SeedLike = None,
 ) -> UpdateStats:
     """One quantized SGD step on ``var``, in place, in one pass, with its statistics.
 
@@ -126,8 +147,9 @@ def update_quantize_store(
         storage_format: FixedPoint (or string) to quantize the stored weight
             with, or None. Both formats must be exactly representable in
             ``var``'s dtype.
-        seed: two integers keying stochastic rounding; None draws one from
-            TensorFlow's global generator when a format is stochastic.
+        seed: two integers keying stochastic rounding, each in the int64
+            range; None draws one from TensorFlow's global generator when a
+            format is stochastic.
 
     Returns:
         UpdateStats of five float32 scalar tensors.
@@ -152,36 +174,15 @@ def update_quantize_store(
             f"update_quantize_store takes float16, bfloat16, float32 or float64 "
             f"variables, got {variable.name} of dtype {dtype.name}"
         )
-    update_fmt = None if update_format is None else FixedPoint.coerce(update_format)
-    storage_fmt = None if storage_format is None else FixedPoint.coerce(storage_format)
-    for fmt in (update_fmt, storage_fmt):
-        if fmt is not None:
-            fmt.check_dtype(dtype)
-    grad = tf.convert_to_tensor(grad, dtype_hint=dtype)
-    if grad.dtype != dtype:
-        raise ValueError(
-            f"grad dtype {grad.dtype.name} differs from the variable's dtype "
-            f"{dtype.name} ({variable.name})"
-        )
-    if not variable.shape.is_compatible_with(grad.shape):
-        raise ValueError(
-            f"grad shape {grad.shape} differs from the variable's shape "
-            f"{variable.shape} ({variable.name})"
-        )
-    compute = tf.float32 if dtype in _HALF_TYPES else dtype
-    learning_rate = tf.convert_to_tensor(learning_rate, dtype_hint=compute)
-    if not learning_rate.dtype.is_floating:
-        raise ValueError(
-            f"learning_rate must be a float or a float scalar tensor, got dtype "
-            f"{learning_rate.dtype.name}"
-        )
-    if learning_rate.shape.rank is not None and learning_rate.shape.rank != 0:
-        raise ValueError(f"learning_rate must be a scalar, got shape {learning_rate.shape}")
-    learning_rate = tf.cast(learning_rate, compute)
-    seed = _seed_for(seed, update_fmt, storage_fmt)
+    grad, grad_compute, (update_fmt, storage_fmt) = prepare(
+        _check_grad(grad, variable, dtype), update_format, storage_format)
+    compute = grad_compute.dtype
+    learning_rate = _check_learning_rate(learning_rate, compute)
+    seed = op_seed(seed, update_fmt, storage_fmt)
     handle = variable.handle
 
-    lib = None if dtype in _HALF_TYPES else _ops.custom_ops()
+    # Half-type variables are updated by the twin: the kernels update float/double ones.
+    lib = None if dtype in HALF_TYPES else _ops.custom_ops()
     if lib is None:
         old = tf.raw_ops.ReadVariableOp(resource=handle, dtype=dtype)
         if not (old.shape.is_fully_defined() and grad.shape.is_fully_defined()):
@@ -190,7 +191,7 @@ def update_quantize_store(
                 message=f"grad shape and the shape of {variable.name} differ",
             )
         new, stats = composite.update_store(
-            tf.cast(old, compute), tf.cast(grad, compute), learning_rate,
+            tf.cast(old, compute), grad_compute, learning_rate,
             update_fmt, storage_fmt, seed,
             store_dtype=dtype if dtype != compute else None,
         )

@@ -207,57 +207,12 @@ def test_gate_variable_is_layer_g():
         ["w_hat_a", "m_hat_a", "w_hat_m", "m_hat_m", "g"])
 
 
-def test_constructor_arguments_are_attributes_and_config_round_trips():
-    layer = INALU(3, omega=12.0, epsilon=1e-5, share_weights=True,
-                  sparsity_regularization=False, t=15.0, name="my_inalu",
+def test_config_carries_the_initializers():
+    layer = INALU(3, share_weights=True,
                   m_hat_initializer=keras.initializers.RandomNormal(-2.0, 0.5, seed=4))
-    assert (layer.units, layer.omega, layer.epsilon, layer.share_weights,
-            layer.sparsity_regularization, layer.t) == (3, 12.0, 1e-5, True, False, 15.0)
-    config = layer.get_config()
-    json.dumps(config)
-    clone = INALU.from_config(config)
-    assert clone.get_config() == config
-    assert (clone.omega, clone.t, clone.share_weights, clone.name) == (12.0, 15.0, True, "my_inalu")
+    clone = INALU.from_config(json.loads(json.dumps(layer.get_config())))
     clone.build((None, 4))
     assert abs(clone.m_hat.numpy().mean() + 2.0) < 0.5
-
-
-def test_save_and_load_give_identical_predictions(tmp_path):
-    keras.utils.set_random_seed(5)
-    inputs = keras.Input((4,))
-    hidden = INALU(3, name="first")(inputs)
-    hidden = keras.layers.Dense(3)(hidden)
-    outputs = INALU(1, share_weights=True, omega=10.0)(hidden)
-    model = keras.Model(inputs, outputs)
-    model.compile(optimizer="adam", loss="mse")
-    x = np.random.default_rng(6).uniform(-3, 3, (64, 4)).astype("float32")
-    model.fit(x, x[:, :1] * x[:, 1:2], epochs=1, verbose=0)
-    path = tmp_path / "inalu.keras"
-    model.save(path)
-    loaded = keras.models.load_model(path)
-    assert isinstance(loaded.get_layer("first"), INALU)
-    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
-    assert loaded.layers[-1].omega == 10.0 and loaded.layers[-1].share_weights
-
-
-@pytest.mark.parametrize("kwargs, word", [
-    ({"units": 0}, "units"),
-    ({"units": -2}, "units"),
-    ({"units": 2.5}, "units"),
-    ({"units": True}, "units"),
-    ({"units": 2, "omega": -1.0}, "omega"),
-    ({"units": 2, "omega": 0.0}, "omega"),
-    ({"units": 2, "epsilon": -1e-7}, "epsilon"),
-    ({"units": 2, "epsilon": float("nan")}, "epsilon"),
-    ({"units": 2, "t": 0}, "t="),
-    ({"units": 2, "share_weights": "yes"}, "share_weights"),
-    ({"units": 2, "sparsity_regularization": 1}, "sparsity_regularization"),
-    ({"units": 2, "clipping": 20}, "clipping"),
-    ({"units": 2, "w_hat_initializer": "no_such_init"}, "w_hat_initializer"),
-])
-def test_bad_arguments_raise_value_error_naming_them(kwargs, word):
-    with pytest.raises(ValueError, match=word):
-        INALU(**kwargs)
 
 
 def test_unknown_last_dimension_is_rejected():

@@ -1,7 +1,6 @@
 """NALM layers under tf.distribute.MirroredStrategy over the two logical CPUs (see conftest)."""
 import keras
 import numpy as np
-import tensorflow as tf
 
 from tensorflow_kappa.layers import INALU, NALU, NAU, NMU, gate_variables
 

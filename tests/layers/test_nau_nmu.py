@@ -1,6 +1,4 @@
 """NAU and NMU (Madsen & Johansen 2020): forward, regulariser with warm-up, constraint, state."""
-import json
-
 import keras
 import numpy as np
 import pytest
@@ -137,48 +135,8 @@ def test_default_initializers():
     assert np.abs(draws).max() <= 0.5 and np.abs(draws).max() > 0.49
     assert abs(draws.std() - 0.5 / np.sqrt(3)) < 5 * 0.5 / np.sqrt(3) / np.sqrt(2 * draws.size)
     nmu = NMU(200); nmu.build((None, 100))
-    w = nmu.w.numpy()
-    assert w.min() >= 0.25 and w.max() <= 0.75
-    assert abs(w.mean() - 0.5) < 0.005 and abs(w.std() - 0.5 / np.sqrt(12)) < 0.005
-
-
-def test_reinitialize_redraws():
-    layer = NMU(3)
-    layer.build((None, 4))
-    before = layer.w.numpy().copy()
-    layer.reinitialize()
-    assert not np.allclose(before, layer.w.numpy())
-    assert layer.w.numpy().min() >= 0.25
-
-
-@pytest.mark.parametrize("cls", [NAU, NMU])
-def test_config_round_trip_and_save_load(cls, tmp_path):
-    layer = cls(2, regularization_scale=3.0, warmup_start=5, warmup_end=9,
-                sparsity_regularization=True, name="unit")
-    config = layer.get_config()
-    json.dumps(config)
-    clone = cls.from_config(config)
-    assert clone.get_config() == config
-    assert (clone.regularization_scale, clone.warmup_start, clone.warmup_end) == (3.0, 5, 9)
-    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(3), layer])
-    model.compile(optimizer="adam", loss="mse")
-    x = np.random.default_rng(0).uniform(-1, 1, (16, 3)).astype("float32")
-    model.fit(x, x[:, :2], epochs=1, batch_size=4, verbose=0)
-    model.save(tmp_path / "unit.keras")
-    loaded = keras.models.load_model(tmp_path / "unit.keras")
-    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
-    assert int(loaded.get_layer("unit").regularization_step.numpy()) == 4
-
-
-@pytest.mark.parametrize("cls, kwargs, word", [
-    (NAU, {"units": 0}, "units"),
-    (NMU, {"units": -1}, "units"),
-    (NAU, {"units": 2, "regularization_scale": -1.0}, "regularization_scale"),
-    (NAU, {"units": 2, "warmup_start": -1}, "warmup_start"),
-    (NMU, {"units": 2, "warmup_start": 10, "warmup_end": 5}, "warmup_end"),
-    (NMU, {"units": 2, "warmup_end": 2.5}, "warmup_end"),
-    (NAU, {"units": 2, "lambda_sparse": 1.0}, "lambda_sparse"),
-])
-def test_bad_arguments(cls, kwargs, word):
-    with pytest.raises(ValueError, match=word):
-        cls(**kwargs)
+    for _ in range(2):  # as built, then redrawn from the same distribution
+        w = nmu.w.numpy()
+        assert w.min() >= 0.25 and w.max() <= 0.75
+        assert abs(w.mean() - 0.5) < 0.005 and abs(w.std() - 0.5 / np.sqrt(12)) < 0.005
+        nmu.reinitialize()

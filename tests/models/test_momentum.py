@@ -5,9 +5,9 @@ import pytest
 import tensorflow as tf
 
 from tensorflow_kappa.datasets import TeacherStudentDataset
-from tensorflow_kappa.models import LinearBlockModel
+from tensorflow_kappa.models import LinearBlockModel, TrainConfig
 from tensorflow_kappa.models.instrumented import MOMENTUM_QUANT_METRICS, InstrumentedTrainer
-from tensorflow_kappa.utils import half_mse_batch_loss
+from tensorflow_kappa.models.stability import half_mse_batch_loss
 from trainer_np_reference import assert_on_grid, np_quantize
 
 
@@ -44,9 +44,9 @@ def test_quantized_momentum_step_by_step_against_numpy():
     model = LinearBlockModel(dataset=ds, num_hidden=[], use_bias=False, seed=2)
     eta, mu = 0.2, 0.9
     formats = {"weight": "s12.9", "update": "s10.7", "momentum": "s10.6"}
-    trainer = InstrumentedTrainer(model, ds.X, ds.Y, batch_size=32, learning_rate=eta,
-                                  update_rule="momentum", momentum=mu,
-                                  precision_dict={"*": formats})
+    trainer = InstrumentedTrainer(model, ds.X, ds.Y, TrainConfig(
+        batch_size=32, learning_rate=eta, update_rule="momentum", momentum=mu,
+        precision_dict={"*": formats}))
     trainer.initialize()
     assert set(MOMENTUM_QUANT_METRICS) <= set(trainer.metric_names)
     kernel = model.model.trainable_variables[0]

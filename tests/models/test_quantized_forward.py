@@ -1,12 +1,14 @@
-"""The forward pass with fake quantization, against a NumPy fake-quant forward."""
+"""The forward pass with fake quantization, against a NumPy fake-quant forward; the
+trainer's initial rounding of every stored variable onto its field's format."""
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from tensorflow_kappa.datasets import TeacherStudentDataset
-from tensorflow_kappa.models import LinearBlockModel
+from tensorflow_kappa.models import LinearBlockModel, TrainConfig
 from tensorflow_kappa.models import quantized_forward as qf
-from tensorflow_kappa.precision import PrecisionDict
+from tensorflow_kappa.models.instrumented import InstrumentedTrainer
+from tensorflow_kappa.quantization import PrecisionDict
 from trainer_np_reference import assert_on_grid, np_quantize
 
 PRECISION = PrecisionDict({
@@ -24,25 +26,25 @@ def _model(**kw):
 
 def _np_forward(model, x, p):
     """Every product and sum below is exact in float32 and float64 (few-bit grids)."""
-    h = np_quantize(x, p.dtype("input", "value"))
+    h = np_quantize(x, p.format("input", "value"))
     for name in ("dense0", "dense1"):
         layer = model.model.get_layer(name)
-        z = h @ np_quantize(layer.kernel.numpy(), p.dtype(name, "weight"))
-        z = np_quantize(z, p.dtype(name, "accumulator"))
-        z = z + np_quantize(layer.bias.numpy(), p.dtype(name, "bias"))
+        z = h @ np_quantize(layer.kernel.numpy(), p.format(name, "weight"))
+        z = np_quantize(z, p.format(name, "accumulator"))
+        z = z + np_quantize(layer.bias.numpy(), p.format(name, "bias"))
         if name == "dense0":
-            z = np_quantize(z, p.dtype(name, "activation"))  # dense0's own output
+            z = np_quantize(z, p.format(name, "activation"))  # dense0's own output
             z = np.maximum(z, 0.0)  # activation0 (relu)
-            z = np_quantize(z, p.dtype("activation0", "activation"))
+            z = np_quantize(z, p.format("activation0", "activation"))
         else:
-            z = np_quantize(z, p.dtype(name, "activation"))
+            z = np_quantize(z, p.format(name, "activation"))
         h = z
     return h
 
 
 def test_quantized_forward_equals_numpy_fake_quant_forward(implementation):
     ds, model = _model()
-    got = model._forward_with_precision(ds.X, PRECISION, training=True).numpy()
+    got = qf.forward_with_precision(model.model, ds.X, PRECISION, training=True).numpy()
     np.testing.assert_array_equal(got, _np_forward(model, ds.X, PRECISION))
     assert_on_grid(got, "s12.7", "output")
     # And it really quantizes: the float forward differs.
@@ -53,7 +55,7 @@ def test_compiled_forward_matches_eager():
     ds, model = _model()
     f = tf.function(lambda x: qf.forward_with_precision(model.model, x, PRECISION, training=True))
     np.testing.assert_array_equal(f(tf.constant(ds.X)).numpy(),
-                                  model._forward_with_precision(ds.X, PRECISION, training=True))
+                                  qf.forward_with_precision(model.model, ds.X, PRECISION, training=True))
 
 
 def test_straight_through_gradient_of_a_one_layer_model():
@@ -62,7 +64,7 @@ def test_straight_through_gradient_of_a_one_layer_model():
                        "dense0": {"weight": "s8.6", "accumulator": "s10.6", "activation": "s8.5"}})
     kernel = model.model.trainable_variables[0]
     with tf.GradientTape() as tape:
-        y = model._forward_with_precision(ds.X, p, training=True)
+        y = qf.forward_with_precision(model.model, ds.X, p, training=True)
         loss = 0.5 * tf.reduce_mean(tf.reduce_sum(tf.square(y - ds.Y), axis=1))
     grad = tape.gradient(loss, kernel).numpy()
     # STE: d(q(z))/dz = 1, so dL/dW = q(x)^T (y_q - Y) / N.
@@ -90,18 +92,22 @@ def test_non_dense_layers_are_called_and_their_output_quantized():
                                rtol=1e-5, atol=1e-6)
 
 
-def test_gradient_and_storage_helpers_use_each_variables_field():
+def test_trainer_rounds_each_stored_variable_to_its_fields_format(implementation):
     ds, model = _model(use_batchnorm=True)
-    p = PrecisionDict({"*": {"weight": "s8.4", "bias": "s6.2", "value": "s10.3",
-                             "gradient": "s8.5"}})
-    for v in model.model.trainable_variables:
-        model._quantize_variable_storage(v, p)
     fields = {"weight": "s8.4", "bias": "s6.2", "value": "s10.3"}
+    config = TrainConfig(precision_dict={"*": {**fields, "gradient": "s8.5"}})
+    rng = np.random.default_rng(3)
+    for v in model.model.trainable_variables:  # off every grid, within every rail
+        v.assign(rng.uniform(-1.5, 1.5, v.shape).astype(np.float32))
+    before = {v.path: v.numpy().copy() for v in model.model.trainable_variables}
+    InstrumentedTrainer(model, ds.X, ds.Y, config).initialize()
+    seen = set()
     for v in model.model.trainable_variables:
-        layer, field = model._layer_and_field_for_variable(v)
-        assert_on_grid(v.numpy(), fields[field], v.path)
-    grads = [tf.ones_like(v) * 0.3 for v in model.model.trainable_variables]
-    for g in model._quantize_gradients(grads, model.model.trainable_variables, p):
-        np.testing.assert_array_equal(g.numpy(), np_quantize(0.3, "s8.5"))
+        _, field = qf.layer_and_field_for_variable(model.model, v)
+        want = np_quantize(before[v.path], fields[field])
+        assert not np.array_equal(want, before[v.path])
+        np.testing.assert_array_equal(v.numpy(), want, err_msg=v.path)
+        seen.add(field)
+    assert seen == set(fields)
     with pytest.raises(ValueError):
         PrecisionDict({"*": {"weights": "s8.4"}})

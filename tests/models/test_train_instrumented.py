@@ -4,8 +4,8 @@ import pytest
 import tensorflow as tf
 
 from tensorflow_kappa.datasets import BaseDataset, TeacherStudentDataset
-from tensorflow_kappa.history import FitHistory
-from tensorflow_kappa.models import LinearBlockModel
+from tensorflow_kappa.models import FitHistory, LinearBlockModel, TrainConfig
+from tensorflow_kappa.models import quantized_forward as qf
 from tensorflow_kappa.models.instrumented import BASE_METRICS, QUANT_METRICS, InstrumentedTrainer
 from trainer_np_reference import assert_on_grid, np_quantize
 
@@ -207,12 +207,12 @@ def test_one_trace_per_run_and_eager_gives_the_same_numbers():
     W0 = model.model.trainable_variables[0].numpy()
     kw = dict(batch_size=16, learning_rate=0.1, use_controller=True,
               precision_dict={"*": {"weight": "s12.9", "update": "s12.11"}})
-    trainer = InstrumentedTrainer(model, ds.X, ds.Y, **kw)
+    trainer = InstrumentedTrainer(model, ds.X, ds.Y, TrainConfig(**kw))
     trainer.initialize()
     blocks = [trainer.run(np.random.default_rng(e).permutation(64), 0, 4) for e in range(3)]
     assert trainer._run.experimental_get_tracing_count() == 1
     model.model.trainable_variables[0].assign(W0)
-    eager = InstrumentedTrainer(model, ds.X, ds.Y, compiled=False, **kw)
+    eager = InstrumentedTrainer(model, ds.X, ds.Y, TrainConfig(compiled=False, **kw))
     eager.initialize()
     for e in range(3):
         np.testing.assert_allclose(eager.run(np.random.default_rng(e).permutation(64), 0, 4),
@@ -234,15 +234,15 @@ def test_storage_stays_on_its_grid_after_every_step(implementation):
                              seed=3)
     formats = {"weight": "s8.5", "bias": "s6.3", "value": "s10.4"}
     p = {"*": {**formats, "update": "s12.9", "gradient": "s12.8", "activation": "s12.8"}}
-    trainer = InstrumentedTrainer(model, ds.X, ds.Y, batch_size=16, learning_rate=0.2,
-                                  precision_dict=p)
+    trainer = InstrumentedTrainer(model, ds.X, ds.Y, TrainConfig(batch_size=16, learning_rate=0.2,
+                                                                 precision_dict=p))
     trainer.initialize()
     seen = set()
     for step in range(9):
         row = trainer.run(np.arange(48), step % 3, step % 3 + 1)
         assert row.shape == (1, len(trainer.metric_names))
         for v in model.model.trainable_variables:
-            field = model._layer_and_field_for_variable(v)[1]
+            field = qf.layer_and_field_for_variable(model.model, v)[1]
             assert_on_grid(v.numpy(), formats[field], f"{v.path} after step {step}")
             seen.add(field)
     assert seen == {"weight", "bias", "value"}
@@ -252,8 +252,8 @@ def test_quantized_update_geometry_against_numpy(implementation):
     ds, model = _one_layer(noise=0.1)
     eta = 0.3
     p = {"dense0": {"weight": "s12.9", "update": "s10.7"}}  # float forward and gradient
-    trainer = InstrumentedTrainer(model, ds.X, ds.Y, batch_size=64, learning_rate=eta,
-                                  precision_dict=p)
+    trainer = InstrumentedTrainer(model, ds.X, ds.Y, TrainConfig(batch_size=64, learning_rate=eta,
+                                                                 precision_dict=p))
     trainer.initialize()
     kernel = model.model.trainable_variables[0]
     for _ in range(5):
@@ -279,8 +279,8 @@ def test_quantized_update_geometry_against_numpy(implementation):
 
 def test_gradient_rail_pressure_against_numpy():
     ds, model = _one_layer(noise=0.5)
-    trainer = InstrumentedTrainer(model, ds.X, ds.Y, batch_size=64, learning_rate=0.01,
-                                  precision_dict={"dense0": {"gradient": "s4.3"}})
+    trainer = InstrumentedTrainer(model, ds.X, ds.Y, TrainConfig(
+        batch_size=64, learning_rate=0.01, precision_dict={"dense0": {"gradient": "s4.3"}}))
     W = model.model.trainable_variables[0].numpy().astype(np.float64)
     row = dict(zip(trainer.metric_names, trainer.run(np.arange(64), 0, 1)[0]))
     x = ds.X.astype(np.float64)

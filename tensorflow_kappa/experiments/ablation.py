@@ -22,13 +22,13 @@ to zero: the run stays finite, unsaturated and far from the stability edge,
 and its loss simply stops falling. Only the update geometry shows why
 (applied update norm 0, update cosine 0, underflow fraction 1).
 
-Each run's :class:`~tensorflow_kappa.history.FitHistory` is written as
-``<run>.npz`` and ``<run>.png``, and the summary table as ``summary.txt``.
+Each run's :class:`~tensorflow_kappa.models.FitHistory` is written as
+``<run>.npz`` and ``<run>.png``, and the summary table with :func:`describe`'s
+reading of it as ``summary.txt``.
 """
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import warnings
 from typing import Any, Dict, List, Mapping, Optional, Union
@@ -36,14 +36,15 @@ from typing import Any, Dict, List, Mapping, Optional, Union
 import numpy as np
 
 from tensorflow_kappa.datasets import TeacherStudentDataset
-from tensorflow_kappa.history import FitHistory
-from tensorflow_kappa.models import LinearBlockModel
-from tensorflow_kappa.precision import DEFAULT_LAYER, PrecisionDict, ensure_precision_dict
-from tensorflow_kappa.quantization import FixedPoint
+from tensorflow_kappa.experiments.reporting import format_number, text_table
+from tensorflow_kappa.models import FitHistory, LinearBlockModel
+from tensorflow_kappa.quantization import FixedPoint, PrecisionDict, ensure_precision_dict
+from tensorflow_kappa.quantization.precision import DEFAULT_LAYER
 
 __all__ = [
     "AblationRun",
     "DEFAULT_PRECISION",
+    "describe",
     "format_table",
     "run_ablation",
     "summarize_history",
@@ -122,12 +123,6 @@ def summarize_history(history: FitHistory) -> Dict[str, Any]:
         }
 
 
-def _num(x: float) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "-"
-    return f"{x:.3g}"
-
-
 def format_table(runs: List[AblationRun]) -> str:
     """The summary table, one line per run."""
     head = ("run", "precision", "ctrl", "lr", "steps", "final loss", "weight err",
@@ -135,16 +130,13 @@ def format_table(runs: List[AblationRun]) -> str:
     rows = [head]
     for r in runs:
         s = r.row
+        numbers = [format_number(v) for v in (
+            r.learning_rate, s["final_loss"], s["weight_error"], s["max_margin"],
+            s["min_cosine"], s["max_underflow"], s["max_saturation"])]
         rows.append((r.name, r.precision, "on" if r.use_controller else "off",
-                     _num(r.learning_rate), str(s["steps"]), _num(s["final_loss"]),
-                     _num(s["weight_error"]), _num(s["max_margin"]), _num(s["min_cosine"]),
-                     _num(s["max_underflow"]), _num(s["max_saturation"]),
+                     numbers[0], str(s["steps"]), *numbers[1:],
                      "YES" if s["diverged"] else "no", "YES" if s["died"] else "no"))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
-    lines = ["  ".join(c.ljust(w) if i < 3 else c.rjust(w)
-                       for i, (c, w) in enumerate(zip(row, widths))) for row in rows]
-    lines.insert(1, "-" * len(lines[0]))
-    return "\n".join(lines)
+    return text_table(rows, left=3)
 
 
 def _with_update_format(precision: PrecisionDict, update: str) -> PrecisionDict:
@@ -236,37 +228,38 @@ def run_ablation(
                 run.files.append(history.plot_results(os.path.join(out_dir, f"{name}.png")))
         runs.append(run)
         if log is not None:
-            log(f"  {name}: {run.row['steps']} steps, final loss {_num(run.row['final_loss'])}")
+            log(f"  {name}: {run.row['steps']} steps, final loss "
+                f"{format_number(run.row['final_loss'])}")
     if out_dir is not None:
         with open(os.path.join(out_dir, "summary.txt"), "w", encoding="utf-8") as fh:
-            fh.write(format_table(runs) + "\n\n" + explain(runs) + "\n")
+            fh.write(format_table(runs) + "\n\n" + describe(runs) + "\n")
     return runs
 
 
-def explain(runs: List[AblationRun]) -> str:
+def describe(runs: List[AblationRun]) -> str:
     """A few sentences on what the table shows (diverged, saturated and dead runs)."""
     lines = []
     by_name = {r.name: r for r in runs}
     for r in runs:
-        s = r.row
-        if s["diverged"]:
+        s = {k: format_number(v) if isinstance(v, float) else v for k, v in r.row.items()}
+        if r.row["diverged"]:
             lines.append(f"{r.name}: diverged after {s['steps']} steps (non-finite loss or "
-                         f"weights; max eta*lambda_max {_num(s['max_margin'])} > 2).")
-        elif s["max_saturation"] > 0.01 and not s["died"]:
+                         f"weights; max eta*lambda_max {s['max_margin']} > 2).")
+        elif r.row["max_saturation"] > 0.01 and not r.row["died"]:
             lines.append(f"{r.name}: finite but pinned to the rails (up to "
-                         f"{_num(100 * s['max_saturation'])}% of entries saturated): the "
-                         "fixed-point form of divergence.")
-        if s["died"]:
+                         f"{format_number(100 * r.row['max_saturation'])}% of entries "
+                         "saturated): the fixed-point form of divergence.")
+        if r.row["died"]:
             ref = by_name.get(r.name.replace("coarse", "float"))
-            ref_text = (f" while float reaches {_num(ref.row['final_loss'])}"
+            ref_text = (f" while float reaches {format_number(ref.row['final_loss'])}"
                         if ref is not None and ref is not r else "")
             lines.append(
                 f"{r.name}: SILENT LEARNING DEATH. The loss stalls at "
-                f"{_num(s['final_loss'])}{ref_text}; the run is finite, max "
-                f"eta*lambda_max {_num(s['max_margin'])}, max saturation "
-                f"{_num(s['max_saturation'])}, so loss and stability look healthy. The "
+                f"{s['final_loss']}{ref_text}; the run is finite, max "
+                f"eta*lambda_max {s['max_margin']}, max saturation "
+                f"{s['max_saturation']}, so loss and stability look healthy. The "
                 f"update geometry shows it: update underflow up to "
-                f"{_num(s['max_underflow'])}, update cosine down to {_num(s['min_cosine'])} "
+                f"{s['max_underflow']}, update cosine down to {s['min_cosine']} "
                 "(applied updates are zero)."
             )
     return "\n".join(lines)

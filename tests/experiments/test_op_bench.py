@@ -1,7 +1,8 @@
 """Smoke test of ``kappa bench`` (the quantization ops' side-by-side benchmark)."""
 import re
 
-from tensorflow_kappa import benchmarks, cli
+from tensorflow_kappa import cli
+from tensorflow_kappa.experiments import op_bench
 
 
 def test_kappa_bench_small_runs_every_candidate(capsys):
@@ -23,7 +24,7 @@ def test_kappa_bench_small_runs_every_candidate(capsys):
 
 
 def test_report_targets_follow_the_medians():
-    report = benchmarks.run(size=4096, repeats=1)
+    report = op_bench.run(size=4096, repeats=1)
     by_name = {f"{c.group}/{c.name}": c for c in report.candidates}
     rail = [t for t in report.targets if t.description == "rail_stats / tf.reduce_sum"][0]
     want = (by_name["rail_stats/kappa custom op"].median_ms

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tensorflow_kappa import cli
-from tensorflow_kappa.arithmetic import train_arithmetic, train_arithmetic_seeds
+from tensorflow_kappa.experiments.arithmetic import train_arithmetic, train_arithmetic_seeds
 from tensorflow_kappa.evaluation import wilson_interval
 
 
@@ -24,6 +24,7 @@ def test_kappa_arithmetic_one_epoch_smoke(tmp_path, capsys):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     summary = json.loads(js.read_text())
     assert summary["seed"] == 3 and summary["epochs"] == 1
+    assert summary["summary_path"] == str(js) and summary["plot_path"] == str(png)
     assert summary["expression"] == "(x1 - x2) * (x3 - x4) + x5 * x6"
     assert summary["steps"] == int(np.ceil(3000 / 64))
     assert len(summary["interpolation_mse"]) == len(summary["extrapolation_mse"]) == 1
@@ -42,6 +43,7 @@ def test_seeds_summary_and_arguments(tmp_path):
     assert summary.wilson_95 == wilson_interval(summary.successes, 2)
     data = json.loads((tmp_path / "arithmetic_summary.json").read_text())
     assert data["runs"] == 2 and len(data["results"]) == 2
+    assert data["summary_path"] == summary.summary_path == str(tmp_path / "arithmetic_summary.json")
     assert (tmp_path / "arithmetic_seed1.png").exists()
     with pytest.raises(ValueError, match="last layer"):
         train_arithmetic(layers=(3, 2), epochs=1, n=64, verbose=0)

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from tensorflow_kappa.history import FitHistory
+from tensorflow_kappa.models.history import FitHistory
 
 
 def _history(**extra):

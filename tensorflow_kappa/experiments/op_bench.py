@@ -1,4 +1,4 @@
-"""Side-by-side benchmarks of the quantization ops (``kappa bench``).
+"""Side-by-side benchmarks of the quantization ops (``kappa bench ops``).
 
 On ``size`` float32 elements (2**24 by default), in one process, each group
 times our custom op, our pure-TensorFlow twin in a ``tf.function``, the same
@@ -23,7 +23,7 @@ Where TensorFlow sees a GPU, the custom ops are also timed on it next to the
 device-to-device copy bandwidth (``tf.raw_ops.DeepCopy``) of the same run,
 with enough calls inside one function that launch overhead does not count.
 
-Run: ``kappa bench [--size N] [--repeats R]``.
+Run: ``kappa bench ops [--size N] [--repeats R]``.
 """
 from __future__ import annotations
 

@@ -17,26 +17,26 @@ shared and noisy, so only medians are quoted):
 3. the tracing time (first-batch time minus the median batch time) with 1,
    2, 4 and 8 actions active on every batch.
 
-Run from the repository root::
+Run::
 
-    python3 benchmarks/loop_controller.py            # full run
-    python3 benchmarks/loop_controller.py --quick    # smoke run
+    kappa bench loop-controller            # full run
+    kappa bench loop-controller --quick    # smoke run
 """
 from __future__ import annotations
 
-import argparse
-import os
 import statistics
-import sys
 import time
+from typing import Callable, Sequence
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import keras
+import numpy as np
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
+from tensorflow_kappa.callbacks import LoopController
 
-from tensorflow_kappa.callbacks import LoopController  # noqa: E402
+__all__ = ["QUICK", "run"]
+
+#: ``run`` options of a smoke run (``--quick``).
+QUICK = dict(rounds=2, steps=20, epochs=3)
 
 BATCH = 64
 FEATURES = 32
@@ -127,20 +127,7 @@ def trace_time(n_actions: int, x, y) -> float:
     return clock.times[0] - statistics.median(clock.times[1:])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--steps", type=int, default=100, help="steps per epoch")
-    parser.add_argument("--epochs", type=int, default=4)
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    if args.quick:
-        args.rounds, args.steps, args.epochs = 2, 20, 3
-    x, y = make_data(args.steps)
-
-    print(f"MLP {FEATURES}-64-64-1, Adam, batch {BATCH}, {args.steps} steps/epoch, "
-          f"{args.epochs} epochs per fit, {args.rounds} rounds")
-
+def _step_time_table(x, y, rounds: int, steps: int, epochs: int, log) -> None:
     variants = {
         "plain fit": lambda: [],
         "plain fit + no-op batch callback": lambda: [NoOpBatchHook()],
@@ -149,25 +136,27 @@ def main() -> None:
     }
     wall = {name: [] for name in variants}
     cpu = {name: [] for name in variants}
-    for _ in range(args.rounds):
+    for _ in range(rounds):
         for name, make in variants.items():
-            w, c = step_times(make(), x, y, args.steps, args.epochs)
+            w, c = step_times(make(), x, y, steps, epochs)
             wall[name] += w
             cpu[name] += c
     base_w, base_c = statistics.median(wall["plain fit"]), statistics.median(cpu["plain fit"])
-    print(f"\nTime per step, median over {len(wall['plain fit'])} epochs per variant "
-          f"({args.rounds} rounds x epochs 2..{args.epochs})")
-    print("| variant | wall (ms) | wall ratio | CPU (ms) | CPU ratio |")
-    print("|---|---|---|---|---|")
+    log(f"\nTime per step, median over {len(wall['plain fit'])} epochs per variant "
+        f"({rounds} rounds x epochs 2..{epochs})")
+    log("| variant | wall (ms) | wall ratio | CPU (ms) | CPU ratio |")
+    log("|---|---|---|---|---|")
     for name in variants:
         mw, mc = statistics.median(wall[name]), statistics.median(cpu[name])
-        print(f"| {name} | {1e3 * mw:.3f} | {mw / base_w:.3f} | {1e3 * mc:.3f} | "
-              f"{mc / base_c:.3f} |")
+        log(f"| {name} | {1e3 * mw:.3f} | {mw / base_w:.3f} | {1e3 * mc:.3f} | "
+            f"{mc / base_c:.3f} |")
 
-    # Retraces when flipping a control every batch.
-    print("\nTraces per fit (one action with two branches, 2 epochs)")
-    print("| control | batches | state changes | traces |")
-    print("|---|---|---|---|")
+
+def _trace_count_table(x, y, log) -> None:
+    """Retraces when flipping a control every batch."""
+    log("\nTraces per fit (one action with two branches, 2 epochs)")
+    log("| control | batches | state changes | traces |")
+    log("|---|---|---|---|")
     for label, cond in (
         ("constant", lambda cb: True),
         ("flips every batch", lambda cb: cb.batches % 2 == 0),
@@ -178,17 +167,34 @@ def main() -> None:
                   callbacks=[cb])
         gate = cb.history["gate"]
         changes = int(np.sum(gate[1:] != gate[:-1]))
-        print(f"| {label} | {len(gate)} | {changes} | {cb.trace_count} |")
+        log(f"| {label} | {len(gate)} | {changes} | {cb.trace_count} |")
 
-    # Tracing time against the number of actions.
-    print("\nTracing time (first batch minus median batch), median over rounds")
-    print("| actions | trace time (s) | per action (s) |")
-    print("|---|---|---|")
+
+def _trace_time_table(rounds: int, trace_actions: Sequence[int], log) -> None:
+    """Tracing time against the number of actions."""
+    log("\nTracing time (first batch minus median batch), median over rounds")
+    log("| actions | trace time (s) | per action (s) |")
+    log("|---|---|---|")
     tx, ty = make_data(20)
-    for n in (1, 2, 4, 8):
-        t = statistics.median(trace_time(n, tx, ty) for _ in range(max(3, args.rounds // 2)))
-        print(f"| {n} | {t:.3f} | {t / n:.3f} |")
+    for n in trace_actions:
+        t = statistics.median(trace_time(n, tx, ty) for _ in range(max(3, rounds // 2)))
+        log(f"| {n} | {t:.3f} | {t / n:.3f} |")
 
 
-if __name__ == "__main__":
-    main()
+def run(rounds: int = 7, steps: int = 100, epochs: int = 4,
+        trace_actions: Sequence[int] = (1, 2, 4, 8),
+        log: Callable[[str], None] = print) -> None:
+    """Run the three measurements of the module docstring, writing Markdown tables to ``log``.
+
+    Args:
+        rounds: interleaved rounds of the step-time table.
+        steps: steps per epoch; ``epochs``: epochs per ``fit`` (the first is not timed).
+        trace_actions: the action counts of the tracing-time table.
+        log: called with each line of output.
+    """
+    x, y = make_data(steps)
+    log(f"MLP {FEATURES}-64-64-1, Adam, batch {BATCH}, {steps} steps/epoch, "
+        f"{epochs} epochs per fit, {rounds} rounds")
+    _step_time_table(x, y, rounds, steps, epochs, log)
+    _trace_count_table(x, y, log)
+    _trace_time_table(rounds, trace_actions, log)

@@ -13,7 +13,11 @@
    and Keras's progress bar;
 4. verdict: Madsen & Johansen's success criterion
    (:mod:`tensorflow_kappa.evaluation`), the formula read back with
-   :func:`~tensorflow_kappa.layers.explain`, a PNG of the run and a JSON summary.
+   :func:`~tensorflow_kappa.layers.explain` and compared with the task's
+   expression tree, a PNG of the run and a JSON summary.
+
+The expression is parsed once (by the caller or by ``arithmetic_task``) and
+handed on as an :class:`~tensorflow_kappa.datasets.expression.Expression`.
 
 :func:`train_arithmetic_seeds` repeats it over seeds and reports the success
 rate with a Wilson 95 % interval.
@@ -21,20 +25,22 @@ rate with a Wilson 95 % interval.
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
 import os
 import sys
 import time
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import keras
 import numpy as np
+from matplotlib.figure import Figure
 
 from tensorflow_kappa.callbacks.in_extrapolation import InExtrapolationEvaluation
 from tensorflow_kappa.datasets.arithmetic import REPORT_EXPRESSION, arithmetic_task
+from tensorflow_kappa.datasets.expression import Expression
 from tensorflow_kappa.evaluation import (EPSILON, formula_matches, perturbed_threshold,
                                          succeeded, wilson_interval)
+from tensorflow_kappa.experiments.reporting import jsonable, write_json
+from tensorflow_kappa.layers import INALU, explain, sparsity_error
 from tensorflow_kappa.recipes import BatchMSE, inalu_controller
 
 __all__ = [
@@ -96,7 +102,7 @@ class ArithmeticResult:
 
     def to_dict(self) -> Dict[str, Any]:
         """JSON-ready dictionary (non-finite floats become ``None``)."""
-        return _jsonable(dataclasses.asdict(self))
+        return jsonable(dataclasses.asdict(self))
 
 
 @dataclasses.dataclass
@@ -115,22 +121,7 @@ class ArithmeticSummary:
     def to_dict(self) -> Dict[str, Any]:
         data = dataclasses.asdict(self)
         data["results"] = [r.to_dict() for r in self.results]
-        return _jsonable(data)
-
-
-def _jsonable(value):
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (np.floating, float)):
-        value = float(value)
-        return value if math.isfinite(value) else None
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    return value
+        return jsonable(data)
 
 
 def _check_layers(layers) -> Tuple[int, ...]:
@@ -173,7 +164,7 @@ class _EpochReport(keras.callbacks.Callback):
 
 
 def train_arithmetic(
-    expression: str = REPORT_EXPRESSION,
+    expression: Union[str, Expression] = REPORT_EXPRESSION,
     num_inputs: int = 7,
     layers: Sequence[int] = (3, 2, 1),
     epochs: int = DEFAULT_EPOCHS,
@@ -192,7 +183,8 @@ def train_arithmetic(
     """Train an iNALU stack on an arithmetic task with the report's recipe.
 
     Args:
-        expression, num_inputs: the task (see :func:`arithmetic_task`).
+        expression, num_inputs: the task (see :func:`arithmetic_task`); the
+            expression as text or already parsed.
         layers: units per INALU layer; the last must be 1.
         epochs: upper bound on epochs (the recipe's early stopping usually
             ends the run sooner).
@@ -212,8 +204,6 @@ def train_arithmetic(
     Returns:
         An :class:`ArithmeticResult`.
     """
-    from tensorflow_kappa.layers import INALU, explain, sparsity_error
-
     layers = _check_layers(layers)
     if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
@@ -244,18 +234,17 @@ def train_arithmetic(
     interp = [float(v) for v in evaluation.history["interpolation_mse"]]
     extrap = [float(v) for v in evaluation.history["extrapolation_mse"]]
     success, best = succeeded(interp, extrap, threshold)
-    formula = str(explain(model, input_names=list(task.input_names))[0])
+    formula = explain(model, input_names=list(task.input_names))[0]
     steps = int(controller.batches)
     config = dict(expression=str(expr), num_inputs=expr.num_inputs, layers=list(layers),
                   epochs=int(epochs), seed=seed, n=len(task.train[0]), batch_size=batch_size,
-                  optimizer=f"RMSprop({learning_rate})", train_range=_jsonable(train_range),
-                  extrapolation_range=_jsonable(extrapolation_range), epsilon=epsilon,
-                  recipe=_jsonable({k: (str(v) if callable(v) else v)
-                                    for k, v in controller.recipe.items()}))
+                  optimizer=f"RMSprop({learning_rate})", train_range=jsonable(train_range),
+                  extrapolation_range=jsonable(extrapolation_range), epsilon=epsilon,
+                  recipe=jsonable(controller.recipe.to_dict()))
     result = ArithmeticResult(
         seed=seed, expression=str(expr), success=success, best_epoch=best,
-        threshold=threshold, formula=formula,
-        formula_correct=formula_matches(formula, expr, x_ext[:1000]),
+        threshold=threshold, formula=str(formula),
+        formula_correct=formula_matches(formula, expr),
         interpolation_mse=interp, extrapolation_mse=extrap,
         loss=[float(v) for v in history.history.get("loss_gate", [])],
         epochs=len(interp), steps=steps,
@@ -266,24 +255,19 @@ def train_arithmetic(
     if out_dir is not None:
         os.makedirs(out_dir, exist_ok=True)
         stem = os.path.join(out_dir, f"arithmetic_seed{seed if seed is not None else 'none'}")
-        loss_key = controller.recipe["loss_key"]
+        loss_key = controller.recipe.loss_key
         step_loss = np.asarray(controller.history[loss_key]) \
             if loss_key in controller.history else np.empty(0)
         result.plot_path = plot_run(result, step_loss, stem + ".png")
         result.summary_path = stem + ".json"
-        with open(result.summary_path, "w") as f:
-            json.dump(result.to_dict(), f, indent=2)
+        write_json(result.summary_path, result.to_dict())
     return result
 
 
 def plot_run(result: ArithmeticResult, step_loss: np.ndarray, path: str) -> str:
     """Write the run's figure: step loss (log) with events, and the per-epoch MSEs."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax_loss, ax_mse) = plt.subplots(1, 2, figsize=(12, 4.2))
+    fig = Figure(figsize=(12, 4.2))  # no pyplot: no backend chosen, nothing to close
+    ax_loss, ax_mse = fig.subplots(1, 2)
     tiny = 1e-16
     steps = np.arange(1, len(step_loss) + 1)
     ax_loss.plot(steps, np.clip(step_loss, tiny, None), lw=0.4, color="tab:blue",
@@ -318,7 +302,6 @@ def plot_run(result: ArithmeticResult, step_loss: np.ndarray, path: str) -> str:
     fig.suptitle(f"{result.expression}  (seed {result.seed})  →  {result.formula}", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
-    plt.close(fig)
     return path
 
 
@@ -345,8 +328,6 @@ def train_arithmetic_seeds(seeds: Sequence[int], out_dir: Optional[str] = None,
         formula_recovered=sum(r.formula_correct for r in results),
         wall_time_s=time.perf_counter() - start)
     if out_dir is not None:
-        os.makedirs(out_dir, exist_ok=True)
         summary.summary_path = os.path.join(out_dir, "arithmetic_summary.json")
-        with open(summary.summary_path, "w") as f:
-            json.dump(summary.to_dict(), f, indent=2)
+        write_json(summary.summary_path, summary.to_dict())
     return summary

@@ -1,13 +1,12 @@
-"""``kappa ablation`` and tensorflow_kappa.ablation."""
+"""``kappa ablation`` and tensorflow_kappa.experiments.ablation."""
 import json
-import os
 
 import numpy as np
 import pytest
 
 from tensorflow_kappa import cli
-from tensorflow_kappa.ablation import run_ablation, summarize_history
-from tensorflow_kappa.history import FitHistory
+from tensorflow_kappa.experiments.ablation import run_ablation, summarize_history
+from tensorflow_kappa.models.history import FitHistory
 
 RUNS = ["float-off", "float-on", "fixed-off", "fixed-on", "lowlr-float-off", "lowlr-coarse-off"]
 
@@ -60,7 +59,7 @@ def test_precision_option_takes_one_format_and_bad_formats_fail_early(tmp_path):
     runs = run_ablation("s12.8", epochs=1, n=64, input_dim=4, output_dim=1,
                         death_update=None, learning_rate=0.1)
     assert [r.name for r in runs] == RUNS[:4]
-    assert runs[2].history.metadata["precision"]["*"]["weight"] == "s12.8"
+    assert runs[2].history.metadata["precision_dict"]["*"]["weight"] == "s12.8"
     assert runs[2].precision == "s12.8"
     with pytest.raises(ValueError, match="Cannot parse"):
         run_ablation("s12", epochs=1, n=64, input_dim=4, output_dim=1)

@@ -9,8 +9,9 @@ import pytest
 import tensorflow as tf
 
 from tensorflow_kappa import cli
-from tensorflow_kappa.nalm_benchmark import (MODELS, Member, _Optimizer, _Population,
-                                             run_nalm_benchmark)
+from tensorflow_kappa.experiments.nalm import MODELS, Member, run_nalm_benchmark
+from tensorflow_kappa.experiments.nalm.optimizers import MaskedOptimizer
+from tensorflow_kappa.experiments.nalm.population import Population
 
 
 @pytest.mark.parametrize("kind, reference", [
@@ -22,7 +23,7 @@ def test_masked_optimizer_matches_keras_and_leaves_masked_members_alone(kind, re
     start = rng.normal(size=(3, 2, 1)).astype("float32")
     grads = [rng.normal(size=(3, 2, 1)).astype("float32") for _ in range(4)]
     stacked = tf.Variable(start)
-    opt = _Optimizer(kind, 0.01, [stacked], 3)
+    opt = MaskedOptimizer(kind, 0.01, [stacked], 3)
     masks = [[True, True, False], [True, False, False], [True, True, False],
              [True, True, False]]
     for g, mask in zip(grads, masks):
@@ -44,12 +45,12 @@ def test_masked_optimizer_matches_keras_and_leaves_masked_members_alone(kind, re
 def test_vectorised_members_compute_what_the_layers_compute(name):
     spec = MODELS[name]
     members = [Member(spec.name, spec.ops[-1], 0, s) for s in range(3)]
-    pop = _Population(spec, members, [((1, 2), (2, 6))], steps=10, batch_size=16,
+    pop = Population(spec, members, [((1, 2), (2, 6))], steps=10, batch_size=16,
                       n_eval=50, epsilon=1e-5, base_seed=0)
     # different seeds, different initial weights
     assert not np.array_equal(pop.vars[0].numpy()[0], pop.vars[0].numpy()[1])
     x = tf.constant(np.random.default_rng(1).uniform(-3, 3, (3, 16, 2)).astype("float32"))
-    pred, reg = pop._forward(x, pop.vars, pop.member_steps, False)
+    pred, reg = pop.forward(x, pop.vars, pop.member_steps, False)
     for p in range(3):
         for v, stacked in zip(pop.variables_template, pop.vars):
             v.assign(stacked.numpy()[p])
@@ -61,7 +62,7 @@ def test_stuck_members_are_reinitialised_alone():
     spec = dataclasses.replace(MODELS["inalu"], learning_rate=0.0, reinit_min_steps=150,
                                reinit_loss_threshold=0.0, regularization_delay=10 ** 6)
     members = [Member(spec.name, "mul", 0, s) for s in range(2)]
-    pop = _Population(spec, members, [((1, 2), (2, 6))], steps=300, batch_size=16,
+    pop = Population(spec, members, [((1, 2), (2, 6))], steps=300, batch_size=16,
                       n_eval=50, epsilon=1e-5, base_seed=0)
     before = [v.numpy().copy() for v in pop.vars]
     pop.run(100, None)

@@ -17,31 +17,31 @@ noisy; only medians over rounds are quoted), in one process:
 Reports milliseconds per step, and the ratios eager/compiled and
 compiled/fit from the same rounds.
 
-Run from the repository root::
+Run::
 
-    python3 benchmarks/trainer.py            # full run (about 3 minutes)
-    python3 benchmarks/trainer.py --quick    # smoke run
+    kappa bench trainer            # full run (about 3 minutes)
+    kappa bench trainer --quick    # smoke run
 """
 from __future__ import annotations
 
-import argparse
-import os
 import statistics
-import sys
 import time
 import warnings
+from typing import Callable
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import keras
+import numpy as np
+import tensorflow as tf
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+from tensorflow_kappa.datasets import TeacherStudentDataset
+from tensorflow_kappa.experiments.ablation import DEFAULT_PRECISION
+from tensorflow_kappa.models import LinearBlockModel, TrainConfig
+from tensorflow_kappa.models.instrumented import InstrumentedTrainer
 
-from tensorflow_kappa.ablation import DEFAULT_PRECISION  # noqa: E402
-from tensorflow_kappa.datasets import TeacherStudentDataset  # noqa: E402
-from tensorflow_kappa.models import LinearBlockModel  # noqa: E402
-from tensorflow_kappa.models.instrumented import InstrumentedTrainer  # noqa: E402
+__all__ = ["QUICK", "run"]
+
+#: ``run`` options of a smoke run (``--quick``).
+QUICK = dict(rounds=2, epochs=1, eager_steps=8)
 
 BATCH = 32
 LR = 0.05
@@ -61,10 +61,10 @@ def bench(config: str, precision, rounds: int, epochs: int, eager_steps: int):
               reference_A=ds.A if not hidden else None)
     rng = np.random.default_rng(0)
 
-    compiled = InstrumentedTrainer(model, ds.X, ds.Y, **kw)
+    compiled = InstrumentedTrainer(model, ds.X, ds.Y, TrainConfig(**kw))
     compiled.initialize()
     compiled.run(rng.permutation(len(ds.X)), 0, steps)  # trace
-    eager = InstrumentedTrainer(model, ds.X, ds.Y, compiled=False, **kw)
+    eager = InstrumentedTrainer(model, ds.X, ds.Y, TrainConfig(compiled=False, **kw))
     eager.initialize()
     eager.run(rng.permutation(len(ds.X)), 0, 2)
 
@@ -105,31 +105,28 @@ def bench(config: str, precision, rounds: int, epochs: int, eager_steps: int):
     return med, ratio_eager, ratio_fit, ratio_fit_traced, len(compiled.metric_names)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--rounds", type=int, default=None)
-    args = parser.parse_args()
-    rounds = args.rounds or (2 if args.quick else 5)
-    epochs = 1 if args.quick else 5
-    eager_steps = 8 if args.quick else 32
-    print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}; batch {BATCH}, "
-          f"2048 rows (64 steps/epoch), {epochs} epochs per timing, {rounds} interleaved "
-          f"rounds, eager timed over {eager_steps} steps; medians, ms/step")
+def run(rounds: int = 5, epochs: int = 5, eager_steps: int = 32,
+        log: Callable[[str], None] = print) -> None:
+    """Time every model and path (module docstring) and write one table row each to ``log``.
+
+    Args:
+        rounds: interleaved rounds; medians over them are reported.
+        epochs: epochs per timing.
+        eager_steps: steps the eager path is timed over (it is slow).
+        log: called with each line of output.
+    """
+    log(f"TensorFlow {tf.__version__}, Keras {keras.__version__}; batch {BATCH}, "
+        f"2048 rows (64 steps/epoch), {epochs} epochs per timing, {rounds} interleaved "
+        f"rounds, eager timed over {eager_steps} steps; medians, ms/step")
     header = (f"{'model':<14}{'path':<8}{'metrics':>8}{'compiled':>10}{'+trace':>9}"
               f"{'eager':>9}{'fit':>8}{'fit+trace':>11}{'eager/comp':>12}{'comp/fit':>10}"
               f"{'(+trace)':>10}")
-    print(header)
-    print("-" * len(header))
+    log(header)
+    log("-" * len(header))
     for config in ("linear", "mlp-64-64"):
         for label, precision in (("float", None), ("fixed", DEFAULT_PRECISION)):
             med, r_eager, r_fit, r_fit_t, n_metrics = bench(
                 config, precision, rounds, epochs, eager_steps)
-            print(f"{config:<14}{label:<8}{n_metrics:>8}{med['compiled']:>10.3f}"
-                  f"{med['compiled+trace']:>9.3f}{med['eager']:>9.2f}{med['fit']:>8.3f}"
-                  f"{med['fit+trace']:>11.3f}{r_eager:>11.1f}x{r_fit:>9.2f}x{r_fit_t:>9.2f}x",
-                  flush=True)
-
-
-if __name__ == "__main__":
-    main()
+            log(f"{config:<14}{label:<8}{n_metrics:>8}{med['compiled']:>10.3f}"
+                f"{med['compiled+trace']:>9.3f}{med['eager']:>9.2f}{med['fit']:>8.3f}"
+                f"{med['fit+trace']:>11.3f}{r_eager:>11.1f}x{r_fit:>9.2f}x{r_fit_t:>9.2f}x")

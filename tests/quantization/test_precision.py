@@ -6,7 +6,8 @@ import pytest
 
 from tensorflow_kappa.datasets import TeacherStudentDataset
 from tensorflow_kappa.models import LinearBlockModel
-from tensorflow_kappa.precision import FIELDS, PrecisionDict, ensure_precision_dict
+from tensorflow_kappa.quantization import PrecisionDict, ensure_precision_dict
+from tensorflow_kappa.quantization.precision import FIELDS
 from tensorflow_kappa.quantization import FixedPoint
 
 
@@ -15,17 +16,17 @@ def test_layer_entries_override_the_default_field_by_field():
         "*": {"weight": "s8.6", "update": FixedPoint(16, 14)},
         "dense1": {"weight": "s4.2:stochastic"},
     })
-    assert p.dtype("dense0", "weight") == FixedPoint(8, 6)
-    assert p.dtype("dense1", "weight") == FixedPoint(4, 2, rounding="stochastic")
-    assert p.dtype("dense1", "update") == FixedPoint(16, 14)  # falls back to "*"
-    assert p.dtype("dense0", "gradient") is None  # float
-    assert p.dtype("input", "value") is None
+    assert p.format("dense0", "weight") == FixedPoint(8, 6)
+    assert p.format("dense1", "weight") == FixedPoint(4, 2, rounding="stochastic")
+    assert p.format("dense1", "update") == FixedPoint(16, 14)  # falls back to "*"
+    assert p.format("dense0", "gradient") is None  # float
+    assert p.format("input", "value") is None
 
 
 def test_one_format_for_a_layer_means_every_field():
     p = PrecisionDict({"dense0": "s8.6"})
-    assert all(p.dtype("dense0", f) == FixedPoint(8, 6) for f in FIELDS)
-    assert p.dtype("dense1", "weight") is None
+    assert all(p.format("dense0", f) == FixedPoint(8, 6) for f in FIELDS)
+    assert p.format("dense1", "weight") is None
 
 
 def test_ensure_precision_dict_forms():
@@ -50,7 +51,7 @@ def test_unknown_field_is_an_error_naming_it_and_the_fields():
     with pytest.raises(ValueError, match=r"'wieght'.*'weight'"):
         PrecisionDict({"dense0": {"wieght": "s8.6"}})
     with pytest.raises(ValueError, match="Unknown precision field"):
-        PrecisionDict({}).dtype("dense0", "kernel")
+        PrecisionDict({}).format("dense0", "kernel")
 
 
 def test_impossible_format_string_is_an_error_naming_the_entry():
@@ -87,3 +88,9 @@ def test_train_instrumented_rejects_a_bad_precision_dict_before_training():
         model.train_instrumented(ds.X, ds.Y, epochs=1, precision_dict={"dense0": "s28.6"})
     for v, b in zip(model.model.trainable_variables, before):
         np.testing.assert_array_equal(v.numpy(), b)
+
+
+def test_dtype_is_a_deprecated_alias_of_format():
+    p = PrecisionDict({"*": {"weight": "s8.6"}})
+    with pytest.warns(DeprecationWarning, match=r"format\(\)"):
+        assert p.dtype("dense0", "weight") == p.format("dense0", "weight") == FixedPoint(8, 6)

@@ -1,0 +1,15 @@
+"""What the ``kappa`` commands run, built on the library (nothing in the library imports it).
+
+==========================  ===========================================================
+``arithmetic``              ``kappa arithmetic``: a deep iNALU stack on the report's task
+``nalm``                    ``kappa nalm-benchmark``: the single-module NALM benchmark
+``ablation``                ``kappa ablation``: float vs fixed point x controller off/on
+``op_bench``                ``kappa bench ops``: the custom ops, their twins, TF built-ins
+``loop_controller_bench``   ``kappa bench loop-controller``: LoopController vs plain fit
+``trainer_bench``           ``kappa bench trainer``: the instrumented trainer vs fit
+``reporting``               JSON records, numbers and text tables shared by the above
+==========================  ===========================================================
+
+Import the module you need, e.g.
+``from tensorflow_kappa.experiments.arithmetic import train_arithmetic``.
+"""

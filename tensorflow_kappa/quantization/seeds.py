@@ -1,0 +1,140 @@
+"""Seeds of stochastic rounding: the one place they are checked, drawn and numbered.
+
+Every op that rounds stochastically takes an int64[2] seed; the same seed gives
+the same rounding on CPU, GPU and the pure-TensorFlow twins. :func:`op_seed`
+turns what a user passes into that tensor; :class:`SeedStream` gives a training
+run a distinct seed for every stochastic quantizer call of every step.
+
+Example:
+>>> op_seed((1, 2), FixedPoint(8, 4, rounding="stochastic")).numpy()
+array([1, 2])
+>>> op_seed(None, FixedPoint(8, 4)).numpy()  # no stochastic format: unused
+array([0, 0])
+"""
+from __future__ import annotations
+
+import numbers
+from typing import Optional, Sequence, Union
+
+import numpy as np
+import tensorflow as tf
+
+from tensorflow_kappa.quantization.fixed_point import STOCHASTIC, FixedPoint
+
+__all__ = ["SeedLike", "SeedStream", "op_seed", "rounds_stochastically"]
+
+SeedLike = Union[Sequence[int], np.ndarray, tf.Tensor, tf.Variable, None]
+
+_INT64_MIN, _INT64_MAX = -(2 ** 63), 2 ** 63 - 1
+_EXPECTED = "two integers (a, b), each in [-2**63, 2**63 - 1]"
+
+
+def rounds_stochastically(*formats: Optional[FixedPoint]) -> bool:
+    """Whether any of the formats (None: no quantization) rounds stochastically."""
+    return any(f is not None and f.rounding == STOCHASTIC for f in formats)
+
+
+def _host_seed(seed: object) -> np.ndarray:
+    """A Python or NumPy seed as int64[2], each element checked exactly (no float detour)."""
+    if isinstance(seed, np.ndarray):
+        if seed.dtype == np.bool_ or not np.issubdtype(seed.dtype, np.integer):
+            raise ValueError(f"seed must be {_EXPECTED}, got an array of dtype {seed.dtype}")
+        values = seed.tolist()
+        shape = seed.shape
+    else:
+        try:
+            values = list(seed)
+        except TypeError:
+            raise ValueError(f"seed must be {_EXPECTED}, got {seed!r}") from None
+        shape = (len(values),)
+        for v in values:
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral):
+                raise ValueError(f"seed must be {_EXPECTED}, got {seed!r}")
+    if shape != (2,):
+        raise ValueError(f"seed must be {_EXPECTED}, got shape {shape}: {seed!r}")
+    if not all(_INT64_MIN <= int(v) <= _INT64_MAX for v in values):
+        raise ValueError(f"seed must be {_EXPECTED}, got {seed!r} (out of the int64 range)")
+    return np.asarray([int(v) for v in values], np.int64)
+
+
+def op_seed(seed: SeedLike, *formats: Optional[FixedPoint]) -> tf.Tensor:
+    """The int64[2] seed an op takes.
+
+    Args:
+        seed: two integers (a tuple, list, NumPy array or integer tensor), or
+            None. None draws a seed from TensorFlow's global generator
+            (reproducible under ``tf.random.set_seed`` only) when one of
+            ``formats`` rounds stochastically, and gives zeros (unused) otherwise.
+        *formats: the op's formats (None where it does not quantize).
+
+    Raises:
+        ValueError: ``seed`` is not two integers within the int64 range (the
+            message names ``seed`` and the value), e.g. ``(2**70, 1)`` or ``(1.5, 2)``.
+    """
+    if seed is None:
+        if not rounds_stochastically(*formats):
+            return tf.zeros([2], tf.int64)
+        return tf.random.uniform([2], maxval=2**62, dtype=tf.int64)
+    if not isinstance(seed, (tf.Tensor, tf.Variable)):
+        return tf.constant(_host_seed(seed))
+    if not seed.dtype.is_integer:
+        raise ValueError(f"seed must be {_EXPECTED}, got a tensor of dtype {seed.dtype.name}")
+    if seed.shape.rank is not None and seed.shape.as_list() != [2]:
+        raise ValueError(f"seed must be {_EXPECTED}, got a tensor of shape {seed.shape}")
+    return tf.cast(seed, tf.int64)
+
+
+class SeedStream:
+    """A distinct op seed for every stochastic quantizer call of a training run.
+
+    The seed of the ``k``-th stochastic call (counting from 1) within step ``t``
+    is ``(run_seed, t * SITES_PER_STEP + k)``; the initial rounding of the
+    ``i``-th stored variable onto its grid uses ``(run_seed, -1 - i)``. Calls
+    are counted while a step is traced (:meth:`start_step` restarts the count),
+    so a compiled step and the same step run eagerly draw the same seeds.
+
+    Args:
+        run_seed: the run's seed.
+        step: the run's step counter (an int64 ``tf.Variable`` the trainer
+            advances once per step).
+
+    Example:
+    >>> step = tf.Variable(tf.constant(3, tf.int64))
+    >>> stream = SeedStream(7, step)
+    >>> stream.start_step()
+    >>> stream.next(FixedPoint(8, 4, rounding="stochastic")).numpy().tolist()
+    [7, 12289]
+    >>> stream.next(FixedPoint(8, 4)) is None  # nothing stochastic: no seed used up
+    True
+    """
+
+    #: Stochastic quantizer calls per step that get distinct seeds.
+    SITES_PER_STEP = 4096
+
+    def __init__(self, run_seed: int, step: tf.Variable):
+        if isinstance(run_seed, (bool, np.bool_)) or not isinstance(run_seed, numbers.Integral) \
+                or not _INT64_MIN <= run_seed <= _INT64_MAX:
+            raise ValueError(f"run_seed must be an integer in [-2**63, 2**63 - 1], got "
+                             f"{run_seed!r}")
+        self._run_seed = tf.constant(int(run_seed), tf.int64)
+        self._step = step
+        self._site = 0
+
+    def start_step(self) -> None:
+        """Start counting the calls of a new step."""
+        self._site = 0
+
+    def next(self, *formats: Optional[FixedPoint]) -> Optional[tf.Tensor]:
+        """The next seed if any of ``formats`` rounds stochastically, else None."""
+        if not rounds_stochastically(*formats):
+            return None
+        self._site += 1
+        if self._site >= self.SITES_PER_STEP:
+            raise ValueError(f"more than {self.SITES_PER_STEP - 1} stochastic quantizers "
+                             "in one step")
+        return tf.stack([self._run_seed,
+                         self._step * self.SITES_PER_STEP + self._site])
+
+    def initial(self, index: int) -> tf.Tensor:
+        """The seed that rounds stored variable ``index`` onto its grid before step 0."""
+        return tf.stack([self._run_seed, tf.constant(-1 - index, tf.int64)])
