@@ -1,9 +1,9 @@
 // OpKernels for Kappa>RailStats: validate, call the functor.
 #include <string>
 
-#include "cc/kernels/rail_stats.h"
+#include "cc/core/rail_stats/rail_stats.h"
 #include "cc/ops/cpu_parallel.h"
-#include "cc/ops/format_attrs.h"
+#include "cc/ops/attrs.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/tensor.h"
 #if KAPPA_WITH_CUDA

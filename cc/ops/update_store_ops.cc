@@ -1,11 +1,11 @@
 // Op registration for Kappa>UpdateQuantizeStore. Kernels:
 // update_store_kernels.cc.
-#include "cc/ops/format_attrs.h"
+#include "cc/ops/attrs.h"
 #include "tensorflow/core/framework/common_shape_fns.h"
 #include "tensorflow/core/framework/op.h"
 
 // In place on the dense resource variable `var`, in one pass (definitions:
-// cc/kernels/fixed_point.h, UpdateValue):
+// cc/core/update_store/update_store.h):
 //   raw = -learning_rate * grad
 //   delta = Q_update(raw)            (raw unless has_update_format)
 //   var := Q_storage(var + delta)    (unquantized unless has_storage_format)

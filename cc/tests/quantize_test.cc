@@ -1,10 +1,11 @@
-// QuantizeCpu against the independent scalar reference, every mode, dtype
+// QuantizeCpu against the independent scalar reference (reference.h), every mode, dtype
 // and a spread of formats; thread-count independence.
 #include <vector>
 
-#include "cc/kernels/quantize.h"
+#include "cc/core/quantize/quantize.h"
+#include "cc/core/quantize/reference.h"
 #include "cc/tests/check.h"
-#include "cc/tests/reference.h"
+#include "cc/tests/test_util.h"
 
 namespace kappa_test {
 namespace {
@@ -20,7 +21,7 @@ void CheckAgainstReference() {
                               -5, 123, kappa::SerialFor);
         int mismatches = 0;
         for (size_t i = 0; i < x.size(); ++i) {
-          const T want = RefQuantize<T>(x[i], f, -5, 123, i);
+          const T want = kappa::reference::Quantize<T>(x[i], f, -5, 123, i);
           if (!SameBits(y[i], want) && ++mismatches <= 3) {
             KAPPA_CHECK(false) << Describe(f) << " x=" << x[i] << " got " << y[i]
                                << " want " << want;
@@ -56,7 +57,7 @@ KAPPA_TEST(QuantizeIndependentOfThreads) {
       kappa::QuantizeCpu<float>(x.data(), threaded.data(), n, f, 4, 4,
                                 ShuffledThreads(threads, threads));
       KAPPA_CHECK(std::memcmp(serial.data(), threaded.data(), x.size() * sizeof(float)) == 0)
-          << Name(r) << " threads=" << threads;
+          << kappa::RoundingName(r) << " threads=" << threads;
     }
   }
 }
