@@ -6,19 +6,22 @@
 // with KAPPA_FORMAT_ATTRS("<prefix>") in its REGISTER_OP chain (the modes'
 // allowed values are fixed_point.h's name lists), and its kernel reads them
 // with ReadFormat, which rejects formats that the kernel's dtype T cannot
-// hold exactly (the same rule the Python layer applies first, with
-// friendlier messages).
+// hold exactly (the rule the Python layer applies first). Every check here
+// stands on its own: graphs can be built without the Python wrappers, so an
+// attr may hold any value of its type, and an error names the attr and the
+// range it takes.
 #ifndef KAPPA_OPS_ATTRS_H_
 #define KAPPA_OPS_ATTRS_H_
 
-#include <cmath>
 #include <cstdint>
 #include <limits>
+#include <sstream>
 #include <string>
 
 #include "cc/core/fixed_point.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/tensor.h"
+#include "tensorflow/core/framework/types.h"
 
 namespace kappa {
 
@@ -45,21 +48,6 @@ std::string EnumAttr(const std::string& name, const char* const (&names)[N]) {
 
 namespace kappa {
 
-// Whether every value of the format is exactly representable in T.
-template <typename T>
-bool FormatFitsType(const FixedPointFormat& f) {
-  const int digits = std::numeric_limits<T>::digits;
-  const int max_exponent = std::numeric_limits<T>::max_exponent;
-  // The smallest normal number is 2^(min_exponent - 1): subnormal grid
-  // points would be flushed to zero by TensorFlow's CPU kernels.
-  const int min_exponent = std::numeric_limits<T>::min_exponent - 1;
-  // The rails +-2^(bits-1-frac_bits) (signed) or 2^(bits-frac_bits) - lsb
-  // (unsigned) stay finite, the lsb is a normal number, and
-  // no code has more significant bits than T.
-  return f.bits <= digits && -f.frac_bits >= min_exponent &&
-         f.bits - f.frac_bits <= max_exponent;
-}
-
 // The index of `name` in `names`, or -1.
 template <size_t N>
 int FindName(const std::string& name, const char* const (&names)[N]) {
@@ -69,37 +57,93 @@ int FindName(const std::string& name, const char* const (&names)[N]) {
   return -1;
 }
 
+// The formats whose every value is exactly representable in T, as ranges of
+// the attrs. Graph attrs are int64 and may hold any value (a graph can be
+// built without the Python wrappers), so every bound is compared in int64:
+// no attr value overflows a check.
+//   bits:      1 (unsigned) or 2 (signed) to min(32, T's significand bits):
+//              every code is an integer T holds exactly;
+//   frac_bits: bits - max_exponent to 1 - min_exponent (float32: bits - 128
+//              to 126): the rails 2^(bits - frac_bits) stay finite and the
+//              step 2^-frac_bits is a normal number (subnormal grid points
+//              would be flushed to zero by TensorFlow's CPU kernels).
+template <typename T>
+struct FormatRange {
+  static constexpr int64_t kMaxBits =
+      std::numeric_limits<T>::digits < 32 ? std::numeric_limits<T>::digits : 32;
+  static int64_t MinBits(bool is_signed) { return is_signed ? 2 : 1; }
+  static int64_t MinFracBits(int64_t bits) {
+    return bits - std::numeric_limits<T>::max_exponent;
+  }
+  static constexpr int64_t kMaxFracBits = 1 - std::numeric_limits<T>::min_exponent;
+};
+
+template <typename T>
+::absl::Status CheckFormat(const std::string& prefix, int64_t bits, int64_t frac_bits,
+                           bool is_signed) {
+  using Range = FormatRange<T>;
+  const std::string dtype = ::tensorflow::DataTypeString(::tensorflow::DataTypeToEnum<T>::value);
+  const int64_t min_bits = Range::MinBits(is_signed);
+  if (bits < min_bits || bits > Range::kMaxBits) {
+    return ::absl::InvalidArgumentError(
+        prefix + "bits=" + std::to_string(bits) + " is out of range: a " +
+        (is_signed ? "signed" : "unsigned") + " format of dtype " + dtype + " takes " +
+        std::to_string(min_bits) + " to " + std::to_string(Range::kMaxBits) + " bits");
+  }
+  const int64_t min_frac = Range::MinFracBits(bits);
+  if (frac_bits < min_frac || frac_bits > Range::kMaxFracBits) {
+    return ::absl::InvalidArgumentError(
+        prefix + "frac_bits=" + std::to_string(frac_bits) + " is out of range: a format of " +
+        std::to_string(bits) + " bits and dtype " + dtype + " takes frac_bits from " +
+        std::to_string(min_frac) + " to " + std::to_string(Range::kMaxFracBits) +
+        " (finite rails, a normal step)");
+  }
+  return ::absl::OkStatus();
+}
+
+// Reads the format attrs with the given prefix and checks them (CheckFormat;
+// the modes' values are checked by TensorFlow against the attrs' lists).
 template <typename T>
 ::absl::Status ReadFormat(::tensorflow::OpKernelConstruction* ctx,
                           const std::string& prefix, FixedPointFormat* format) {
+  int64_t bits = 0, frac_bits = 0;
+  bool is_signed = true;
   std::string rounding, overflow;
-  TF_RETURN_IF_ERROR(ctx->GetAttr(prefix + "bits", &format->bits));
-  TF_RETURN_IF_ERROR(ctx->GetAttr(prefix + "frac_bits", &format->frac_bits));
-  TF_RETURN_IF_ERROR(ctx->GetAttr(prefix + "signed", &format->is_signed));
+  TF_RETURN_IF_ERROR(ctx->GetAttr(prefix + "bits", &bits));
+  TF_RETURN_IF_ERROR(ctx->GetAttr(prefix + "frac_bits", &frac_bits));
+  TF_RETURN_IF_ERROR(ctx->GetAttr(prefix + "signed", &is_signed));
   TF_RETURN_IF_ERROR(ctx->GetAttr(prefix + "rounding", &rounding));
   TF_RETURN_IF_ERROR(ctx->GetAttr(prefix + "overflow", &overflow));
-  const int min_bits = format->is_signed ? 2 : 1;
-  if (format->bits < min_bits || format->bits > 32) {
-    return ::absl::InvalidArgumentError(
-        prefix + "bits=" + std::to_string(format->bits) + " is out of range: " +
-        (format->is_signed ? "signed" : "unsigned") + " formats take " +
-        std::to_string(min_bits) + " to 32 bits");
-  }
-  if (!FormatFitsType<T>(*format)) {
-    return ::absl::InvalidArgumentError(
-        "format " + std::string(format->is_signed ? "s" : "u") +
-        std::to_string(format->bits) + "." + std::to_string(format->frac_bits) +
-        " is not exactly representable in this dtype; use a wider dtype");
-  }
+  TF_RETURN_IF_ERROR(CheckFormat<T>(prefix, bits, frac_bits, is_signed));
   const int r = FindName(rounding, kRoundingNames);
-  const int o = FindName(overflow, kOverflowNames);
-  if (r < 0 || o < 0) {
-    return ::absl::InvalidArgumentError("unknown " + prefix + (r < 0 ? "rounding '" + rounding
-                                                                     : "overflow '" + overflow) +
-                                        "'");
+  if (r < 0) {
+    return ::absl::InvalidArgumentError(prefix + "rounding='" + rounding + "' is not a rounding mode");
   }
+  const int o = FindName(overflow, kOverflowNames);
+  if (o < 0) {
+    return ::absl::InvalidArgumentError(prefix + "overflow='" + overflow + "' is not an overflow mode");
+  }
+  format->bits = static_cast<int32_t>(bits);  // in range: checked above
+  format->frac_bits = static_cast<int32_t>(frac_bits);
+  format->is_signed = is_signed;
   format->rounding = static_cast<Rounding>(r);
   format->overflow = static_cast<Overflow>(o);
+  return ::absl::OkStatus();
+}
+
+// Reads the float attr `name` and checks that it is a number in [0, 1] (NaN
+// and infinities are not).
+inline ::absl::Status ReadUnitInterval(::tensorflow::OpKernelConstruction* ctx,
+                                       const std::string& name, double* value) {
+  float v = 0.0f;
+  TF_RETURN_IF_ERROR(ctx->GetAttr(name, &v));
+  if (!(v >= 0.0f && v <= 1.0f)) {
+    std::ostringstream got;
+    got << v;
+    return ::absl::InvalidArgumentError(name + "=" + got.str() +
+                                        " is out of range: it takes a number in [0, 1]");
+  }
+  *value = v;
   return ::absl::OkStatus();
 }
 

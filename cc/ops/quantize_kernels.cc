@@ -1,7 +1,7 @@
 // OpKernels for Kappa>Quantize: validate, allocate, call the functor.
 #include "cc/core/quantize/quantize.h"
-#include "cc/ops/cpu_parallel.h"
 #include "cc/ops/attrs.h"
+#include "cc/ops/cpu_parallel.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/tensor.h"
 #if KAPPA_WITH_CUDA

@@ -13,8 +13,8 @@
 #include <string>
 
 #include "cc/core/update_store/update_store.h"
-#include "cc/ops/cpu_parallel.h"
 #include "cc/ops/attrs.h"
+#include "cc/ops/cpu_parallel.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/resource_mgr.h"
 #include "tensorflow/core/framework/resource_var.h"

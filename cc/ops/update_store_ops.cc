@@ -15,7 +15,7 @@
 // lay beyond the storage format's rails. `seed` (int64[2]) keys stochastic
 // rounding: the update quantizer by (seed0, seed1), the storage quantizer by
 // (seed0, seed1 ^ 0x2545F491). The update_* / storage_* format attrs are
-// ignored when the matching has_* attr is false.
+// ignored (and not checked) when the matching has_* attr is false.
 REGISTER_OP("Kappa>UpdateQuantizeStore")
     .Input("var: resource")
     .Input("grad: T")
