@@ -79,10 +79,27 @@ struct FixedPointFormat {
 };
 
 // Counter-based random numbers for stochastic rounding: element i of a tensor
-// draws from Hash(i) under a key derived from the user's two seeds. The same
-// (seeds, i) give the same number on every device and with any number of
-// threads. The pure-TensorFlow twin (tensorflow_kappa/quantization/composite.py)
-// builds the same function from uint32 TensorFlow ops.
+// draws RandomBits(key, i), a hash of i under a key derived from the user's
+// two int64 seeds. The same (seeds, i) give the same number on every device
+// and with any number of threads. The pure-TensorFlow twin
+// (tensorflow_kappa/quantization/composite.py) builds the same functions
+// from uint32 TensorFlow ops.
+//
+// Seeds to key: all 128 bits of (seed0, seed1) count. With Mix64 a bijection
+// of 64 bits,
+//   key = Mix64(Mix64(seed0) ^ seed1),
+// so for a fixed seed0 the map seed1 -> key is a bijection, and so is
+// seed0 -> key for a fixed seed1: two seed pairs that agree in either word
+// never share a key (per-step seeds (run, step) never repeat a stream). The
+// key has 64 bits: there are 2^64 distinct streams.
+//
+// How long a stream runs before it repeats: the counter i is 64 bits, so
+// one key's stream is 2^64 numbers long; every op call counts from 0 over
+// its own elements, so no two elements of a call share a counter value.
+// Within each aligned run of 2^32 counter values the 32-bit numbers are all
+// distinct (RandomBits is a bijection of the low half of i), and two such
+// runs of one key differ at every position. The per-element cost is two
+// Mix32; the key is derived once per call.
 struct RandomKey {
   uint32_t k0 = 0;
   uint32_t k1 = 0;
@@ -99,11 +116,25 @@ KAPPA_HD uint32_t Mix32(uint32_t x) {
   return x;
 }
 
+// A bijection of 64 bits (lo, hi): three Feistel rounds, each xoring one
+// half with Mix32 of the other half and a round constant. A round is undone
+// by applying it again, so the rounds in reverse order invert the whole;
+// after three rounds every output bit depends on every input bit.
+KAPPA_HD RandomKey Mix64(uint32_t lo, uint32_t hi) {
+  hi ^= Mix32(lo ^ 0x9e3779b9U);
+  lo ^= Mix32(hi ^ 0x85ebca6bU);
+  hi ^= Mix32(lo ^ 0xc2b2ae35U);
+  RandomKey out;
+  out.k0 = lo;
+  out.k1 = hi;
+  return out;
+}
+
 KAPPA_HD RandomKey MakeRandomKey(int64_t seed0, int64_t seed1) {
-  RandomKey key;
-  key.k0 = Mix32(static_cast<uint32_t>(seed0) ^ 0x9e3779b9U);
-  key.k1 = Mix32(static_cast<uint32_t>(seed1) ^ key.k0);
-  return key;
+  const uint64_t s0 = static_cast<uint64_t>(seed0);
+  const uint64_t s1 = static_cast<uint64_t>(seed1);
+  const RandomKey p = Mix64(static_cast<uint32_t>(s0), static_cast<uint32_t>(s0 >> 32));
+  return Mix64(p.k0 ^ static_cast<uint32_t>(s1), p.k1 ^ static_cast<uint32_t>(s1 >> 32));
 }
 
 // 32 random bits for element `index` (a flat index into the tensor).

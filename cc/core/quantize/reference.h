@@ -38,12 +38,23 @@ inline uint32_t Hash(uint32_t x) {
   return x;
 }
 
+// The documented 64-bit mixing of the seeds: on the halves (lo, hi) of v,
+//   hi ^= H(lo ^ 0x9e3779b9); lo ^= H(hi ^ 0x85ebca6b); hi ^= H(lo ^ 0xc2b2ae35).
+inline uint64_t Mix64(uint64_t v) {
+  uint32_t lo = static_cast<uint32_t>(v), hi = static_cast<uint32_t>(v >> 32);
+  hi ^= Hash(lo ^ 0x9e3779b9U);
+  lo ^= Hash(hi ^ 0x85ebca6bU);
+  hi ^= Hash(lo ^ 0xc2b2ae35U);
+  return (static_cast<uint64_t>(hi) << 32) | lo;
+}
+
 // The package's documented stochastic-rounding uniform for element i under
-// seeds (s0, s1): keys k0 = H(lo32(s0) ^ 0x9e3779b9), k1 = H(lo32(s1) ^ k0);
-// bits = H(H(lo32(i) ^ k0) ^ hi32(i) ^ k1); u = (bits >> 8) / 2^24.
+// seeds (s0, s1), all 64 bits of each: key = Mix64(Mix64(s0) ^ s1),
+// k0 = lo32(key), k1 = hi32(key); bits = H(H(lo32(i) ^ k0) ^ hi32(i) ^ k1);
+// u = (bits >> 8) / 2^24.
 inline LD Uniform(int64_t s0, int64_t s1, uint64_t i) {
-  const uint32_t k0 = Hash(static_cast<uint32_t>(s0) ^ 0x9e3779b9U);
-  const uint32_t k1 = Hash(static_cast<uint32_t>(s1) ^ k0);
+  const uint64_t key = Mix64(Mix64(static_cast<uint64_t>(s0)) ^ static_cast<uint64_t>(s1));
+  const uint32_t k0 = static_cast<uint32_t>(key), k1 = static_cast<uint32_t>(key >> 32);
   const uint32_t bits =
       Hash(Hash(static_cast<uint32_t>(i) ^ k0) ^ static_cast<uint32_t>(i >> 32) ^ k1);
   return LD(bits >> 8) / Pow2(24);
