@@ -1,4 +1,4 @@
-"""Build macros for tensorflow_kappa's C++ kernels and op library."""
+"""Build macros for tensorflow_kappa's C++ core (per-op functors) and op library."""
 
 load("@local_config_kappa//:defs.bzl", "KAPPA_CUDA", "KAPPA_CUDA_ARCHS")
 
@@ -15,12 +15,13 @@ def _nvcc_gencode(archs):
         flags.append("-gencode arch=compute_{a},code=compute_{a}".format(a = archs[-1]))
     return " ".join(flags)
 
-def kappa_kernel_library(name, hdrs, srcs, gpu_srcs = [], deps = []):
-    """TensorFlow-independent functors for the CPU and, when configured, CUDA.
+def kappa_core_library(name, hdrs, srcs, gpu_srcs = [], deps = []):
+    """One op's framework-free functors, for the CPU and, when configured, CUDA.
 
     `srcs` are compiled by the C++ toolchain; each of `gpu_srcs` (.cu.cc) by
-    nvcc in a genrule, and the objects, with the static CUDA runtime, join the
-    library, so a binary linking it needs no CUDA libraries at run time.
+    nvcc in a genrule (which sees `hdrs` and //cc/core's shared headers), and
+    the objects, with the static CUDA runtime, join the library, so a binary
+    linking it needs no CUDA libraries at run time.
     """
     objects = []
     if KAPPA_CUDA:
@@ -28,7 +29,7 @@ def kappa_kernel_library(name, hdrs, srcs, gpu_srcs = [], deps = []):
             obj = src.replace(".cu.cc", ".cu.pic.o")
             native.genrule(
                 name = obj.replace(".", "_"),
-                srcs = [src] + hdrs,
+                srcs = [src] + hdrs + ["//cc/core:headers"],
                 outs = [obj],
                 tools = ["@local_config_kappa//:nvcc"],
                 cmd = ("$(location @local_config_kappa//:nvcc) -std=c++17 -O3 -x cu " +

@@ -22,12 +22,12 @@
 #include <string>
 #include <vector>
 
-#include "cc/kernels/fixed_point.h"
-#include "cc/kernels/parallel.h"
-#include "cc/kernels/quantize.h"
-#include "cc/kernels/rail_stats.h"
-#include "cc/kernels/update_store.h"
-#include "cc/tests/reference.h"
+#include "cc/core/fixed_point.h"
+#include "cc/core/parallel.h"
+#include "cc/core/quantize/quantize.h"
+#include "cc/core/rail_stats/rail_stats.h"
+#include "cc/core/update_store/update_store.h"
+#include "cc/tests/test_util.h"
 
 namespace {
 

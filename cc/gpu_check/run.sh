@@ -21,8 +21,9 @@ set -x
 "$NVCC" -std=c++17 -O3 -arch="$arch" --expt-relaxed-constexpr --fmad=false \
   -Werror all-warnings -Xcompiler -O3,-ffp-contract=off -I. -x cu \
   cc/gpu_check/gpu_check.cu.cc \
-  cc/kernels/quantize_gpu.cu.cc cc/kernels/rail_stats_gpu.cu.cc cc/kernels/update_store_gpu.cu.cc \
-  cc/kernels/quantize_cpu.cc cc/kernels/rail_stats_cpu.cc cc/kernels/update_store_cpu.cc \
+  cc/core/quantize/quantize_gpu.cu.cc cc/core/quantize/quantize_cpu.cc \
+  cc/core/rail_stats/rail_stats_gpu.cu.cc cc/core/rail_stats/rail_stats_cpu.cc \
+  cc/core/update_store/update_store_gpu.cu.cc cc/core/update_store/update_store_cpu.cc \
   -o "$OUT"
 { set +x; } 2>/dev/null
 (( build_only )) && exit 0

@@ -2,7 +2,7 @@
 #ifndef KAPPA_OPS_CPU_PARALLEL_H_
 #define KAPPA_OPS_CPU_PARALLEL_H_
 
-#include "cc/kernels/parallel.h"
+#include "cc/core/parallel.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/platform/threadpool.h"
 

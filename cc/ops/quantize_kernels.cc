@@ -1,7 +1,7 @@
 // OpKernels for Kappa>Quantize: validate, allocate, call the functor.
-#include "cc/kernels/quantize.h"
+#include "cc/core/quantize/quantize.h"
+#include "cc/ops/attrs.h"
 #include "cc/ops/cpu_parallel.h"
-#include "cc/ops/format_attrs.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/tensor.h"
 #if KAPPA_WITH_CUDA
@@ -14,19 +14,6 @@ using ::tensorflow::OpKernel;
 using ::tensorflow::OpKernelConstruction;
 using ::tensorflow::OpKernelContext;
 using ::tensorflow::Tensor;
-
-// Reads the two stochastic-rounding seeds from a host int64[2] tensor.
-inline ::absl::Status ReadSeed(const Tensor& seed, int64_t* seed0,
-                               int64_t* seed1) {
-  if (seed.dims() != 1 || seed.NumElements() != 2) {
-    return ::absl::InvalidArgumentError(
-        "seed must be an int64 vector of 2 elements, got shape " +
-        seed.shape().DebugString());
-  }
-  *seed0 = seed.vec<int64_t>()(0);
-  *seed1 = seed.vec<int64_t>()(1);
-  return ::absl::OkStatus();
-}
 
 template <typename T, bool kGpu>
 class QuantizeOp : public OpKernel {

@@ -1,13 +1,13 @@
 // Op registration for Kappa>Quantize. Kernels: quantize_kernels.cc.
-#include "cc/ops/format_attrs.h"
+#include "cc/ops/attrs.h"
 #include "tensorflow/core/framework/common_shape_fns.h"
 #include "tensorflow/core/framework/op.h"
 
 // y = Q(x) for the fixed-point format given by the attrs (the arithmetic is
-// cc/kernels/fixed_point.h). `seed` (int64[2]) keys stochastic rounding and is
-// ignored by the other modes. `ste` is read by the Python gradient only:
-// "identity" passes the gradient through, "clipped" zeroes it where x lies
-// outside the rails, "none" gives x no gradient.
+// cc/core/fixed_point.h). `seed` (int64[2], all 128 bits) keys stochastic
+// rounding and is ignored by the other modes. `ste` is read by the Python
+// gradient only: "identity" passes the gradient through, "clipped" zeroes it
+// where x lies outside the rails, "none" gives x no gradient.
 REGISTER_OP("Kappa>Quantize")
     .Input("x: T")
     .Input("seed: int64")

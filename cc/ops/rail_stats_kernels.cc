@@ -1,9 +1,9 @@
 // OpKernels for Kappa>RailStats: validate, call the functor.
 #include <string>
 
-#include "cc/kernels/rail_stats.h"
+#include "cc/core/rail_stats/rail_stats.h"
+#include "cc/ops/attrs.h"
 #include "cc/ops/cpu_parallel.h"
-#include "cc/ops/format_attrs.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/tensor.h"
 #if KAPPA_WITH_CUDA
@@ -23,12 +23,7 @@ class RailStatsOp : public OpKernel {
  public:
   explicit RailStatsOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
     OP_REQUIRES_OK(ctx, ReadFormat<T>(ctx, "", &format_));
-    float near_rail = 0.0f;
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("near_rail", &near_rail));
-    OP_REQUIRES(ctx, near_rail >= 0.0f && near_rail <= 1.0f,
-                ::absl::InvalidArgumentError(
-                    "near_rail must lie in [0, 1], got " + std::to_string(near_rail)));
-    near_rail_ = near_rail;
+    OP_REQUIRES_OK(ctx, ReadUnitInterval(ctx, "near_rail", &near_rail_));
   }
 
   void Compute(OpKernelContext* ctx) override {

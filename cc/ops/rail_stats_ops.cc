@@ -1,5 +1,5 @@
 // Op registration for Kappa>RailStats. Kernels: rail_stats_kernels.cc.
-#include "cc/ops/format_attrs.h"
+#include "cc/ops/attrs.h"
 #include "tensorflow/core/framework/common_shape_fns.h"
 #include "tensorflow/core/framework/op.h"
 
@@ -11,7 +11,7 @@
 // saturating) to 0 (0 when there are none). NaN counts in no numerator; it is
 // in the element count of the first two. Only the format's bits, frac_bits
 // and signed attrs matter. An empty x gives zeros. Definitions:
-// cc/kernels/fixed_point.h.
+// cc/core/rail_stats/rail_stats.h.
 REGISTER_OP("Kappa>RailStats")
     .Input("x: T")
     .Output("saturation_fraction: float")

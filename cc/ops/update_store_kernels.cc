@@ -12,9 +12,9 @@
 // the fresh buffer replaces TensorFlow's copy-then-update with a single pass.
 #include <string>
 
-#include "cc/kernels/update_store.h"
+#include "cc/core/update_store/update_store.h"
+#include "cc/ops/attrs.h"
 #include "cc/ops/cpu_parallel.h"
-#include "cc/ops/format_attrs.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/resource_mgr.h"
 #include "tensorflow/core/framework/resource_var.h"
@@ -58,13 +58,8 @@ class UpdateQuantizeStoreOp : public OpKernel {
     OP_REQUIRES(ctx, TensorShapeUtils::IsScalar(lr.shape()),
                 ::absl::InvalidArgumentError(
                     "learning_rate must be a scalar, got shape " + lr.shape().DebugString()));
-    OP_REQUIRES(ctx, seed.dims() == 1 && seed.NumElements() == 2,
-                ::absl::InvalidArgumentError(
-                    "seed must be an int64 vector of 2 elements, got shape " +
-                    seed.shape().DebugString()));
     UpdateConfig config = config_;
-    config.seed0 = seed.vec<int64_t>()(0);
-    config.seed1 = seed.vec<int64_t>()(1);
+    OP_REQUIRES_OK(ctx, ReadSeed(seed, &config.seed0, &config.seed1));
 
     ::tensorflow::core::RefCountPtr<Var> var;
     OP_REQUIRES_OK(ctx, ::tensorflow::LookupResource(

@@ -1,21 +1,22 @@
 // Op registration for Kappa>UpdateQuantizeStore. Kernels:
 // update_store_kernels.cc.
-#include "cc/ops/format_attrs.h"
+#include "cc/ops/attrs.h"
 #include "tensorflow/core/framework/common_shape_fns.h"
 #include "tensorflow/core/framework/op.h"
 
 // In place on the dense resource variable `var`, in one pass (definitions:
-// cc/kernels/fixed_point.h, UpdateValue):
+// cc/core/update_store/update_store.h):
 //   raw = -learning_rate * grad
 //   delta = Q_update(raw)            (raw unless has_update_format)
 //   var := Q_storage(var + delta)    (unquantized unless has_storage_format)
 // Outputs, float32 scalars: the L2 norms of raw and of the applied change
 // (new - old), their dot product, the fraction of nonzero (non-NaN) raw
 // entries whose delta is 0, and the fraction of entries whose var + delta
-// lay beyond the storage format's rails. `seed` (int64[2]) keys stochastic
-// rounding: the update quantizer by (seed0, seed1), the storage quantizer by
-// (seed0, seed1 ^ 0x2545F491). The update_* / storage_* format attrs are
-// ignored when the matching has_* attr is false.
+// lay beyond the storage format's rails. `seed` (int64[2], all 128 bits)
+// keys stochastic rounding: the update quantizer by (seed0, seed1), the
+// storage quantizer by (seed0, seed1 ^ 0x2545F491). The update_* / storage_*
+// format attrs are ignored (and not checked) when the matching has_* attr is
+// false.
 REGISTER_OP("Kappa>UpdateQuantizeStore")
     .Input("var: resource")
     .Input("grad: T")

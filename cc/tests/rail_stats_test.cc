@@ -1,45 +1,17 @@
-// RailStatsCpu against counts taken by the definitions in long
-// double; fractions; NaN; empty input; thread-count independence.
+// RailStatsCpu against counts taken by the definitions in long double
+// (reference.h); fractions; NaN; empty input; thread-count independence.
 #include <vector>
 
-#include "cc/kernels/rail_stats.h"
+#include "cc/core/rail_stats/rail_stats.h"
+#include "cc/core/rail_stats/reference.h"
 #include "cc/tests/check.h"
-#include "cc/tests/reference.h"
+#include "cc/tests/test_util.h"
 
 namespace kappa_test {
 namespace {
 
-struct Counts {
-  int64_t total = 0, saturated = 0, near = 0, nonzero = 0, underflow = 0;
-};
-
-// By the definition: saturated x > max or x < min; near x >= max - m or
-// x <= min + m with m = (1 - near_rail) * (max - min) / 2 in double;
-// underflow: nonzero non-NaN x that nearest-even saturating rounds to 0;
-// a subnormal x reads as a zero of its sign.
-template <typename T>
-Counts RefCounts(const std::vector<T>& x, const FixedPointFormat& f, double near_rail) {
-  const double hi = static_cast<double>(MaxValue(f)), lo = static_cast<double>(MinValue(f));
-  const double m = (1.0 - near_rail) * (hi - lo) / 2.0;
-  const double near_hi = hi - m, near_lo = lo + m;
-  FixedPointFormat ne = f;
-  ne.rounding = Rounding::kNearestEven;
-  ne.overflow = Overflow::kSaturate;
-  Counts c;
-  for (T v0 : x) {
-    ++c.total;
-    const T v = RefFlush(v0);
-    if (std::isnan(v)) continue;
-    const LD w = v;
-    c.saturated += w > hi || w < lo;
-    c.near += w >= near_hi || w <= near_lo;
-    if (v != 0) {
-      ++c.nonzero;
-      c.underflow += RefQuantize<T>(v, ne, 0, 0, 0) == T(0);
-    }
-  }
-  return c;
-}
+using kappa::reference::CountRails;
+using kappa::reference::RailTotals;
 
 template <typename T>
 void CheckAgainstReference() {
@@ -50,7 +22,7 @@ void CheckAgainstReference() {
         const std::vector<T> x = Inputs<T>(f, 3000, cases++);
         const kappa::RailCounts got = kappa::RailStatsCpu<T>(
             x.data(), static_cast<int64_t>(x.size()), f, near_rail, kappa::SerialFor);
-        const Counts want = RefCounts(x, f, near_rail);
+        const RailTotals want = CountRails(x, f, near_rail);
         KAPPA_CHECK(got.total == want.total && got.saturated == want.saturated &&
                     got.near_rail == want.near && got.nonzero == want.nonzero &&
                     got.underflow == want.underflow)
@@ -81,7 +53,7 @@ KAPPA_TEST(RailStatsThresholdsAreExact) {
     }
     const kappa::RailCounts got = kappa::RailStatsCpu<float>(
         x.data(), static_cast<int64_t>(x.size()), f, near_rail, kappa::SerialFor);
-    KAPPA_CHECK(got.near_rail == RefCounts(x, f, near_rail).near) << near_rail;
+    KAPPA_CHECK(got.near_rail == CountRails(x, f, near_rail).near) << near_rail;
   }
 }
 
@@ -98,7 +70,7 @@ void CheckFlushedThresholds() {
   for (T t : v) {
     const T g = kappa::FlushedGreaterThreshold(t), l = kappa::FlushedLessThreshold(t);
     for (T x : v) {
-      const T f = RefFlush(x);
+      const T f = kappa::reference::Flush(x);
       KAPPA_CHECK((x > g) == (f > t) && (x <= g) == (f <= t)) << "t=" << t << " x=" << x;
       KAPPA_CHECK((x < l) == (f < t) && (x >= l) == (f >= t)) << "t=" << t << " x=" << x;
     }
@@ -118,7 +90,7 @@ KAPPA_TEST(RailStatsSubnormalsAreZeros) {
     for (double near_rail : {1.0, 0.9}) {
       const kappa::RailCounts got = kappa::RailStatsCpu<float>(x.data(), 5, f, near_rail,
                                                                kappa::SerialFor);
-      const Counts want = RefCounts(x, f, near_rail);
+      const RailTotals want = CountRails(x, f, near_rail);
       KAPPA_CHECK(got.saturated == want.saturated && got.near_rail == want.near &&
                   got.nonzero == want.nonzero && got.underflow == want.underflow)
           << Describe(f) << " near_rail=" << near_rail << ": " << got.saturated << "/"

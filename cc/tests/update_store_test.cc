@@ -1,52 +1,17 @@
-// UpdateStoreCpu against a scalar reference written from the issue's
-// definition; every mode pair of the two optional formats; in place and out
+// UpdateStoreCpu against the scalar reference written from the definition
+// (reference.h); every mode pair of the two optional formats; in place and out
 // of place; thread-count independence of the (double) sums, bit for bit.
 #include <vector>
 
-#include "cc/kernels/update_store.h"
+#include "cc/core/update_store/reference.h"
+#include "cc/core/update_store/update_store.h"
 #include "cc/tests/check.h"
-#include "cc/tests/reference.h"
+#include "cc/tests/test_util.h"
 
 namespace kappa_test {
 namespace {
 
-struct RefResult {
-  LD raw_sq = 0, actual_sq = 0, dot = 0, abs_dot = 0;
-  int64_t nonzero = 0, underflow = 0, saturated = 0;
-};
-
-// raw = -lr * g (in T); delta = Q_u(raw) keyed by (s0, s1); sum = w + delta
-// (in T); next = Q_s(sum) keyed by (s0, s1 ^ 0x2545F491); every value (lr, w,
-// g, raw, sum) reads subnormals as signed zeros; the sums exactly enough in
-// long double.
-template <typename T>
-std::vector<T> RefUpdate(const std::vector<T>& w, const std::vector<T>& g, T lr,
-                         const kappa::UpdateConfig& c, RefResult* out) {
-  std::vector<T> next(w.size());
-  const LD hi = MaxValue(c.storage_format), lo = MinValue(c.storage_format);
-  for (size_t i = 0; i < w.size(); ++i) {
-    const T wi = RefFlush(w[i]);
-    const T raw = RefFlush<T>(RefFlush(-lr) * RefFlush(g[i]));
-    const T delta = c.has_update_format
-                        ? RefQuantize<T>(raw, c.update_format, c.seed0, c.seed1, i)
-                        : raw;
-    const T sum = RefFlush<T>(wi + delta);
-    next[i] = c.has_storage_format
-                  ? RefQuantize<T>(sum, c.storage_format, c.seed0, c.seed1 ^ 0x2545F491, i)
-                  : sum;
-    const LD d = LD(static_cast<double>(next[i]) - static_cast<double>(wi));
-    out->raw_sq += LD(raw) * LD(raw);
-    out->actual_sq += d * d;
-    out->dot += LD(raw) * d;
-    out->abs_dot += std::fabs(LD(raw) * d);
-    if (raw != 0 && !std::isnan(raw)) {
-      ++out->nonzero;
-      out->underflow += delta == 0;
-    }
-    if (c.has_storage_format) out->saturated += LD(sum) > hi || LD(sum) < lo;
-  }
-  return next;
-}
+using kappa::reference::UpdateTotals;
 
 // Weights on and off the storage grid, gradients from tiny to huge.
 template <typename T>
@@ -70,8 +35,8 @@ template <typename T>
 void CheckCase(const kappa::UpdateConfig& c, T lr, uint64_t seed, bool in_place) {
   std::vector<T> w, g;
   MakeInputs<T>(c.storage_format, 1500, seed, &w, &g);
-  RefResult ref;
-  const std::vector<T> want = RefUpdate<T>(w, g, lr, c, &ref);
+  UpdateTotals ref;
+  const std::vector<T> want = kappa::reference::Update<T>(w, g, lr, c, &ref);
   std::vector<T> next(w.size());
   T* dst = in_place ? w.data() : next.data();
   const kappa::UpdateSums s = kappa::UpdateStoreCpu<T>(
@@ -201,8 +166,8 @@ KAPPA_TEST(UpdateSubnormalInputsAreZeros) {
   for (float lr : {1e30f, 0.5f, den}) {
     kappa::UpdateConfig c;
     std::vector<float> w = {den, -den, 1.0f, 3.0f}, g = {1000 * den, 1.0f, -den, 2.0f};
-    RefResult ref;
-    const std::vector<float> want = RefUpdate<float>(w, g, lr, c, &ref);
+    UpdateTotals ref;
+    const std::vector<float> want = kappa::reference::Update<float>(w, g, lr, c, &ref);
     const kappa::UpdateSums s =
         kappa::UpdateStoreCpu<float>(w.data(), w.data(), g.data(), lr, 4, c, kappa::SerialFor);
     for (int i = 0; i < 4; ++i) KAPPA_CHECK(SameBits(w[i], want[i])) << "lr=" << lr << " i=" << i;

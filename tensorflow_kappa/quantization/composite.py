@@ -2,7 +2,7 @@
 
 Each function here computes, with ordinary TensorFlow ops, exactly what the
 corresponding C++ functor computes (the arithmetic is specified once, in
-``cc/kernels/fixed_point.h``; this module mirrors it step by step). Tests hold
+``cc/core/fixed_point.h``; this module mirrors it step by step). Tests hold
 the two bit-for-bit equal. The twins are used when the op library is not
 wanted (``KAPPA_PY_OPS=1``) or cannot run (inside XLA: see
 ``tensorflow_kappa.composite_ops``), and they fuse well under XLA.
@@ -31,12 +31,37 @@ def _mix32(x: tf.Tensor) -> tf.Tensor:
     return tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, tf.constant(16, _U32)))
 
 
+def _halves(word: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """The low and high 32 bits of an int64 scalar, as uint32."""
+    low = tf.cast(word, _U32)  # keeps the low 32 bits, as the C++ cast does
+    high = tf.cast(tf.bitwise.right_shift(word, tf.constant(32, tf.int64)), _U32)
+    return low, high
+
+
+def _mix64(low: tf.Tensor, high: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Mix64: a bijection of 64 bits, three Feistel rounds of _mix32."""
+    xor = tf.bitwise.bitwise_xor
+    high = xor(high, _mix32(xor(low, tf.constant(0x9E3779B9, _U32))))
+    low = xor(low, _mix32(xor(high, tf.constant(0x85EBCA6B, _U32))))
+    high = xor(high, _mix32(xor(low, tf.constant(0xC2B2AE35, _U32))))
+    return low, high
+
+
 def _random_key(seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """MakeRandomKey: two uint32 keys from an int64[2] seed."""
-    low = tf.cast(seed, _U32)  # keeps the low 32 bits, as the C++ cast does
-    k0 = _mix32(tf.bitwise.bitwise_xor(low[0], tf.constant(0x9E3779B9, _U32)))
-    k1 = _mix32(tf.bitwise.bitwise_xor(low[1], k0))
-    return k0, k1
+    """MakeRandomKey: the 64-bit key Mix64(Mix64(seed0) ^ seed1) from an int64[2] seed.
+
+    All 128 seed bits count. For a fixed seed0 the map seed1 -> key is a
+    bijection (and seed0 -> key for a fixed seed1), so seed pairs that share
+    either word never share a key; there are 2**64 distinct keys. One key's
+    stream is indexed by a 64-bit counter (the element's flat index), so it
+    runs 2**64 numbers before repeating; within each aligned run of 2**32
+    indices its 32-bit numbers are all distinct.
+    """
+    s0_low, s0_high = _halves(seed[0])
+    s1_low, s1_high = _halves(seed[1])
+    p_low, p_high = _mix64(s0_low, s0_high)
+    xor = tf.bitwise.bitwise_xor
+    return _mix64(xor(p_low, s1_low), xor(p_high, s1_high))
 
 
 def uniform(seed: tf.Tensor, shape: tf.Tensor, dtype: tf.DType) -> tf.Tensor:

@@ -22,11 +22,22 @@ def mix32(x):
         return x ^ (x >> np.uint32(16))
 
 
+def mix64(v):
+    """The documented 64-bit seed mixing, on a Python int's 64 bits (lo, hi):
+    hi ^= H(lo ^ 0x9E3779B9); lo ^= H(hi ^ 0x85EBCA6B); hi ^= H(lo ^ 0xC2B2AE35)."""
+    lo, hi = int(v) & 0xFFFFFFFF, (int(v) >> 32) & 0xFFFFFFFF
+    hi ^= int(mix32(lo ^ 0x9E3779B9))
+    lo ^= int(mix32(hi ^ 0x85EBCA6B))
+    hi ^= int(mix32(lo ^ 0xC2B2AE35))
+    return (hi << 32) | lo
+
+
 def stochastic_uniforms(seed, n):
-    """The uniforms the package's counter-based generator gives elements 0..n-1."""
-    s0, s1 = (np.uint32(int(s) & 0xFFFFFFFF) for s in seed)
-    k0 = mix32(s0 ^ np.uint32(0x9E3779B9))
-    k1 = mix32(s1 ^ k0)
+    """The uniforms the package's counter-based generator gives elements 0..n-1:
+    key = mix64(mix64(seed0) ^ seed1) over all 64 bits of each seed word."""
+    s0, s1 = (int(s) & 0xFFFFFFFFFFFFFFFF for s in seed)
+    key = mix64(mix64(s0) ^ s1)
+    k0, k1 = np.uint32(key & 0xFFFFFFFF), np.uint32(key >> 32)
     index = np.arange(n, dtype=np.uint64)
     lo = (index & np.uint64(0xFFFFFFFF)).astype(np.uint32)
     hi = (index >> np.uint64(32)).astype(np.uint32)

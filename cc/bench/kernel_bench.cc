@@ -3,8 +3,8 @@
 // std::thread::hardware_concurrency() threads. Prints medians over the
 // repeats; quick by default (a test that only has to run), more repeats and
 // every mode with --long:
-//   bazel test //cc/tests:kernel_bench --config=long_bench
-//   bazel run //cc/tests:kernel_bench -- --long
+//   bazel test //cc/bench:kernel_bench --config=long_bench
+//   bazel run //cc/bench:kernel_bench -- --long
 // Not a timed test: it fails only if a functor's result is inconsistent.
 #include <algorithm>
 #include <chrono>
@@ -14,10 +14,10 @@
 #include <thread>
 #include <vector>
 
-#include "cc/kernels/quantize.h"
-#include "cc/kernels/rail_stats.h"
-#include "cc/kernels/update_store.h"
-#include "cc/tests/reference.h"
+#include "cc/core/quantize/quantize.h"
+#include "cc/core/rail_stats/rail_stats.h"
+#include "cc/core/update_store/update_store.h"
+#include "cc/tests/test_util.h"
 
 namespace {
 
@@ -106,7 +106,7 @@ int main(int argc, char** argv) {
   }
   for (kappa::Rounding r : roundings) {
     const kappa::FixedPointFormat f = Format(8, 4, true, r);
-    Row(std::string("quantize s8.4 ") + kappa_test::Name(r), MedianMs(repeats, [&] {
+    Row(std::string("quantize s8.4 ") + kappa::RoundingName(r), MedianMs(repeats, [&] {
           kappa::QuantizeCpu<float>(x.data(), y.data(), n, f, 1, 2, pf);
         }), 2 * b);
   }

@@ -1,5 +1,5 @@
-#include "cc/kernels/gpu_launch.h"
-#include "cc/kernels/quantize.h"
+#include "cc/core/gpu_launch.h"
+#include "cc/core/quantize/quantize.h"
 
 namespace kappa {
 namespace {
@@ -13,21 +13,6 @@ __global__ void QuantizeKernel(const T* x, T* y, int64_t n, Quantizer<T> q) {
   }
 }
 
-template <typename T>
-struct QuantizeLaunch {
-  const T* x;
-  T* y;
-  int64_t n;
-  Quantizer<T> q;
-  cudaStream_t stream;
-
-  template <Rounding R, Overflow O>
-  void operator()() const {
-    QuantizeKernel<R, O, T>
-        <<<GridSizeFor(n), kThreadsPerBlock, 0, stream>>>(x, y, n, q);
-  }
-};
-
 }  // namespace
 
 template <typename T>
@@ -36,8 +21,12 @@ const char* QuantizeGpu(const T* x, T* y, int64_t n,
                         int64_t seed1, void* stream) {
   if (n == 0) return nullptr;
   const Quantizer<T> q = MakeQuantizer<T>(format, seed0, seed1);
-  DispatchModes(format.rounding, format.overflow,
-                QuantizeLaunch<T>{x, y, n, q, static_cast<cudaStream_t>(stream)});
+  const cudaStream_t s = static_cast<cudaStream_t>(stream);
+  DispatchModes(format.rounding, format.overflow, [&](auto m) {
+    using M = decltype(m);
+    QuantizeKernel<M::rounding, M::overflow, T>
+        <<<GridSizeFor(n), kThreadsPerBlock, 0, s>>>(x, y, n, q);
+  });
   return LaunchError();
 }
 

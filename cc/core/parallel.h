@@ -5,8 +5,8 @@
 // TensorFlow's intra-op thread pool, tests pass SerialFor. Reductions combine
 // per-block partial results in block order, so results are identical whatever
 // the number of threads.
-#ifndef KAPPA_KERNELS_PARALLEL_H_
-#define KAPPA_KERNELS_PARALLEL_H_
+#ifndef KAPPA_CORE_PARALLEL_H_
+#define KAPPA_CORE_PARALLEL_H_
 
 #include <cstdint>
 #include <functional>
@@ -27,4 +27,4 @@ inline void SerialFor(int64_t total, int64_t /*cost_per_unit*/,
 
 }  // namespace kappa
 
-#endif  // KAPPA_KERNELS_PARALLEL_H_
+#endif  // KAPPA_CORE_PARALLEL_H_

@@ -1,46 +1,43 @@
-// Independent scalar references and test inputs for the functor tests.
-//
-// Written from the specification (FixedPoint's docstring, the issue's
-// definitions), not from fixed_point.h: quantization scales and rounds in
-// long double (64-bit significand, 15-bit exponent), where x * 2^frac_bits is
-// exact for every float and double x, so no underflow special cases arise.
-// Nothing here includes the kernels' arithmetic; the kernels' headers are
-// only used for their plain structs (formats, results).
-#ifndef KAPPA_TESTS_REFERENCE_H_
-#define KAPPA_TESTS_REFERENCE_H_
+// Shared by the functor tests, the kernel benchmark and cc/gpu_check: the
+// formats to test, their names, test inputs (edge values, then random ones),
+// bitwise comparison and a thread pool that shuffles the work. The scalar
+// references the functors are held to live beside their ops
+// (cc/core/<op>/reference.h).
+#ifndef KAPPA_TESTS_TEST_UTIL_H_
+#define KAPPA_TESTS_TEST_UTIL_H_
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <mutex>
-#include <numeric>
 #include <random>
+#include <string>
 #include <thread>
 #include <vector>
 
-#include "cc/kernels/fixed_point.h"
-#include "cc/kernels/parallel.h"
+#include "cc/core/fixed_point.h"
+#include "cc/core/parallel.h"
+#include "cc/core/quantize/reference.h"
 
 namespace kappa_test {
 
 using kappa::FixedPointFormat;
 using kappa::Overflow;
 using kappa::Rounding;
-using LD = long double;
+using kappa::reference::CodeMax;
+using kappa::reference::CodeMin;
+using kappa::reference::LD;
+using kappa::reference::MaxValue;
+using kappa::reference::MinValue;
+using kappa::reference::Pow2;
 
 constexpr Rounding kRoundings[] = {Rounding::kNearestEven, Rounding::kNearestAway,
                                    Rounding::kTruncate, Rounding::kTowardZero,
                                    Rounding::kStochastic};
 constexpr Overflow kOverflows[] = {Overflow::kSaturate, Overflow::kWrap};
-
-inline const char* Name(Rounding r) {
-  static const char* names[] = {"nearest_even", "nearest_away", "truncate",
-                                "toward_zero", "stochastic"};
-  return names[static_cast<int>(r)];
-}
-inline const char* Name(Overflow o) { return o == Overflow::kWrap ? "wrap" : "saturate"; }
 
 inline FixedPointFormat Format(int bits, int frac, bool is_signed,
                                Rounding r = Rounding::kNearestEven,
@@ -56,7 +53,8 @@ inline FixedPointFormat Format(int bits, int frac, bool is_signed,
 
 inline std::string Describe(const FixedPointFormat& f) {
   return std::string(f.is_signed ? "s" : "u") + std::to_string(f.bits) + "." +
-         std::to_string(f.frac_bits) + ":" + Name(f.rounding) + ":" + Name(f.overflow);
+         std::to_string(f.frac_bits) + ":" + kappa::RoundingName(f.rounding) + ":" +
+         kappa::OverflowName(f.overflow);
 }
 
 // Whether every value of the format is exact in T (the Python rule).
@@ -82,86 +80,6 @@ std::vector<FixedPointFormat> Formats(Rounding r, Overflow o) {
     if (Fits<T>(f)) out.push_back(f);
   }
   return out;
-}
-
-inline LD Pow2(int e) { return std::ldexp(LD(1), e); }
-inline LD CodeMin(const FixedPointFormat& f) { return f.is_signed ? -Pow2(f.bits - 1) : LD(0); }
-inline LD CodeMax(const FixedPointFormat& f) {
-  return f.is_signed ? Pow2(f.bits - 1) - 1 : Pow2(f.bits) - 1;
-}
-inline LD MinValue(const FixedPointFormat& f) { return CodeMin(f) * Pow2(-f.frac_bits); }
-inline LD MaxValue(const FixedPointFormat& f) { return CodeMax(f) * Pow2(-f.frac_bits); }
-
-// lowbias32 (Chris Wellons), transcribed from its published constants.
-inline uint32_t Hash(uint32_t x) {
-  x ^= x >> 16;
-  x *= 0x7feb352dU;
-  x ^= x >> 15;
-  x *= 0x846ca68bU;
-  x ^= x >> 16;
-  return x;
-}
-
-// The package's documented stochastic-rounding uniform for element i under
-// seeds (s0, s1): keys k0 = H(lo32(s0) ^ 0x9e3779b9), k1 = H(lo32(s1) ^ k0);
-// bits = H(H(lo32(i) ^ k0) ^ hi32(i) ^ k1); u = (bits >> 8) / 2^24.
-inline LD Uniform(int64_t s0, int64_t s1, uint64_t i) {
-  const uint32_t k0 = Hash(static_cast<uint32_t>(s0) ^ 0x9e3779b9U);
-  const uint32_t k1 = Hash(static_cast<uint32_t>(s1) ^ k0);
-  const uint32_t bits =
-      Hash(Hash(static_cast<uint32_t>(i) ^ k0) ^ static_cast<uint32_t>(i >> 32) ^ k1);
-  return LD(bits >> 8) / Pow2(24);
-}
-
-// The specification reads a value subnormal in T as the zero of its sign.
-template <typename T>
-T RefFlush(T x) {
-  return std::fpclassify(x) == FP_SUBNORMAL ? std::copysign(T(0), x) : x;
-}
-
-// Quantize one value by the specification.
-template <typename T>
-T RefQuantize(T x_in, const FixedPointFormat& f, int64_t s0, int64_t s1, uint64_t i) {
-  const T x = RefFlush(x_in);
-  if (std::isnan(x)) return x;
-  const LD lo = CodeMin(f), hi = CodeMax(f);
-  LD code;
-  if (std::isinf(x)) {
-    code = x > 0 ? hi : lo;
-  } else {
-    const LD v = LD(x) * Pow2(f.frac_bits);
-    LD r;
-    switch (f.rounding) {
-      case Rounding::kNearestEven:
-        r = std::nearbyint(v);  // default rounding mode: ties to even
-        break;
-      case Rounding::kNearestAway:
-        r = std::fabs(v) >= Pow2(62) ? v
-            : !std::signbit(v)       ? std::floor(v + LD(0.5))
-                                     : -std::floor(-v + LD(0.5));
-        break;
-      case Rounding::kTruncate:
-        r = std::floor(v);
-        break;
-      case Rounding::kTowardZero:
-        r = std::trunc(v);
-        break;
-      default: {
-        const LD fl = std::floor(v);
-        r = Uniform(s0, s1, i) < v - fl ? fl + 1 : fl;
-      }
-    }
-    if (f.overflow == Overflow::kSaturate) {
-      code = std::min(std::max(r, lo), hi);
-    } else {
-      const LD m = Pow2(f.bits);
-      LD t = std::fmod(r, m);  // exact
-      if (t < 0) t += m;
-      if (t > hi) t -= m;
-      code = t == 0 ? LD(0) : t;  // a two's-complement code has no -0
-    }
-  }
-  return static_cast<T>(code * Pow2(-f.frac_bits));
 }
 
 // Test inputs: ties, values on, next to and beyond the grid and the rails,
@@ -247,4 +165,4 @@ inline kappa::ParallelFor ShuffledThreads(int threads, uint64_t seed) {
 
 }  // namespace kappa_test
 
-#endif  // KAPPA_TESTS_REFERENCE_H_
+#endif  // KAPPA_TESTS_TEST_UTIL_H_

@@ -1,7 +1,7 @@
 // Launch geometry and error reporting shared by the CUDA functors.
 // Included from .cu.cc files only.
-#ifndef KAPPA_KERNELS_GPU_LAUNCH_H_
-#define KAPPA_KERNELS_GPU_LAUNCH_H_
+#ifndef KAPPA_CORE_GPU_LAUNCH_H_
+#define KAPPA_CORE_GPU_LAUNCH_H_
 
 #include <cuda_runtime.h>
 
@@ -25,6 +25,12 @@ inline int GridSizeFor(int64_t n, int blocks_per_sm = 8) {
   return grid > 0 ? static_cast<int>(grid) : 1;
 }
 
+// How many of the indices start, start + stride, ... lie below n: the
+// elements one thread of a grid-stride loop visits.
+__device__ __forceinline__ int64_t GridStrideCount(int64_t start, int64_t stride, int64_t n) {
+  return start < n ? (n - 1 - start) / stride + 1 : 0;
+}
+
 // nullptr when the last launch succeeded, else CUDA's message.
 inline const char* LaunchError() {
   const cudaError_t err = cudaGetLastError();
@@ -33,4 +39,4 @@ inline const char* LaunchError() {
 
 }  // namespace kappa
 
-#endif  // KAPPA_KERNELS_GPU_LAUNCH_H_
+#endif  // KAPPA_CORE_GPU_LAUNCH_H_

@@ -1,6 +1,6 @@
 #include <vector>
 
-#include "cc/kernels/update_store.h"
+#include "cc/core/update_store/update_store.h"
 
 namespace kappa {
 namespace {
@@ -16,7 +16,7 @@ template <typename T>
 struct Quantizers {
   Quantizer<T> update;
   Quantizer<T> storage;
-  RailBounds<T> storage_rails;
+  Rails<T> storage_rails;
 };
 
 // One block: elements [begin, end), in groups of kLanes = 8 elements. A group
@@ -44,7 +44,7 @@ struct GroupSums {
   // every element is loaded before any is stored).
   inline __attribute__((always_inline)) void Run(
       const T* old, T* next, const T* grad, uint32_t low, T neg_lr,
-      const Quantizer<T>& qu, const Quantizer<T>& qs, const RailBounds<T>& rails) {
+      const Quantizer<T>& qu, const Quantizer<T>& qs, const Rails<T>& rails) {
     T w[kLanes], g[kLanes], raw[kLanes], out[kLanes];
     for (int j = 0; j < kLanes; ++j) {
       w[j] = old[j];
@@ -81,7 +81,7 @@ UpdateSums UpdateBlock(const T* old, T* next, const T* grad, int64_t begin,
   Quantizer<T> qs = q.storage;
   qu.key = KeyForHighBits(qu.key, high);
   qs.key = KeyForHighBits(qs.key, high);
-  const RailBounds<T> rails = q.storage_rails;
+  const Rails<T> rails = q.storage_rails;
   GroupSums<U, S, T> acc;
   int64_t i = begin;
   for (; i + kLanes <= end; i += kLanes) {
@@ -115,55 +115,6 @@ UpdateSums UpdateBlock(const T* old, T* next, const T* grad, int64_t begin,
   return s;
 }
 
-template <typename T>
-struct UpdateLoop {
-  const T* old;
-  T* next;
-  const T* grad;
-  T neg_lr;
-  int64_t n;
-  const Quantizers<T>& q;
-  UpdateSums* partial;
-  const ParallelFor& parallel_for;
-
-  template <typename U>
-  struct Inner {
-    const UpdateLoop& loop;
-    template <typename S>
-    void operator()() const {
-      const UpdateLoop& l = loop;
-      const T* old = l.old;
-      T* next = l.next;
-      const T* grad = l.grad;
-      const T neg_lr = l.neg_lr;
-      const int64_t n = l.n;
-      const Quantizers<T> q = l.q;
-      UpdateSums* partial = l.partial;
-      const int64_t blocks = (n + kUpdateBlock - 1) / kUpdateBlock;
-      l.parallel_for(blocks, kCostPerBlock, [=, &q](int64_t b0, int64_t b1) {
-        for (int64_t k = b0; k < b1; ++k) {
-          const int64_t begin = k * kUpdateBlock;
-          const int64_t end = n - begin < kUpdateBlock ? n : begin + kUpdateBlock;
-          partial[k] = UpdateBlock<U, S, T>(old, next, grad, begin, end, neg_lr, q);
-        }
-      });
-    }
-  };
-
-};
-
-template <typename T>
-struct DispatchUpdate {
-  const UpdateLoop<T>& loop;
-  const UpdateConfig& config;
-  template <typename U>
-  void operator()() const {
-    DispatchStep(config.has_storage_format, config.storage_format.rounding,
-                 config.storage_format.overflow,
-                 typename UpdateLoop<T>::template Inner<U>{loop});
-  }
-};
-
 }  // namespace
 
 template <typename T>
@@ -174,23 +125,24 @@ UpdateSums UpdateStoreCpu(const T* old, T* next, const T* grad, T lr, int64_t n,
   q.update = MakeQuantizer<T>(config.update_format, config.seed0, config.seed1);
   q.storage = MakeQuantizer<T>(config.storage_format, config.seed0,
                                config.seed1 ^ kStorageSeedXor);
-  q.storage_rails = MakeRailBounds<T>(config.storage_format, 1.0);
+  q.storage_rails = MakeRails<T>(config.storage_format);
+  const T neg_lr = FlushSubnormal(-lr);
   const int64_t blocks = (n + kUpdateBlock - 1) / kUpdateBlock;
   std::vector<UpdateSums> partial(static_cast<size_t>(blocks));
-  const UpdateLoop<T> loop{old, next, grad, FlushSubnormal(-lr), n, q, partial.data(),
-                           parallel_for};
-  DispatchStep(config.has_update_format, config.update_format.rounding,
-               config.update_format.overflow, DispatchUpdate<T>{loop, config});
+  UpdateSums* out = partial.data();
+  DispatchSteps(config, [&](auto u, auto s) {
+    using U = decltype(u);
+    using S = decltype(s);
+    parallel_for(blocks, kCostPerBlock, [=, &q](int64_t b0, int64_t b1) {
+      for (int64_t k = b0; k < b1; ++k) {
+        const int64_t begin = k * kUpdateBlock;
+        const int64_t end = n - begin < kUpdateBlock ? n : begin + kUpdateBlock;
+        out[k] = UpdateBlock<U, S, T>(old, next, grad, begin, end, neg_lr, q);
+      }
+    });
+  });
   UpdateSums total;
-  for (const UpdateSums& s : partial) {  // block order
-    total.raw_sq += s.raw_sq;
-    total.actual_sq += s.actual_sq;
-    total.dot += s.dot;
-    total.total += s.total;
-    total.nonzero_raw += s.nonzero_raw;
-    total.underflow += s.underflow;
-    total.saturated += s.saturated;
-  }
+  for (const UpdateSums& s : partial) total += s;  // block order
   return total;
 }
 

@@ -1,14 +1,15 @@
-// Fixed-point quantize functors: y[i] = Q(x[i]) for a FixedPointFormat.
+// Fixed-point quantize functors (Kappa>Quantize): y[i] = Q(x[i]) for a
+// FixedPointFormat.
 //
 // The per-element arithmetic is kappa::QuantizeValue (fixed_point.h); these
 // functors only walk the tensor. T is float or double.
-#ifndef KAPPA_KERNELS_QUANTIZE_H_
-#define KAPPA_KERNELS_QUANTIZE_H_
+#ifndef KAPPA_CORE_QUANTIZE_QUANTIZE_H_
+#define KAPPA_CORE_QUANTIZE_QUANTIZE_H_
 
 #include <cstdint>
 
-#include "cc/kernels/fixed_point.h"
-#include "cc/kernels/parallel.h"
+#include "cc/core/fixed_point.h"
+#include "cc/core/parallel.h"
 
 namespace kappa {
 
@@ -28,4 +29,4 @@ const char* QuantizeGpu(const T* x, T* y, int64_t n,
 
 }  // namespace kappa
 
-#endif  // KAPPA_KERNELS_QUANTIZE_H_
+#endif  // KAPPA_CORE_QUANTIZE_QUANTIZE_H_

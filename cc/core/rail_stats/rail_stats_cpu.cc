@@ -1,6 +1,6 @@
 #include <vector>
 
-#include "cc/kernels/rail_stats.h"
+#include "cc/core/rail_stats/rail_stats.h"
 
 namespace kappa {
 namespace {
@@ -36,13 +36,7 @@ RailCounts RailStatsCpu(const T* x, int64_t n, const FixedPointFormat& format,
     }
   });
   RailCounts total;
-  for (const RailCounts& c : partial) {
-    total.total += c.total;
-    total.saturated += c.saturated;
-    total.near_rail += c.near_rail;
-    total.nonzero += c.nonzero;
-    total.underflow += c.underflow;
-  }
+  for (const RailCounts& c : partial) total += c;  // block order
   return total;
 }
 
