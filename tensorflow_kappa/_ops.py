@@ -3,7 +3,7 @@
 tensorflow_kappa's performance-critical ops (``Kappa>Quantize`` and friends)
 live in ``_kappa_ops.so``, built by Bazel against one TensorFlow release. This
 module is the only place that loads it, lazily: :func:`load_library` runs on
-the first op call (through :func:`custom_ops`), from :func:`register_all`, or
+the first op call (through :func:`custom_ops`), from :func:`register_ops`, or
 from ``kappa info``; ``import tensorflow_kappa`` alone does not load it, so
 everything that calls no op works without a built library. Every op also has
 a pure-TensorFlow composite twin with identical results (``tensorflow_kappa.quantization``);
@@ -100,24 +100,17 @@ def load_library() -> ModuleType:
         return _library
 
 
-def register_all() -> None:
-    """Register tensorflow_kappa's custom ops with TensorFlow now.
+def register_ops() -> None:
+    """Load the op library now, so that TensorFlow knows the ``Kappa>`` ops.
 
-    The package loads its op library on the first op call. Call this before
-    ``tf.saved_model.load`` of a SavedModel whose graph uses the ops (a graph
-    does not call the package, so TensorFlow would report "Op type not
-    registered"). The ops' gradients and the package's Keras serializables
-    are registered by ``import tensorflow_kappa`` itself.
+    :func:`tensorflow_kappa.register_all` calls it (with the Keras
+    registrations); a no-op when ``KAPPA_PY_OPS=1`` selects the
+    pure-TensorFlow ops.
 
     Raises:
         ImportError: the op library is missing, was built for another
             TensorFlow or fails to load (the message says which, and how to
-            rebuild it); not raised when ``KAPPA_PY_OPS=1`` selects the
-            pure-TensorFlow ops.
-
-    Example:
-    >>> import tensorflow_kappa as tk
-    >>> tk.register_all()
+            rebuild it).
     """
     if not fallback_requested():
         load_library()

@@ -7,6 +7,14 @@
     kappa bench [ops|loop-controller|trainer]  timings: the quantization ops against
                    their twins and TF built-ins (default), LoopController against
                    plain fit, the instrumented trainer against fit
+
+TensorFlow is imported by :func:`main` after the arguments are parsed, not
+by this module, so ``kappa --help`` and argument errors need no TensorFlow.
+TensorFlow 2.21 writes its native start-up lines (oneDNN, CPU features, absl's
+"before InitializeLog" banner) to stderr whatever ``TF_CPP_MIN_LOG_LEVEL``
+says; :func:`import_tensorflow_quietly` drops those below the level that
+variable names (default 2: errors only, as TensorFlow documents it; a user's
+own setting is respected), so every command prints only its own output.
 """
 from __future__ import annotations
 
@@ -14,22 +22,61 @@ import argparse
 import json
 import os
 import sys
+import re
+import tempfile
 from functools import partial
 from typing import Sequence
 
-import keras
-import tensorflow as tf
+# A native log line: severity letter, MMDD, time (glog/absl format).
+_NATIVE_LINE = re.compile(r"^([IWEF])\d{4} \d")
+_NATIVE_LEVELS = {"I": 0, "W": 1, "E": 2, "F": 3}
+_ABSL_BANNER = "WARNING: All log messages before absl::InitializeLog() is called"
 
-import tensorflow_kappa as tk
-from tensorflow_kappa import _ops
-from tensorflow_kappa.datasets.expression import parse_expression
-from tensorflow_kappa.experiments import ablation, loop_controller_bench, nalm, op_bench
-from tensorflow_kappa.experiments import trainer_bench
-from tensorflow_kappa.experiments.arithmetic import train_arithmetic, train_arithmetic_seeds
-from tensorflow_kappa.quantization import PrecisionDict
+
+def _keep_native_lines(text: str, min_level: int) -> list:
+    """The lines of TensorFlow's native start-up output at or above ``min_level``
+    (continuation lines follow their first line's fate)."""
+    kept, keep = [], True
+    for line in text.splitlines():
+        match = _NATIVE_LINE.match(line)
+        if match:
+            keep = _NATIVE_LEVELS[match.group(1)] >= min_level
+        elif line.startswith(_ABSL_BANNER):
+            keep = min_level <= 1
+        if keep:
+            kept.append(line)
+    return kept
+
+
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow, dropping its native start-up lines below
+    ``TF_CPP_MIN_LOG_LEVEL`` (set to 2 here unless the user set it)."""
+    if "tensorflow" in sys.modules:
+        return
+    level = os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    min_level = int(level) if level.strip().isdigit() else 0
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            text = captured.read().decode(errors="replace")
+    for line in _keep_native_lines(text, min_level):
+        print(line, file=sys.stderr)
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
+    import keras
+    import tensorflow as tf
+
+    import tensorflow_kappa as tk
+    from tensorflow_kappa import _ops
+
     print(f"tensorflow_kappa {tk.__version__} at {tk.__path__[0]}")
     print(f"TensorFlow       {tf.__version__} (Keras {keras.__version__})")
     gpus = tf.config.list_physical_devices("GPU")
@@ -55,6 +102,9 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_ablation(args: argparse.Namespace) -> int:
+    from tensorflow_kappa.experiments import ablation
+    from tensorflow_kappa.quantization import PrecisionDict
+
     precision = args.precision
     if precision is not None and (precision.endswith(".json") or os.path.isfile(precision)):
         precision = PrecisionDict.from_json(precision)
@@ -76,6 +126,9 @@ def _cmd_ablation(args: argparse.Namespace) -> int:
 
 
 def _cmd_arithmetic(args: argparse.Namespace) -> int:
+    from tensorflow_kappa.datasets.expression import parse_expression
+    from tensorflow_kappa.experiments.arithmetic import train_arithmetic, train_arithmetic_seeds
+
     expression = parse_expression(args.expression, args.inputs)  # parsed once; fails early
     options = dict(expression=expression, num_inputs=args.inputs, layers=args.layers,
                    epochs=args.epochs, n=args.n, out_dir=args.out, verbose=args.verbose)
@@ -113,6 +166,8 @@ def _cmd_arithmetic(args: argparse.Namespace) -> int:
 
 
 def _cmd_nalm_benchmark(args: argparse.Namespace) -> int:
+    from tensorflow_kappa.experiments import nalm
+
     def names(text):
         return [v.strip() for v in text.split(",") if v.strip()]
 
@@ -139,6 +194,8 @@ def _cmd_nalm_benchmark(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    from tensorflow_kappa.experiments import loop_controller_bench, op_bench, trainer_bench
+
     if args.suite == "ops":
         print(op_bench.format_report(op_bench.run(size=args.size, repeats=args.repeats or 7)))
         return 0
@@ -262,6 +319,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     as argparse's own errors do, not with a traceback."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "needs_tensorflow", True):  # a command without TF sets it False
+        import_tensorflow_quietly()
     try:
         return args.func(args)
     except ValueError as err:
