@@ -1,10 +1,11 @@
 """Packaging for tensorflow_kappa.
 
 ``pip install --no-build-isolation .`` (or ``python setup.py bdist_wheel``)
-builds the op library with configure.py and Bazel against the TensorFlow
-installed in the running Python, copies it into the package, and packages a
-platform wheel. Where Bazel is not available but the library was already
-built, that library is packaged as it is.
+builds the op library and the NumPy binding (``tensorflow_kappa.core``'s
+extension, a build with pybind11: a build requirement, not a runtime one) with
+configure.py and Bazel against the TensorFlow and Python running this, copies
+them into the package, and packages a platform wheel. Where Bazel is not
+available but both were already built, they are packaged as they are.
 
 TensorFlow is deliberately not a hard requirement: ``tensorflow`` and
 ``tensorflow-cpu`` are different distributions of the same module, and
@@ -16,6 +17,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 from setuptools import find_packages, setup
@@ -24,7 +26,14 @@ from setuptools.dist import Distribution
 
 ROOT = Path(__file__).resolve().parent
 PACKAGE = ROOT / "tensorflow_kappa"
-ARTIFACTS = ("_kappa_ops.so", "_build_info.json")
+# What Bazel builds (bazel-bin/tensorflow_kappa/<name>) and the name each has in
+# the package: the extension module carries this Python's ABI tag.
+ARTIFACTS = {
+    "_kappa_ops.so": "_kappa_ops.so",
+    "_build_info.json": "_build_info.json",
+    "_kappa_core.so": "_kappa_core" + sysconfig.get_config_var("EXT_SUFFIX"),
+}
+TARGETS = ("//:kappa_ops", "//:kappa_core")
 
 
 def _user_environment() -> dict:
@@ -35,25 +44,37 @@ def _user_environment() -> dict:
     return env
 
 
+def _configure_args() -> list:
+    """pybind11's headers where this process has it (pip's isolated build
+    environment), which configure.py, run in the user's environment, may not."""
+    try:
+        import pybind11
+    except ImportError:
+        return []
+    return [f"--pybind11-include={pybind11.get_include()}"]
+
+
 def build_op_library() -> None:
-    """Configure and build //:kappa_ops, and copy it into the package."""
+    """Configure and build the op library and the NumPy binding, and copy them
+    into the package."""
     bazel = shutil.which("bazel")
     if bazel is None:
-        if all((PACKAGE / name).is_file() for name in ARTIFACTS):
-            print("setup.py: bazel not found; packaging the op library already built")
+        if all((PACKAGE / name).is_file() for name in ARTIFACTS.values()):
+            print("setup.py: bazel not found; packaging the libraries already built")
             return
         raise SystemExit(
             "setup.py: the op library is not built and Bazel is missing. Install "
             "Bazel (Debian/Ubuntu: `apt-get install bazel-bootstrap`), then retry."
         )
     env = _user_environment()
-    subprocess.run([sys.executable, "configure.py"], cwd=ROOT, env=env, check=True)
-    subprocess.run([bazel, "build", "//:kappa_ops"], cwd=ROOT, env=env, check=True)
-    for name in ARTIFACTS:
+    subprocess.run([sys.executable, "configure.py", *_configure_args()], cwd=ROOT, env=env,
+                   check=True)
+    subprocess.run([bazel, "build", *TARGETS], cwd=ROOT, env=env, check=True)
+    for built, name in ARTIFACTS.items():
         target = PACKAGE / name
         if target.exists():
             target.unlink()
-        shutil.copyfile(ROOT / "bazel-bin" / "tensorflow_kappa" / name, target)
+        shutil.copyfile(ROOT / "bazel-bin" / "tensorflow_kappa" / built, target)
 
 
 class BuildPyWithOps(build_py):
@@ -89,7 +110,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["tensorflow_kappa", "tensorflow_kappa.*"]),
-    package_data={"tensorflow_kappa": list(ARTIFACTS)},
+    package_data={"tensorflow_kappa": list(ARTIFACTS.values())},
     install_requires=["numpy>=1.26", "matplotlib>=3.8"],
     extras_require={
         "cpu": ["tensorflow-cpu~=2.21.0"],

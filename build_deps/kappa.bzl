@@ -18,10 +18,12 @@ def _nvcc_gencode(archs):
 def kappa_core_library(name, hdrs, srcs, gpu_srcs = [], deps = []):
     """One op's framework-free functors, for the CPU and, when configured, CUDA.
 
-    `srcs` are compiled by the C++ toolchain; each of `gpu_srcs` (.cu.cc) by
-    nvcc in a genrule (which sees `hdrs` and //cc/core's shared headers), and
-    the objects, with the static CUDA runtime, join the library, so a binary
-    linking it needs no CUDA libraries at run time.
+    `srcs` are compiled by the C++ toolchain into `<name>_cpu` (the CPU
+    functors alone, for binaries without CUDA code: the NumPy binding); each
+    of `gpu_srcs` (.cu.cc) by nvcc in a genrule (which sees `hdrs` and
+    //cc/core's shared headers), and the objects, with the static CUDA
+    runtime, join `<name>` on top of `<name>_cpu`, so a binary linking it
+    needs no CUDA libraries at run time.
     """
     objects = []
     if KAPPA_CUDA:
@@ -39,10 +41,17 @@ def kappa_core_library(name, hdrs, srcs, gpu_srcs = [], deps = []):
             )
             objects.append(obj)
     native.cc_library(
+        name = name + "_cpu",
+        hdrs = hdrs,
+        srcs = srcs,
+        deps = deps,
+        visibility = ["//visibility:public"],
+    )
+    native.cc_library(
         name = name,
         hdrs = hdrs,
-        srcs = srcs + objects,
-        deps = deps + (["@local_config_kappa//:cudart_static"] if KAPPA_CUDA else []),
+        srcs = objects,
+        deps = [":" + name + "_cpu"] + (["@local_config_kappa//:cudart_static"] if KAPPA_CUDA else []),
         visibility = ["//visibility:public"],
     )
 

@@ -4,6 +4,9 @@ configure.py records what it found as --repo_env settings in
 .kappa_configure.bazelrc; this rule turns them into a repository holding
   //:tf_headers       TensorFlow's C++ headers (a symlink to the installed ones)
   //:tf_framework     link flags for libtensorflow_framework (name from TF)
+  //:python_headers   Python.h of the configured interpreter, and
+  //:pybind11_headers pybind11's headers (from its pip package), for the
+                      NumPy binding
   //:cuda_headers     CUDA headers and //:cudart_static (when CUDA is enabled)
   //:nvcc             a wrapper that runs the configured nvcc
   //:build_info.h     what was built against (compiled into the op library)
@@ -20,6 +23,8 @@ _ENV = [
     "KAPPA_NVCC",
     "KAPPA_CUDA_ARCHS",
     "KAPPA_HOST_CXX",
+    "KAPPA_PYTHON_INCLUDE",
+    "KAPPA_PYBIND11_INCLUDE",
 ]
 
 def _env(ctx, name):
@@ -32,6 +37,13 @@ def _impl(ctx):
         fail("TensorFlow is not configured: run `python3 configure.py` in the " +
              "repository root first (it writes .kappa_configure.bazelrc).")
     ctx.symlink(tf_include, "tf_include")
+    python_include = _env(ctx, "KAPPA_PYTHON_INCLUDE")
+    pybind11_include = _env(ctx, "KAPPA_PYBIND11_INCLUDE")
+    if not python_include or not pybind11_include:
+        fail("Python or pybind11 is not configured: run `python3 configure.py` " +
+             "in the repository root again (it writes .kappa_configure.bazelrc).")
+    ctx.symlink(python_include, "python_include")
+    ctx.symlink(pybind11_include, "pybind11_include")
     linkopts = [f for f in _env(ctx, "KAPPA_TF_LINKOPTS").split(",") if f]
 
     cuda_path = _env(ctx, "KAPPA_CUDA_PATH")
@@ -51,6 +63,19 @@ cc_library(
 cc_library(
     name = "tf_framework",
     linkopts = {linkopts},
+)
+
+cc_library(
+    name = "python_headers",
+    hdrs = glob(["python_include/**/*.h"]),
+    includes = ["python_include"],
+)
+
+cc_library(
+    name = "pybind11_headers",
+    hdrs = glob(["pybind11_include/**/*.h"]),
+    includes = ["pybind11_include"],
+    deps = [":python_headers"],
 )
 
 exports_files(["build_info.json"])

@@ -16,6 +16,7 @@
 
 #include "cc/core/quantize/quantize.h"
 #include "cc/core/rail_stats/rail_stats.h"
+#include "cc/core/thread_parallel.h"
 #include "cc/core/update_store/update_store.h"
 #include "cc/tests/test_util.h"
 
@@ -23,21 +24,6 @@ namespace {
 
 using kappa_test::Format;
 using Clock = std::chrono::steady_clock;
-
-// Contiguous ranges on a fixed set of threads, like TensorFlow's pool.
-kappa::ParallelFor ThreadsFor(int threads) {
-  return [threads](int64_t total, int64_t,
-                   const std::function<void(int64_t, int64_t)>& work) {
-    if (total <= 0) return;
-    const int t = static_cast<int>(std::min<int64_t>(threads, total));
-    std::vector<std::thread> pool;
-    for (int k = 1; k < t; ++k) {
-      pool.emplace_back([&, k] { work(total * k / t, total * (k + 1) / t); });
-    }
-    work(0, total / t);
-    for (auto& th : pool) th.join();
-  };
-}
 
 template <typename F>
 double MedianMs(int repeats, F&& f) {
@@ -64,7 +50,7 @@ int main(int argc, char** argv) {
   const int64_t n = int64_t{1} << 24;
   const int repeats = long_mode ? 21 : 3;
   const int threads = std::max(1u, std::thread::hardware_concurrency());
-  const kappa::ParallelFor pf = ThreadsFor(threads);
+  const kappa::ParallelFor pf = kappa::ThreadParallelFor(threads);
   std::printf("kernel_bench: %lld float32 elements, %d threads, median of %d%s\n",
               static_cast<long long>(n), threads, repeats, long_mode ? " (--long)" : "");
 
