@@ -52,7 +52,7 @@ _ATTRIBUTES = {
 }
 #: Subpackages and modules reachable as attributes (``tk.layers``).
 _SUBMODULES = (
-    "callbacks", "datasets", "evaluation", "experiments", "layers", "models",
+    "callbacks", "core", "datasets", "evaluation", "experiments", "layers", "models",
     "quantization", "recipes",
 )
 #: Old module paths, imported (with a DeprecationWarning) only when used.

@@ -1,12 +1,20 @@
-"""Fixed-point formats: ``FixedPoint(bits, frac_bits)`` and its string form ``"s8.4"``."""
+"""Fixed-point formats: ``FixedPoint(bits, frac_bits)`` and its string form ``"s8.4"``.
+
+The one definition of a format in Python, free of TensorFlow: the NumPy
+binding (:mod:`tensorflow_kappa.core`) and the TensorFlow ops
+(:mod:`tensorflow_kappa.quantization`, which re-exports it) both use it. A
+dtype may be given as a TensorFlow ``DType``, a NumPy dtype or type, or a
+name such as ``"float32"``.
+"""
 from __future__ import annotations
 
 import dataclasses
 import math
 import re
+import sys
+from typing import Any
 
 import numpy as np
-import tensorflow as tf
 
 # The rounding and overflow modes, declared once for Python (the op attributes and
 # cc/ fixed_point.h carry the same names).
@@ -23,6 +31,10 @@ _FLOAT_LIMITS = {
     "float32": (24, -125, 128),
     "float64": (53, -1021, 1024),
 }
+
+# Bytes per element; the compute dtypes (float32, float64) are what an error
+# suggests when a format does not fit a narrower one.
+_SIZES = {"float16": 2, "bfloat16": 2, "float32": 4, "float64": 8}
 
 _PATTERN = re.compile(
     r"^(?P<sign>[su])(?P<bits>\d+)\.(?P<frac>-?\d+)"
@@ -165,9 +177,13 @@ class FixedPoint:
         """The upper rail, ``code_max * lsb``."""
         return math.ldexp(self.code_max, -self.frac_bits)
 
-    def fits_dtype(self, dtype: tf.DType) -> bool:
-        """Whether every value of the format is exactly representable in ``dtype``."""
-        digits, min_exponent, max_exponent = _FLOAT_LIMITS[tf.as_dtype(dtype).name]
+    def fits_dtype(self, dtype: Any) -> bool:
+        """Whether every value of the format is exactly representable in ``dtype``.
+
+        Raises:
+            ValueError: ``dtype`` is not float16, bfloat16, float32 or float64.
+        """
+        digits, min_exponent, max_exponent = _FLOAT_LIMITS[_float_dtype_name(dtype)]
         # The rails +-2**(bits-1-frac_bits) (signed) or 2**(bits-frac_bits) - lsb
         # (unsigned) stay finite, the lsb is a normal number (TensorFlow's CPU
         # kernels flush subnormals to zero), and no code has more significant
@@ -178,23 +194,39 @@ class FixedPoint:
             and self.bits - self.frac_bits <= max_exponent
         )
 
-    def check_dtype(self, dtype: tf.DType) -> None:
+    def check_dtype(self, dtype: Any) -> None:
         """Raise ValueError unless ``dtype`` can hold every value of the format."""
-        dtype = tf.as_dtype(dtype)
-        if dtype.name not in _FLOAT_LIMITS:
-            raise ValueError(
-                f"Fixed-point quantization takes float16, bfloat16, float32 or "
-                f"float64 tensors, got {dtype.name}"
-            )
-        if self.fits_dtype(dtype):
+        name = _float_dtype_name(dtype)
+        if self.fits_dtype(name):
             return
-        wider = next(
-            (d for d in (tf.float32, tf.float64)
-             if d.size > dtype.size and self.fits_dtype(d)),
-            None,
-        )
-        hint = f"; use {wider.name} inputs" if wider is not None else ""
+        wider = next((w for w in ("float32", "float64")
+                      if _SIZES[w] > _SIZES[name] and self.fits_dtype(w)), None)
+        hint = f"; use {wider} inputs" if wider is not None else ""
         raise ValueError(
             f"Format {self} (rails {self.min_value:g}..{self.max_value:g}, lsb "
-            f"{self.lsb:g}) is not exactly representable in {dtype.name}{hint}"
+            f"{self.lsb:g}) is not exactly representable in {name}{hint}"
         )
+
+
+def dtype_name(dtype: Any) -> str:
+    """The name of ``dtype``: a TensorFlow DType (where TensorFlow is imported; it
+    is not imported here), a NumPy dtype or type, or a name such as ``"float32"``."""
+    if isinstance(dtype, str) and dtype in _FLOAT_LIMITS:
+        return dtype  # bfloat16 has no NumPy name without ml_dtypes
+    tf = sys.modules.get("tensorflow")
+    if tf is not None and isinstance(dtype, tf.DType):
+        return dtype.name
+    try:
+        return np.dtype(dtype).name
+    except TypeError:
+        raise ValueError(f"{dtype!r} is not a dtype") from None
+
+
+def _float_dtype_name(dtype: Any) -> str:
+    name = dtype_name(dtype)
+    if name not in _FLOAT_LIMITS:
+        raise ValueError(
+            f"Fixed-point quantization takes float16, bfloat16, float32 or "
+            f"float64 tensors, got {name}"
+        )
+    return name

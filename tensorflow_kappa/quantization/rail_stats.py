@@ -1,13 +1,12 @@
 """``rail_stats``: one-pass statistics of how close a tensor runs to the rails of a format."""
 from __future__ import annotations
 
-import numbers
 from typing import NamedTuple
 
-import numpy as np
 import tensorflow as tf
 
 from tensorflow_kappa import _ops
+from tensorflow_kappa.core.ops import check_near_rail
 from tensorflow_kappa.quantization import composite
 from tensorflow_kappa.quantization._op_inputs import FormatLike, prepare
 
@@ -20,15 +19,6 @@ class RailStats(NamedTuple):
     saturation_fraction: tf.Tensor
     near_rail_fraction: tf.Tensor
     underflow_fraction: tf.Tensor
-
-
-def check_near_rail(near_rail: object) -> float:
-    """``near_rail`` as the float32 value the op attribute holds, after checking it."""
-    if isinstance(near_rail, bool) or not isinstance(near_rail, numbers.Real):
-        raise ValueError(f"near_rail must be a number in [0, 1], got {near_rail!r}")
-    if not 0.0 <= float(near_rail) <= 1.0:
-        raise ValueError(f"near_rail must lie in [0, 1], got {near_rail!r}")
-    return float(np.float32(near_rail))
 
 
 def rail_stats(x: tf.Tensor, fmt: FormatLike, near_rail: float = 0.9) -> RailStats:

@@ -1,8 +1,9 @@
-"""Seeds of stochastic rounding: the one place they are checked, drawn and numbered.
+"""Seeds of stochastic rounding for the ops: the one place they are drawn and numbered.
 
 Every op that rounds stochastically takes an int64[2] seed; the same seed gives
-the same rounding on CPU, GPU and the pure-TensorFlow twins. :func:`op_seed`
-turns what a user passes into that tensor; :class:`SeedStream` gives a training
+the same rounding on CPU, GPU, the pure-TensorFlow twins and the NumPy binding.
+:func:`op_seed` turns what a user passes into that tensor (Python and NumPy
+seeds are checked by :func:`tensorflow_kappa.core.seeds.check_seed`); :class:`SeedStream` gives a training
 run a distinct seed for every stochastic quantizer call of every step.
 
 Example:
@@ -19,43 +20,13 @@ from typing import Optional, Sequence, Union
 import numpy as np
 import tensorflow as tf
 
-from tensorflow_kappa.quantization.fixed_point import STOCHASTIC, FixedPoint
+from tensorflow_kappa.core.seeds import (INT64_MAX, INT64_MIN, SEED_EXPECTED, check_seed,
+                                         rounds_stochastically)
+from tensorflow_kappa.quantization.fixed_point import FixedPoint
 
 __all__ = ["SeedLike", "SeedStream", "op_seed", "rounds_stochastically"]
 
 SeedLike = Union[Sequence[int], np.ndarray, tf.Tensor, tf.Variable, None]
-
-_INT64_MIN, _INT64_MAX = -(2 ** 63), 2 ** 63 - 1
-_EXPECTED = "two integers (a, b), each in [-2**63, 2**63 - 1]"
-
-
-def rounds_stochastically(*formats: Optional[FixedPoint]) -> bool:
-    """Whether any of the formats (None: no quantization) rounds stochastically."""
-    return any(f is not None and f.rounding == STOCHASTIC for f in formats)
-
-
-def _host_seed(seed: object) -> np.ndarray:
-    """A Python or NumPy seed as int64[2], each element checked exactly (no float detour)."""
-    if isinstance(seed, np.ndarray):
-        if seed.dtype == np.bool_ or not np.issubdtype(seed.dtype, np.integer):
-            raise ValueError(f"seed must be {_EXPECTED}, got an array of dtype {seed.dtype}")
-        values = seed.tolist()
-        shape = seed.shape
-    else:
-        try:
-            values = list(seed)
-        except TypeError:
-            raise ValueError(f"seed must be {_EXPECTED}, got {seed!r}") from None
-        shape = (len(values),)
-        for v in values:
-            if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral):
-                raise ValueError(f"seed must be {_EXPECTED}, got {seed!r}")
-    if shape != (2,):
-        raise ValueError(f"seed must be {_EXPECTED}, got shape {shape}: {seed!r}")
-    if not all(_INT64_MIN <= int(v) <= _INT64_MAX for v in values):
-        raise ValueError(f"seed must be {_EXPECTED}, got {seed!r} (out of the int64 range)")
-    return np.asarray([int(v) for v in values], np.int64)
-
 
 def op_seed(seed: SeedLike, *formats: Optional[FixedPoint]) -> tf.Tensor:
     """The int64[2] seed an op takes.
@@ -76,11 +47,11 @@ def op_seed(seed: SeedLike, *formats: Optional[FixedPoint]) -> tf.Tensor:
             return tf.zeros([2], tf.int64)
         return tf.random.uniform([2], maxval=2**62, dtype=tf.int64)
     if not isinstance(seed, (tf.Tensor, tf.Variable)):
-        return tf.constant(_host_seed(seed))
+        return tf.constant(check_seed(seed))
     if not seed.dtype.is_integer:
-        raise ValueError(f"seed must be {_EXPECTED}, got a tensor of dtype {seed.dtype.name}")
+        raise ValueError(f"seed must be {SEED_EXPECTED}, got a tensor of dtype {seed.dtype.name}")
     if seed.shape.rank is not None and seed.shape.as_list() != [2]:
-        raise ValueError(f"seed must be {_EXPECTED}, got a tensor of shape {seed.shape}")
+        raise ValueError(f"seed must be {SEED_EXPECTED}, got a tensor of shape {seed.shape}")
     return tf.cast(seed, tf.int64)
 
 
@@ -113,7 +84,7 @@ class SeedStream:
 
     def __init__(self, run_seed: int, step: tf.Variable):
         if isinstance(run_seed, (bool, np.bool_)) or not isinstance(run_seed, numbers.Integral) \
-                or not _INT64_MIN <= run_seed <= _INT64_MAX:
+                or not INT64_MIN <= run_seed <= INT64_MAX:
             raise ValueError(f"run_seed must be an integer in [-2**63, 2**63 - 1], got "
                              f"{run_seed!r}")
         self._run_seed = tf.constant(int(run_seed), tf.int64)
