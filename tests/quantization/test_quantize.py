@@ -6,6 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fixed_point_reference import quantize_reference, same_bits
+from op_cases import DTYPES, edge_values, formats_for
 from tensorflow_kappa.quantization import (
     OVERFLOW_MODES,
     ROUNDING_MODES,
@@ -13,39 +14,6 @@ from tensorflow_kappa.quantization import (
     composite_ops,
     quantize_tensor,
 )
-
-DTYPES = [tf.float16, tf.bfloat16, tf.float32, tf.float64]
-
-
-def edge_values(fmt: FixedPoint, dtype: tf.DType) -> np.ndarray:
-    """Ties, rails, values beyond the rails, signed zeros, NaN, Inf, tiny and huge values."""
-    np_dtype = dtype.as_numpy_dtype
-    lsb = fmt.lsb
-    ks = np.array([0, 1, 2, 3, fmt.code_min, fmt.code_max, fmt.code_min + 1, fmt.code_max - 1],
-                  dtype=np.float64)
-    ties = np.concatenate([(ks + 0.5) * lsb, (-ks - 0.5) * lsb])
-    near = np.concatenate([ks * lsb, ks * lsb + lsb / 4, ks * lsb - lsb / 4, -ks * lsb])
-    rails = np.array([fmt.min_value, fmt.max_value, fmt.min_value - lsb, fmt.max_value + lsb,
-                      fmt.min_value * 3, fmt.max_value * 3 + lsb / 2])
-    info = np.finfo(np.float32 if dtype == tf.bfloat16 else np_dtype)
-    special = np.array([0.0, -0.0, np.nan, np.inf, -np.inf, float(info.tiny),
-                        -float(info.tiny), float(info.max), -float(info.max),
-                        float(info.tiny) * 2.0**-3])
-    values = np.concatenate([ties, near, rails, special])
-    with np.errstate(over="ignore"):
-        return values.astype(np_dtype)
-
-
-def formats_for(dtype: tf.DType, rounding: str, overflow: str) -> list:
-    candidates = [(8, 4, True), (6, 0, True), (4, -2, True), (8, 10, True), (8, 8, False),
-                  (3, 1, False), (2, 0, True), (1, 0, False), (12, 3, True), (16, 20, True),
-                  (24, 12, True), (24, 30, False), (32, 16, True)]
-    out = []
-    for bits, frac, signed in candidates:
-        fmt = FixedPoint(bits, frac, signed, rounding, overflow)
-        if fmt.fits_dtype(dtype):
-            out.append(fmt)
-    return out
 
 
 # FixedPoint -----------------------------------------------------------------

@@ -5,34 +5,9 @@ import tensorflow as tf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from op_cases import DTYPES, RAIL_FORMATS, values_for
 from stats_reference import rail_stats_reference
 from tensorflow_kappa.quantization import FixedPoint, RailStats, composite_ops, rail_stats
-
-DTYPES = [tf.float16, tf.bfloat16, tf.float32, tf.float64]
-FORMATS = ["s8.4", "u8.8", "s4.-2", "s6.0", "u3.1", "s2.0", "s12.10", "s24.12", "s32.16"]
-
-
-def values_for(fmt: FixedPoint, dtype: tf.DType, seed: int) -> np.ndarray:
-    """Rails, one step either side, the near-rail thresholds, ties around 0, specials, random."""
-    lsb, lo, hi = fmt.lsb, fmt.min_value, fmt.max_value
-    near = []
-    for nr in (0.9, 0.5, 0.75):
-        m = (1 - float(np.float32(nr))) * (hi - lo) / 2
-        near += [hi - m, lo + m]
-    base = np.array([lo, hi, lo - lsb, hi + lsb, lo + lsb / 2, hi - lsb / 2, 0.0, -0.0,
-                     lsb / 2, -lsb / 2, lsb / 4, -lsb / 4, lsb, -lsb, 0.75 * lsb, np.nan,
-                     np.inf, -np.inf, 3 * hi, 3 * lo - 1] + near)
-    rng = np.random.default_rng(seed)
-    spread = max(hi - lo, 4 * lsb)
-    rand = np.concatenate([rng.uniform(lo - spread / 4, hi + spread / 4, 3000),
-                           rng.normal(0, lsb, 1000)])
-    x = np.concatenate([base, rand])
-    np_dtype = dtype.as_numpy_dtype
-    with np.errstate(over="ignore"):
-        x = x.astype(np_dtype)
-    # Values next to the thresholds in this dtype too.
-    x64 = x.astype(np.float64)
-    return x[np.isnan(x64) | (np.abs(x64) < 1e300)]
 
 
 def fits(fmt: str, dtype: tf.DType) -> bool:
@@ -48,7 +23,7 @@ def check(got: RailStats, want):
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.name)
 def test_matches_reference(implementation, dtype):
-    for k, text in enumerate(FORMATS):
+    for k, text in enumerate(RAIL_FORMATS):
         if not fits(text, dtype):
             continue
         fmt = FixedPoint.parse(text)

@@ -14,7 +14,8 @@ import tensorflow as tf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fixed_point_reference import quantize_reference, same_bits
+from fixed_point_reference import same_bits
+from op_cases import MODE_PAIRS, inputs
 from stats_reference import UpdateReference, assert_sums_close
 from tensorflow_kappa.quantization import (
     OVERFLOW_MODES,
@@ -27,19 +28,6 @@ from tensorflow_kappa.quantization import (
 )
 
 
-def inputs(n, dtype, seed, storage=None):
-    """Weights (on the storage grid and off it, some beyond the rails) and gradients."""
-    rng = np.random.default_rng(seed)
-    w = rng.normal(0, 2, n)
-    if storage is not None:
-        w[: n // 2] = quantize_reference(w[: n // 2], storage)
-        w[:8] = [storage.max_value, storage.min_value, storage.max_value - storage.lsb, 0.0,
-                 -0.0, storage.lsb, -storage.lsb, storage.max_value + 1]
-    g = rng.normal(0, 1, n) * 2.0 ** rng.integers(-16, 6, n)
-    g[:4] = [0.0, -0.0, 1e-30, 3.0]
-    return w.astype(dtype), g.astype(dtype)
-
-
 def check(stats, ref, new, n):
     """Against the reference: weights equal as values (the reference quantizer is
     loose about the sign of zero; custom op and twin are compared bit for bit
@@ -50,12 +38,6 @@ def check(stats, ref, new, n):
     assert stats.update_underflow_fraction.numpy() == ref.underflow_fraction
     assert stats.storage_saturation_fraction.numpy() == ref.saturation_fraction
     assert_sums_close(stats, ref, n)
-
-
-MODE_PAIRS = ([(None, None)]
-              + [(f"s10.14:{r}:{o}", "s8.6") for r in ROUNDING_MODES for o in OVERFLOW_MODES]
-              + [("s10.14", f"s8.6:{r}:{o}") for r in ROUNDING_MODES for o in OVERFLOW_MODES]
-              + [(None, "u8.7:stochastic"), ("s6.20:toward_zero", None)])
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
