@@ -4,9 +4,12 @@
     kappa ablation 2x2 float/fixed-point x controller ablation, with plots
     kappa arithmetic  a deep iNALU stack on the report's arithmetic task, end to end
     kappa nalm-benchmark  single-module arithmetic benchmark: INALU, NALU, NAU, NMU
-    kappa bench [ops|loop-controller|trainer]  timings: the quantization ops against
-                   their twins and TF built-ins (default), LoopController against
-                   plain fit, the instrumented trainer against fit
+    kappa bench [ops|loop-controller|trainer|core]  timings: the quantization ops
+                   against their twins and TF built-ins (default), LoopController
+                   against plain fit, the instrumented trainer against fit, the
+                   NumPy binding against the op
+    kappa inspect MODEL_FILE --format s8.4  what storing saved weights in fixed
+                   point would do to them (no TensorFlow)
 
 TensorFlow is imported by :func:`main` after the arguments are parsed, not
 by this module, so ``kappa --help`` and argument errors need no TensorFlow.
@@ -194,10 +197,16 @@ def _cmd_nalm_benchmark(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from tensorflow_kappa.experiments import loop_controller_bench, op_bench, trainer_bench
+    from tensorflow_kappa.experiments import (core_bench, loop_controller_bench, op_bench,
+                                              trainer_bench)
 
     if args.suite == "ops":
         print(op_bench.format_report(op_bench.run(size=args.size, repeats=args.repeats or 7)))
+        return 0
+    if args.suite == "core":
+        repeats = args.repeats or 7
+        candidates, targets = core_bench.run(size=args.size, repeats=repeats)
+        print(core_bench.format_report(candidates, targets, args.size, repeats))
         return 0
     bench = loop_controller_bench if args.suite == "loop-controller" else trainer_bench
     options = dict(bench.QUICK) if args.quick else {}
@@ -205,6 +214,64 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         options["rounds"] = args.repeats
     bench.run(log=partial(print, flush=True), **options)
     return 0
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    from tensorflow_kappa.experiments import inspect_weights as iw
+
+    try:
+        weights = iw.load_weights(args.model_file)
+        reports = iw.inspect_weights(weights, args.formats, args.near_rail, args.seed)
+    except ImportError as err:
+        print(f"kappa inspect: {err}", file=sys.stderr)
+        return 1
+    summaries = iw.summarize(reports)
+    values = sum(w.values.size for w in weights)
+    print(f"kappa inspect: {args.model_file}: {len(weights)} weights, {values} values; "
+          f"near rail: in the outer {100 * (1 - args.near_rail):.3g}% of each half-range")
+    if len(summaries) == 1 or args.per_weight:
+        print()
+        print(iw.format_weights(reports))
+    print()
+    print(iw.format_comparison(summaries))
+    print()
+    print(iw.suggest(summaries, weights))
+    return 0
+
+
+def _formats(text: str) -> list:
+    """argparse type: comma-separated fixed-point formats, each parsed."""
+    from tensorflow_kappa.core.fixed_point import FixedPoint
+
+    names = [v.strip() for v in text.split(",") if v.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"{text!r} names no format (e.g. s8.4,s16.12)")
+    try:
+        return [FixedPoint.parse(v) for v in names]
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _seed_pair(text: str) -> tuple:
+    """argparse type: 'A,B', two integers (the seed of stochastic rounding)."""
+    from tensorflow_kappa.core.seeds import check_seed
+
+    try:
+        return tuple(check_seed([int(v) for v in text.split(",")]).tolist())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not two integers A,B in the int64 "
+                                         "range") from None
+
+
+def _unit_float(text: str) -> float:
+    """argparse type: a number in [0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{value} is not in [0, 1]")
+    return value
 
 
 def _positive_int(text: str) -> int:
@@ -294,22 +361,42 @@ def build_parser() -> argparse.ArgumentParser:
     nb.add_argument("--out", default="runs/nalm-benchmark", help="output folder")
     nb.set_defaults(func=_cmd_nalm_benchmark)
     bench = sub.add_parser(
-        "bench", help="timings: ops (default), loop-controller or trainer",
+        "bench", help="timings: ops (default), loop-controller, trainer or core",
         description="ops: quantize_tensor, rail_stats and update_quantize_store as custom "
         "ops, as pure-TF twins (tf.function and XLA) and TensorFlow's nearest built-ins, "
         "side by side on one tensor; ratios against the performance targets and GPU "
         "bandwidth where a GPU is visible. loop-controller: LoopController against plain "
         "model.fit (time per step, traces, tracing time). trainer: train_instrumented "
-        "compiled, eager and against model.fit. All: medians of interleaved rounds.")
+        "compiled, eager and against model.fit. core: the NumPy binding "
+        "(tensorflow_kappa.core) against the custom ops. All: medians of interleaved rounds.")
     bench.add_argument("suite", nargs="?", default="ops",
-                       choices=("ops", "loop-controller", "trainer"))
+                       choices=("ops", "loop-controller", "trainer", "core"))
     bench.add_argument("--size", type=_positive_int, default=1 << 24,
-                       help="float32 elements (ops)")
+                       help="float32 elements (ops, core)")
     bench.add_argument("--repeats", type=_positive_int, default=None,
-                       help="timed rounds (default: ops 7, loop-controller 7, trainer 5)")
+                       help="timed rounds (default: ops 7, loop-controller 7, trainer 5, "
+                            "core 7)")
     bench.add_argument("--quick", action="store_true",
                        help="smoke run (loop-controller, trainer)")
     bench.set_defaults(func=_cmd_bench)
+    ins = sub.add_parser(
+        "inspect", help="what storing saved weights in fixed point would do to them",
+        description="Read the weights of a saved model (.keras, .weights.h5 or other Keras "
+        "HDF5, .npz, .npy) without TensorFlow and print, per layer and weight and per "
+        "format, the fractions saturated, near a rail and underflowing and the maximum "
+        "and RMS quantization error; with several formats, a table comparing them and a "
+        "suggestion. Optimizer state is left out.")
+    ins.add_argument("model_file", metavar="MODEL_FILE")
+    ins.add_argument("--format", "--formats", dest="formats", type=_formats, required=True,
+                     metavar="FORMATS",
+                     help="one format (s8.4) or several, comma-separated (s8.4,s8.6,s16.12)")
+    ins.add_argument("--near-rail", type=_unit_float, default=0.9,
+                     help="rail_stats' near_rail (default %(default)s)")
+    ins.add_argument("--seed", type=_seed_pair, default=(0, 0), metavar="A,B",
+                     help="seed of stochastic formats (default 0,0)")
+    ins.add_argument("--per-weight", action="store_true",
+                     help="the per-weight table for every format (always shown for one)")
+    ins.set_defaults(func=_cmd_inspect, needs_tensorflow=False)
     return parser
 
 

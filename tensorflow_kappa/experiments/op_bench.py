@@ -233,19 +233,25 @@ def _gpu_bandwidth(size: int, repeats: int, calls: int = 20) -> Optional[Dict[st
     return gbs
 
 
+def measure(candidates: List[Candidate], repeats: int) -> None:
+    """Two warm-up calls each, then ``repeats`` interleaved rounds of one call per
+    candidate, each call's wall and process CPU time appended to the candidate."""
+    for _ in range(2):
+        for c in candidates:
+            _block(c.fn())
+    for _ in range(repeats):
+        for c in candidates:
+            wall, cpu = time.perf_counter(), time.process_time()
+            _block(c.fn())
+            c.wall_ms.append((time.perf_counter() - wall) * 1e3)
+            c.cpu_ms.append((time.process_time() - cpu) * 1e3)
+
+
 def run(size: int = 1 << 24, repeats: int = 7, device: str = "/CPU:0") -> Report:
     """Time every candidate; see the module docstring."""
     with tf.device(device):
         candidates = _candidates(size)
-        for _ in range(2):
-            for c in candidates:
-                _block(c.fn())
-        for _ in range(repeats):
-            for c in candidates:
-                wall, cpu = time.perf_counter(), time.process_time()
-                _block(c.fn())
-                c.wall_ms.append((time.perf_counter() - wall) * 1e3)
-                c.cpu_ms.append((time.process_time() - cpu) * 1e3)
+        measure(candidates, repeats)
     by_name = {f"{c.group}/{c.name}": c for c in candidates}
     return Report(size, repeats, candidates, _targets(by_name), _gpu_bandwidth(size, repeats))
 
