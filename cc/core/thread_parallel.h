@@ -3,13 +3,14 @@
 //
 // The functors split their work into a fixed number of blocks whatever the
 // ParallelFor does (parallel.h), so results do not depend on the number of
-// threads used here. Threads are started per call and joined before it
+// threads used here, nor on which thread runs which part. Threads are started per call and joined before it
 // returns: no state outlives a call, and nothing runs after the caller's
 // buffers go away.
 #ifndef KAPPA_CORE_THREAD_PARALLEL_H_
 #define KAPPA_CORE_THREAD_PARALLEL_H_
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <thread>
@@ -32,19 +33,33 @@ inline int ThreadCount(int max_threads, int64_t total, int64_t cost_per_unit) {
   return static_cast<int>(std::max<int64_t>(count, 1));
 }
 
-// Runs work over [0, total) in ThreadCount(...) contiguous ranges of equal
-// size, one per thread; the calling thread takes the first range.
+// Chunks of work per thread: threads take chunks from a shared counter, so
+// that a thread the OS holds back (on a machine shared with other work)
+// delays the call by one chunk, not by a whole thread's share.
+constexpr int64_t kChunksPerThread = 4;
+
+// Runs work over [0, total) on ThreadCount(...) threads (the calling thread
+// is one of them), in up to kChunksPerThread contiguous chunks per thread.
 inline ParallelFor ThreadParallelFor(int max_threads) {
   return [max_threads](int64_t total, int64_t cost_per_unit,
                        const std::function<void(int64_t, int64_t)>& work) {
     if (total <= 0) return;
     const int t = ThreadCount(max_threads, total, cost_per_unit);
+    if (t == 1) {
+      work(0, total);
+      return;
+    }
+    const int64_t chunks = std::min<int64_t>(total, t * kChunksPerThread);
+    std::atomic<int64_t> next{0};
+    const auto run = [&] {
+      for (int64_t c = next.fetch_add(1); c < chunks; c = next.fetch_add(1)) {
+        work(total * c / chunks, total * (c + 1) / chunks);
+      }
+    };
     std::vector<std::thread> pool;
     pool.reserve(static_cast<size_t>(t - 1));
-    for (int k = 1; k < t; ++k) {
-      pool.emplace_back([&work, total, t, k] { work(total * k / t, total * (k + 1) / t); });
-    }
-    work(0, total / t);
+    for (int k = 1; k < t; ++k) pool.emplace_back(run);
+    run();
     for (std::thread& th : pool) th.join();
   };
 }

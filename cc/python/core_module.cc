@@ -15,10 +15,16 @@
 
 #include <atomic>
 #include <cstdint>
+#include <cstdlib>
+#include <list>
+#include <mutex>
+#include <new>
 #include <optional>
 #include <string>
 #include <thread>
 #include <tuple>
+#include <utility>
+#include <vector>
 
 #if defined(__linux__)
 #include <sched.h>
@@ -62,6 +68,80 @@ void SetNumThreads(int threads) {
     throw py::value_error("threads must be a positive integer, got " + std::to_string(threads));
   }
   MaxThreads().store(threads);
+}
+
+// ---------------------------------------------------------------------------
+// Memory for the results the binding allocates (quantize without out=).
+//
+// A large NumPy array is freed back to the operating system, and the next one
+// of its size is faulted in page by page and zero-filled by the kernel, which
+// costs about as much as quantizing it; TensorFlow's CPU allocator reuses
+// freed memory instead. So does this: the buffers of freed results of at
+// least kMinCachedBytes are kept, kMaxCachedBytes in all (the oldest go
+// first), and handed out again for a result of the same size. Smaller
+// results use NumPy's own allocation.
+class ResultMemory {
+ public:
+  static constexpr size_t kMinCachedBytes = size_t{1} << 20;
+  static constexpr size_t kMaxCachedBytes = size_t{256} << 20;
+  static constexpr size_t kAlign = 64;
+
+  // Never destroyed: an array may outlive static destruction at exit.
+  static ResultMemory& Get() {
+    static ResultMemory* memory = new ResultMemory;
+    return *memory;
+  }
+
+  // A buffer of `bytes` (a multiple of kAlign, at least kMinCachedBytes).
+  void* Take(size_t bytes) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (auto it = free_.begin(); it != free_.end(); ++it) {
+        if (it->second == bytes) {
+          void* p = it->first;
+          cached_ -= bytes;
+          free_.erase(it);
+          return p;
+        }
+      }
+    }
+    void* p = std::aligned_alloc(kAlign, bytes);
+    if (p == nullptr) throw std::bad_alloc();
+    return p;
+  }
+
+  void Give(void* p, size_t bytes) {
+    std::lock_guard<std::mutex> lock(mu_);
+    free_.emplace_front(p, bytes);
+    cached_ += bytes;
+    while (cached_ > kMaxCachedBytes) {
+      std::free(free_.back().first);
+      cached_ -= free_.back().second;
+      free_.pop_back();
+    }
+  }
+
+ private:
+  std::mutex mu_;
+  std::list<std::pair<void*, size_t>> free_;  // most recently freed first
+  size_t cached_ = 0;
+};
+
+// A new C-contiguous array of the dtype and shape of `like`.
+py::array NewResult(const py::array& like) {
+  std::vector<py::ssize_t> shape(like.shape(), like.shape() + like.ndim());
+  const size_t bytes = static_cast<size_t>(like.nbytes());
+  if (bytes < ResultMemory::kMinCachedBytes) return py::array(like.dtype(), shape);
+  const size_t rounded = (bytes + ResultMemory::kAlign - 1) / ResultMemory::kAlign *
+                         ResultMemory::kAlign;
+  void* p = ResultMemory::Get().Take(rounded);
+  // The capsule owns the buffer and returns it when the array is freed.
+  py::capsule owner(new std::pair<void*, size_t>(p, rounded), [](void* block) {
+    auto* b = static_cast<std::pair<void*, size_t>*>(block);
+    ResultMemory::Get().Give(b->first, b->second);
+    delete b;
+  });
+  return py::array(like.dtype(), shape, p, owner);
 }
 
 // ---------------------------------------------------------------------------
@@ -157,21 +237,27 @@ void QuantizeT(const py::array& x, py::array out, const FixedPointFormat& f, int
   QuantizeCpu<T>(in, y, n, f, seed0, seed1, pf);
 }
 
-void Quantize(const py::array& x, py::array out, const FormatTuple& format, int64_t seed0,
-              int64_t seed1) {
+// Quantizes x into `out` (None: a new array); returns it.
+py::array Quantize(const py::array& x, std::optional<py::array> out, const FormatTuple& format,
+                   int64_t seed0, int64_t seed1) {
   const Dtype d = CheckArray(x, "x");
-  CheckArray(out, "out");
-  CheckWriteable(out, "out");
-  CheckSameLayout(x, "x", out, "out");
-  if (Overlap(x, out) && x.data() != out.data()) {
-    throw py::value_error("out must be x itself or not overlap it");
-  }
   const FixedPointFormat f = ToFormat(format);
-  if (d == Dtype::kFloat32) {
-    QuantizeT<float>(x, out, f, seed0, seed1);
+  if (out) {
+    CheckArray(*out, "out");
+    CheckWriteable(*out, "out");
+    CheckSameLayout(x, "x", *out, "out");
+    if (Overlap(x, *out) && x.data() != out->data()) {
+      throw py::value_error("out must be x itself or not overlap it");
+    }
   } else {
-    QuantizeT<double>(x, out, f, seed0, seed1);
+    out = NewResult(x);
   }
+  if (d == Dtype::kFloat32) {
+    QuantizeT<float>(x, *out, f, seed0, seed1);
+  } else {
+    QuantizeT<double>(x, *out, f, seed0, seed1);
+  }
+  return *out;
 }
 
 template <typename T>
@@ -238,10 +324,12 @@ PYBIND11_MODULE(_kappa_core, m) {
   m.doc() =
       "The framework-free fixed-point functors of tensorflow_kappa on NumPy arrays "
       "(private: use tensorflow_kappa.core).";
-  m.def("quantize", &kappa::Quantize, py::arg("x").noconvert(), py::arg("out").noconvert(), py::arg("format"),
-        py::arg("seed0"), py::arg("seed1"),
-        "out[:] = Q(x) (out may be x). format: (bits, frac_bits, signed, rounding, overflow).");
-  m.def("rail_stats", &kappa::RailStats, py::arg("x").noconvert(), py::arg("format"), py::arg("near_rail"),
+  m.def("quantize", &kappa::Quantize, py::arg("x").noconvert(), py::arg("out").noconvert(),
+        py::arg("format"), py::arg("seed0"), py::arg("seed1"),
+        "Q(x) into out (x itself, another array, or None: a new one); returns out. "
+        "format: (bits, frac_bits, signed, rounding, overflow).");
+  m.def("rail_stats", &kappa::RailStats, py::arg("x").noconvert(), py::arg("format"),
+        py::arg("near_rail"),
         "(saturation, near_rail, underflow) fractions, as float32 values.");
   m.def("update_quantize_store", &kappa::UpdateQuantizeStore, py::arg("w").noconvert(),
         py::arg("grad").noconvert(),

@@ -185,7 +185,11 @@ def quantize(x: np.ndarray, fmt: FormatLike, seed: SeedLike = None,
             one from NumPy's global generator when ``fmt`` is stochastic.
         out: where to write the result (a writeable C-contiguous array of
             ``x``'s dtype and shape, or ``x`` itself for in place); None
-            allocates it.
+            allocates it. Results of 1 MiB or more reuse the memory of freed
+            results of the same size (up to 256 MiB of it is kept), as
+            TensorFlow's allocator does: a fresh large array would be
+            page-faulted in and zero-filled by the kernel, which costs about
+            as much as quantizing it.
 
     Returns:
         The quantized array (``out`` when given).
@@ -207,15 +211,12 @@ def quantize(x: np.ndarray, fmt: FormatLike, seed: SeedLike = None,
     x = _check_array(x, "x")
     fmt = _format(fmt, "fmt", x.dtype)
     seed0, seed1 = _seed(seed, fmt)
-    if out is None:
-        out = np.empty(x.shape, x.dtype)
-    else:
+    if out is not None:
         _check_array(out, "out", writeable=True)
         _same_layout(x, "x", out, "out")
         if np.may_share_memory(x, out) and out.ctypes.data != x.ctypes.data:
             raise ValueError("out overlaps x partly: pass x itself (in place) or a separate array")
-    extension().quantize(x, out, _format_tuple(fmt), seed0, seed1)
-    return out
+    return extension().quantize(x, out, _format_tuple(fmt), seed0, seed1)
 
 
 def rail_stats(x: np.ndarray, fmt: FormatLike, near_rail: float = 0.9) -> RailStats:
