@@ -50,3 +50,13 @@ def test_wheel_installs_and_runs_outside_the_checkout(tmp_path):
     version_line, values = run.stdout.strip().splitlines()
     assert version_line.split()[1].startswith(purelib)
     assert values == "[0.125, 0.3125, 7.9375]"
+    # The NumPy binding ships in the wheel too, and runs without TensorFlow.
+    code = ("import sys, numpy as np; from tensorflow_kappa import core; "
+            "print(core.quantize(np.array([0.1, 0.3, 100.0], np.float32), 's8.4').tolist(), "
+            "core.ops.extension().__file__, 'tensorflow' in sys.modules)")
+    run = subprocess.run([str(python), "-c", code], cwd=outside, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    values, extension, tensorflow = run.stdout.rsplit(" ", 2)
+    assert values == "[0.125, 0.3125, 7.9375]" and tensorflow.strip() == "False"
+    assert extension.startswith(f"{purelib}/tensorflow_kappa/_kappa_core.")

@@ -4,11 +4,13 @@
 // The same functors the ops call (QuantizeCpu, RailStatsCpu, UpdateStoreCpu)
 // on the arrays' own memory: no copy, no arithmetic of its own. They run on
 // ThreadParallelFor (std::threads, fixed blocks: results do not depend on the
-// number of threads) with the GIL released. The Python package
+// number of threads) with the GIL released; new results come from
+// ResultMemory, which reuses freed ones. The Python package
 // tensorflow_kappa.core wraps these functions: it parses formats and seeds
 // and checks formats against the dtype (FixedPoint.check_dtype, the rule the
 // ops' kernels apply) and gives the errors users see. The checks here keep
-// the memory safe on their own: dtype, C-contiguity, writeability, sizes.
+// the memory safe on their own: dtype, C-contiguity, writeability, shapes,
+// overlap.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
