@@ -12,7 +12,7 @@ import dataclasses
 import math
 import re
 import sys
-from typing import Any
+from typing import Any, Union
 
 import numpy as np
 
@@ -206,6 +206,10 @@ class FixedPoint:
             f"Format {self} (rails {self.min_value:g}..{self.max_value:g}, lsb "
             f"{self.lsb:g}) is not exactly representable in {name}{hint}"
         )
+
+
+#: What every function taking a format accepts: a FixedPoint or its string form.
+FormatLike = Union[FixedPoint, str]
 
 
 def dtype_name(dtype: Any) -> str:

@@ -26,13 +26,12 @@ from typing import NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from tensorflow_kappa.core.fixed_point import FixedPoint
+from tensorflow_kappa.core.fixed_point import FixedPoint, FormatLike
 from tensorflow_kappa.core.seeds import check_seed, rounds_stochastically
 
 __all__ = ["RailStats", "UpdateStats", "check_near_rail", "extension", "get_num_threads",
            "quantize", "rail_stats", "set_num_threads", "update_quantize_store"]
 
-FormatLike = Union[FixedPoint, str]
 SeedLike = Union[Sequence[int], np.ndarray, None]
 
 _EXTENSION = "tensorflow_kappa._kappa_core"

@@ -8,13 +8,12 @@ first use.)
 """
 from __future__ import annotations
 
-from typing import NamedTuple, Optional, Tuple, Union
+from typing import NamedTuple, Optional, Tuple
 
 import tensorflow as tf
 
-from tensorflow_kappa.quantization.fixed_point import FixedPoint
+from tensorflow_kappa.core.fixed_point import FixedPoint, FormatLike
 
-FormatLike = Union[FixedPoint, str]
 HALF_TYPES = (tf.float16, tf.bfloat16)
 
 

@@ -39,7 +39,7 @@ from typing import Any, Dict, Iterable, Mapping, Optional, Union
 
 import tensorflow as tf
 
-from tensorflow_kappa.quantization.fixed_point import FixedPoint
+from tensorflow_kappa.core.fixed_point import FixedPoint, FormatLike
 
 __all__ = [
     "DEFAULT_LAYER",
@@ -54,8 +54,6 @@ FIELDS = (
 )
 DEFAULT_LAYER = "*"
 INPUT_LAYER = "input"
-
-FormatLike = Union[FixedPoint, str]
 
 
 def _coerce_format(fmt: Any, where: str) -> FixedPoint:
