@@ -1,0 +1,9 @@
+"""Optimizers of tensorflow_kappa: ``FixedPointOptimizer``, fixed-point training around any
+Keras 3 optimizer (gradients, optimizer state, updates and stored weights per a precision dict).
+
+>>> from tensorflow_kappa.optimizers import FixedPointOptimizer
+>>> opt = FixedPointOptimizer(keras.optimizers.Adam(1e-3), {"*": {"weight": "s16.12"}})  # doctest: +SKIP
+"""
+from tensorflow_kappa.optimizers.fixed_point import DEFAULT_STATE_FIELDS, FixedPointOptimizer
+
+__all__ = ["DEFAULT_STATE_FIELDS", "FixedPointOptimizer"]
