@@ -122,6 +122,7 @@ class QuantizationMonitor(keras.callbacks.Callback):
         self.records: Dict[str, List[float]] = {}
         self.dead_layers: List[str] = []
         self._step = 0  # steps trained under this monitor, over all fits
+        self._cache = None  # (model, its train function, our monitored one), across fits
         self._reset_fit_state()
 
     def _reset_fit_state(self) -> None:
@@ -200,7 +201,12 @@ class QuantizationMonitor(keras.callbacks.Callback):
         if model.train_function is None:
             model.make_train_function()
         self._plain = model.train_function
-        self._monitored = self._build_monitored_function()
+        cached = self._cache
+        if cached is not None and cached[0] is model and cached[1] is self._plain:
+            self._monitored = cached[2]  # fit again: no new trace
+        else:
+            self._monitored = self._build_monitored_function()
+            self._cache = (model, self._plain, self._monitored)
         if self.tensorboard_dir is not None:
             self._writer = tf.summary.create_file_writer(str(self.tensorboard_dir))
 
