@@ -40,7 +40,8 @@ if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then
 fi
 echo "== pip install $tensorflow and the test tools"
 "$python" -m pip install -q --upgrade pip setuptools wheel
-"$python" -m pip install -q "$tensorflow" "matplotlib>=3.8" "pytest>=8" "hypothesis>=6" "tensorboard~=2.20.0"
+"$python" -m pip install -q "$tensorflow" "matplotlib>=3.8" "pytest>=8" "hypothesis>=6" "tensorboard~=2.20.0" \
+  "scikit-learn>=1.3"
 echo "== configure.py, Bazel build, editable install"
 "$python" -m pip install -q --no-build-isolation -e .
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"

@@ -4,9 +4,12 @@
     kappa ablation 2x2 float/fixed-point x controller ablation, with plots
     kappa arithmetic  a deep iNALU stack on the report's arithmetic task, end to end
     kappa nalm-benchmark  single-module arithmetic benchmark: INALU, NALU, NAU, NMU
-    kappa bench [ops|loop-controller|trainer]  timings: the quantization ops against
-                   their twins and TF built-ins (default), LoopController against
-                   plain fit, the instrumented trainer against fit
+    kappa fixed-point  a small CNN on 8x8 digits, float32 vs 16-bit fixed point with
+                   round-to-nearest and stochastic rounding (Gupta et al. 2015)
+    kappa bench [ops|loop-controller|trainer|fixed-point]  timings: the quantization ops
+                   against their twins and TF built-ins (default), LoopController against
+                   plain fit, the instrumented trainer against fit, fixed-point fit
+                   against float fit and the twins
 
 TensorFlow is imported by :func:`main` after the arguments are parsed, not
 by this module, so ``kappa --help`` and argument errors need no TensorFlow.
@@ -193,13 +196,38 @@ def _cmd_nalm_benchmark(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_fixed_point(args: argparse.Namespace) -> int:
+    from tensorflow_kappa.experiments import fixed_point
+
+    formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+    roundings = [r.strip() for r in args.roundings.split(",") if r.strip()]
+    print(f"kappa fixed-point: digits CNN, SGD(lr={args.learning_rate}), batch "
+          f"{args.batch_size}, {args.epochs} epochs, seed {args.seed}; float32, then weights "
+          f"stored in {', '.join(formats)} with {', '.join(roundings)}", flush=True)
+    try:
+        runs = fixed_point.run_study(
+            formats, roundings, epochs=args.epochs, learning_rate=args.learning_rate,
+            batch_size=args.batch_size, seed=args.seed, every=args.every, limit=args.limit,
+            log=lambda line: print(line, flush=True))
+    except ImportError as err:  # scikit-learn missing: say how to get it
+        raise SystemExit(f"kappa fixed-point: error: {err}") from None
+    config = {k: v for k, v in vars(args).items() if k not in ("func", "command")}
+    paths = fixed_point.write_results(runs, args.out, args.target, config)
+    print()
+    print(fixed_point.format_table(runs, args.target))
+    print(f"\nwrote {paths['table']}, {paths['json']} and {paths['plot']}")
+    return 0
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from tensorflow_kappa.experiments import loop_controller_bench, op_bench, trainer_bench
+    from tensorflow_kappa.experiments import (fixed_point_bench, loop_controller_bench, op_bench,
+                                              trainer_bench)
 
     if args.suite == "ops":
         print(op_bench.format_report(op_bench.run(size=args.size, repeats=args.repeats or 7)))
         return 0
-    bench = loop_controller_bench if args.suite == "loop-controller" else trainer_bench
+    bench = {"loop-controller": loop_controller_bench, "trainer": trainer_bench,
+             "fixed-point": fixed_point_bench}[args.suite]
     options = dict(bench.QUICK) if args.quick else {}
     if args.repeats:
         options["rounds"] = args.repeats
@@ -293,22 +321,50 @@ def build_parser() -> argparse.ArgumentParser:
                     help="interpolation/extrapolation samples per run")
     nb.add_argument("--out", default="runs/nalm-benchmark", help="output folder")
     nb.set_defaults(func=_cmd_nalm_benchmark)
+    fp = sub.add_parser(
+        "fixed-point", help="float32 vs 16-bit fixed-point training of a CNN on 8x8 digits",
+        description="Train a small CNN on scikit-learn's bundled 8x8 digits (no download) "
+        "with model.fit in float32 and with its weights stored in each 16-bit fixed-point "
+        "format, with round-to-nearest and stochastic rounding (activations, errors, "
+        "gradients and input in 16-bit fixed point too); print a table (test accuracy, "
+        "epochs to a target, update underflow, progress along the requested step, "
+        "saturation) and write it with a JSON record and a PNG of accuracy and underflow "
+        "per epoch. Reproduces Gupta et al. 2015. Needs scikit-learn.")
+    fp.add_argument("--formats", default="s16.14,s16.12,s16.10,s16.8",
+                    help="storage formats of weights and biases, comma-separated")
+    fp.add_argument("--roundings", default="nearest_even,stochastic",
+                    help="rounding modes, comma-separated")
+    fp.add_argument("--epochs", type=_positive_int, default=30)
+    fp.add_argument("--learning-rate", "--lr", type=float, default=0.05)
+    fp.add_argument("--batch-size", type=_positive_int, default=32)
+    fp.add_argument("--seed", type=int, default=0)
+    fp.add_argument("--every", type=_positive_int, default=10,
+                    help="QuantizationMonitor interval in steps")
+    fp.add_argument("--target", type=float, default=0.9,
+                    help="test accuracy whose first epoch the table reports")
+    fp.add_argument("--limit", type=_positive_int, default=None,
+                    help="use only this many images (smoke runs)")
+    fp.add_argument("--out", default="runs/fixed-point", help="output folder")
+    fp.set_defaults(func=_cmd_fixed_point)
     bench = sub.add_parser(
-        "bench", help="timings: ops (default), loop-controller or trainer",
+        "bench", help="timings: ops (default), loop-controller, trainer or fixed-point",
         description="ops: quantize_tensor, rail_stats and update_quantize_store as custom "
         "ops, as pure-TF twins (tf.function and XLA) and TensorFlow's nearest built-ins, "
         "side by side on one tensor; ratios against the performance targets and GPU "
         "bandwidth where a GPU is visible. loop-controller: LoopController against plain "
         "model.fit (time per step, traces, tracing time). trainer: train_instrumented "
-        "compiled, eager and against model.fit. All: medians of interleaved rounds.")
+        "compiled, eager and against model.fit. fixed-point: model.fit of the digits CNN "
+        "in fixed point (custom ops, pure-TF twins, with QuantizationMonitor) against float. "
+        "All: medians of interleaved rounds.")
     bench.add_argument("suite", nargs="?", default="ops",
-                       choices=("ops", "loop-controller", "trainer"))
+                       choices=("ops", "loop-controller", "trainer", "fixed-point"))
     bench.add_argument("--size", type=_positive_int, default=1 << 24,
                        help="float32 elements (ops)")
     bench.add_argument("--repeats", type=_positive_int, default=None,
-                       help="timed rounds (default: ops 7, loop-controller 7, trainer 5)")
+                       help="timed rounds (default: ops 7, loop-controller 7, trainer 5, "
+                       "fixed-point 9)")
     bench.add_argument("--quick", action="store_true",
-                       help="smoke run (loop-controller, trainer)")
+                       help="smoke run (loop-controller, trainer, fixed-point)")
     bench.set_defaults(func=_cmd_bench)
     return parser
 

@@ -2,26 +2,25 @@
 
 The study Gupta et al. (2015, *Deep Learning with Limited Numerical
 Precision*) made on MNIST, on scikit-learn's bundled 8x8 digits (1797
-images, no download): a small CNN trained with SGD in float32 and in 16-bit
-fixed point ``s16.<frac>`` for several fractional lengths, once with
-round-to-nearest and once with stochastic rounding. In a fixed-point run
-every field of every layer is in that format (input, weights, biases,
-BatchNorm-free activations and the errors backpropagated into them,
-gradients; the stored weights through the fused update, whose step is kept
-in float until it is added and rounded into storage, as in the paper).
+images, no download): a small CNN trained with plain SGD in float32 and with
+its weights and biases stored in 16-bit fixed point ``s16.<frac>`` for
+several fractional lengths, once with round-to-nearest and once with
+stochastic rounding. Everything else is 16-bit fixed point too, in the same
+rounding mode (:data:`FIXED_FIELDS`: activations, the errors backpropagated
+into them, gradients, the input); the SGD step is added to the stored weight
+and the sum rounded into storage by the fused update, as in the paper.
 
-What the paper reports, and what this reproduces or not (see BENCHMARKS.md):
-with few fractional bits... rather, wherever the SGD step ``lr * g`` is
-mostly below half a grid step, round-to-nearest adds nothing to the stored
-weights (the update underflows and training stalls), while stochastic
-rounding adds it in expectation and trains to within about a point of
-float32.
+The effect to reproduce: where the SGD steps ``lr * g`` are mostly smaller
+than half a storage grid step, round-to-nearest adds nothing to the stored
+weights (the update underflows) and training stalls, while stochastic
+rounding adds them in expectation and trains to within about a point of
+float32. What one run measured is in BENCHMARKS.md.
 
 Each run is ``model.fit`` with :func:`~tensorflow_kappa.quantization.quantize_model`,
 :class:`~tensorflow_kappa.optimizers.FixedPointOptimizer` and
 :class:`~tensorflow_kappa.callbacks.QuantizationMonitor`; the per-epoch test
-accuracy and update-underflow fraction go to a table, a JSON record and a
-PNG.
+accuracy, the fraction of the update lost to underflow and the progress
+along the requested step go to a table, a JSON record and a PNG.
 """
 from __future__ import annotations
 
@@ -86,11 +85,21 @@ def make_cnn(seed: int = 0):
     ], name="digits_cnn")
 
 
-def precision_for(fmt: str, rounding: str) -> Dict[str, Dict[str, str]]:
-    """Every field the study quantizes, in ``fmt`` with ``rounding``."""
-    f = f"{fmt}:{rounding}" if rounding != "nearest_even" else fmt
-    fields = ("weight", "bias", "value", "activation", "error", "gradient")
-    return {"*": {field: f for field in fields}, "input": {"value": f}}
+#: The 16-bit formats of everything but the stored weights, which the study varies:
+#: activations up to +-32, errors and gradients below 2 in magnitude.
+FIXED_FIELDS = {"activation": "s16.10", "error": "s16.14", "gradient": "s16.14"}
+INPUT_FORMAT = "s16.14"   # pixels in [0, 1]
+
+
+def precision_for(storage: str, rounding: str) -> Dict[str, Dict[str, str]]:
+    """The study's precision dict: weights and biases stored in ``storage``, the other
+    fields in :data:`FIXED_FIELDS`, every format rounding by ``rounding``."""
+    def fmt(f):
+        return f if rounding == "nearest_even" else f"{f}:{rounding}"
+
+    fields = {"weight": fmt(storage), "bias": fmt(storage)}
+    fields.update({field: fmt(f) for field, f in FIXED_FIELDS.items()})
+    return {"*": fields, "input": {"value": fmt(INPUT_FORMAT)}}
 
 
 @dataclasses.dataclass
@@ -103,6 +112,7 @@ class DigitsRun:
     test_accuracy: List[float]         # per epoch
     train_loss: List[float]
     update_underflow: List[float]      # per epoch: mean over layers of underflow/<layer>/update
+    update_progress: List[float]       # per epoch: mean over layers of progress/<layer>/update
     storage_saturation: List[float]    # per epoch: max over layers
     activation_saturation: List[float]  # per epoch: max over Quantize layers (forward)
     wall_time_s: float
@@ -160,6 +170,7 @@ def train_run(fmt: Optional[str], rounding: Optional[str], data: Tuple[np.ndarra
         test_accuracy=[float(v) for v in history["val_accuracy"]],
         train_loss=[float(v) for v in history["loss"]],
         update_underflow=_per_epoch(history, "underflow", "update", np.mean, epochs),
+        update_progress=_per_epoch(history, "progress", "update", np.mean, epochs),
         storage_saturation=_per_epoch(history, "saturation", "storage", np.max, epochs),
         activation_saturation=_per_epoch(history, "saturation", "forward", np.max, epochs),
         wall_time_s=wall)
@@ -196,10 +207,12 @@ def run_study(formats: Sequence[str] = DEFAULT_FORMATS, roundings: Sequence[str]
 
 def format_table(runs: Sequence[DigitsRun], target: float) -> str:
     """The study's table: final and best test accuracy, gap to float32, epochs to
-    ``target``, update underflow and saturation in the last epoch."""
+    ``target``; in the last epoch (means of its monitored steps): the fraction of
+    the update lost to underflow and the progress along the requested step (means
+    over layers), storage and activation saturation (maxima over layers)."""
     reference = runs[0].final_accuracy if runs and runs[0].fmt is None else float("nan")
     rows = [("run", "test acc", "best", "vs float", f"epochs to {target:.0%}",
-             "update underflow", "storage sat", "activation sat")]
+             "update underflow", "progress", "storage sat", "activation sat")]
     for run in runs:
         reached = run.epochs_to(target)
         rows.append((
@@ -207,6 +220,7 @@ def format_table(runs: Sequence[DigitsRun], target: float) -> str:
             "" if run.fmt is None else f"{100 * (run.final_accuracy - reference):+.1f} pt",
             "never" if reached is None else str(reached),
             format_number(run.update_underflow[-1], ".3f"),
+            format_number(run.update_progress[-1], ".3f"),
             format_number(run.storage_saturation[-1], ".2g"),
             format_number(run.activation_saturation[-1], ".2g"),
         ))
@@ -214,26 +228,32 @@ def format_table(runs: Sequence[DigitsRun], target: float) -> str:
 
 
 def plot_runs(runs: Sequence[DigitsRun], path: str) -> str:
-    """Test accuracy and update underflow per epoch, one line per run; returns ``path``."""
+    """Test accuracy, update underflow and progress per epoch, one line per run
+    (dashed: stochastic rounding); returns ``path``."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (acc, under) = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig, (acc, under, progress) = plt.subplots(1, 3, figsize=(16, 4.5))
     for run in runs:
         epochs = np.arange(1, len(run.test_accuracy) + 1)
-        style = "-" if run.rounding != "stochastic" else "--"
+        style = "--" if run.rounding == "stochastic" else "-"
         line, = acc.plot(epochs, run.test_accuracy, style, label=run.name,
                          color="black" if run.fmt is None else None)
         if run.fmt is not None:
             under.plot(epochs, run.update_underflow, style, color=line.get_color(),
                        label=run.name)
+            progress.plot(epochs, run.update_progress, style, color=line.get_color(),
+                          label=run.name)
     acc.set(xlabel="epoch", ylabel="test accuracy", title="8x8 digits CNN: test accuracy")
-    under.set(xlabel="epoch", ylabel="fraction of update lost",
+    under.set(xlabel="epoch", ylabel="fraction of the update's entries lost",
               title="update underflow (mean over layers)", ylim=(-0.02, 1.02))
-    acc.legend(fontsize=8)
-    under.legend(fontsize=8)
+    progress.set(xlabel="epoch", ylabel="<stored change, step> / |step|^2",
+                 title="progress along the requested step (1: float)")
+    progress.axhline(1.0, color="black", linewidth=0.8)
+    for ax in (acc, under, progress):
+        ax.legend(fontsize=7)
     fig.tight_layout()
     folder = os.path.dirname(path)
     if folder:

@@ -216,8 +216,8 @@ class FixedPointOptimizer(keras.optimizers.Optimizer):
     >>> w = model.layers[0].kernel.numpy()
     >>> bool(np.all(w * 64 == np.round(w * 64)))   # on the s8.6 grid
     True
-    >>> sorted(opt.statistics())[:2]
-    ['cosine/dense/update', 'saturation/dense/storage']
+    >>> sorted(opt.statistics())[:3]
+    ['cosine/dense/update', 'progress/dense/update', 'saturation/dense/storage']
     """
 
     def __init__(self, optimizer: keras.optimizers.Optimizer, precision: Any = None,
@@ -511,7 +511,10 @@ class FixedPointOptimizer(keras.optimizers.Optimizer):
         ``update_norm/<layer>/requested`` and ``.../applied`` (the norms of the
         step the optimizer computed and of the change actually stored, over
         the layer's variables), ``cosine/<layer>/update`` (their cosine; 1
-        where nothing moved), ``underflow/<layer>/update_format`` (the
+        where nothing moved), ``progress/<layer>/update`` (the stored change
+        projected on the requested step, over its squared norm: 1 in float
+        and, in expectation, under stochastic rounding; it falls below 1 as
+        round-to-nearest loses updates), ``underflow/<layer>/update_format`` (the
         fraction of the step's nonzero entries the update format rounded to
         0) and ``saturation/<layer>/storage`` (the fraction of entries pushed
         beyond the storage rails). Fractions are element-weighted means over
@@ -564,6 +567,11 @@ class FixedPointOptimizer(keras.optimizers.Optimizer):
             f"update_norm/{layer}/requested": requested,
             f"update_norm/{layer}/applied": applied,
             f"cosine/{layer}/update": cosine,
+            # How far the stored change went along the requested step: 1 in float and,
+            # in expectation, under stochastic rounding; below 1 where rounding loses it.
+            f"progress/{layer}/update": tf.where(requested > 0,
+                                                 dot / tf.maximum(requested * requested, 1e-30),
+                                                 1.0),
         }
         if any(self._roles[i].update is not None for i in indices):
             out[f"underflow/{layer}/update_format"] = tf.reduce_sum(w * rows[:, 3])
