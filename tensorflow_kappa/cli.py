@@ -362,7 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="float32 elements (ops)")
     bench.add_argument("--repeats", type=_positive_int, default=None,
                        help="timed rounds (default: ops 7, loop-controller 7, trainer 5, "
-                       "fixed-point 9)")
+                       "fixed-point 10)")
     bench.add_argument("--quick", action="store_true",
                        help="smoke run (loop-controller, trainer, fixed-point)")
     bench.set_defaults(func=_cmd_bench)
