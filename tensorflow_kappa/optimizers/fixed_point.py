@@ -389,7 +389,7 @@ class FixedPointOptimizer(keras.optimizers.Optimizer):
         def regrid(strategy=None):
             for i, v in targets:
                 fmt = self._roles[i].storage
-                seed = self._seeds.at(_SITES_PER_VARIABLE * i + 1 + _REGRID, fmt)
+                seed = self._seeds.at(self._site(i, _REGRID), fmt)
 
                 def fn(var, fmt=fmt, seed=seed):
                     var.assign(quantize_tensor(_read(var), fmt, ste=False, seed=seed))
