@@ -9,6 +9,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tensorflow_kappa.callbacks.controlled_step import multi_worker
 from tensorflow_kappa.quantization.recording import recording
 
 __all__ = ["LearningDeathWarning", "QuantizationMonitor"]
@@ -52,7 +53,11 @@ class QuantizationMonitor(keras.callbacks.Callback):
 
     Under ``tf.distribute`` each replica measures its own share and the
     train function averages the numbers across replicas. Ordinary steps run
-    the model's own train function, untouched.
+    the model's own train function, untouched: under a multi-worker
+    ``MultiWorkerMirroredStrategy``, Keras 3.15's own ``fit`` fails on
+    scalar logs (it reduces them with ``strategy.reduce("MEAN", v, axis=0)``),
+    so such a model's ``train_step`` must return logs of shape ``[1]``
+    there; the monitored steps do that themselves.
 
     Where the numbers go: ``monitor.records`` (``{key: [value per monitored
     step]}``, steps in ``monitor.steps``); the epoch's logs, hence
@@ -151,6 +156,11 @@ class QuantizationMonitor(keras.callbacks.Callback):
         from tensorflow_kappa.optimizers import FixedPointOptimizer
 
         model = self.model
+        # Keras 3.15 reduces every log of a multi-worker step with
+        # strategy.reduce("MEAN", v, axis=0): that fails on scalars and would
+        # average the packed vector over its keys. A leading axis of 1 makes
+        # the reduction the mean across workers, of the right shape.
+        vector_logs = multi_worker(model.distribute_strategy)
 
         def step(data):
             with recording() as recorder:
@@ -161,8 +171,12 @@ class QuantizationMonitor(keras.callbacks.Callback):
             keys = [k for k in stats if self._wanted(k)]
             self._keys = keys
             logs = dict(logs)
-            logs[_PACKED] = tf.stack([stats[k] for k in keys]) if keys \
-                else tf.zeros([0], tf.float32)
+            packed = tf.stack([stats[k] for k in keys]) if keys else tf.zeros([0], tf.float32)
+            if vector_logs:
+                logs = {k: tf.reshape(v, [1]) if v.shape.rank == 0 else v
+                        for k, v in logs.items()}
+                packed = packed[None]
+            logs[_PACKED] = packed
             return logs
 
         return step

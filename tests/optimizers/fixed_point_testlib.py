@@ -1,6 +1,9 @@
 """The model, data and precision of the multi-worker test, shared by the test and its workers."""
 import keras
 import numpy as np
+import tensorflow as tf
+
+from tensorflow_kappa.callbacks.controlled_step import multi_worker
 
 from tensorflow_kappa.layers import Quantize
 
@@ -27,6 +30,14 @@ class PackedQuantizedMLP(keras.Model):
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         return super().compute_loss(x, x[:, 3:], y_pred, sample_weight, training)
+
+    def train_step(self, data):
+        """Keras 3.15's multi-worker fit reduces each log with ``strategy.reduce("MEAN",
+        v, axis=0)``, which fails on scalars: logs of shape [1] reduce to the right one."""
+        logs = super().train_step(data)
+        if multi_worker(self.distribute_strategy):
+            logs = {k: tf.reshape(v, [1]) for k, v in logs.items()}
+        return logs
 
 
 def make_model(seed: int = 0) -> keras.Model:
