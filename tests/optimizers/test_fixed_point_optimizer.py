@@ -449,3 +449,43 @@ def test_mirrored_strategy_equals_one_device(mirrored_strategy):
     for key, values in one_monitor.records.items():
         np.testing.assert_allclose(values, two_monitor.records[key], rtol=0.05, atol=0.02,
                                    err_msg=key)
+
+
+# ----------------------------------------------------------------------------
+# XLA (jit_compile=True, Keras' "auto" on a GPU)
+# ----------------------------------------------------------------------------
+def _jit_run(jit_compile):
+    import tensorflow_kappa as tk
+    from tensorflow_kappa.callbacks import QuantizationMonitor
+
+    # The twins compile under XLA whether or not the op library has XLA
+    # lowerings: what is tested here is that the wrapper, the Quantize layers
+    # and the monitor add nothing XLA cannot compile.
+    with tk.composite_ops():
+        model = quantize_model(make_model(batch_norm=False), DISTRIBUTED_PRECISION)
+        model.compile(optimizer=FixedPointOptimizer(keras.optimizers.SGD(0.05, momentum=0.9),
+                                                    DISTRIBUTED_PRECISION, seed=1),
+                      loss="mse", jit_compile=jit_compile)
+        monitor = QuantizationMonitor(every=2)
+        model.fit(X[:32], Y[:32], batch_size=16, epochs=2, shuffle=False, verbose=0,
+                  callbacks=[monitor])
+    return model, monitor
+
+
+@pytest.mark.slow
+def test_fit_with_jit_compile_equals_fit_without():
+    plain, plain_monitor = _jit_run(False)
+    jit, jit_monitor = _jit_run(True)
+    for a, b in zip(plain.trainable_variables, jit.trainable_variables):
+        layer, name = a.path.split("/")[-2:]
+        fmt = PrecisionDict(DISTRIBUTED_PRECISION).format(
+            layer, {"kernel": "weight", "bias": "bias"}.get(name, "value"))
+        assert on_grid(b.numpy(), fmt), b.path
+        # XLA may order a float sum differently: a rounding may flip by one step.
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=2.01 * fmt.lsb,
+                                   err_msg=a.path)
+    assert plain_monitor.records.keys() == jit_monitor.records.keys()
+    assert any(k.startswith("underflow/") and k.endswith("/update") for k in jit_monitor.records)
+    for key, values in plain_monitor.records.items():
+        np.testing.assert_allclose(values, jit_monitor.records[key], rtol=0.05, atol=0.02,
+                                   err_msg=key)
