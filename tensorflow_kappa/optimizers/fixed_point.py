@@ -149,7 +149,8 @@ def _fraction(count: tf.Tensor, of: tf.Tensor) -> tf.Tensor:
 class FixedPointOptimizer(keras.optimizers.Optimizer):
     """Trains any Keras 3 optimizer's step in fixed point, per a precision dict.
 
-    Per model variable, by its layer (the innermost layer in its path) and
+    Per model variable, by its layer (the innermost layer in its path that
+    the precision dict names, else the innermost one) and
     field (``weight`` for kernels and embeddings, ``bias``, else ``value``;
     see :func:`~tensorflow_kappa.quantization.precision.variable_layer_and_field`),
     every step:
@@ -320,7 +321,7 @@ class FixedPointOptimizer(keras.optimizers.Optimizer):
         return getattr(variable, "path", None) or variable.name.split(":")[0]
 
     def _role(self, variable) -> _Role:
-        layer, field = variable_layer_and_field(variable)
+        layer, field = variable_layer_and_field(variable, named=self.precision.layer_names)
         fmt = self.precision.format
         return _Role(layer, field, fmt(layer, field), fmt(layer, "update"), fmt(layer, "gradient"),
                      int(math.prod(variable.shape)))

@@ -209,11 +209,15 @@ def ensure_precision_dict(
     )
 
 
-def variable_layer_and_field(variable: Any) -> Tuple[str, str]:
+def variable_layer_and_field(variable: Any, named: Iterable[str] = ()) -> Tuple[str, str]:
     """The layer name and storage field of a model variable, from its path.
 
     A Keras 3 variable's path is ``".../<layer name>/<variable name>"`` (the
-    name scopes of the layers that built it); the layer is the innermost one.
+    name scopes of the layers that built it); the layer is the innermost one
+    of them that ``named`` holds (the layer names of a precision dict), else
+    the innermost one. So an entry for a layer with sublayers of its own
+    (``"rnn"``, whose variables live in its cell ``rnn/simple_rnn_cell/...``;
+    a MultiHeadAttention's ``mha/query/...``) covers their variables.
     ``kernel``, any ``*_kernel`` (``depthwise_kernel``, ``recurrent_kernel``)
     and ``embeddings`` are ``weight``, ``bias`` is ``bias``, anything else
     (BatchNormalization's ``gamma``/``beta``, ...) is ``value``. A plain
@@ -229,6 +233,9 @@ def variable_layer_and_field(variable: Any) -> Tuple[str, str]:
     >>> class Path: path = "model/conv2d/bias"   # a keras.Variable has .path
     >>> variable_layer_and_field(Path())
     ('conv2d', 'bias')
+    >>> class Cell: path = "model/rnn/simple_rnn_cell/kernel"
+    >>> variable_layer_and_field(Cell()), variable_layer_and_field(Cell(), named=["rnn"])
+    (('simple_rnn_cell', 'weight'), ('rnn', 'weight'))
     """
     path = getattr(variable, "path", None) or str(getattr(variable, "name", ""))
     path = path.split(":")[0]
@@ -245,4 +252,6 @@ def variable_layer_and_field(variable: Any) -> Tuple[str, str]:
         field = "weight"
     else:
         field = "value"
-    return parts[-2], field
+    named = set(named)
+    layer = next((p for p in reversed(parts[:-1]) if p in named), parts[-2])
+    return layer, field

@@ -489,3 +489,23 @@ def test_fit_with_jit_compile_equals_fit_without():
     for key, values in plain_monitor.records.items():
         np.testing.assert_allclose(values, jit_monitor.records[key], rtol=0.05, atol=0.02,
                                    err_msg=key)
+
+
+def test_an_entry_for_a_layer_with_sublayers_covers_their_variables():
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((4, 3))
+    h = keras.layers.MultiHeadAttention(2, 2, name="mha")(inputs, inputs)
+    h = keras.layers.SimpleRNN(3, name="rnn")(h)
+    model = keras.Model(inputs, keras.layers.Dense(1, name="head")(h))
+    precision = {"mha": {"weight": "s16.10", "bias": "s16.10"},
+                 "rnn": {"weight": "s16.11", "bias": "s16.11"}}
+    opt = FixedPointOptimizer(keras.optimizers.SGD(0.1), precision, seed=0)
+    model.compile(optimizer=opt, loss="mse")
+    x = RNG.standard_normal((16, 4, 3)).astype("float32")
+    model.fit(x, x[:, :1, 0], batch_size=8, epochs=1, verbose=0)
+    for v in model.trainable_variables:
+        owner = next((n for n in ("mha", "rnn") if f"/{n}/" in f"/{v.path}"), None)
+        if owner is not None:
+            assert on_grid(v.numpy(), precision[owner]["weight"]), v.path
+    layers = {key.split("/")[1] for key in opt.statistics()}
+    assert {"mha", "rnn"} <= layers and not any("cell" in n or n == "query" for n in layers)
