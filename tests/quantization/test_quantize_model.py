@@ -180,3 +180,19 @@ def test_integer_inputs_are_left_alone():
 def test_supported_layers_are_layer_classes():
     assert all(issubclass(cls, keras.layers.Layer) for cls in SUPPORTED_LAYERS)
     assert keras.layers.Dense in SUPPORTED_LAYERS and keras.layers.Conv2D in SUPPORTED_LAYERS
+
+
+def test_conv1d_activation_and_global_pooling_layers():
+    keras.utils.set_random_seed(3)
+    L = keras.layers
+    model = keras.Sequential([
+        keras.Input((8, 2)), L.Conv1D(3, 3, name="c1"), L.Activation("relu", name="act"),
+        L.AveragePooling1D(2, name="avg"), L.GlobalMaxPooling1D(name="gmax"), L.Dense(2, name="out"),
+    ])
+    names = ("c1", "act", "avg", "gmax", "out")
+    precision = {"input": {"value": INP}, **{n: {"activation": ACT} for n in names}}
+    q = quantize_model(model, precision)
+    assert [layer.name for layer in q.layers] == ["input_quantize"] + [
+        n for name in names for n in (name, f"{name}_quantize")]
+    x = RNG.standard_normal((5, 8, 2)).astype("float32")
+    assert same_bits(q(x, training=False).numpy(), _reference_forward(model, x, set(names)))
