@@ -115,7 +115,8 @@ setup(
     extras_require={
         "cpu": ["tensorflow-cpu~=2.21.0"],
         "gpu": ["tensorflow[and-cuda]~=2.21.0"],
-        "test": ["pytest>=8", "hypothesis>=6", "tensorboard~=2.20.0"],
+        "test": ["pytest>=8", "hypothesis>=6", "tensorboard~=2.20.0", "scikit-learn>=1.3"],
+        "experiments": ["scikit-learn>=1.3"],   # kappa fixed-point: the bundled 8x8 digits
     },
     entry_points={"console_scripts": ["kappa = tensorflow_kappa.cli:main"]},
     cmdclass={"build_py": BuildPyWithOps},

@@ -41,7 +41,7 @@ fi
 echo "== pip install $tensorflow and the test tools"
 "$python" -m pip install -q --upgrade pip setuptools wheel
 "$python" -m pip install -q "$tensorflow" "matplotlib>=3.8" "pytest>=8" "hypothesis>=6" "tensorboard~=2.20.0" \
-  "pybind11>=2.12"  # builds the NumPy binding
+  "pybind11>=2.12" "scikit-learn>=1.3"  # pybind11 builds the NumPy binding; scikit-learn: kappa fixed-point's digits
 echo "== configure.py, Bazel build, editable install"
 "$python" -m pip install -q --no-build-isolation -e .
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"

@@ -36,16 +36,20 @@ __version__ = "0.1.0"
 _ATTRIBUTES = {
     "composite_ops": "_ops",
     "LoopController": "callbacks",
+    "QuantizationMonitor": "callbacks",
     "BaseDataset": "datasets",
     "TeacherStudentDataset": "datasets",
     "INALU": "layers",
+    "Quantize": "layers",
     "BaseModel": "models",
     "FitHistory": "models",
     "LinearBlockModel": "models",
+    "FixedPointOptimizer": "optimizers",
     "TrainConfig": "models",
     "FixedPoint": "quantization",
     "PrecisionDict": "quantization",
     "ensure_precision_dict": "quantization",
+    "quantize_model": "quantization",
     "quantize_tensor": "quantization",
     "rail_stats": "quantization",
     "update_quantize_store": "quantization",
@@ -53,12 +57,12 @@ _ATTRIBUTES = {
 #: Subpackages and modules reachable as attributes (``tk.layers``).
 _SUBMODULES = (
     "callbacks", "core", "datasets", "evaluation", "experiments", "layers", "models",
-    "quantization", "recipes",
+    "optimizers", "quantization", "recipes",
 )
 #: Old module paths, imported (with a DeprecationWarning) only when used.
 _DEPRECATED_MODULES = ("history", "precision", "utils")
 #: The modules whose import registers Keras serializables and op gradients.
-_REGISTERING_MODULES = ("quantization", "layers", "recipes")
+_REGISTERING_MODULES = ("quantization", "layers", "optimizers", "recipes")
 
 
 def _import(name: str):

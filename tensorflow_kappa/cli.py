@@ -4,10 +4,13 @@
     kappa ablation 2x2 float/fixed-point x controller ablation, with plots
     kappa arithmetic  a deep iNALU stack on the report's arithmetic task, end to end
     kappa nalm-benchmark  single-module arithmetic benchmark: INALU, NALU, NAU, NMU
-    kappa bench [ops|loop-controller|trainer|core]  timings: the quantization ops
-                   against their twins and TF built-ins (default), LoopController
-                   against plain fit, the instrumented trainer against fit, the
-                   NumPy binding against the op
+    kappa fixed-point  a small CNN on 8x8 digits, float32 vs 16-bit fixed point with
+                   round-to-nearest and stochastic rounding (Gupta et al. 2015)
+    kappa bench [ops|loop-controller|trainer|core|fixed-point]  timings: the
+                   quantization ops against their twins and TF built-ins (default),
+                   LoopController against plain fit, the instrumented trainer
+                   against fit, the NumPy binding against the op, fixed-point fit
+                   against float fit and the twins
     kappa inspect MODEL_FILE --format s8.4  what storing saved weights in fixed
                    point would do to them (no TensorFlow)
 
@@ -196,8 +199,32 @@ def _cmd_nalm_benchmark(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_fixed_point(args: argparse.Namespace) -> int:
+    from tensorflow_kappa.experiments import fixed_point
+
+    formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+    roundings = [r.strip() for r in args.roundings.split(",") if r.strip()]
+    print(f"kappa fixed-point: digits CNN, SGD(lr={args.learning_rate}), batch "
+          f"{args.batch_size}, {args.epochs} epochs, seed {args.seed}; float32, then weights "
+          f"stored in {', '.join(formats)} with {', '.join(roundings)}", flush=True)
+    try:
+        runs = fixed_point.run_study(
+            formats, roundings, epochs=args.epochs, learning_rate=args.learning_rate,
+            batch_size=args.batch_size, seed=args.seed, every=args.every, limit=args.limit,
+            log=lambda line: print(line, flush=True))
+    except ImportError as err:  # scikit-learn missing: say how to get it
+        raise SystemExit(f"kappa fixed-point: error: {err}") from None
+    config = {k: v for k, v in vars(args).items() if k not in ("func", "command")}
+    paths = fixed_point.write_results(runs, args.out, args.target, config)
+    print()
+    print(fixed_point.format_table(runs, args.target))
+    print(f"\nwrote {paths['table']}, {paths['json']} and {paths['plot']}")
+    return 0
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from tensorflow_kappa.experiments import (core_bench, loop_controller_bench, op_bench,
+    from tensorflow_kappa.experiments import (core_bench, fixed_point_bench,
+                                              loop_controller_bench, op_bench,
                                               trainer_bench)
 
     if args.suite == "ops":
@@ -208,7 +235,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         candidates, targets = core_bench.run(size=args.size, repeats=repeats)
         print(core_bench.format_report(candidates, targets, args.size, repeats))
         return 0
-    bench = loop_controller_bench if args.suite == "loop-controller" else trainer_bench
+    bench = {"loop-controller": loop_controller_bench, "trainer": trainer_bench,
+             "fixed-point": fixed_point_bench}[args.suite]
     options = dict(bench.QUICK) if args.quick else {}
     if args.repeats:
         options["rounds"] = args.repeats
@@ -360,24 +388,52 @@ def build_parser() -> argparse.ArgumentParser:
                     help="interpolation/extrapolation samples per run")
     nb.add_argument("--out", default="runs/nalm-benchmark", help="output folder")
     nb.set_defaults(func=_cmd_nalm_benchmark)
+    fp = sub.add_parser(
+        "fixed-point", help="float32 vs 16-bit fixed-point training of a CNN on 8x8 digits",
+        description="Train a small CNN on scikit-learn's bundled 8x8 digits (no download) "
+        "with model.fit in float32 and with its weights stored in each 16-bit fixed-point "
+        "format, with round-to-nearest and stochastic rounding (activations, errors, "
+        "gradients and input in 16-bit fixed point too); print a table (test accuracy, "
+        "epochs to a target, update underflow, progress along the requested step, "
+        "saturation) and write it with a JSON record and a PNG of accuracy and underflow "
+        "per epoch. Reproduces Gupta et al. 2015. Needs scikit-learn.")
+    fp.add_argument("--formats", default="s16.14,s16.12,s16.10,s16.8",
+                    help="storage formats of weights and biases, comma-separated")
+    fp.add_argument("--roundings", default="nearest_even,stochastic",
+                    help="rounding modes, comma-separated")
+    fp.add_argument("--epochs", type=_positive_int, default=30)
+    fp.add_argument("--learning-rate", "--lr", type=float, default=0.05)
+    fp.add_argument("--batch-size", type=_positive_int, default=32)
+    fp.add_argument("--seed", type=int, default=0)
+    fp.add_argument("--every", type=_positive_int, default=10,
+                    help="QuantizationMonitor interval in steps")
+    fp.add_argument("--target", type=float, default=0.9,
+                    help="test accuracy whose first epoch the table reports")
+    fp.add_argument("--limit", type=_positive_int, default=None,
+                    help="use only this many images (smoke runs)")
+    fp.add_argument("--out", default="runs/fixed-point", help="output folder")
+    fp.set_defaults(func=_cmd_fixed_point)
     bench = sub.add_parser(
-        "bench", help="timings: ops (default), loop-controller, trainer or core",
+        "bench", help="timings: ops (default), loop-controller, trainer, core or "
+        "fixed-point",
         description="ops: quantize_tensor, rail_stats and update_quantize_store as custom "
         "ops, as pure-TF twins (tf.function and XLA) and TensorFlow's nearest built-ins, "
         "side by side on one tensor; ratios against the performance targets and GPU "
         "bandwidth where a GPU is visible. loop-controller: LoopController against plain "
         "model.fit (time per step, traces, tracing time). trainer: train_instrumented "
         "compiled, eager and against model.fit. core: the NumPy binding "
-        "(tensorflow_kappa.core) against the custom ops. All: medians of interleaved rounds.")
+        "(tensorflow_kappa.core) against the custom ops. fixed-point: model.fit of the "
+        "digits CNN in fixed point (custom ops, pure-TF twins, with QuantizationMonitor) "
+        "against float. All: medians of interleaved rounds.")
     bench.add_argument("suite", nargs="?", default="ops",
-                       choices=("ops", "loop-controller", "trainer", "core"))
+                       choices=("ops", "loop-controller", "trainer", "core", "fixed-point"))
     bench.add_argument("--size", type=_positive_int, default=1 << 24,
                        help="float32 elements (ops, core)")
     bench.add_argument("--repeats", type=_positive_int, default=None,
                        help="timed rounds (default: ops 7, loop-controller 7, trainer 5, "
-                            "core 7)")
+                            "core 7, fixed-point 10)")
     bench.add_argument("--quick", action="store_true",
-                       help="smoke run (loop-controller, trainer)")
+                       help="smoke run (loop-controller, trainer, fixed-point)")
     bench.set_defaults(func=_cmd_bench)
     ins = sub.add_parser(
         "inspect", help="what storing saved weights in fixed point would do to them",

@@ -3,10 +3,14 @@ from tensorflow_kappa.callbacks.in_extrapolation import InExtrapolationEvaluatio
 from tensorflow_kappa.callbacks.loop_controller import LoopController
 from tensorflow_kappa.callbacks.loop_controller import LoopControllerCallback
 from tensorflow_kappa.callbacks.loop_controller import LoopControllerConfigError
+from tensorflow_kappa.callbacks.quantization_monitor import (LearningDeathWarning,
+                                                             QuantizationMonitor)
 
 __all__ = [
     "InExtrapolationEvaluation",
+    "LearningDeathWarning",
     "LoopController",
     "LoopControllerCallback",
     "LoopControllerConfigError",
+    "QuantizationMonitor",
 ]

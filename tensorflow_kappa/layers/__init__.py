@@ -1,4 +1,5 @@
-"""Neural arithmetic layers for Keras 3: iNALU, NALU, NAC, NAU, NMU and their read-out.
+"""Keras 3 layers: the neural arithmetic family (iNALU, NALU, NAC, NAU, NMU and their
+read-out) and ``Quantize`` (fixed-point rounding forward and of the gradient backward).
 
 >>> from tensorflow_kappa.layers import INALU, explain
 >>> model = keras.Sequential([keras.Input((7,)), INALU(3), INALU(2), INALU(1)])  # doctest: +SKIP
@@ -11,6 +12,7 @@ from tensorflow_kappa.layers.explain import explain, gate_variables, sparsity_er
 from tensorflow_kappa.layers.inalu import INALU
 from tensorflow_kappa.layers.nalu import NAC, NALU, NACMultiplicative
 from tensorflow_kappa.layers.nau_nmu import NAU, NMU
+from tensorflow_kappa.layers.quantize import Quantize
 
 __all__ = [
     "INALU",
@@ -19,6 +21,7 @@ __all__ = [
     "NACMultiplicative",
     "NAU",
     "NMU",
+    "Quantize",
     "gate_variables",
     "explain",
     "sparsity_error",

@@ -1,6 +1,7 @@
 """Fixed-point quantization: formats, ``quantize_tensor``, ``rail_stats``,
-``update_quantize_store``, their pure-TF twins, and ``PrecisionDict`` (formats per
-layer and field).
+``update_quantize_store``, their pure-TF twins, ``PrecisionDict`` (formats per
+layer and field) and ``quantize_model`` (a Keras model with ``Quantize`` layers
+inserted per a precision dict).
 
 Example:
 >>> from tensorflow_kappa.quantization import FixedPoint, quantize_tensor
@@ -15,6 +16,7 @@ from tensorflow_kappa.quantization.fixed_point import (
 )
 from tensorflow_kappa.quantization.precision import PrecisionDict, ensure_precision_dict
 from tensorflow_kappa.quantization.quantize import quantize_tensor
+from tensorflow_kappa.quantization.quantize_model import quantize_model
 from tensorflow_kappa.quantization.rail_stats import RailStats, rail_stats
 from tensorflow_kappa.quantization.update_store import UpdateStats, update_quantize_store
 
@@ -27,6 +29,7 @@ __all__ = [
     "UpdateStats",
     "composite_ops",
     "ensure_precision_dict",
+    "quantize_model",
     "quantize_tensor",
     "rail_stats",
     "update_quantize_store",

@@ -2,21 +2,34 @@
 
 A precision dict says, for each layer of a model (by its Keras name) and each
 *field* of that layer, which :class:`~tensorflow_kappa.quantization.FixedPoint`
-format it is rounded to (by the instrumented trainer today). A field that is
+format it is rounded to (by the instrumented trainer, and in ``model.fit`` by
+``quantize_model`` and ``FixedPointOptimizer``). A field that is
 not given stays in float32. The fields:
 
-==============  ===========================================================
-``value``       stored trainable variables other than a Dense kernel/bias
-                (e.g. BatchNorm gamma/beta); for the reserved layer name
-                ``"input"``, the model's input
-``weight``      a Dense kernel, as stored and as used in the forward pass
-``bias``        a Dense bias, as stored and as used in the forward pass
-``accumulator`` the matrix product ``x @ kernel`` before the bias
-``activation``  a layer's output
-``gradient``    the gradient of each of the layer's variables
-``update``      the update added to each of the layer's variables
-``momentum``    the momentum (velocity) state of the momentum update rule
-==============  ===========================================================
+=================  ===========================================================
+``value``          stored trainable variables other than a kernel/bias
+                   (e.g. BatchNorm gamma/beta); for the reserved layer name
+                   ``"input"``, the model's input
+``weight``         a kernel (Dense; with ``FixedPointOptimizer`` any layer's
+                   ``kernel``, ``*_kernel`` or ``embeddings``), as stored and
+                   as used in the forward pass
+``bias``           a bias, as stored and as used in the forward pass
+``accumulator``    the matrix product ``x @ kernel`` before the bias
+                   (instrumented trainer only)
+``activation``     a layer's output
+``error``          the error backpropagated into a layer's output (the
+                   gradient of the loss with respect to it; ``quantize_model``)
+``gradient``       the gradient of each of the layer's variables
+``update``         the update added to each of the layer's variables
+``momentum``       first-moment optimizer state of the layer's variables:
+                   momentum, Adam's ``m``, RMSprop's momentum
+``second_moment``  second-moment optimizer state: Adam's and RMSprop's
+                   ``velocity`` (mean of squared gradients), Adagrad's
+                   accumulator (``FixedPointOptimizer`` only)
+=================  ===========================================================
+
+:func:`variable_layer_and_field` names the layer and storage field of a
+Keras variable from its path (``"conv2d/kernel"`` -> ``("conv2d", "weight")``).
 
 The layer name ``"*"`` gives defaults for every layer (``"input"`` included);
 a layer's own entry wins field by field. A layer's entry is either a dict
@@ -35,7 +48,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from typing import Any, Dict, Iterable, Mapping, Optional, Union
+from typing import Any, Dict, Iterable, Mapping, Optional, Tuple, Union
 
 import tensorflow as tf
 
@@ -47,13 +60,19 @@ __all__ = [
     "INPUT_LAYER",
     "PrecisionDict",
     "ensure_precision_dict",
+    "variable_layer_and_field",
 ]
 
 FIELDS = (
     "value", "weight", "bias", "accumulator", "activation", "gradient", "update", "momentum",
+    "error", "second_moment",
 )
 DEFAULT_LAYER = "*"
 INPUT_LAYER = "input"
+
+#: Variable names (the last part of a Keras variable's path) stored in the
+#: ``weight`` field; every other name but ``bias`` is a ``value``.
+KERNEL_NAMES = ("kernel", "embeddings")
 
 
 def _coerce_format(fmt: Any, where: str) -> FixedPoint:
@@ -187,3 +206,51 @@ def ensure_precision_dict(
         "precision_dict must be None, a PrecisionDict, a mapping "
         f"{{layer_name: {{field: format}}}} or one format such as 's8.6', got {precision!r}"
     )
+
+
+def variable_layer_and_field(variable: Any, named: Iterable[str] = ()) -> Tuple[str, str]:
+    """The layer name and storage field of a model variable, from its path.
+
+    A Keras 3 variable's path is ``".../<layer name>/<variable name>"`` (the
+    name scopes of the layers that built it); the layer is the innermost one
+    of them that ``named`` holds (the layer names of a precision dict), else
+    the innermost one. So an entry for a layer with sublayers of its own
+    (``"rnn"``, whose variables live in its cell ``rnn/simple_rnn_cell/...``;
+    a MultiHeadAttention's ``mha/query/...``) covers their variables.
+    ``kernel``, any ``*_kernel`` (``depthwise_kernel``, ``recurrent_kernel``)
+    and ``embeddings`` are ``weight``, ``bias`` is ``bias``, anything else
+    (BatchNormalization's ``gamma``/``beta``, ...) is ``value``. A plain
+    ``tf.Variable`` is read from its name (``"dense/kernel:0"``).
+
+    Raises:
+        ValueError: the path has no layer part (a variable created outside
+            any layer, e.g. ``keras.Variable(0.0, name="v")``).
+
+    Example:
+    >>> variable_layer_and_field(tf.Variable([0.0], name="dense/kernel"))
+    ('dense', 'weight')
+    >>> class Path: path = "model/conv2d/bias"   # a keras.Variable has .path
+    >>> variable_layer_and_field(Path())
+    ('conv2d', 'bias')
+    >>> class Cell: path = "model/rnn/simple_rnn_cell/kernel"
+    >>> variable_layer_and_field(Cell()), variable_layer_and_field(Cell(), named=["rnn"])
+    (('simple_rnn_cell', 'weight'), ('rnn', 'weight'))
+    """
+    path = getattr(variable, "path", None) or str(getattr(variable, "name", ""))
+    path = path.split(":")[0]
+    parts = path.split("/")
+    if len(parts) < 2 or not parts[-2]:
+        raise ValueError(
+            f"Variable {path!r} belongs to no layer (its path has no '<layer>/<name>' "
+            "part), so no precision dict entry can name it; create it inside a layer"
+        )
+    name = parts[-1]
+    if name == "bias":
+        field = "bias"
+    elif name in KERNEL_NAMES or name.endswith("_kernel"):
+        field = "weight"
+    else:
+        field = "value"
+    named = set(named)
+    layer = next((p for p in reversed(parts[:-1]) if p in named), parts[-2])
+    return layer, field

@@ -64,10 +64,16 @@ class SeedStream:
     are counted while a step is traced (:meth:`start_step` restarts the count),
     so a compiled step and the same step run eagerly draw the same seeds.
 
+    A caller that numbers its sites itself (so that the numbering does not
+    depend on the order in which calls are traced, as under a distribution
+    strategy, where each replica traces its own copy) uses :meth:`at`.
+
     Args:
         run_seed: the run's seed.
         step: the run's step counter (an int64 ``tf.Variable`` the trainer
-            advances once per step).
+            advances once per step; a ``keras.Variable`` works too).
+        sites_per_step: the number of distinct seeds per step (default
+            :attr:`SITES_PER_STEP`); sites are ``1 .. sites_per_step - 1``.
 
     Example:
     >>> step = tf.Variable(tf.constant(3, tf.int64))
@@ -82,13 +88,21 @@ class SeedStream:
     #: Stochastic quantizer calls per step that get distinct seeds.
     SITES_PER_STEP = 4096
 
-    def __init__(self, run_seed: int, step: tf.Variable):
+    def __init__(self, run_seed: int, step: tf.Variable,
+                 sites_per_step: Optional[int] = None):
         if isinstance(run_seed, (bool, np.bool_)) or not isinstance(run_seed, numbers.Integral) \
                 or not INT64_MIN <= run_seed <= INT64_MAX:
             raise ValueError(f"run_seed must be an integer in [-2**63, 2**63 - 1], got "
                              f"{run_seed!r}")
+        if sites_per_step is None:
+            sites_per_step = self.SITES_PER_STEP
+        if isinstance(sites_per_step, bool) or not isinstance(sites_per_step, numbers.Integral) \
+                or not 2 <= sites_per_step <= 2 ** 32:
+            raise ValueError(f"sites_per_step must be an integer in [2, 2**32], got "
+                             f"{sites_per_step!r}")
         self._run_seed = tf.constant(int(run_seed), tf.int64)
         self._step = step
+        self._sites = int(sites_per_step)
         self._site = 0
 
     def start_step(self) -> None:
@@ -100,11 +114,31 @@ class SeedStream:
         if not rounds_stochastically(*formats):
             return None
         self._site += 1
-        if self._site >= self.SITES_PER_STEP:
-            raise ValueError(f"more than {self.SITES_PER_STEP - 1} stochastic quantizers "
+        if self._site >= self._sites:
+            raise ValueError(f"more than {self._sites - 1} stochastic quantizers "
                              "in one step")
+        return self._seed(self._site)
+
+    def at(self, site: int, *formats: Optional[FixedPoint]) -> Optional[tf.Tensor]:
+        """The seed of site ``site`` (``1 <= site < sites_per_step``) of the current
+        step if any of ``formats`` rounds stochastically, else None.
+
+        Example:
+        >>> stream = SeedStream(7, tf.Variable(tf.constant(2, tf.int64)), sites_per_step=10)
+        >>> stream.at(3, FixedPoint(8, 4, rounding="stochastic")).numpy().tolist()
+        [7, 23]
+        """
+        if isinstance(site, bool) or not isinstance(site, numbers.Integral) \
+                or not 1 <= site < self._sites:
+            raise ValueError(f"site must be an integer in [1, {self._sites - 1}], got {site!r}")
+        if not rounds_stochastically(*formats):
+            return None
+        return self._seed(int(site))
+
+    def _seed(self, site: int) -> tf.Tensor:
+        step = tf.cast(tf.convert_to_tensor(self._step), tf.int64)
         return tf.stack([self._run_seed,
-                         self._step * self.SITES_PER_STEP + self._site])
+                         step * self._sites + site])
 
     def initial(self, index: int) -> tf.Tensor:
         """The seed that rounds stored variable ``index`` onto its grid before step 0."""

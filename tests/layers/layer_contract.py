@@ -8,7 +8,8 @@ class :func:`exported_layers` finds in ``tensorflow_kappa.layers``:
 * a model holding it, trained a few steps and saved, loads in a fresh Python
   process with identical weights (trainable and not) and identical outputs;
 * bad constructor arguments raise ValueError naming the argument;
-* ``reinitialize`` redraws every trainable weight (and refuses before ``build``).
+* ``reinitialize`` redraws every trainable weight (and refuses before ``build``), for
+  the layers that have it.
 
 Each layer class needs a :class:`LayerCase` in :data:`CASES` (a test fails for
 an exported layer without one): non-default constructor arguments and the bad
@@ -27,11 +28,12 @@ import keras
 import numpy as np
 
 import tensorflow_kappa.layers as package_layers
-from tensorflow_kappa.layers import INALU, NAC, NALU, NAU, NMU, NACMultiplicative
+from tensorflow_kappa.layers import INALU, NAC, NALU, NAU, NMU, NACMultiplicative, Quantize
+from tensorflow_kappa.quantization import FixedPoint
 
 REPO = Path(__file__).resolve().parents[2]
 
-#: Bad arguments every layer rejects: (kwargs, word the message must contain).
+#: Bad arguments every layer with ``units`` rejects: (kwargs, word the message must contain).
 COMMON_BAD_ARGUMENTS: List[Tuple[Dict[str, Any], str]] = [
     ({"units": 0}, "units"),
     ({"units": -2}, "units"),
@@ -49,6 +51,7 @@ class LayerCase:
     kwargs: Dict[str, Any]                   # non-default constructor arguments
     bad_arguments: List[Tuple[Dict[str, Any], str]]  # (kwargs, word in the message)
     input_range: Tuple[float, float] = (-2.0, 2.0)
+    has_units: bool = True                   # takes ``units`` (COMMON_BAD_ARGUMENTS apply)
 
 
 CASES: Dict[type, LayerCase] = {
@@ -81,6 +84,12 @@ CASES: Dict[type, LayerCase] = {
         dict(units=2, regularization_scale=2.0, warmup_start=0, warmup_end=2),
         [({"units": 2, "warmup_start": 10, "warmup_end": 5}, "warmup_end"),
          ({"units": 2, "warmup_end": 2.5}, "warmup_end")], input_range=(0.5, 2.0)),
+    Quantize: LayerCase(
+        dict(forward=FixedPoint.parse("s8.4:stochastic"), backward=FixedPoint.parse("s8.6"),
+             ste="clipped", seed=3),
+        [({"forward": "s8"}, "forward"), ({"backward": "x"}, "backward"),
+         ({"ste": "no"}, "ste"), ({"seed": -1}, "seed"), ({"no_such_option": 1}, "no_such_option")],
+        has_units=False),
 }
 
 INPUT_DIM = 4

@@ -1,0 +1,72 @@
+"""FixedPointOptimizer, Quantize and QuantizationMonitor under MultiWorkerMirroredStrategy."""
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fixed_point_testlib import BATCH, PRECISION, data, make_model
+from tensorflow_kappa.callbacks import QuantizationMonitor
+from tensorflow_kappa.quantization import PrecisionDict
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+
+
+def free_ports(n):
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("localhost", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+@pytest.mark.slow
+def test_two_worker_processes_match_one_device(tmp_path):
+    initial = make_model().get_weights()
+    np.savez(tmp_path / "initial.npz", *initial)
+    cluster = {"worker": [f"localhost:{p}" for p in free_ports(2)]}
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), str(HERE),
+                                                       os.environ.get("PYTHONPATH", "")]))
+    workers = [subprocess.Popen(
+        [sys.executable, str(HERE / "fixed_point_mwms_worker.py"), str(tmp_path / "initial.npz"),
+         str(tmp_path / f"worker{i}.npz")],
+        env=dict(env, TF_CONFIG=json.dumps({"cluster": cluster,
+                                            "task": {"type": "worker", "index": i}})),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(2)]
+    try:
+        outputs = [w.communicate(timeout=300)[0] for w in workers]
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                w.kill()
+    for w, out in zip(workers, outputs):
+        assert w.returncode == 0, out[-3000:]
+
+    model = make_model()
+    model.set_weights(initial)
+    monitor = QuantizationMonitor(every=2)
+    model.fit(data()[:, :4], epochs=2, batch_size=BATCH, shuffle=False, verbose=0,
+              callbacks=[monitor])
+    precision = PrecisionDict(PRECISION)
+    for index in range(2):
+        with np.load(tmp_path / f"worker{index}.npz") as result:
+            for i, (v, ref) in enumerate(zip(model.weights, model.get_weights())):
+                got = result[f"arr_{i}"]
+                fmt = precision.format(v.path.split("/")[-2],
+                                       "bias" if v.path.endswith("bias") else "weight")
+                scaled = got.astype(np.float64) * 2.0 ** fmt.frac_bits
+                assert np.array_equal(scaled, np.round(scaled)), v.path   # on the grid
+                np.testing.assert_allclose(got, ref, rtol=0, atol=2.01 * fmt.lsb, err_msg=v.path)
+            keys = list(result["keys"])
+            assert keys == sorted(monitor.records)
+            assert "underflow/hidden/update" in keys and "saturation/hidden_quantize/forward" in keys
+            np.testing.assert_allclose(result["records"],
+                                       np.array([monitor.records[k] for k in keys]),
+                                       rtol=0.05, atol=0.03)
