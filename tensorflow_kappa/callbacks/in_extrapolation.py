@@ -17,6 +17,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tensorflow_kappa import _checks
+
 __all__ = ["InExtrapolationEvaluation"]
 
 
@@ -26,8 +28,11 @@ def _as_pair(data, name: str) -> Tuple[np.ndarray, np.ndarray]:
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a pair (x, y) of arrays, got {type(data).__name__}"
                          ) from None
-    x = np.asarray(x)
-    y = np.asarray(y)
+    x = _checks.float_array(f"{name} x", x, dtype=None)
+    y = _checks.float_array(f"{name} y", y, dtype=None)
+    if x.dtype.kind not in "biuf" or y.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must hold numbers, got arrays of dtype {x.dtype} and "
+                         f"{y.dtype}")
     if x.ndim < 1 or y.ndim < 1 or x.shape[0] != y.shape[0]:
         raise ValueError(f"{name}: x and y need the same number of rows, got shapes "
                          f"{x.shape} and {y.shape}")
@@ -77,9 +82,10 @@ class InExtrapolationEvaluation(keras.callbacks.Callback):
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
                 or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if isinstance(names, str) or not isinstance(names, (tuple, list)) or len(names) != 2 \
+                or not all(isinstance(n, str) and n for n in names) or names[0] == names[1]:
+            raise ValueError(f"names must be two different log keys (strings), got {names!r}")
         names = tuple(names)
-        if len(names) != 2 or names[0] == names[1]:
-            raise ValueError(f"names must be two different log keys, got {names!r}")
         self.every = int(every)
         self.batch_size = int(batch_size)
         self.names = names
