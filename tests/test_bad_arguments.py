@@ -348,3 +348,15 @@ def test_a_graph_learning_rate_that_is_not_finite_fails_before_the_write(impleme
         with pytest.raises(tf.errors.InvalidArgumentError, match="learning_rate"):
             step(tf.constant(bad))
         assert variable.numpy().tobytes() == before
+
+
+def test_the_plain_training_loop_checks_its_arguments_too():
+    model = LinearBlockModel(dataset=DATA, num_hidden=[], use_bias=False, seed=0)
+    before = [w.copy() for w in model.model.get_weights()]
+    for kwargs, says in [(dict(epochs=-1), "epochs"), (dict(batch_size=0), "batch_size"),
+                         (dict(X=RAGGED_LIST), "X"), (dict(Y=np.zeros((3, 2))), "rows")]:
+        arguments = {**dict(X=DATA.X, Y=DATA.Y, epochs=1, batch_size=8), **kwargs}
+        with pytest.raises(ValueError, match=says):
+            model.train(**arguments)
+    for a, b in zip(model.model.get_weights(), before):
+        assert a.tobytes() == b.tobytes()

@@ -121,11 +121,16 @@ class BaseModel(ABC):
         :meth:`train_instrumented` for ablations.
         """
         model = self._require_model()
+        epochs = _checks.integer("epochs", epochs, minimum=0)
+        batch_size = _checks.integer("batch_size", batch_size, minimum=1)
+        X = _checks.float_array("X", X)
+        Y = _checks.float_array("Y", Y)
+        if X.ndim < 2 or len(X) != len(Y) or len(X) == 0:
+            raise ValueError(f"X and Y need the same positive number of rows, got shapes "
+                             f"{X.shape} and {Y.shape}")
         self._compile()
         optimizer = model.optimizer
         loss_fn = keras.losses.get(self.loss) if isinstance(self.loss, str) else self.loss
-        X = np.asarray(X, np.float32)
-        Y = np.asarray(Y, np.float32)
         ds = tf.data.Dataset.from_tensor_slices((X, Y))
         ds = ds.shuffle(len(X), seed=self.seed, reshuffle_each_iteration=True).batch(batch_size)
 
@@ -143,7 +148,7 @@ class BaseModel(ABC):
             return total / count
 
         losses = []
-        for epoch in range(int(epochs)):
+        for epoch in range(epochs):
             losses.append(float(run_epoch()))
             if self.verbose:
                 print(f"epoch {epoch + 1}/{epochs}: loss {losses[-1]:.6g}")
