@@ -98,6 +98,23 @@ class InExtrapolationEvaluation(keras.callbacks.Callback):
         self._function_model = None
         self.history: Dict[str, List[float]] = {"epoch": [], names[0]: [], names[1]: []}
 
+    def on_train_begin(self, logs=None) -> None:
+        """Check the data sets against the model's input shape before the first epoch
+        (not at its end, which would cost the epoch)."""
+        try:
+            shape = self.model.input_shape
+        except (AttributeError, ValueError, TypeError):  # a model not built yet
+            return
+        if not isinstance(shape, tuple) or any(isinstance(d, (tuple, list)) for d in shape):
+            return  # several inputs: the callback's data cannot be one of them
+        expected = shape[1:]
+        for name, label in zip(self.names, ("interpolation_data", "extrapolation_data")):
+            got = tuple(self._data[name][0].shape[1:])
+            if len(got) != len(expected) or any(
+                    e is not None and e != g for e, g in zip(expected, got)):
+                raise ValueError(f"{label}: x has rows of shape {got}; the model takes "
+                                 f"{expected}")
+
     # ------------------------------------------------------------------
     def _build(self) -> None:
         model = self.model
