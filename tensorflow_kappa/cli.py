@@ -18,6 +18,7 @@ the option checks of each command (``--out`` must be a writable folder,
 ValueErrors. A result file that cannot be written at the end of a run does
 not lose the run: the command prints its results, then says which files are
 missing, and exits with status 1.
+
 TensorFlow 2.21 writes its native start-up lines (oneDNN, CPU features, absl's
 "before InitializeLog" banner) to stderr whatever ``TF_CPP_MIN_LOG_LEVEL``
 says; :func:`import_tensorflow_quietly` drops those below the level that
@@ -300,29 +301,23 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive_int(text: str) -> int:
-    """argparse type: an integer >= 1, else argparse's usage error naming it."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not a positive integer")
-    return value
-
-
-def _int_between(low: int, high: int):
-    """argparse type: an integer in [low, high]."""
+def _int_between(low: int, high: int | None = None):
+    """argparse type: an integer in [low, high] (no upper bound without ``high``)."""
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{value} is not an integer in [{low}, {high}]")
+        if value < low or (high is not None and value > high):
+            bounds = f">= {low}" if high is None else f"in [{low}, {high}]"
+            raise argparse.ArgumentTypeError(f"{value} is not an integer {bounds}")
         return value
     parse.__name__ = "integer"
     return parse
+
+
+#: argparse type of counts (epochs, seeds, sizes, repeats, ...).
+_positive_int = _int_between(1)
 
 
 def _inputs(text: str) -> int:
