@@ -7,7 +7,6 @@ from typing import NamedTuple, Optional, Union
 import keras
 import numpy as np
 import tensorflow as tf
-from tensorflow.python.ops import control_flow_util
 
 from tensorflow_kappa import _ops
 from tensorflow_kappa.quantization import composite
@@ -119,7 +118,7 @@ def _critical_section(variable: tf.Variable) -> Optional[tf.CriticalSection]:
     it, and so does ``jit_compile`` tracing) and for distributed variables (each
     replica updates its own copy)."""
     if (_ops.composite_requested() or isinstance(variable, tf.distribute.DistributedValues)
-            or control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())):
+            or tf.__internal__.get_enclosing_xla_context() is not None):
         return None
     with _sections_lock:
         section = getattr(variable, "_kappa_critical_section", None)
