@@ -18,6 +18,7 @@ the twin is used instead of the custom op when
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import threading
@@ -76,6 +77,7 @@ def _load() -> ModuleType:
             f"custom-op library only loads into the TensorFlow release it was "
             f"built against. {advice}"
         )
+    _check_library_file(info, advice)
     try:
         return tf.load_op_library(str(LIBRARY_PATH))
     except (tf.errors.NotFoundError, OSError) as err:
@@ -85,13 +87,44 @@ def _load() -> ModuleType:
         ) from err
 
 
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _check_library_file(info: dict, advice: str) -> None:
+    """Compare the library with the size and SHA-256 the build recorded, before dlopen:
+    loading a truncated library (an interrupted install or copy) can kill the
+    process with SIGBUS instead of raising."""
+    name = f"tensorflow_kappa's op library {LIBRARY_PATH}"
+    size, digest = info.get("library_size"), info.get("library_sha256")
+    if size is None or digest is None:
+        raise ImportError(f"{name} cannot be checked: its build record {BUILD_INFO_PATH.name} "
+                          f"holds no size and SHA-256 of it (an older build). {advice}")
+    try:
+        actual_size = LIBRARY_PATH.stat().st_size
+        actual_digest = _sha256(LIBRARY_PATH) if actual_size == size else None
+    except OSError as err:
+        raise ImportError(f"{name} is missing or unreadable ({err}). {advice}") from err
+    if actual_size != size or actual_digest != digest:
+        found = (f"{actual_size} bytes" if actual_digest is None
+                 else f"SHA-256 {actual_digest}")
+        expected = f"{size} bytes" if actual_digest is None else f"SHA-256 {digest}"
+        raise ImportError(f"{name} is damaged: it has {found} where the build recorded "
+                          f"{expected} (an interrupted install or copy?). {advice}")
+
+
 def load_library() -> ModuleType:
     """Load the op library once and return its generated op module.
 
     Raises:
-        ImportError: the library is missing, was built for another TensorFlow,
-            or fails to load; the message says which TensorFlow it was built
-            for, which is installed, and the command that rebuilds it.
+        ImportError: the library is missing, damaged (its size or SHA-256
+            differs from the build record), was built for another TensorFlow,
+            or fails to load; the message says which, which TensorFlow it was
+            built for, which is installed, and the command that rebuilds it.
     """
     global _library
     with _lock:
@@ -136,6 +169,11 @@ def composite_ops() -> Iterator[None]:
         yield
     finally:
         _local.composite_depth = depth
+
+
+def composite_requested() -> bool:
+    """Whether this thread is inside a :func:`composite_ops` block."""
+    return bool(getattr(_local, "composite_depth", 0))
 
 
 def custom_ops() -> ModuleType | None:

@@ -16,6 +16,15 @@
 
 TensorFlow is imported by :func:`main` after the arguments are parsed, not
 by this module, so ``kappa --help`` and argument errors need no TensorFlow.
+
+Bad input ends with one line that names the option and the value, and exit
+status 2, before any work: argparse's own errors (without the usage block),
+the option checks of each command (``--out`` must be a writable folder,
+``--precision`` a readable JSON file or a format, ...), and the package's
+ValueErrors. A result file that cannot be written at the end of a run does
+not lose the run: the command prints its results, then says which files are
+missing, and exits with status 1.
+
 TensorFlow 2.21 writes its native start-up lines (oneDNN, CPU features, absl's
 "before InitializeLog" banner) to stderr whatever ``TF_CPP_MIN_LOG_LEVEL``
 says; :func:`import_tensorflow_quietly` drops those below the level that
@@ -25,13 +34,17 @@ own setting is respected), so every command prints only its own output.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
 import os
 import sys
 import re
 import tempfile
+import time
+import warnings
 from functools import partial
-from typing import Sequence
+from typing import Iterator, Sequence
 
 # A native log line: severity letter, MMDD, time (glog/absl format).
 _NATIVE_LINE = re.compile(r"^([IWEF])\d{4} \d")
@@ -107,13 +120,46 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+class _OptionError(Exception):
+    """A bad option value; :func:`main` prints ``argument <option>: <reason>``, exit 2."""
+
+    def __init__(self, option: str, reason: str):
+        super().__init__(f"argument {option}: {reason}")
+
+
+@contextlib.contextmanager
+def _option(option: str) -> Iterator[None]:
+    """Turn a ValueError (or an OSError reading a file) raised while checking ``option``
+    into an :class:`_OptionError`."""
+    try:
+        yield
+    except ValueError as err:
+        raise _OptionError(option, str(err)) from None
+    except OSError as err:
+        raise _OptionError(option, f"cannot read {err.filename!r}: {err.strerror or err}"
+                           ) from None
+
+
+def _check_out(folder: str) -> str:
+    from tensorflow_kappa.experiments.reporting import check_output_dir
+
+    with _option("--out"):
+        return check_output_dir(folder, name="")
+
+
 def _cmd_ablation(args: argparse.Namespace) -> int:
     from tensorflow_kappa.experiments import ablation
-    from tensorflow_kappa.quantization import PrecisionDict
+    from tensorflow_kappa.quantization import FixedPoint, PrecisionDict, ensure_precision_dict
 
     precision = args.precision
-    if precision is not None and (precision.endswith(".json") or os.path.isfile(precision)):
-        precision = PrecisionDict.from_json(precision)
+    with _option("--precision"):
+        if precision is not None and (precision.endswith(".json") or os.path.isfile(precision)):
+            precision = PrecisionDict.from_json(precision)
+        ensure_precision_dict(precision)
+    with _option("--death-update"):
+        FixedPoint.coerce(args.death_update)
+    _check_out(args.out)
+    start = time.time()
     print(f"kappa ablation: teacher-student n={args.n}, {args.input_dim}->{args.output_dim}, "
           f"lr={args.learning_rate}, chi={args.chi}, epochs={args.epochs}, seed={args.seed}")
     runs = ablation.run_ablation(
@@ -127,15 +173,26 @@ def _cmd_ablation(args: argparse.Namespace) -> int:
     print(ablation.format_table(runs))
     print()
     print(ablation.describe(runs))
-    print(f"\nhistories, plots and summary.txt in {args.out}")
+    summary = os.path.join(args.out, "summary.txt")
+    written = [f for r in runs for f in r.files] + _written([summary], since=start)
+    print(f"\nwrote {len(written)} files (histories, plots, summary.txt) in {args.out}")
     return 0
 
 
 def _cmd_arithmetic(args: argparse.Namespace) -> int:
-    from tensorflow_kappa.datasets.expression import parse_expression
-    from tensorflow_kappa.experiments.arithmetic import train_arithmetic, train_arithmetic_seeds
+    from tensorflow_kappa.datasets.expression import ExpressionError, parse_expression
+    from tensorflow_kappa.experiments.arithmetic import (_check_layers, train_arithmetic,
+                                                         train_arithmetic_seeds)
 
-    expression = parse_expression(args.expression, args.inputs)  # parsed once; fails early
+    try:
+        expression = parse_expression(args.expression, args.inputs)  # parsed once
+    except ExpressionError as err:
+        text = args.expression if len(args.expression) <= 80 else args.expression[:77] + "..."
+        raise _OptionError("--expression", f"{err.reason} at position {err.position} of "
+                           f"{text!r}") from None
+    with _option("--layers"):
+        _check_layers(args.layers)
+    _check_out(args.out)
     options = dict(expression=expression, num_inputs=args.inputs, layers=args.layers,
                    epochs=args.epochs, n=args.n, out_dir=args.out, verbose=args.verbose)
     print(f"kappa arithmetic: y = {args.expression} on {args.inputs} inputs, INALU layers "
@@ -154,7 +211,8 @@ def _cmd_arithmetic(args: argparse.Namespace) -> int:
               f"{summary.success_rate:.0%} (Wilson 95% interval {low:.0%}-{high:.0%}); "
               f"formula recovered in {summary.formula_recovered}/{summary.runs}; "
               f"{summary.wall_time_s:.0f} s")
-        print(f"wrote {summary.summary_path} and one PNG/JSON per seed in {args.out}")
+        if summary.summary_path is not None:
+            print(f"wrote {summary.summary_path} and one PNG/JSON per seed in {args.out}")
         return 0
     r = train_arithmetic(seed=args.seed, **options)
     e = r.best_epoch
@@ -167,24 +225,30 @@ def _cmd_arithmetic(args: argparse.Namespace) -> int:
           f"({'matches' if r.formula_correct else 'does not match'} {r.expression})")
     print(f"{r.epochs} epochs, {r.steps} steps, {len(r.reinitializations)} "
           f"reinitialisations, {r.wall_time_s:.0f} s")
-    print(f"wrote {r.plot_path} and {r.summary_path}")
+    written = [path for path in (r.plot_path, r.summary_path) if path is not None]
+    if written:
+        print(f"wrote {' and '.join(written)}")
     return 0
 
 
 def _cmd_nalm_benchmark(args: argparse.Namespace) -> int:
     from tensorflow_kappa.experiments import nalm
 
-    def names(text):
-        return [v.strip() for v in text.split(",") if v.strip()]
+    def names(text, option, known):
+        chosen = [v.strip() for v in text.split(",") if v.strip()]
+        unknown = [v for v in chosen if v not in known]
+        if unknown or not chosen:
+            raise _OptionError(option, f"{text!r}: expected a comma-separated subset of "
+                               f"{','.join(known)}")
+        return chosen
 
-    ranges = nalm.DEFAULT_RANGES
-    if args.ranges:
-        try:
-            ranges = [nalm.DEFAULT_RANGES[int(i)] for i in names(args.ranges)]
-        except ValueError:
-            ranges = json.loads(args.ranges)
+    ranges = nalm.DEFAULT_RANGES if not args.ranges else _nalm_ranges(args.ranges)
+    ops = names(args.ops, "--ops", nalm.OPS)
+    models = names(args.models, "--models", nalm.MODELS)
+    _check_out(args.out)
+    start = time.time()
     result = nalm.run_nalm_benchmark(
-        ops=names(args.ops), ranges=ranges, models=names(args.models), seeds=args.seeds,
+        ops=ops, ranges=ranges, models=models, seeds=args.seeds,
         steps=args.steps, eval_every=args.eval_every, n_eval=args.n_eval, out_dir=args.out,
         verbose=1)
     print()
@@ -194,16 +258,26 @@ def _cmd_nalm_benchmark(args: argparse.Namespace) -> int:
           f"{result.config['epsilon']:g}) at the best interpolation evaluation; "
           f"{result.wall_time_s:.0f} s; layer check max relative difference "
           f"{result.max_layer_discrepancy:.1e}")
-    if args.out:
-        print(f"wrote {args.out}/nalm_benchmark.md and {args.out}/nalm_benchmark.json")
+    written = _written([os.path.join(args.out, name) for name in
+                        ("nalm_benchmark.md", "nalm_benchmark.json")], since=start)
+    if written:
+        print(f"wrote {' and '.join(written)}")
     return 0
 
 
 def _cmd_fixed_point(args: argparse.Namespace) -> int:
     from tensorflow_kappa.experiments import fixed_point
+    from tensorflow_kappa.quantization import FixedPoint
 
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
     roundings = [r.strip() for r in args.roundings.split(",") if r.strip()]
+    with _option("--formats"):
+        for fmt in formats or [args.formats]:
+            FixedPoint.parse(fmt)
+    with _option("--roundings"):
+        for rounding in roundings or [args.roundings]:
+            FixedPoint(16, 8, rounding=rounding)
+    _check_out(args.out)
     print(f"kappa fixed-point: digits CNN, SGD(lr={args.learning_rate}), batch "
           f"{args.batch_size}, {args.epochs} epochs, seed {args.seed}; float32, then weights "
           f"stored in {', '.join(formats)} with {', '.join(roundings)}", flush=True)
@@ -220,6 +294,34 @@ def _cmd_fixed_point(args: argparse.Namespace) -> int:
     print(fixed_point.format_table(runs, args.target))
     print(f"\nwrote {paths['table']}, {paths['json']} and {paths['plot']}")
     return 0
+
+
+def _written(paths: list, since: float) -> list:
+    """The files of ``paths`` written since ``since`` (a failed write is reported by
+    :func:`main` instead)."""
+    return [p for p in paths if os.path.exists(p) and os.path.getmtime(p) >= since]
+
+
+def _nalm_ranges(text: str) -> list:
+    """``--ranges``: indices of the default range pairs (``0,2``) or JSON pairs, checked."""
+    from tensorflow_kappa.experiments import nalm
+
+    defaults = nalm.DEFAULT_RANGES
+    items = [v.strip() for v in text.split(",")]
+    if all(re.fullmatch(r"-?\d+", v) for v in items):
+        bad = [v for v in items if not 0 <= int(v) < len(defaults)]
+        if bad:
+            raise _OptionError("--ranges", f"{text!r}: there are {len(defaults)} default "
+                               f"range pairs, indices 0 to {len(defaults) - 1}")
+        return [defaults[int(v)] for v in items]
+    try:
+        ranges = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise _OptionError("--ranges", f"{text!r} is neither indices such as 0,2 nor JSON "
+                           f"[[train, extrapolation], ...] ({err})") from None
+    with _option("--ranges"):
+        nalm._parse_ranges(ranges if isinstance(ranges, list) else [ranges])
+    return ranges
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -248,7 +350,8 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     from tensorflow_kappa.experiments import inspect_weights as iw
 
     try:
-        weights = iw.load_weights(args.model_file)
+        with _option("MODEL_FILE"):
+            weights = iw.load_weights(args.model_file)
         reports = iw.inspect_weights(weights, args.formats, args.near_rail, args.seed)
     except ImportError as err:
         print(f"kappa inspect: {err}", file=sys.stderr)
@@ -302,19 +405,64 @@ def _unit_float(text: str) -> float:
     return value
 
 
-def _positive_int(text: str) -> int:
-    """argparse type: an integer >= 1, else argparse's usage error naming it."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not a positive integer")
-    return value
+def _int_between(low: int, high: int | None = None):
+    """argparse type: an integer in [low, high] (no upper bound without ``high``)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low or (high is not None and value > high):
+            bounds = f">= {low}" if high is None else f"in [{low}, {high}]"
+            raise argparse.ArgumentTypeError(f"{value} is not an integer {bounds}")
+        return value
+    parse.__name__ = "integer"
+    return parse
+
+
+#: argparse type of counts (epochs, seeds, sizes, repeats, ...).
+_positive_int = _int_between(1)
+
+
+def _inputs(text: str) -> int:
+    """argparse type of ``--inputs``: 1 to the parser's bound, checked before names are built."""
+    from tensorflow_kappa.datasets.expression import MAX_INPUTS
+
+    return _int_between(1, MAX_INPUTS)(text)
+
+
+#: Seeds on the command line: what NumPy's legacy seeding (Keras) takes.
+_seed = _int_between(0, 2**32 - 1)
+
+
+def _finite_float(minimum: float, strict: bool):
+    """argparse type: a finite float above (``strict``) or at least ``minimum``."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not math.isfinite(value) or (value <= minimum if strict else value < minimum):
+            raise argparse.ArgumentTypeError(
+                f"{text} is not a finite number {'>' if strict else '>='} {minimum:g}")
+        return value
+    parse.__name__ = "number"
+    return parse
+
+
+_positive_float = _finite_float(0.0, strict=True)
+_nonnegative_float = _finite_float(0.0, strict=False)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``kappa <command>: error: argument --x: ...``."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="kappa", description="tensorflow_kappa command line"
     )
     sub = parser.add_subparsers(dest="command", required=True)
@@ -328,18 +476,18 @@ def build_parser() -> argparse.ArgumentParser:
     abl.add_argument("--precision", default=None,
                      help="fixed-point side: one format for every field (e.g. s8.6) or a "
                      "JSON file {layer: {field: format}}; default: 16-bit formats")
-    abl.add_argument("--learning-rate", "--lr", type=float, default=1.8)
-    abl.add_argument("--chi", type=float, default=1.5)
+    abl.add_argument("--learning-rate", "--lr", type=_positive_float, default=1.8)
+    abl.add_argument("--chi", type=_positive_float, default=1.5)
     abl.add_argument("--epochs", type=_positive_int, default=10)
     abl.add_argument("--batch-size", type=_positive_int, default=32)
-    abl.add_argument("--seed", type=int, default=0)
+    abl.add_argument("--seed", type=_seed, default=0)
     abl.add_argument("--n", type=_positive_int, default=1024, help="examples")
     abl.add_argument("--input-dim", type=_positive_int, default=16)
     abl.add_argument("--output-dim", type=_positive_int, default=4)
-    abl.add_argument("--noise", type=float, default=0.1)
+    abl.add_argument("--noise", type=_nonnegative_float, default=0.1)
     abl.add_argument("--death-update", default="s8.4",
                      help="coarse update format of the learning-death case")
-    abl.add_argument("--death-learning-rate", type=float, default=0.1)
+    abl.add_argument("--death-learning-rate", type=_positive_float, default=0.1)
     abl.add_argument("--no-death", action="store_true", help="skip the learning-death case")
     abl.add_argument("--out", default="runs/ablation", help="output folder")
     abl.add_argument("--no-plots", action="store_true")
@@ -354,13 +502,13 @@ def build_parser() -> argparse.ArgumentParser:
         "the learned formula; write a PNG and a JSON summary.")
     ari.add_argument("--expression", default="(x1 - x2) * (x3 - x4) + x5 * x6",
                      help="over x1 ... xN with + - * / and parentheses")
-    ari.add_argument("--inputs", type=_positive_int, default=7, help="N, the number of inputs")
+    ari.add_argument("--inputs", type=_inputs, default=7, help="N, the number of inputs")
     ari.add_argument("--layers", default="3,2,1", help="INALU units per layer")
     ari.add_argument("--epochs", type=_positive_int, default=60,
                      help="epoch budget (early stopping usually ends sooner)")
     ari.add_argument("--n", type=_positive_int, default=64000, help="samples per set")
     seeds = ari.add_mutually_exclusive_group()
-    seeds.add_argument("--seed", type=int, default=0)
+    seeds.add_argument("--seed", type=_seed, default=0)
     seeds.add_argument("--seeds", type=_positive_int, default=None, metavar="M",
                        help="run seeds 0 ... M-1 and print the success rate")
     ari.add_argument("--out", default="runs/arithmetic", help="output folder")
@@ -402,12 +550,12 @@ def build_parser() -> argparse.ArgumentParser:
     fp.add_argument("--roundings", default="nearest_even,stochastic",
                     help="rounding modes, comma-separated")
     fp.add_argument("--epochs", type=_positive_int, default=30)
-    fp.add_argument("--learning-rate", "--lr", type=float, default=0.05)
+    fp.add_argument("--learning-rate", "--lr", type=_positive_float, default=0.05)
     fp.add_argument("--batch-size", type=_positive_int, default=32)
-    fp.add_argument("--seed", type=int, default=0)
+    fp.add_argument("--seed", type=_seed, default=0)
     fp.add_argument("--every", type=_positive_int, default=10,
                     help="QuantizationMonitor interval in steps")
-    fp.add_argument("--target", type=float, default=0.9,
+    fp.add_argument("--target", type=_unit_float, default=0.9,
                     help="test accuracy whose first epoch the table reports")
     fp.add_argument("--limit", type=_positive_int, default=None,
                     help="use only this many images (smoke runs)")
@@ -457,17 +605,46 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run a command. Bad input (the package's ValueErrors, which name the bad
-    value and what was expected) ends with that message and exit status 2,
-    as argparse's own errors do, not with a traceback."""
+    """Run a command. Bad input ends with one line naming the option (or, for the
+    package's ValueErrors, the parameter) and the value, and exit status 2, as
+    argparse's own errors do, not with a traceback. Returns the command's exit
+    status, or 1 when result files could not be written (the results were
+    printed)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "needs_tensorflow", True):  # a command without TF sets it False
         import_tensorflow_quietly()
+    failed_writes: list = []
     try:
-        return args.func(args)
+        with _collect_write_failures(failed_writes):
+            status = args.func(args)
+    except _OptionError as err:
+        parser.exit(2, f"kappa {args.command}: error: {err}\n")
     except ValueError as err:
         parser.exit(2, f"kappa {args.command}: error: {err}\n")
+    for message in failed_writes:
+        print(f"kappa {args.command}: error: {message}", file=sys.stderr)
+    return 1 if failed_writes else status
+
+
+@contextlib.contextmanager
+def _collect_write_failures(messages: list) -> Iterator[None]:
+    """Collect the OutputWriteWarnings of a command (files it could not write at the
+    end); other warnings are shown as usual."""
+    from tensorflow_kappa.experiments.reporting import OutputWriteWarning
+
+    with warnings.catch_warnings():
+        shown = warnings.showwarning
+
+        def show(message, category, *args, **kwargs):
+            if issubclass(category, OutputWriteWarning):
+                messages.append(str(message))
+            else:
+                shown(message, category, *args, **kwargs)
+
+        warnings.showwarning = show
+        warnings.simplefilter("always", OutputWriteWarning)
+        yield
 
 
 if __name__ == "__main__":

@@ -51,6 +51,7 @@ from typing import Sequence, Tuple
 
 import numpy as np
 
+from tensorflow_kappa import _checks
 from tensorflow_kappa.datasets.expression import BinaryOp, Expression, Negate, Node, Number
 from tensorflow_kappa.datasets.expression import Variable
 from tensorflow_kappa.layers import Formula
@@ -81,6 +82,10 @@ def _check_expression(expression: object) -> Expression:
     return expression
 
 
+def _check_epsilon(epsilon: object) -> float:
+    return _checks.number("epsilon", epsilon, minimum=0.0, strict_minimum=True)
+
+
 def _occurrence_scaled(expr: Expression, x: np.ndarray, scales: np.ndarray) -> np.ndarray:
     def leaf(values, i, k):
         return values[:, i] * scales[k]
@@ -97,7 +102,8 @@ def worst_signs(expression: Expression, x, epsilon: float = EPSILON) -> np.ndarr
     coordinate ascent beyond.
     """
     expr = _check_expression(expression)
-    x = np.asarray(x, dtype=np.float64)
+    x = _checks.float_array("x", x, np.float64)
+    _check_epsilon(epsilon)
     leaves = expr.num_leaves
     if leaves == 0:
         return np.zeros(0)
@@ -138,7 +144,8 @@ def perturbed_predictions(expression: Expression, x,
     defaults to :func:`worst_signs` on ``x``.
     """
     expr = _check_expression(expression)
-    x = np.asarray(x, dtype=np.float64)
+    x = _checks.float_array("x", x, np.float64)
+    _check_epsilon(epsilon)
     if signs is None:
         signs = worst_signs(expr, x, epsilon)
     signs = np.asarray(signs, dtype=np.float64)
@@ -164,7 +171,8 @@ def perturbed_threshold(expression: Expression, x,
     Samples where the exact value is not finite (division by 0) are left out.
     """
     expr = _check_expression(expression)
-    x = np.asarray(x, dtype=np.float64)
+    x = _checks.float_array("x", x, np.float64)
+    _check_epsilon(epsilon)
     target = expr.evaluate(x)
     keep = np.isfinite(target)
     x, target = x[keep], target[keep]
@@ -174,9 +182,9 @@ def perturbed_threshold(expression: Expression, x,
 
 def best_epoch(interpolation_mse: Sequence[float]) -> int:
     """Index of the lowest interpolation MSE (NaN counts as worst; first of ties)."""
-    values = np.asarray(interpolation_mse, dtype=np.float64)
+    values = _checks.float_array("interpolation_mse", interpolation_mse, np.float64)
     if values.size == 0:
-        raise ValueError("no interpolation MSE recorded")
+        raise ValueError("interpolation_mse is empty: no interpolation MSE recorded")
     values = np.where(np.isfinite(values), values, np.inf)
     return int(np.argmin(values))
 
@@ -194,9 +202,15 @@ def succeeded(interpolation_mse: Sequence[float], extrapolation_mse: Sequence[fl
         ``(success, index)``: whether the extrapolation MSE at the evaluation
         with the best interpolation MSE is below ``threshold``, and that index.
     """
-    if len(interpolation_mse) != len(extrapolation_mse):
-        raise ValueError(f"interpolation and extrapolation MSE differ in length: "
-                         f"{len(interpolation_mse)} vs {len(extrapolation_mse)}")
+    interpolation_mse = _checks.float_array("interpolation_mse", interpolation_mse, np.float64)
+    extrapolation_mse = _checks.float_array("extrapolation_mse", extrapolation_mse, np.float64)
+    if interpolation_mse.ndim != 1 or interpolation_mse.shape != extrapolation_mse.shape:
+        raise ValueError(f"interpolation_mse and extrapolation_mse must be sequences of the "
+                         f"same length, got shapes {interpolation_mse.shape} and "
+                         f"{extrapolation_mse.shape}")
+    if isinstance(threshold, (bool, np.bool_)) or not isinstance(threshold, (int, float, np.number)) \
+            or math.isnan(threshold):
+        raise ValueError(f"threshold must be a number (not NaN), got {threshold!r}")
     index = best_epoch(interpolation_mse)
     value = float(extrapolation_mse[index])
     return bool(math.isfinite(value) and value < threshold), index
@@ -213,8 +227,7 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> Tuple[float, flo
     if isinstance(successes, bool) or not isinstance(successes, (int, np.integer)) \
             or not 0 <= successes <= n:
         raise ValueError(f"successes must be an integer in [0, n={n}], got {successes!r}")
-    if z <= 0:
-        raise ValueError(f"z must be positive, got {z!r}")
+    z = _checks.number("z", z, minimum=0.0, strict_minimum=True)
     if n == 0:
         return 0.0, 1.0
     p = successes / n

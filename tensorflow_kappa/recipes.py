@@ -55,6 +55,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tensorflow_kappa import _checks
 from tensorflow_kappa.callbacks.loop_controller import LoopController
 from tensorflow_kappa.layers import INALU
 from tensorflow_kappa.layers.explain import nalm_layers
@@ -235,6 +236,9 @@ class InaluRecipe:
         def put(name, value):
             object.__setattr__(self, name, value)
 
+        for name in ("regularization", "reinitialization"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
         put("gate_period", _check_int("gate_period", self.gate_period, 1))
         put("gate_batches", _check_int("gate_batches", self.gate_batches, 0))
         if self.gate_batches > self.gate_period:
@@ -392,7 +396,8 @@ class InaluController(LoopController):
                 len(self.reinitializations) >= r.max_reinitializations:
             return False
         if r.reinit_condition is not None:
-            return bool(r.reinit_condition(self.losses()))
+            return _checks.bool_result("reinit_condition",
+                                       r.reinit_condition(self.losses()))
         return stuck(self.losses(), r.reinit_min_steps, r.reinit_loss_threshold,
                      r.reinit_window)
 

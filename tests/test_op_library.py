@@ -28,7 +28,9 @@ def test_library_loads_with_tf_load_op_library():
     lib = tf.load_op_library(str(_ops.LIBRARY_PATH))
     assert hasattr(lib, "kappa_quantize")
     info = json.loads(lib.kappa_build_info().numpy())
-    assert info == json.loads(_ops.BUILD_INFO_PATH.read_text())
+    record = json.loads(_ops.BUILD_INFO_PATH.read_text())
+    # The record is what was compiled in, plus the library's own size and checksum.
+    assert info == {k: v for k, v in record.items() if not k.startswith("library_")}
     assert info["tf_version"] == tf.__version__
     x = tf.constant([0.1, 0.3, -9.0])
     y = lib.kappa_quantize(x, tf.zeros([2], tf.int64), bits=8, frac_bits=4)
@@ -61,8 +63,54 @@ def test_library_built_for_another_tensorflow_gives_clear_import_error(package_c
     assert _ops.REBUILD_COMMAND in message
 
 
+def test_the_build_records_the_library_size_and_checksum():
+    """The Bazel genrule's record matches the library next to it (checked with hashlib
+    here, independently of _ops)."""
+    import hashlib
+    info = json.loads(_ops.BUILD_INFO_PATH.read_text())
+    data = _ops.LIBRARY_PATH.read_bytes()
+    assert info["library_size"] == len(data)
+    assert info["library_sha256"] == hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "same size, other bytes"])
+def test_damaged_library_gives_clear_import_error_before_dlopen(package_copy, damage):
+    """A truncated library (an interrupted install or copy) can kill the process with
+    SIGBUS inside dlopen; the recorded size and SHA-256 stop it before the load."""
+    library = package_copy / "_kappa_ops.so"
+    data = library.read_bytes()
+    if damage == "truncated":
+        library.write_bytes(data[: len(data) // 3])
+    else:
+        middle = len(data) // 2
+        library.write_bytes(data[:middle] + bytes([data[middle] ^ 1]) + data[middle + 1:])
+    result = run_python(FIRST_OP_CALL, cwd=package_copy.parent.parent,
+                        env={"PYTHONPATH": str(package_copy.parent)})
+    assert result.returncode == 1, (result.returncode, result.stderr[-2000:])  # not a signal
+    message = result.stderr.strip().splitlines()[-1]
+    assert message.startswith("ImportError:") and "is damaged" in message
+    assert ("bytes" if damage == "truncated" else "SHA-256") in message
+    assert _ops.REBUILD_COMMAND in message and _ops.FALLBACK_ENV in message
+
+
+def test_a_record_without_the_checksum_is_not_trusted(package_copy):
+    info = json.loads((package_copy / "_build_info.json").read_text())
+    del info["library_sha256"]
+    (package_copy / "_build_info.json").write_text(json.dumps(info))
+    result = run_python(FIRST_OP_CALL, cwd=package_copy.parent.parent,
+                        env={"PYTHONPATH": str(package_copy.parent)})
+    message = result.stderr.strip().splitlines()[-1]
+    assert message.startswith("ImportError:") and "cannot be checked" in message
+
+
 def test_corrupt_library_gives_clear_import_error(package_copy):
-    (package_copy / "_kappa_ops.so").write_bytes(b"not an ELF file")
+    """A library that matches its record but is no ELF file fails in dlopen, cleanly."""
+    import hashlib
+    bogus = b"not an ELF file"
+    (package_copy / "_kappa_ops.so").write_bytes(bogus)
+    info = json.loads((package_copy / "_build_info.json").read_text())
+    info.update(library_size=len(bogus), library_sha256=hashlib.sha256(bogus).hexdigest())
+    (package_copy / "_build_info.json").write_text(json.dumps(info))
     result = run_python("import tensorflow_kappa as tk; tk.register_all()",
                         cwd=package_copy.parent.parent,
                         env={"PYTHONPATH": str(package_copy.parent)})
@@ -121,8 +169,8 @@ def test_everything_that_calls_no_op_works_without_the_library(package_copy):
     assert lines[0] == "fitted (32, 3) True"
     errors = lines[1:]
     assert len(errors) == 3 and all(e.startswith("ImportError:") for e in errors), errors
-    assert all("failed to load" in e and _ops.REBUILD_COMMAND in e and _ops.FALLBACK_ENV in e
-               for e in errors), errors
+    assert all("missing or unreadable" in e and _ops.REBUILD_COMMAND in e
+               and _ops.FALLBACK_ENV in e for e in errors), errors
 
 
 def test_fallback_env_uses_twins_and_warns_once(tmp_path):

@@ -17,6 +17,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tensorflow_kappa import _checks
+
 __all__ = ["InExtrapolationEvaluation"]
 
 
@@ -26,8 +28,11 @@ def _as_pair(data, name: str) -> Tuple[np.ndarray, np.ndarray]:
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a pair (x, y) of arrays, got {type(data).__name__}"
                          ) from None
-    x = np.asarray(x)
-    y = np.asarray(y)
+    x = _checks.float_array(f"{name} x", x, dtype=None)
+    y = _checks.float_array(f"{name} y", y, dtype=None)
+    if x.dtype.kind not in "biuf" or y.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must hold numbers, got arrays of dtype {x.dtype} and "
+                         f"{y.dtype}")
     if x.ndim < 1 or y.ndim < 1 or x.shape[0] != y.shape[0]:
         raise ValueError(f"{name}: x and y need the same number of rows, got shapes "
                          f"{x.shape} and {y.shape}")
@@ -77,9 +82,10 @@ class InExtrapolationEvaluation(keras.callbacks.Callback):
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
                 or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if isinstance(names, str) or not isinstance(names, (tuple, list)) or len(names) != 2 \
+                or not all(isinstance(n, str) and n for n in names) or names[0] == names[1]:
+            raise ValueError(f"names must be two different log keys (strings), got {names!r}")
         names = tuple(names)
-        if len(names) != 2 or names[0] == names[1]:
-            raise ValueError(f"names must be two different log keys, got {names!r}")
         self.every = int(every)
         self.batch_size = int(batch_size)
         self.names = names
@@ -91,6 +97,23 @@ class InExtrapolationEvaluation(keras.callbacks.Callback):
         self._function = None
         self._function_model = None
         self.history: Dict[str, List[float]] = {"epoch": [], names[0]: [], names[1]: []}
+
+    def on_train_begin(self, logs=None) -> None:
+        """Check the data sets against the model's input shape before the first epoch
+        (not at its end, which would cost the epoch)."""
+        try:
+            shape = self.model.input_shape
+        except (AttributeError, ValueError, TypeError):  # a model not built yet
+            return
+        if not isinstance(shape, tuple) or any(isinstance(d, (tuple, list)) for d in shape):
+            return  # several inputs: the callback's data cannot be one of them
+        expected = shape[1:]
+        for name, label in zip(self.names, ("interpolation_data", "extrapolation_data")):
+            got = tuple(self._data[name][0].shape[1:])
+            if len(got) != len(expected) or any(
+                    e is not None and e != g for e, g in zip(expected, got)):
+                raise ValueError(f"{label}: x has rows of shape {got}; the model takes "
+                                 f"{expected}")
 
     # ------------------------------------------------------------------
     def _build(self) -> None:

@@ -86,6 +86,7 @@ from typing import Callable, Dict, Mapping, Optional, Tuple
 import keras
 import numpy as np
 
+from tensorflow_kappa import _checks
 from tensorflow_kappa.callbacks.controlled_step import build_train_step
 from tensorflow_kappa.callbacks.loop_controller_config import (
     LoopControllerConfigError,
@@ -187,7 +188,9 @@ class LoopController(keras.callbacks.Callback):
         super().__init__()
         self._actions = parse_config(config)
         self._async_actions = parse_async_config(async_config)
-        self.verbose = int(verbose)
+        self.verbose = _checks.integer("verbose", verbose, minimum=0)
+        if max_history is not None:
+            _checks.integer("max_history", max_history, minimum=1)
         self._store = StepHistory(max_history)
         self._trace_count = 0
         self.reset()
@@ -385,14 +388,7 @@ class LoopController(keras.callbacks.Callback):
             self._own_loss_tracker.reset_state()
 
     def on_train_batch_begin(self, batch, logs=None) -> None:
-        states = []
-        for action in self._actions:
-            try:
-                states.append(bool(action.cond(self)))
-            except Exception as err:
-                err.add_note(f"raised by the 'cond' of LoopController action {action.name!r}")
-                raise
-        states = tuple(states)
+        states = tuple(_evaluate_cond(action, self, "action") for action in self._actions)
         if states != self._current:
             self.model.train_function = self._function_for(states)
             if self.verbose:
@@ -422,12 +418,7 @@ class LoopController(keras.callbacks.Callback):
         self.epochs += 1
         self.reinit_epochs += 1
         for action in self._async_actions:
-            try:
-                fire = bool(action.cond(self))
-            except Exception as err:
-                err.add_note(f"raised by the 'cond' of LoopController async action {action.name!r}")
-                raise
-            if not fire:
+            if not _evaluate_cond(action, self, "async action"):
                 continue
             self._say(f"end of epoch {self.epochs}: async action {action.name!r}")
             if action.model_fn is not None:
@@ -445,6 +436,16 @@ class LoopController(keras.callbacks.Callback):
             else:
                 model.make_train_function(force=True)
         self._clear_fit_state()
+
+
+def _evaluate_cond(action, controller: "LoopController", kind: str) -> bool:
+    """``action.cond(controller)``, which must return a bool (else TypeError naming it)."""
+    try:
+        value = action.cond(controller)
+    except Exception as err:
+        err.add_note(f"raised by the 'cond' of LoopController {kind} {action.name!r}")
+        raise
+    return _checks.bool_result(f"the 'cond' of LoopController {kind} {action.name!r}", value)
 
 
 #: The report's name for :class:`LoopController`.

@@ -22,6 +22,7 @@ NEAREST_EVEN, NEAREST_AWAY, TRUNCATE, TOWARD_ZERO, STOCHASTIC = ROUNDING_MODES =
     "nearest_even", "nearest_away", "truncate", "toward_zero", "stochastic")
 SATURATE, WRAP = OVERFLOW_MODES = ("saturate", "wrap")
 MAX_BITS = 32
+_INT32_MIN, _INT32_MAX = -(2 ** 31), 2 ** 31 - 1  # the range of the ops' int attributes
 # IEEE facts per float dtype, as C++'s std::numeric_limits gives them:
 # (digits, min_exponent, max_exponent). The smallest normal number is
 # 2**(min_exponent - 1); every finite value is below 2**max_exponent.
@@ -42,6 +43,15 @@ _PATTERN = re.compile(
 )
 
 
+def _parse_int(digits: str, text: str) -> int:
+    """A field of a format string as an int (a huge one fails here, naming the format)."""
+    if len(digits.lstrip("-")) > 10:
+        shown = text if len(text) <= 40 else text[:40] + "…"
+        raise ValueError(f"Fixed-point format {shown!r} has a field of {len(digits)} digits: "
+                         "bits take 1 to 32, frac_bits fits in 32 bits")
+    return int(digits)
+
+
 @dataclasses.dataclass(frozen=True)
 class FixedPoint:
     """A two's-complement fixed-point format Q(bits, frac_bits) and how to round into it.
@@ -55,7 +65,7 @@ class FixedPoint:
 
     Args:
         bits: total bits, 2..32 signed or 1..32 unsigned.
-        frac_bits: fractional bits (any integer).
+        frac_bits: fractional bits, any integer in [-2**31, 2**31 - 1].
         signed: two's-complement signed (True) or unsigned codes.
         rounding: ``nearest_even`` (ties to even), ``nearest_away`` (ties away
             from zero), ``truncate`` (floor, what dropping two's-complement
@@ -87,6 +97,11 @@ class FixedPoint:
         if not isinstance(self.signed, (bool, np.bool_)):
             raise ValueError(f"FixedPoint signed must be a bool, got {self.signed!r}")
         object.__setattr__(self, "signed", bool(self.signed))
+        if not _INT32_MIN <= self.frac_bits <= _INT32_MAX:
+            raise ValueError(
+                f"FixedPoint frac_bits={self.frac_bits} is out of range: the ops take "
+                f"frac_bits in [-2**31, 2**31 - 1]"
+            )
         low = 2 if self.signed else 1
         if not low <= self.bits <= MAX_BITS:
             kind = "signed" if self.signed else "unsigned"
@@ -115,25 +130,32 @@ class FixedPoint:
                 f"':<overflow>' with rounding in {ROUNDING_MODES} and overflow in "
                 f"{OVERFLOW_MODES}"
             )
-        options = {"rounding": NEAREST_EVEN, "overflow": SATURATE}
+        options = {}
         for opt in (match.group("opt1"), match.group("opt2")):
             if opt is None:
                 continue
             if opt in ROUNDING_MODES:
-                options["rounding"] = opt
+                kind = "rounding"
             elif opt in OVERFLOW_MODES:
-                options["overflow"] = opt
+                kind = "overflow"
             else:
                 raise ValueError(
                     f"Unknown option {opt!r} in fixed-point format {text!r}; expected "
                     f"a rounding mode {ROUNDING_MODES} or an overflow mode {OVERFLOW_MODES}"
                 )
-        return cls(
-            bits=int(match.group("bits")),
-            frac_bits=int(match.group("frac")),
-            signed=match.group("sign") == "s",
-            **options,
-        )
+            if kind in options:
+                raise ValueError(
+                    f"Fixed-point format {text!r} gives two {kind} modes ({options[kind]!r} "
+                    f"and {opt!r}); give at most one rounding and one overflow mode"
+                )
+            options[kind] = opt
+        bits = _parse_int(match.group("bits"), text)
+        frac_bits = _parse_int(match.group("frac"), text)
+        try:
+            return cls(bits=bits, frac_bits=frac_bits, signed=match.group("sign") == "s",
+                       **options)
+        except ValueError as err:
+            raise ValueError(f"Fixed-point format {text!r}: {err}") from None
 
     @classmethod
     def coerce(cls, fmt: "FixedPoint | str") -> "FixedPoint":
@@ -203,9 +225,17 @@ class FixedPoint:
                       if _SIZES[w] > _SIZES[name] and self.fits_dtype(w)), None)
         hint = f"; use {wider} inputs" if wider is not None else ""
         raise ValueError(
-            f"Format {self} (rails {self.min_value:g}..{self.max_value:g}, lsb "
-            f"{self.lsb:g}) is not exactly representable in {name}{hint}"
+            f"Format {self} ({self._describe_grid()}) is not exactly representable in "
+            f"{name}{hint}"
         )
+
+    def _describe_grid(self) -> str:
+        """The rails and the lsb as numbers, or as powers of two where a float overflows."""
+        try:
+            return f"rails {self.min_value:g}..{self.max_value:g}, lsb {self.lsb:g}"
+        except OverflowError:
+            return (f"codes {self.code_min}..{self.code_max} times an lsb of "
+                    f"2**{-self.frac_bits}")
 
 
 #: What every function taking a format accepts: a FixedPoint or its string form.

@@ -17,6 +17,7 @@ from typing import NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from tensorflow_kappa import _checks
 from tensorflow_kappa.datasets.expression import Expression, parse_expression
 
 __all__ = ["ArithmeticTask", "REPORT_EXPRESSION", "arithmetic_task", "check_range",
@@ -26,6 +27,7 @@ __all__ = ["ArithmeticTask", "REPORT_EXPRESSION", "arithmetic_task", "check_rang
 REPORT_EXPRESSION = "(x1 - x2) * (x3 - x4) + x5 * x6"
 
 Range = Union[Tuple[float, float], Sequence[Tuple[float, float]]]
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 class ArithmeticTask(NamedTuple):
@@ -51,7 +53,8 @@ class ArithmeticTask(NamedTuple):
 def check_range(value: Range, name: str = "range") -> Tuple[Tuple[float, float], ...]:
     """Normalise a range: a pair ``(low, high)`` or a union of such pairs.
 
-    Returns a tuple of ``(low, high)`` pairs with ``low < high``, all finite.
+    Returns a tuple of ``(low, high)`` pairs with ``low < high``, all finite
+    in float32 (the inputs are float32).
     """
     def pair(p) -> Tuple[float, float]:
         try:
@@ -61,6 +64,9 @@ def check_range(value: Range, name: str = "range") -> Tuple[Tuple[float, float],
                              f"got {value!r}") from None
         if not (np.isfinite(low) and np.isfinite(high)) or not low < high:
             raise ValueError(f"{name}: each interval needs finite low < high, got {p!r}")
+        if max(abs(low), abs(high)) > _FLOAT32_MAX:
+            raise ValueError(f"{name}: the inputs are float32, whose largest finite value "
+                             f"is {_FLOAT32_MAX:.4g}; got the interval {p!r}")
         return low, high
 
     if isinstance(value, (str, bytes)):
@@ -97,6 +103,18 @@ def sample_range(rng: np.random.Generator, value: Range, shape) -> np.ndarray:
     return lows + rng.uniform(0.0, 1.0, shape) * lengths[which]
 
 
+def _check_targets(expression: Expression, x: np.ndarray, y: np.ndarray, name: str) -> None:
+    """Raise ValueError if a target is not finite in float32, with an example row."""
+    bad = np.flatnonzero(~np.isfinite(y[:, 0]))
+    if bad.size:
+        row = bad[0]
+        raise ValueError(
+            f"expression {str(expression)!r} gives {bad.size} of {len(y)} {name} targets "
+            f"that are not finite in float32 (e.g. {y[row, 0]} at inputs "
+            f"{x[row].tolist()}): a division by zero or a value beyond "
+            f"{_FLOAT32_MAX:.4g}; change the expression or the range")
+
+
 def arithmetic_task(expression: Union[str, Expression] = REPORT_EXPRESSION,
                     num_inputs: Optional[int] = 7, n: int = 64000, train_range: Range = (-3, 3),
                     extrapolation_range: Range = (10, 15),
@@ -115,7 +133,8 @@ def arithmetic_task(expression: Union[str, Expression] = REPORT_EXPRESSION,
             ``(low, high)`` (uniform) or a union of pairs, e.g.
             ``[(-5, -1), (1, 5)]``.
         extrapolation_range: the same for the extrapolation set.
-        seed: makes the three sets reproducible (NumPy ``default_rng``).
+        seed: makes the three sets reproducible (NumPy ``default_rng``); None
+            or an integer >= 0.
 
     Returns:
         An :class:`ArithmeticTask` ``(train, interpolation, extrapolation,
@@ -125,7 +144,9 @@ def arithmetic_task(expression: Union[str, Expression] = REPORT_EXPRESSION,
 
     Raises:
         ExpressionError: a malformed expression (message points at the position).
-        ValueError: bad ``n``, ranges or ``num_inputs``.
+        ValueError: bad ``n``, ranges, ``num_inputs`` or ``seed``; or an
+            expression whose targets are not finite in float32 on some drawn
+            inputs (e.g. ``"x1 / (x2 - x2)"``), naming the set and an example.
 
     Example:
 
@@ -146,15 +167,17 @@ def arithmetic_task(expression: Union[str, Expression] = REPORT_EXPRESSION,
         raise ValueError(f"n must be a positive integer, got {n!r}")
     check_range(train_range, "train_range")
     check_range(extrapolation_range, "extrapolation_range")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(_checks.random_seed("seed", seed))
     shape = (int(n), parsed.num_inputs)
 
-    def draw(value):
+    def draw(value, name):
         x = sample_range(rng, value, shape).astype(np.float32)
-        y = parsed.evaluate(x).astype(np.float32)[:, None]
+        with np.errstate(over="ignore"):
+            y = parsed.evaluate(x).astype(np.float32)[:, None]
+        _check_targets(parsed, x, y, name)
         return x, y
 
-    train = draw(train_range)
-    interpolation = draw(train_range)
-    extrapolation = draw(extrapolation_range)
+    train = draw(train_range, "training")
+    interpolation = draw(train_range, "interpolation")
+    extrapolation = draw(extrapolation_range, "extrapolation")
     return ArithmeticTask(train, interpolation, extrapolation, parsed, parsed.input_names)

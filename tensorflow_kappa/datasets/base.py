@@ -5,6 +5,8 @@ from typing import Optional, Tuple
 
 import numpy as np
 
+from tensorflow_kappa import _checks
+
 __all__ = ["BaseDataset", "TeacherStudentDataset"]
 
 
@@ -25,8 +27,8 @@ class BaseDataset:
     """
 
     def __init__(self, X, Y):
-        X = np.asarray(X, dtype=np.float32)
-        Y = np.asarray(Y, dtype=np.float32)
+        X = _checks.float_array("X", X)
+        Y = _checks.float_array("Y", Y)
         if X.ndim < 2 or Y.ndim < 2:
             raise ValueError(
                 f"X and Y need a batch dimension and at least one feature dimension, "
@@ -83,11 +85,14 @@ class TeacherStudentDataset(BaseDataset):
         for name, value in (("n", n), ("input_dim", input_dim), ("output_dim", output_dim)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not np.isfinite(noise) or noise < 0:
-            raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
-        rng = np.random.default_rng(seed)
-        X = rng.standard_normal((n, input_dim))
-        A = rng.standard_normal((input_dim, output_dim)) / np.sqrt(input_dim)
+        noise = _checks.number("noise", noise, minimum=0)
+        rng = np.random.default_rng(_checks.random_seed("seed", seed))
+        try:
+            X = rng.standard_normal((n, input_dim))
+            A = rng.standard_normal((input_dim, output_dim)) / np.sqrt(input_dim)
+        except (ValueError, MemoryError) as err:
+            raise ValueError(f"n={n}, input_dim={input_dim}, output_dim={output_dim} ask for "
+                             f"arrays too large to allocate ({err})") from None
         Y = X @ A
         if noise > 0:
             Y = Y + noise * rng.standard_normal((n, output_dim))

@@ -13,13 +13,18 @@ Nothing is ever handed to ``eval``: the grammar is the whole language::
 ``NUMBER`` is a decimal literal (``2``, ``0.5``, ``.5``, ``1e-3``);
 ``VARIABLE`` is ``x1``, ``x2``, ... (1-based, as in the report).  ``*`` and
 ``/`` bind tighter than ``+`` and ``-``; all four are left-associative.
-Whitespace is ignored.  Anything else raises :class:`ExpressionError`, whose
-message repeats the expression with a caret under the offending position::
+Whitespace is ignored.  What a user can ask for is bounded: at most
+:data:`MAX_LENGTH` characters, variables up to ``x``:data:`MAX_INPUTS`, and
+at most :data:`MAX_DEPTH` levels of nesting (each parenthesis, sign and
+chained operator is one level, so a sum has at most ``MAX_DEPTH`` terms);
+number literals must be finite in float64.  Anything else raises
+:class:`ExpressionError`, whose message repeats the expression with a caret
+under the offending position::
 
     >>> parse_expression("x1 + * x2")
     Traceback (most recent call last):
     ...
-    tensorflow_kappa.datasets.expression.ExpressionError: expected a number, a variable or '(' but found '*' at position 5
+    tensorflow_kappa.datasets.expression.ExpressionError: expected a number, a variable or '(' but found '*' at position 5 of the expression
       x1 + * x2
            ^
 """
@@ -31,6 +36,9 @@ from typing import Callable, Iterator, Optional, Tuple
 import numpy as np
 
 __all__ = [
+    "MAX_DEPTH",
+    "MAX_INPUTS",
+    "MAX_LENGTH",
     "BinaryOp",
     "Expression",
     "ExpressionError",
@@ -41,6 +49,16 @@ __all__ = [
 ]
 
 
+#: The longest expression text accepted, in characters.
+MAX_LENGTH = 10_000
+#: The highest variable index accepted (``x10000``), and the most inputs.
+MAX_INPUTS = 10_000
+#: The deepest nesting accepted: parentheses, signs and chained operators
+#: (``x1 + x2 + x3`` nests two deep) each add a level.
+MAX_DEPTH = 100
+_SHOWN = 60  # characters of a long expression shown either side of an error
+
+
 class ExpressionError(ValueError):
     """A malformed expression; ``position`` is the 0-based offset of the problem."""
 
@@ -48,7 +66,13 @@ class ExpressionError(ValueError):
         self.reason = message
         self.text = text
         self.position = position
-        super().__init__(f"{message} at position {position}\n  {text}\n  {' ' * position}^")
+        start = max(0, position - _SHOWN)
+        shown = text[start:position + _SHOWN]
+        prefix, suffix = ("…" if start else ""), ("…" if position + _SHOWN < len(text) else "")
+        caret = " " * (len(prefix) + position - start)
+        super().__init__(f"{message} at position {position} of the expression\n"
+                         f"  {prefix}{shown}{suffix}\n"
+                         f"  {caret}^")
 
 
 # ---------------------------------------------------------------------------
@@ -58,6 +82,7 @@ class Node:
     """Base class of the syntax tree; ``evaluate(columns)`` works on NumPy arrays."""
 
     precedence = 3
+    depth = 1  # levels of nesting of the subtree (bounded by MAX_DEPTH)
 
     def evaluate(self, columns: Callable[[int], np.ndarray]) -> np.ndarray:
         raise NotImplementedError
@@ -107,6 +132,7 @@ class Negate(Node):
 
     def __init__(self, operand: Node):
         self.operand = operand
+        self.depth = operand.depth + 1
 
     def evaluate(self, columns):
         return -self.operand.evaluate(columns)
@@ -139,6 +165,7 @@ class BinaryOp(Node):
         self.left = left
         self.right = right
         self.precedence = _BINARY[op][0]
+        self.depth = max(left.depth, right.depth) + 1
 
     def evaluate(self, columns):
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -259,6 +286,11 @@ _TOKEN = re.compile(
 _VARIABLE = re.compile(r"x([1-9][0-9]*)")
 
 
+def _shown(token: str) -> str:
+    """A token as an error message quotes it (a long one cut short)."""
+    return token if len(token) <= 20 else token[:20] + "…"
+
+
 def _tokens(text: str) -> Iterator[Tuple[str, str, int]]:
     """Yield ``(kind, text, position)`` tokens lazily (errors surface in reading order)."""
     pos = 0
@@ -283,6 +315,7 @@ class _Parser:
         self.tokens = _tokens(text)
         self.current = None
         self.leaves = 0
+        self.nesting = 0  # open parentheses and signs around the current token
 
     def peek(self):
         if self.current is None:
@@ -297,6 +330,20 @@ class _Parser:
 
     def error(self, message: str, position: int):
         raise ExpressionError(message, self.text, position)
+
+    def nest(self, position: int) -> None:
+        """Enter a parenthesis or a sign at ``position`` (leave with ``self.nesting -= 1``)."""
+        self.nesting += 1
+        if self.nesting > MAX_DEPTH:
+            self.error(f"the expression nests deeper than {MAX_DEPTH} levels", position)
+
+    def combine(self, op: str, left: Node, right: Node, position: int) -> Node:
+        node = BinaryOp(op, left, right)
+        if node.depth + self.nesting > MAX_DEPTH:
+            self.error(f"the expression nests deeper than {MAX_DEPTH} levels (each "
+                       f"parenthesis, sign and chained operator is a level: a sum or "
+                       f"product takes at most {MAX_DEPTH} terms)", position)
+        return node
 
     def describe(self, token) -> str:
         return "the end of the expression" if token[0] == "end" else repr(token[1])
@@ -315,22 +362,24 @@ class _Parser:
     def expression(self) -> Node:
         node = self.term()
         while self.peek()[0] == "op" and self.peek()[1] in "+-":
-            op = self.take()[1]
-            node = BinaryOp(op, node, self.term())
+            _, op, pos = self.take()
+            node = self.combine(op, node, self.term(), pos)
         return node
 
     def term(self) -> Node:
         node = self.unary()
         while self.peek()[0] == "op" and self.peek()[1] in "*/":
-            op = self.take()[1]
-            node = BinaryOp(op, node, self.unary())
+            _, op, pos = self.take()
+            node = self.combine(op, node, self.unary(), pos)
         return node
 
     def unary(self) -> Node:
         token = self.peek()
         if token[0] == "op" and token[1] in "+-":
             self.take()
+            self.nest(token[2])
             operand = self.unary()
+            self.nesting -= 1
             return Negate(operand) if token[1] == "-" else operand
         return self.primary()
 
@@ -338,19 +387,28 @@ class _Parser:
         token = self.take()
         kind, value, pos = token
         if kind == "number":
-            return Number(float(value))
+            number = float(value)
+            if not np.isfinite(number):
+                self.error(f"number {_shown(value)!r} is too large for float64", pos)
+            return Number(number)
         if kind == "name":
             match = _VARIABLE.fullmatch(value)
             if match is None:
-                self.error(f"unknown name {value!r} (variables are x1, x2, ...)", pos)
-            index = int(match.group(1)) - 1
+                self.error(f"unknown name {_shown(value)!r} (variables are x1, x2, ...)", pos)
+            digits = match.group(1)
+            if len(digits) > len(str(MAX_INPUTS)) or int(digits) > MAX_INPUTS:
+                self.error(f"variable {_shown(value)!r} is out of range: at most {MAX_INPUTS} "
+                           f"inputs (x1 … x{MAX_INPUTS})", pos)
+            index = int(digits) - 1
             if self.num_inputs is not None and index >= self.num_inputs:
-                self.error(f"variable {value!r} is out of range: there are "
-                           f"{self.num_inputs} inputs (x1 … x{self.num_inputs})", pos)
+                self.error(f"variable {value!r} is out of range: num_inputs={self.num_inputs} "
+                           f"(x1 … x{self.num_inputs})", pos)
             self.leaves += 1
             return Variable(index, self.leaves - 1)
         if kind == "op" and value == "(":
+            self.nest(pos)
             node = self.expression()
+            self.nesting -= 1
             closing = self.peek()
             if closing[0] != "op" or closing[1] != ")":
                 self.error(f"expected ')' to close the '(' at position {pos} but found "
@@ -362,8 +420,9 @@ class _Parser:
 
 def _check_num_inputs(num_inputs: object) -> int:
     if isinstance(num_inputs, bool) or not isinstance(num_inputs, (int, np.integer)) \
-            or num_inputs < 1:
-        raise ValueError(f"num_inputs must be a positive integer, got {num_inputs!r}")
+            or not 1 <= num_inputs <= MAX_INPUTS:
+        raise ValueError(f"num_inputs must be an integer in [1, {MAX_INPUTS}], got "
+                         f"{num_inputs!r}")
     return int(num_inputs)
 
 
@@ -377,12 +436,18 @@ def parse_expression(text: str, num_inputs: Optional[int] = None) -> Expression:
 
     Raises:
         ExpressionError: (a ``ValueError``) for anything outside the grammar
-            in the module docstring, with the position of the problem.
+            in the module docstring or beyond its bounds (:data:`MAX_LENGTH`,
+            :data:`MAX_INPUTS`, :data:`MAX_DEPTH`), with the position of the
+            problem.
+        ValueError: ``num_inputs`` is not an integer in ``[1, MAX_INPUTS]``.
     """
     if not isinstance(text, str):
         raise TypeError(f"expression must be a str, got {type(text).__name__}")
     if num_inputs is not None:
         num_inputs = _check_num_inputs(num_inputs)
+    if len(text) > MAX_LENGTH:
+        raise ExpressionError(f"the expression is {len(text)} characters long; at most "
+                              f"{MAX_LENGTH} are accepted", text, MAX_LENGTH)
     root = _Parser(text, num_inputs).parse()
     used = root.variables()
     if num_inputs is None:

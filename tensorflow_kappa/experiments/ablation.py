@@ -35,8 +35,10 @@ from typing import Any, Dict, List, Mapping, Optional, Union
 
 import numpy as np
 
+from tensorflow_kappa import _checks
 from tensorflow_kappa.datasets import TeacherStudentDataset
-from tensorflow_kappa.experiments.reporting import format_number, text_table
+from tensorflow_kappa.experiments.reporting import (check_output_dir, format_number, text_table,
+                                                    try_write, write_text)
 from tensorflow_kappa.models import FitHistory, LinearBlockModel
 from tensorflow_kappa.quantization import FixedPoint, PrecisionDict, ensure_precision_dict
 from tensorflow_kappa.quantization.precision import DEFAULT_LAYER
@@ -187,11 +189,17 @@ def run_ablation(
         death_update: the coarse update format of the learning-death case
             (None: skip that case); death_learning_rate its eta.
         out_dir: where to write ``<run>.npz``, ``<run>.png`` and
-            ``summary.txt`` (None: write nothing).
+            ``summary.txt`` (None: write nothing); checked before any work, a
+            failed write warns and the runs are still returned.
         plots: draw the PNGs.
         verbose: Keras progress bars.
         log: called with a line of text as each run finishes (e.g. print).
     """
+    for name, value in (("learning_rate", learning_rate), ("chi", chi),
+                        ("death_learning_rate", death_learning_rate)):
+        _checks.number(name, value, minimum=0.0, strict_minimum=True)
+    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+        _checks.integer(name, value, minimum=1)
     fixed = ensure_precision_dict(DEFAULT_PRECISION if precision is None else precision)
     label = _precision_label(precision)
     ds = TeacherStudentDataset(n, input_dim, output_dim, noise=noise, seed=seed)
@@ -211,7 +219,7 @@ def run_ablation(
              _with_update_format(fixed, death_update), False, death_learning_rate),
         ]
     if out_dir is not None:
-        os.makedirs(out_dir, exist_ok=True)
+        out_dir = check_output_dir(out_dir)
     runs = []
     for name, prec_label, prec, ctrl, lr in plan:
         model.reinitialize_weights(seed)
@@ -223,16 +231,18 @@ def run_ablation(
         history.metadata["title"] = f"{name}: {prec_label}, controller {'on' if ctrl else 'off'}"
         run = AblationRun(name, prec_label, ctrl, lr, history, summarize_history(history))
         if out_dir is not None:
-            run.files.append(history.save(os.path.join(out_dir, f"{name}.npz")))
+            written = [try_write(history.save, os.path.join(out_dir, f"{name}.npz"))]
             if plots:
-                run.files.append(history.plot_results(os.path.join(out_dir, f"{name}.png")))
+                written.append(try_write(history.plot_results,
+                                         os.path.join(out_dir, f"{name}.png")))
+            run.files += [path for path in written if path is not None]
         runs.append(run)
         if log is not None:
             log(f"  {name}: {run.row['steps']} steps, final loss "
                 f"{format_number(run.row['final_loss'])}")
     if out_dir is not None:
-        with open(os.path.join(out_dir, "summary.txt"), "w", encoding="utf-8") as fh:
-            fh.write(format_table(runs) + "\n\n" + describe(runs) + "\n")
+        try_write(lambda p: write_text(p, format_table(runs) + "\n\n" + describe(runs) + "\n"),
+                  os.path.join(out_dir, "summary.txt"))
     return runs
 
 

@@ -34,12 +34,14 @@ import keras
 import numpy as np
 from matplotlib.figure import Figure
 
+from tensorflow_kappa import _checks
 from tensorflow_kappa.callbacks.in_extrapolation import InExtrapolationEvaluation
 from tensorflow_kappa.datasets.arithmetic import REPORT_EXPRESSION, arithmetic_task
 from tensorflow_kappa.datasets.expression import Expression
 from tensorflow_kappa.evaluation import (EPSILON, formula_matches, perturbed_threshold,
                                          succeeded, wilson_interval)
-from tensorflow_kappa.experiments.reporting import jsonable, write_json
+from tensorflow_kappa.experiments.reporting import (check_output_dir, jsonable, try_write,
+                                                    write_json)
 from tensorflow_kappa.layers import INALU, explain, sparsity_error
 from tensorflow_kappa.recipes import BatchMSE, inalu_controller
 
@@ -136,7 +138,7 @@ def _check_layers(layers) -> Tuple[int, ...]:
                          for u in layers):
         raise ValueError(f"layers must be positive integers, got {layers!r}")
     if layers[-1] != 1:
-        raise ValueError(f"the last layer must have 1 unit (one target), got {layers!r}")
+        raise ValueError(f"layers must end with a 1-unit layer (one target), got {layers!r}")
     return tuple(int(u) for u in layers)
 
 
@@ -188,11 +190,15 @@ def train_arithmetic(
         layers: units per INALU layer; the last must be 1.
         epochs: upper bound on epochs (the recipe's early stopping usually
             ends the run sooner).
-        seed: seeds the data, the weights and the shuffling.
+        seed: seeds the data, the weights and the shuffling (None, or an
+            integer in [0, 2**32 - 1]).
         n, train_range, extrapolation_range: passed to :func:`arithmetic_task`.
         batch_size, learning_rate: report: 64 and RMSprop(0.01).
         out_dir: where to write ``arithmetic_seed<S>.png`` and ``.json``;
-            ``None`` writes nothing.
+            ``None`` writes nothing. Checked (created, writable) before any
+            work; a write that fails at the end warns
+            (:class:`~tensorflow_kappa.experiments.reporting.OutputWriteWarning`)
+            and leaves that path None.
         verbose: 0 silent, 1 Keras's progress bar plus one line per epoch,
             2 one Keras line per epoch plus ours.
         controller_options: keyword arguments for :func:`inalu_controller`
@@ -207,6 +213,14 @@ def train_arithmetic(
     layers = _check_layers(layers)
     if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+    seed = _checks.random_seed("seed", seed, maximum=_checks.SEED32_MAX)
+    batch_size = _checks.integer("batch_size", batch_size, minimum=1)
+    learning_rate = _checks.number("learning_rate", learning_rate, minimum=0.0,
+                                   strict_minimum=True)
+    if verbose not in (0, 1, 2) or isinstance(verbose, bool):
+        raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
+    if out_dir is not None:
+        out_dir = check_output_dir(out_dir)
     if task is None:
         task = arithmetic_task(expression, num_inputs, n=n, train_range=train_range,
                                extrapolation_range=extrapolation_range, seed=seed)
@@ -253,14 +267,14 @@ def train_arithmetic(
         regularization_started=[tuple(e) for e in controller.regularization_started],
         sparsity_error=float(sparsity_error(model)), wall_time_s=wall, config=config)
     if out_dir is not None:
-        os.makedirs(out_dir, exist_ok=True)
         stem = os.path.join(out_dir, f"arithmetic_seed{seed if seed is not None else 'none'}")
         loss_key = controller.recipe.loss_key
         step_loss = np.asarray(controller.history[loss_key]) \
             if loss_key in controller.history else np.empty(0)
-        result.plot_path = plot_run(result, step_loss, stem + ".png")
-        result.summary_path = stem + ".json"
-        write_json(result.summary_path, result.to_dict())
+        result.plot_path = try_write(lambda p: plot_run(result, step_loss, p), stem + ".png")
+        result.summary_path = stem + ".json"  # recorded in the JSON it names
+        result.summary_path = try_write(lambda p: write_json(p, result.to_dict()),
+                                        result.summary_path)
     return result
 
 
@@ -314,6 +328,8 @@ def train_arithmetic_seeds(seeds: Sequence[int], out_dir: Optional[str] = None,
     seeds = list(seeds)
     if not seeds:
         raise ValueError("seeds must not be empty")
+    if out_dir is not None:
+        out_dir = check_output_dir(out_dir)
     start = time.perf_counter()
     results = []
     for seed in seeds:
@@ -329,5 +345,6 @@ def train_arithmetic_seeds(seeds: Sequence[int], out_dir: Optional[str] = None,
         wall_time_s=time.perf_counter() - start)
     if out_dir is not None:
         summary.summary_path = os.path.join(out_dir, "arithmetic_summary.json")
-        write_json(summary.summary_path, summary.to_dict())
+        summary.summary_path = try_write(lambda p: write_json(p, summary.to_dict()),
+                                         summary.summary_path)
     return summary

@@ -31,6 +31,7 @@ from typing import Callable, Sequence
 import keras
 import numpy as np
 
+from tensorflow_kappa import _checks
 from tensorflow_kappa.callbacks import LoopController
 
 __all__ = ["QUICK", "run"]
@@ -192,6 +193,10 @@ def run(rounds: int = 7, steps: int = 100, epochs: int = 4,
         trace_actions: the action counts of the tracing-time table.
         log: called with each line of output.
     """
+    for name, value, low in (("rounds", rounds, 1), ("steps", steps, 1), ("epochs", epochs, 2)):
+        _checks.integer(name, value, minimum=low)
+    for count in trace_actions:
+        _checks.integer("trace_actions entries", count, minimum=1)
     x, y = make_data(steps)
     log(f"MLP {FEATURES}-64-64-1, Adam, batch {BATCH}, {steps} steps/epoch, "
         f"{epochs} epochs per fit, {rounds} rounds")

@@ -35,7 +35,7 @@ from typing import Callable, Dict, List, Optional
 
 import tensorflow as tf
 
-from tensorflow_kappa import _ops
+from tensorflow_kappa import _checks, _ops
 from tensorflow_kappa.quantization import (
     composite_ops,
     quantize_tensor,
@@ -249,6 +249,8 @@ def measure(candidates: List[Candidate], repeats: int) -> None:
 
 def run(size: int = 1 << 24, repeats: int = 7, device: str = "/CPU:0") -> Report:
     """Time every candidate; see the module docstring."""
+    _checks.integer("size", size, minimum=1)
+    _checks.integer("repeats", repeats, minimum=1)
     with tf.device(device):
         candidates = _candidates(size)
         measure(candidates, repeats)

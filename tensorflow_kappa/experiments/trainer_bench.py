@@ -33,6 +33,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tensorflow_kappa import _checks
 from tensorflow_kappa.datasets import TeacherStudentDataset
 from tensorflow_kappa.experiments.ablation import DEFAULT_PRECISION
 from tensorflow_kappa.models import LinearBlockModel, TrainConfig
@@ -115,6 +116,8 @@ def run(rounds: int = 5, epochs: int = 5, eager_steps: int = 32,
         eager_steps: steps the eager path is timed over (it is slow).
         log: called with each line of output.
     """
+    for name, value in (("rounds", rounds), ("epochs", epochs), ("eager_steps", eager_steps)):
+        _checks.integer(name, value, minimum=1)
     log(f"TensorFlow {tf.__version__}, Keras {keras.__version__}; batch {BATCH}, "
         f"2048 rows (64 steps/epoch), {epochs} epochs per timing, {rounds} interleaved "
         f"rounds, eager timed over {eager_steps} steps; medians, ms/step")

@@ -190,7 +190,7 @@ class NALMLayer(keras.layers.Layer):
         Args:
             tolerance: how far an effective weight may be from {−1, 0, 1} (a gate from
                 {0, 1}) and still count as that value.
-            input_names: names of the inputs; ``x1 … xN`` by default.
+            input_names: names of the inputs, plain identifiers; ``x1 … xN`` by default.
 
         Returns:
             One :class:`~tensorflow_kappa.layers.Formula` (a ``str``) per output unit: the

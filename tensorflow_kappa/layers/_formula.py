@@ -304,14 +304,17 @@ def input_variables(input_names: Sequence[str] | None, count: int) -> list:
     """``x1 … xN`` by default, or the given names (which must number ``count``)."""
     if input_names is None:
         return [Var(f"x{i + 1}", i) for i in range(count)]
-    if isinstance(input_names, str):
-        raise ValueError(f"input_names must be a sequence of {count} strings, got the string {input_names!r}")
+    if isinstance(input_names, str) or not isinstance(input_names, (list, tuple)):
+        raise ValueError(f"input_names must be a list or tuple of {count} strings, got "
+                         f"{input_names!r}")
     names = list(input_names)
     if len(names) != count:
         raise ValueError(f"input_names has {len(names)} names but the layer takes {count} inputs")
     for name in names:
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"input_names must be non-empty strings, got {name!r}")
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ValueError(f"input_names must be plain identifiers (letters, digits and "
+                             f"'_', not starting with a digit), got {name!r}: a formula "
+                             "built from other names would read ambiguously")
     if len(set(names)) != len(names):
         raise ValueError(f"input_names must be distinct, got {names!r}")
     return [Var(name, i) for i, name in enumerate(names)]

@@ -36,6 +36,8 @@ def gate_variables(model: keras.layers.Layer) -> list:
     >>> [tuple(v.shape) for v in gate_variables(model)]
     [(2,), (1,)]
     """
+    if not isinstance(model, keras.layers.Layer):
+        raise ValueError(f"gate_variables: model must be a keras.Model or layer, got {model!r}")
     gates = []
     for layer in nalm_layers(model):
         if layer._gated:
@@ -54,8 +56,8 @@ def sparsity_error(layer: keras.layers.Layer) -> float:
     """
     layers = [layer] if isinstance(layer, NALMLayer) else nalm_layers(layer)
     if not layers:
-        raise ValueError(f"sparsity_error needs a NALM layer or a model containing one, "
-                         f"got {layer!r}")
+        raise ValueError(f"sparsity_error: layer must be a NALM layer or a model containing "
+                         f"one, got {layer!r}")
     worst = 0.0
     for nalm in layers:
         if not nalm.built:
@@ -71,7 +73,7 @@ def _chain(model: keras.layers.Layer) -> list:
     if isinstance(model, NALMLayer):
         return [model]
     if not isinstance(model, keras.Model):
-        raise ValueError(f"explain needs a NALM layer or a keras.Model, got {model!r}")
+        raise ValueError(f"explain: model must be a NALM layer or a keras.Model, got {model!r}")
     chain = []
     for layer in model.layers:
         if isinstance(layer, keras.layers.InputLayer):
@@ -115,7 +117,8 @@ def explain(model: keras.layers.Layer, input_names: Sequence[str] | None = None,
     Args:
         model: a ``keras.Sequential`` or functional model whose layers (after its
             ``Input``) form one chain of NALM layers, or a single NALM layer.
-        input_names: names of the model's inputs; ``x1 … xN`` by default.
+        input_names: names of the model's inputs, plain identifiers; ``x1 … xN`` by
+            default.
         tolerance: as in :meth:`INALU.explain`.
 
     Returns:

@@ -9,6 +9,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tensorflow_kappa import _checks
 from tensorflow_kappa.datasets import BaseDataset
 from tensorflow_kappa.models import quantized_forward as qf
 from tensorflow_kappa.models.history import FitHistory
@@ -35,7 +36,8 @@ class BaseModel(ABC):
         name: the Keras model's name.
         verbose: print summaries and progress bars.
         seed: seeds weight initialisation (and :meth:`reinitialize_weights`)
-            and the shuffling of both loops; None draws fresh randomness.
+            and the shuffling of both loops; None draws fresh randomness. An
+            integer in [0, 2**32 - 1].
     """
 
     dataset: BaseDataset
@@ -52,6 +54,9 @@ class BaseModel(ABC):
     def __post_init__(self):
         if not isinstance(self.dataset, BaseDataset):
             raise ValueError(f"dataset must be a BaseDataset, got {type(self.dataset).__name__}")
+        self.seed = _checks.random_seed("seed", self.seed, maximum=_checks.SEED32_MAX)
+        if not isinstance(self.verbose, (bool, np.bool_)):
+            raise ValueError(f"verbose must be True or False, got {self.verbose!r}")
         self.input_shape = tuple(self.dataset.input_shape[1:])
         self.output_shape = tuple(self.dataset.output_shape[1:])
 
@@ -86,7 +91,8 @@ class BaseModel(ABC):
         random weights. BatchNorm moving statistics are reset too.
         """
         model = self._require_model()
-        seed = self.seed if seed is None else seed
+        seed = self.seed if seed is None else _checks.random_seed(
+            "seed", seed, maximum=_checks.SEED32_MAX)
         index = 0
         for layer in model.layers:
             for var in layer.weights:
@@ -115,11 +121,16 @@ class BaseModel(ABC):
         :meth:`train_instrumented` for ablations.
         """
         model = self._require_model()
+        epochs = _checks.integer("epochs", epochs, minimum=0)
+        batch_size = _checks.integer("batch_size", batch_size, minimum=1)
+        X = _checks.float_array("X", X)
+        Y = _checks.float_array("Y", Y)
+        if X.ndim < 2 or len(X) != len(Y) or len(X) == 0:
+            raise ValueError(f"X and Y need the same positive number of rows, got shapes "
+                             f"{X.shape} and {Y.shape}")
         self._compile()
         optimizer = model.optimizer
         loss_fn = keras.losses.get(self.loss) if isinstance(self.loss, str) else self.loss
-        X = np.asarray(X, np.float32)
-        Y = np.asarray(Y, np.float32)
         ds = tf.data.Dataset.from_tensor_slices((X, Y))
         ds = ds.shuffle(len(X), seed=self.seed, reshuffle_each_iteration=True).batch(batch_size)
 
@@ -137,7 +148,7 @@ class BaseModel(ABC):
             return total / count
 
         losses = []
-        for epoch in range(int(epochs)):
+        for epoch in range(epochs):
             losses.append(float(run_epoch()))
             if self.verbose:
                 print(f"epoch {epoch + 1}/{epochs}: loss {losses[-1]:.6g}")
@@ -212,8 +223,12 @@ class BaseModel(ABC):
 
         Returns:
             FitHistory with one value per step of every metric; a run whose
-            loss, gradient or weights become non-finite stops after logging
-            that step, with ``history.diverged`` True (never an exception).
+            loss, gradient, step size or weights become non-finite (a NaN in
+            ``X``, a step that overflows the weights, ...) stops after
+            logging that step, with ``history.diverged`` True and a
+            RuntimeWarning, never an exception; metrics that cannot be
+            computed on that step are NaN, and the model's weights are put
+            back to what they were after the last finite step.
             Its ``metadata`` is ``TrainConfig(...).to_dict()`` plus the run's
             outcome (model, seed, steps per epoch, epochs completed, whether
             the analytic Hessian was logged, divergence).

@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
+import os
+import zipfile
 from typing import Any, Dict, Iterator, Mapping, Optional
 
 import numpy as np
@@ -24,6 +27,38 @@ import numpy as np
 __all__ = ["FitHistory"]
 
 _METADATA_KEY = "__metadata__"
+
+
+def _metric_array(name: object, values: Any) -> np.ndarray:
+    """A metric's values as a NumPy array of numbers, else ValueError naming the metric."""
+    if not isinstance(name, str) or name == _METADATA_KEY:
+        raise ValueError(f"metric names are strings other than {_METADATA_KEY!r}, "
+                         f"got {name!r}")
+    try:
+        array = np.asarray(values)
+    except ValueError as err:  # ragged sequences
+        raise ValueError(f"metric {name!r} must be a sequence of numbers: {err}") from None
+    if array.dtype.kind not in "biuf" or array.ndim == 0:
+        raise ValueError(f"metric {name!r} must be a sequence of numbers (one per step), got "
+                         f"{'a scalar' if array.ndim == 0 else f'an array of dtype {array.dtype}'}")
+    return array
+
+
+def _json_value(where: str, value: Any) -> Any:
+    """``value`` as plain JSON data (NumPy scalars and arrays converted), else ValueError."""
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    elif isinstance(value, np.generic):
+        value = value.item()
+    if value is None or isinstance(value, (bool, str, numbers.Integral, float)):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): _json_value(f"{where}[{k!r}]", v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_value(f"{where}[{i}]", v) for i, v in enumerate(value)]
+    raise ValueError(f"FitHistory {where} is a {type(value).__name__}, which JSON cannot "
+                     "hold; metadata values are numbers, strings, booleans, None, lists "
+                     "and dicts of them")
 
 
 def _finite(a: np.ndarray) -> np.ndarray:
@@ -41,15 +76,23 @@ class FitHistory:
     """Per-step metrics of a training run, one 1-D NumPy array per metric.
 
     Args:
-        metadata: JSON-serialisable facts about the run (``diverged`` among
-            them, if known).
-        **metrics: metric name -> sequence of per-step values.
+        metadata: facts about the run (``diverged`` among them, if known):
+            JSON values (NumPy scalars and arrays become Python numbers and
+            lists on :meth:`save`).
+        **metrics: metric name -> sequence of per-step numbers (any name but
+            ``__metadata__``).
+
+    Raises:
+        ValueError: a metric that is not numeric (or bool), or the reserved
+            name; ``metadata`` that is not a mapping.
     """
 
     def __init__(self, metadata: Optional[Mapping[str, Any]] = None, **metrics):
         self._metrics: Dict[str, np.ndarray] = {
-            name: np.asarray(values) for name, values in metrics.items()
+            name: _metric_array(name, values) for name, values in metrics.items()
         }
+        if metadata is not None and not isinstance(metadata, Mapping):
+            raise ValueError(f"metadata must be a mapping, got {type(metadata).__name__}")
         self.metadata: Dict[str, Any] = dict(metadata or {})
 
     # -- mapping-like access ------------------------------------------------
@@ -104,22 +147,75 @@ class FitHistory:
 
     # -- persistence ----------------------------------------------------------
     def save(self, path: str) -> str:
-        """Write every metric and the metadata to one ``.npz`` file; returns its path."""
-        if _METADATA_KEY in self._metrics:
-            raise ValueError(f"{_METADATA_KEY!r} is reserved")
-        path = str(path)
+        """Write every metric and the metadata to one ``.npz`` file; returns its path.
+
+        The file is written next to its final name and then moved there, so
+        a failed write never leaves a truncated history behind.
+
+        Raises:
+            ValueError: a metadata value that is not a JSON value (named).
+            OSError: the file cannot be written.
+        """
+        if not isinstance(path, (str, os.PathLike)):
+            raise ValueError(f"path must be a file path, got {path!r}")
+        path = os.fspath(path)
         if not path.endswith(".npz"):
             path += ".npz"
-        np.savez(path, **self._metrics,
-                 **{_METADATA_KEY: np.asarray(json.dumps(self.metadata, default=str))})
+        text = json.dumps({str(k): _json_value(f"metadata[{k!r}]", v)
+                           for k, v in self.metadata.items()})
+        members = {**self._metrics, _METADATA_KEY: np.asarray(text)}
+        partial = path + ".partial"
+        try:
+            # What np.savez writes, without its keyword arguments (a metric
+            # named "file" or "allow_pickle" would collide with them).
+            with zipfile.ZipFile(partial, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+                for name, array in members.items():
+                    with archive.open(name + ".npy", "w", force_zip64=True) as member:
+                        np.lib.format.write_array(member, array, allow_pickle=False)
+            os.replace(partial, path)
+        finally:
+            if os.path.exists(partial):
+                os.remove(partial)
         return path
 
     @classmethod
     def load(cls, path: str) -> "FitHistory":
-        """Read a file written by :meth:`save`."""
-        with np.load(str(path), allow_pickle=False) as data:
-            metrics = {k: data[k] for k in data.files if k != _METADATA_KEY}
-            metadata = json.loads(str(data[_METADATA_KEY])) if _METADATA_KEY in data.files else {}
+        """Read a file written by :meth:`save`.
+
+        Raises:
+            OSError: the file cannot be read (e.g. it does not exist).
+            ValueError: the file is not one :meth:`save` wrote (not a ``.npz``
+                archive, a member that is not a numeric array, or metadata that
+                is not a JSON object); the message names the file.
+        """
+        if not isinstance(path, (str, os.PathLike)):
+            raise ValueError(f"path must be a file path, got {path!r}")
+        path = os.fspath(path)
+        with open(path, "rb") as fh:  # OSError (no such file, ...) as it is
+            is_zip = zipfile.is_zipfile(fh)
+        if not is_zip:
+            raise ValueError(f"{path} is not a FitHistory file: FitHistory.save writes a "
+                             ".npz (zip) archive of NumPy arrays")
+        metrics, metadata = {}, {}
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                for name in data.files:
+                    try:
+                        array = data[name]
+                    except ValueError:
+                        raise ValueError(f"{path} is not a FitHistory file: its member "
+                                         f"{name!r} is not a numeric array") from None
+                    if name == _METADATA_KEY:
+                        metadata = json.loads(str(array))
+                    else:
+                        metrics[name] = array
+        except (zipfile.BadZipFile, OSError, EOFError) as err:
+            raise ValueError(f"{path} is not a readable FitHistory file: {err}") from None
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}: the FitHistory metadata is not valid JSON ({err})"
+                             ) from None
+        if not isinstance(metadata, dict):
+            raise ValueError(f"{path}: the FitHistory metadata is not a JSON object")
         return cls(metadata=metadata, **metrics)
 
     # -- text summary ---------------------------------------------------------

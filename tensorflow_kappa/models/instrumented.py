@@ -8,7 +8,9 @@ momentum velocities) in ``tf.Variable``s kept off the Keras model, and one
 ``(steps, metrics)`` float32 block: every metric is computed in the graph and
 the block is fetched once per call (once per epoch, or per progress-bar
 chunk with ``verbose``). The loop stops inside the graph after the first
-step whose loss, gradient or weights are not finite. Every setting comes in one
+step whose loss, gradient, step size or weights are not finite, and puts the
+weights back to what they were before that step. Metrics of non-finite
+tensors are NaN (never an exception). Every setting comes in one
 :class:`~tensorflow_kappa.models.TrainConfig`; stochastic rounding draws its
 seeds from one :class:`~tensorflow_kappa.quantization.seeds.SeedStream`.
 """
@@ -22,10 +24,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tensorflow_kappa import _checks
 from tensorflow_kappa.models import quantized_forward as qf
 from tensorflow_kappa.models.history import FitHistory
 from tensorflow_kappa.models.stability import (
     analytic_single_dense_hessian,
+    finite_eigvalsh,
     flatten_tensors,
     half_mse_batch_loss,
     keras_mse_batch_loss,
@@ -73,7 +77,7 @@ def _spectral_norm(kernel: tf.Tensor) -> tf.Tensor:
     (several times faster than ``tf.linalg.svd`` on CPU for small kernels)."""
     rows, cols = kernel.shape
     gram = tf.matmul(kernel, kernel, transpose_a=cols <= rows, transpose_b=cols > rows)
-    return tf.sqrt(tf.maximum(tf.reduce_max(tf.linalg.eigvalsh(gram)), 0.0))
+    return tf.sqrt(tf.maximum(tf.reduce_max(finite_eigvalsh(gram)), 0.0))
 
 
 class InstrumentedTrainer:
@@ -95,8 +99,8 @@ class InstrumentedTrainer:
     def __init__(self, owner, X, Y, config: TrainConfig):
         self.model = model = owner._require_model()
         self.config = config
-        X = np.asarray(X, np.float32)
-        Y = np.asarray(Y, np.float32)
+        X = _checks.float_array("X", X)
+        Y = _checks.float_array("Y", Y)
         self._check_data(X, Y)
         self.n = int(X.shape[0])
         self.steps_per_epoch = math.ceil(self.n / config.batch_size)
@@ -116,6 +120,10 @@ class InstrumentedTrainer:
         if not self.specs:
             raise ValueError(f"Model {model.name!r} has no trainable variables")
         self.variables = [s.variable for s in self.specs]
+        # What a diverged step puts back: the trainable variables, then the rest
+        # of the model's state (BatchNorm statistics, ...).
+        self._restorable = self.variables + [
+            v for v in model.variables if not any(v is w for w in self.variables)]
         self.input_format = None if p is None else p.format(INPUT_LAYER, "value")
 
         layers = [l for l in model.layers if not isinstance(l, keras.layers.InputLayer)]
@@ -200,6 +208,16 @@ class InstrumentedTrainer:
                                    (start, tf.constant(True), rows))
         return rows.stack()
 
+    def _undo_unless(self, finite: tf.Tensor, before: List[tf.Tensor]) -> None:
+        """Put the model's variables back to ``before`` unless the step was finite: a
+        diverged run leaves the model as it was after its last finite step."""
+        def undo():
+            for variable, value in zip(self._restorable, before):
+                variable.assign(value)
+            return tf.constant(True)
+
+        tf.cond(finite, lambda: tf.constant(True), undo)
+
     def _loss(self, y, y_pred):
         if self.config.loss_mode == "half_mse":
             return half_mse_batch_loss(y, y_pred)
@@ -211,7 +229,8 @@ class InstrumentedTrainer:
         seeds.start_step()
         p = self.precision
         variables = self.variables
-        theta_before = flatten_tensors(variables)
+        before = [tf.convert_to_tensor(v) for v in self._restorable]
+        theta_before = flatten_tensors(before[:len(variables)])
         with tf.GradientTape() as tape:
             if p is None:
                 y_pred = self.model(xb, training=True)
@@ -252,8 +271,10 @@ class InstrumentedTrainer:
         self._prev_theta.assign(theta_before)
         self._ema.assign(ema)
 
-        # The update.
-        result = apply_update(config.update_rule, self.specs, grads, eta_eff,
+        # The update. The update ops reject a non-finite step size; such a step
+        # (NaN gradients, or 0/0 in C with eps=0) counts as diverged below.
+        eta_update = tf.where(tf.math.is_finite(eta_eff), eta_eff, 0.0)
+        result = apply_update(config.update_rule, self.specs, grads, eta_update,
                               quantized=p is not None, velocities=self._velocities,
                               momentum=config.momentum, seeds=seeds)
         raw = tf.sqrt(result.raw_sq)
@@ -307,8 +328,10 @@ class InstrumentedTrainer:
                 tf.reduce_max(tf.stack(g_near)) if g_near else zero)
 
         finite = (tf.math.is_finite(loss) & tf.reduce_all(tf.math.is_finite(grad_flat))
-                  & tf.reduce_all(tf.math.is_finite(theta_after)))
+                  & tf.reduce_all(tf.math.is_finite(theta_after))
+                  & tf.math.is_finite(eta_eff))
         m["finite"] = tf.cast(finite, tf.float32)
+        self._undo_unless(finite, before)
         self._step.assign_add(1)
         return tf.stack([tf.cast(m[k], tf.float32) for k in self.metric_names])
 
@@ -349,9 +372,13 @@ def train_instrumented(owner, X, Y, config: TrainConfig) -> FitHistory:
     metrics = {name: data[:, i] for i, name in enumerate(trainer.metric_names)}
     metrics["epoch"] = np.asarray(epoch_of_step, np.int32)
     if diverged_at is not None:
-        warnings.warn(f"train_instrumented: the run diverged (non-finite loss, gradient "
-                      f"or weights) at step {diverged_at}; its history is kept, flagged "
-                      "diverged", RuntimeWarning, stacklevel=3)
+        data_note = ("" if np.isfinite(trainer.X.numpy()).all()
+                     and np.isfinite(trainer.Y.numpy()).all()
+                     else " (X or Y holds non-finite values)")
+        warnings.warn(f"train_instrumented: the run diverged (non-finite loss, gradient, "
+                      f"step size or weights) at step {diverged_at}{data_note}; its history "
+                      "is kept, flagged diverged, and the weights are those after the last "
+                      "finite step", RuntimeWarning, stacklevel=3)
     outcome = {
         "model": owner.model.name, "seed": owner.seed, "steps_per_epoch": steps,
         "epochs_completed": int(epoch_of_step[-1] + 1) if epoch_of_step else 0,

@@ -5,7 +5,9 @@ from dataclasses import dataclass, field
 from typing import Optional, Tuple, Union
 
 import keras
+import numpy as np
 
+from tensorflow_kappa import _checks
 from tensorflow_kappa.models.base import BaseModel
 
 __all__ = ["LinearBlockModel"]
@@ -65,9 +67,19 @@ class LinearBlockModel(BaseModel):
             raise ValueError(
                 f"LinearBlockModel needs targets of shape (n, outputs), got {output_shape}"
             )
-        widths = [int(w) for w in self.num_hidden]
-        if any(w < 1 for w in widths):
-            raise ValueError(f"num_hidden widths must be positive, got {self.num_hidden}")
+        if isinstance(self.num_hidden, (str, bytes)) or not hasattr(self.num_hidden, "__iter__"):
+            raise ValueError(f"num_hidden must be a list of positive integers, got "
+                             f"{self.num_hidden!r}")
+        widths = [_checks.integer("num_hidden widths", w, minimum=1) for w in self.num_hidden]
+        if self.activation is not None and not isinstance(self.activation, keras.layers.Layer):
+            try:
+                keras.activations.get(self.activation)
+            except (TypeError, ValueError):
+                raise ValueError(f"activation must be a Keras activation (name, function or "
+                                 f"Activation layer) or None, got {self.activation!r}") from None
+        for flag in ("use_batchnorm", "use_bias"):
+            if not isinstance(getattr(self, flag), (bool, np.bool_)):
+                raise ValueError(f"{flag} must be True or False, got {getattr(self, flag)!r}")
         inputs = keras.Input(shape=input_shape, name="model_input")
         x = inputs
         for i, units in enumerate(widths):

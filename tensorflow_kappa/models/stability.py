@@ -13,7 +13,11 @@ and returns tensors, so the trainer can call them inside its compiled step.
 ``safe_cosine``                           cosine that is 0 where a vector is 0
 ``analytic_single_dense_hessian``         exact Hessian of a one-layer no-bias model
 ``stability_metrics_from_hessian``        ``eta * lambda_max`` and update-map radii
+``finite_eigvalsh``                       eigenvalues, NaN for a non-finite matrix
 ========================================  ========================================
+
+A diverging run feeds these non-finite tensors; they then report NaN (never an
+exception), so the trainer can log the diverged step and stop.
 """
 from __future__ import annotations
 
@@ -21,9 +25,12 @@ from typing import Dict, Optional, Sequence
 
 import tensorflow as tf
 
+from tensorflow_kappa import _checks
+
 __all__ = [
     "LOSS_MODES",
     "analytic_single_dense_hessian",
+    "finite_eigvalsh",
     "flatten_tensors",
     "half_mse_batch_loss",
     "keras_mse_batch_loss",
@@ -48,6 +55,8 @@ def flatten_tensors(tensors: Sequence, like: Optional[Sequence] = None) -> tf.Te
     >>> flatten_tensors([[[1.0, 2.0]], [3.0]]).numpy()
     array([1., 2., 3.], dtype=float32)
     """
+    if isinstance(tensors, (str, bytes, tf.Tensor)) or not hasattr(tensors, "__iter__"):
+        raise ValueError(f"tensors must be a list of tensors or variables, got {tensors!r}")
     parts = []
     for i, t in enumerate(tensors):
         if t is None:
@@ -102,7 +111,7 @@ def tensor_l2_norm(x) -> tf.Tensor:
     >>> round(float(tensor_l2_norm([3e30, 4e30])) / 1e30, 4)  # squares overflow float32
     5.0
     """
-    x = tf.reshape(tf.convert_to_tensor(x), [-1])
+    x = tf.reshape(_checks.tensor("x", x), [-1])
     if not x.dtype.is_floating:
         x = tf.cast(x, tf.float32)
     ax = tf.abs(x)
@@ -126,8 +135,8 @@ def safe_cosine(a, b, eps: float = 1e-12) -> tf.Tensor:
     >>> float(safe_cosine([1.0, 0.0], [1.0, 1.0]))  # doctest: +ELLIPSIS
     0.7071067...
     """
-    a = tf.reshape(tf.convert_to_tensor(a), [-1])
-    b = tf.reshape(tf.cast(b, a.dtype), [-1])
+    a = tf.reshape(_checks.tensor("a", a), [-1])
+    b = tf.reshape(tf.cast(_checks.tensor("b", b), a.dtype), [-1])
     na, nb = tensor_l2_norm(a), tensor_l2_norm(b)
     ok = (na > eps) & (nb > eps)
     dot = tf.reduce_sum((a / tf.where(ok, na, 1.0)) * (b / tf.where(ok, nb, 1.0)))
@@ -158,7 +167,10 @@ def analytic_single_dense_hessian(X, output_dim: int = 1, loss_mode: str = "half
     """
     if loss_mode not in LOSS_MODES:
         raise ValueError(f"loss_mode must be one of {LOSS_MODES}, got {loss_mode!r}")
-    X = tf.convert_to_tensor(X)
+    output_dim = _checks.integer("output_dim", output_dim, minimum=1, maximum=2**31 - 1)
+    X = _checks.tensor("X", X)
+    if X.shape.rank is not None and X.shape.rank != 2:
+        raise ValueError(f"X must be a batch of inputs of shape (N, d), got shape {X.shape}")
     if not X.dtype.is_floating:
         X = tf.cast(X, tf.float32)
     n = tf.cast(tf.shape(X)[0], X.dtype)
@@ -172,6 +184,22 @@ def analytic_single_dense_hessian(X, output_dim: int = 1, loss_mode: str = "half
     # kron(block, I_m)[i*m + j, k*m + l] = block[i, k] * I[j, l]
     kron = block[:, None, :, None] * eye[None, :, None, :]
     return tf.reshape(kron, [d * output_dim, d * output_dim])
+
+
+def finite_eigvalsh(matrix) -> tf.Tensor:
+    """The eigenvalues of a symmetric matrix (``tf.linalg.eigvalsh``), or all NaN when an
+    entry is not finite: eigvalsh itself fails on those ("Self-adjoint eigen
+    decomposition was not successful"), which would end a diverging run with an
+    exception instead of a logged NaN.
+
+    Example:
+    >>> finite_eigvalsh([[2.0, 0.0], [0.0, float("inf")]]).numpy()
+    array([nan, nan], dtype=float32)
+    """
+    matrix = tf.convert_to_tensor(matrix)
+    ok = tf.reduce_all(tf.math.is_finite(matrix))
+    eig = tf.linalg.eigvalsh(tf.where(ok, matrix, tf.zeros_like(matrix)))
+    return tf.where(ok, eig, tf.fill(tf.shape(eig), tf.constant(float("nan"), eig.dtype)))
 
 
 def _heavy_ball_radius(mu_eig: tf.Tensor, momentum: float) -> tf.Tensor:
@@ -213,17 +241,27 @@ def stability_metrics_from_hessian(hessian, learning_rate, alpha=1.0,
         dict of scalars: ``hessian_lambda_max``,
         ``stability_margin_lambda_raw`` (eta lambda_max),
         ``stability_margin_lambda_ctrl`` (alpha eta lambda_max),
-        ``spectral_radius_raw``, ``spectral_radius_ctrl``.
+        ``spectral_radius_raw``, ``spectral_radius_ctrl``; all NaN when an
+        entry of ``hessian`` is not finite.
 
     Example:
     >>> m = stability_metrics_from_hessian([[4.0, 0.0], [0.0, 1.0]], 0.6)
     >>> round(float(m["stability_margin_lambda_raw"]), 3), round(float(m["spectral_radius_raw"]), 3)
     (2.4, 1.4)
     """
-    H = tf.convert_to_tensor(hessian)
+    H = _checks.tensor("hessian", hessian)
+    if H.shape.rank is not None and (H.shape.rank != 2 or (
+            H.shape[0] is not None and H.shape[0] != H.shape[1])):
+        raise ValueError(f"hessian must be a square matrix, got shape {H.shape}")
     if not H.dtype.is_floating:
         H = tf.cast(H, tf.float32)
-    eig = tf.linalg.eigvalsh(0.5 * (H + tf.transpose(H)))
+    for name, value in (("learning_rate", learning_rate), ("alpha", alpha)):
+        if not isinstance(value, (tf.Tensor, tf.Variable)):
+            _checks.number(name, value, minimum=0.0)
+    momentum = _checks.number("momentum", momentum, minimum=0.0)
+    if momentum >= 1:
+        raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
+    eig = finite_eigvalsh(0.5 * (H + tf.transpose(H)))
     eta = _scalar(learning_rate, H.dtype)
     eta_ctrl = _scalar(alpha, H.dtype) * eta
     lam_max = tf.reduce_max(eig)

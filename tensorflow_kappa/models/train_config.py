@@ -11,7 +11,7 @@ Example:
 >>> TrainConfig(batch_size=0)
 Traceback (most recent call last):
 ...
-ValueError: batch_size must be a finite integer > 0, got 0
+ValueError: batch_size must be an integer >= 1, got 0
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
+from tensorflow_kappa import _checks
 from tensorflow_kappa.models.stability import LOSS_MODES
 from tensorflow_kappa.models.update_rules import UPDATE_RULES
 from tensorflow_kappa.quantization.precision import PrecisionDict, ensure_precision_dict
@@ -29,14 +30,9 @@ __all__ = ["TrainConfig"]
 
 def _number(name: str, value: Any, *, integer: bool = False, allow_zero: bool = False):
     """A finite number (or integer) > 0 (>= 0 with ``allow_zero``), else ValueError."""
-    ok_type = (isinstance(value, (int, np.integer)) if integer
-               else isinstance(value, (int, float, np.integer, np.floating)))
-    if isinstance(value, (bool, np.bool_)) or not ok_type or not np.isfinite(value) or (
-            value < 0 if allow_zero else value <= 0):
-        kind = "integer" if integer else "number"
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be a finite {kind} {bound}, got {value!r}")
-    return int(value) if integer else float(value)
+    if integer:
+        return _checks.integer(name, value, minimum=0 if allow_zero else 1)
+    return _checks.number(name, value, minimum=0.0, strict_minimum=not allow_zero)
 
 
 def _flag(name: str, value: Any) -> bool:
@@ -110,10 +106,13 @@ class TrainConfig:
             "update_rule": _choice("update_rule", self.update_rule, UPDATE_RULES),
             "precision_dict": ensure_precision_dict(self.precision_dict),
             "reference_A": (None if self.reference_A is None
-                            else np.asarray(self.reference_A, np.float32)),
+                            else _checks.float_array("reference_A", self.reference_A)),
         }
         for name in ("shuffle", "use_controller", "compute_analytic_hessian", "compiled"):
             checked[name] = _flag(name, getattr(self, name))
+        if checked["reference_A"] is not None and checked["reference_A"].ndim != 2:
+            raise ValueError(f"reference_A must be a matrix (the Dense kernel's shape), got "
+                             f"shape {checked['reference_A'].shape}")
         if checked["curvature_ema_rho"] > 1:
             raise ValueError(f"curvature_ema_rho must be in (0, 1], got {self.curvature_ema_rho!r}")
         if checked["update_rule"] == "momentum" and not checked["momentum"] < 1:

@@ -12,6 +12,7 @@ from typing import NamedTuple, Optional, Tuple
 
 import tensorflow as tf
 
+from tensorflow_kappa import _checks
 from tensorflow_kappa.core.fixed_point import FixedPoint, FormatLike
 
 HALF_TYPES = (tf.float16, tf.bfloat16)
@@ -25,19 +26,38 @@ class OpInputs(NamedTuple):
     formats: Tuple[Optional[FixedPoint], ...]   # coerced, each fits x's dtype; None stays None
 
 
-def prepare(x: object, *formats: Optional[FormatLike]) -> OpInputs:
+def prepare(x: object, name: str = "x", optional: bool = False,
+            **formats: Optional[FormatLike]) -> OpInputs:
     """The common preamble of ``quantize_tensor``, ``rail_stats`` and ``update_quantize_store``.
+
+    Args:
+        x: the op's tensor argument, called ``name`` in messages.
+        optional: whether a format may be None (no quantization).
+        **formats: the op's format arguments by name, in order.
 
     Raises:
         ValueError: a format that does not parse, or that ``x``'s dtype cannot
-            hold exactly; a dtype that is not float16, bfloat16, float32 or float64.
+            hold exactly (the message starts with the format argument's name);
+            ``x`` not of dtype float16, bfloat16, float32 or float64.
+        TypeError: ``x`` is not a dense tensor.
     """
-    coerced = tuple(None if f is None else FixedPoint.coerce(f) for f in formats)
-    x = tf.convert_to_tensor(x)
-    for fmt in coerced:
+    coerced = []
+    for fmt_name, fmt in formats.items():
+        try:
+            coerced.append(None if fmt is None and optional else FixedPoint.coerce(fmt))
+        except ValueError as err:
+            raise ValueError(f"{fmt_name}: {err}") from None
+    x = _checks.tensor(name, x)
+    if x.dtype not in HALF_TYPES + (tf.float32, tf.float64):
+        raise ValueError(f"{name} must be a float16, bfloat16, float32 or float64 tensor, "
+                         f"got dtype {x.dtype.name}")
+    for fmt_name, fmt in zip(formats, coerced):
         if fmt is not None:
-            fmt.check_dtype(x.dtype)
-    return OpInputs(x, to_compute(x), coerced)
+            try:
+                fmt.check_dtype(x.dtype)
+            except ValueError as err:
+                raise ValueError(f"{fmt_name}: {err}") from None
+    return OpInputs(x, to_compute(x), tuple(coerced))
 
 
 def to_compute(x: tf.Tensor) -> tf.Tensor:

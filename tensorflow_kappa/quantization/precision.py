@@ -177,9 +177,21 @@ class PrecisionDict:
 
     @classmethod
     def from_json(cls, path: str) -> "PrecisionDict":
-        """Read ``{layer: {field: "s8.6"}}`` (or ``{layer: "s8.6"}``) from a JSON file."""
+        """Read ``{layer: {field: "s8.6"}}`` (or ``{layer: "s8.6"}``) from a JSON file.
+
+        Raises:
+            OSError: the file cannot be read.
+            ValueError: it is not JSON, or not a valid precision dict (the
+                message names the file).
+        """
         with open(path, encoding="utf-8") as fh:
-            return cls(json.load(fh))
+            text = fh.read()
+        try:
+            return cls(json.loads(text))
+        except json.JSONDecodeError as err:
+            raise ValueError(f"precision file {path!r} is not valid JSON: {err}") from None
+        except ValueError as err:
+            raise ValueError(f"precision file {path!r}: {err}") from None
 
     def __bool__(self) -> bool:
         return any(self._formats.values())

@@ -83,7 +83,10 @@ def quantize_tensor(
             ``[fmt.min_value, fmt.max_value]``, False gives none.
         seed: two integers keying stochastic rounding (stateless: the same seed
             gives the same result on CPU, GPU and the pure-TF path); each in
-            the int64 range. None: drawn from TensorFlow's global generator.
+            the int64 range, all 128 bits count (two seeds that differ in any
+            bit give different streams). One seed's stream is indexed by the
+            element's 64-bit flat index, so it runs 2**64 elements before it
+            repeats. None: drawn from TensorFlow's global generator.
 
     Returns:
         The quantized tensor, same shape and dtype as ``x``.
@@ -98,7 +101,7 @@ def quantize_tensor(
     array([0.125 , 0.3125, 7.9375], dtype=float32)
     """
     mode = _ste_mode(ste)
-    x, compute, (fmt,) = prepare(x, fmt)
+    x, compute, (fmt,) = prepare(x, fmt=fmt)
     seed = op_seed(seed, fmt)
     lib = _ops.custom_ops()
     if lib is None:

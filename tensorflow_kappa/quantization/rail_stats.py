@@ -68,7 +68,7 @@ def rail_stats(x: tf.Tensor, fmt: FormatLike, near_rail: float = 0.9) -> RailSta
     [0.5, 0.75, 0.25]
     """
     near = check_near_rail(near_rail)
-    _, compute, (fmt,) = prepare(x, fmt)
+    _, compute, (fmt,) = prepare(x, fmt=fmt)
     lib = _ops.custom_ops()
     if lib is None:
         return RailStats(*composite.rail_stats(compute, fmt, near))

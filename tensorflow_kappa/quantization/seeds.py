@@ -63,6 +63,8 @@ class SeedStream:
     ``i``-th stored variable onto its grid uses ``(run_seed, -1 - i)``. Calls
     are counted while a step is traced (:meth:`start_step` restarts the count),
     so a compiled step and the same step run eagerly draw the same seeds.
+    Both words are int64 and every bit reaches the random stream, so no seed
+    repeats within a run for 2**63 / SITES_PER_STEP = 2**51 steps.
 
     A caller that numbers its sites itself (so that the numbering does not
     depend on the order in which calls are traced, as under a distribution

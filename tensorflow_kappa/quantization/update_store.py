@@ -1,13 +1,16 @@
 """``update_quantize_store``: the fused, quantized weight update and what it did to the step."""
 from __future__ import annotations
 
+import threading
 from typing import NamedTuple, Optional, Union
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tensorflow_kappa import _ops
 from tensorflow_kappa.quantization import composite
+from tensorflow_kappa import _checks
 from tensorflow_kappa.quantization._op_inputs import HALF_TYPES, FormatLike, prepare
 from tensorflow_kappa.quantization.fixed_point import FixedPoint
 from tensorflow_kappa.quantization.seeds import SeedLike, op_seed
@@ -62,7 +65,7 @@ def _resource_variable(var: object) -> tf.Variable:
 
 
 def _check_grad(grad: object, variable: tf.Variable, dtype: tf.DType) -> tf.Tensor:
-    grad = tf.convert_to_tensor(grad, dtype_hint=dtype)
+    grad = _checks.tensor("grad", grad, dtype_hint=dtype)
     if grad.dtype != dtype:
         raise ValueError(
             f"grad dtype {grad.dtype.name} differs from the variable's dtype "
@@ -76,8 +79,17 @@ def _check_grad(grad: object, variable: tf.Variable, dtype: tf.DType) -> tf.Tens
     return grad
 
 
+_LR_RULE = "learning_rate must be finite and >= 0 in the compute dtype"
+
+
 def _check_learning_rate(learning_rate: object, compute: tf.DType) -> tf.Tensor:
-    learning_rate = tf.convert_to_tensor(learning_rate, dtype_hint=compute)
+    """The learning rate in the compute dtype, checked before anything is written: a
+    value known here raises ValueError; a graph tensor gets an in-graph check that
+    fails the call (InvalidArgumentError) before the variable is touched."""
+    if isinstance(learning_rate, (bool, np.bool_)):
+        raise ValueError(f"learning_rate must be a float or a float scalar tensor, got "
+                         f"{learning_rate!r}")
+    learning_rate = _checks.tensor("learning_rate", learning_rate, dtype_hint=compute)
     if not learning_rate.dtype.is_floating:
         raise ValueError(
             f"learning_rate must be a float or a float scalar tensor, got dtype "
@@ -85,7 +97,36 @@ def _check_learning_rate(learning_rate: object, compute: tf.DType) -> tf.Tensor:
         )
     if learning_rate.shape.rank is not None and learning_rate.shape.rank != 0:
         raise ValueError(f"learning_rate must be a scalar, got shape {learning_rate.shape}")
-    return tf.cast(learning_rate, compute)
+    lr = tf.cast(learning_rate, compute)
+    if not tf.is_symbolic_tensor(lr):
+        value = lr.numpy()
+        if not (np.isfinite(value) and value >= 0):
+            raise ValueError(f"{_LR_RULE} ({compute.name}), got {learning_rate.numpy()!r}")
+        return lr
+    check = tf.debugging.Assert(tf.math.is_finite(lr) & (lr >= 0), [_LR_RULE + ", got", lr])
+    with tf.control_dependencies([check]):
+        return tf.identity(lr)
+
+
+_sections_lock = threading.Lock()
+
+
+def _critical_section(variable: tf.Variable) -> Optional[tf.CriticalSection]:
+    """The CriticalSection that serialises the pure-TF read-modify-write of ``variable``
+    (one per variable, created on first use), or None where none can be used: inside
+    XLA-compiled code (XLA has no locks; :func:`tensorflow_kappa.composite_ops` marks
+    it, and so does ``jit_compile`` tracing) and for distributed variables (each
+    replica updates its own copy)."""
+    if (_ops.composite_requested() or isinstance(variable, tf.distribute.DistributedValues)
+            or tf.__internal__.get_enclosing_xla_context() is not None):
+        return None
+    with _sections_lock:
+        section = getattr(variable, "_kappa_critical_section", None)
+        if section is None:
+            with tf.init_scope():
+                section = tf.CriticalSection(name="kappa_update_quantize_store")
+            variable._kappa_critical_section = section
+    return section
 
 
 def update_quantize_store(
@@ -123,6 +164,14 @@ def update_quantize_store(
     :func:`tensorflow_kappa.composite_ops`: the pure-TensorFlow twin then
     reads and assigns the variable and fuses under XLA.
 
+    Concurrent calls on one variable (Python threads, parallel ops in a
+    graph) are serialised as the custom kernel serialises them (each
+    read-modify-write is atomic, none is lost), on the pure-TensorFlow path
+    too (a ``tf.CriticalSection`` per variable); not inside XLA-compiled code
+    or a :func:`tensorflow_kappa.composite_ops` block, where XLA has no
+    locks, nor across replicas of a distributed variable (each replica
+    updates its own copy).
+
     Distribution strategies: under ``tf.distribute.MirroredStrategy`` call it
     per replica, inside ``strategy.run`` (each replica updates its own copy
     of a mirrored variable, with its own gradient: all-reduce the gradients
@@ -141,7 +190,8 @@ def update_quantize_store(
             (exactly, when storage_format is given).
         grad: the gradient, same shape and dtype as ``var``.
         learning_rate: a Python float or a scalar tensor (it may change every
-            step without retracing); cast to the compute dtype.
+            step without retracing); cast to the compute dtype, where it must
+            be finite and >= 0.
         update_format: FixedPoint (or string) to quantize the update with, or
             None.
         storage_format: FixedPoint (or string) to quantize the stored weight
@@ -158,8 +208,11 @@ def update_quantize_store(
         ValueError: ``var`` is not a resource tf.Variable / keras.Variable (or
             is distributed and used in cross-replica context); ``grad``'s
             shape or dtype differs from ``var``'s (the message names both);
-            ``learning_rate`` is not a scalar; a format is bad or does not fit
-            the dtype.
+            ``learning_rate`` is not a scalar, or is negative or not finite
+            (a graph tensor fails the call with InvalidArgumentError
+            instead); a format is bad or does not fit the dtype. The variable
+            is untouched in every case.
+        TypeError: ``grad`` or ``learning_rate`` is None, ragged or sparse.
 
     Example:
     >>> v = tf.Variable([1.0, 1.0, 1.0])
@@ -175,7 +228,8 @@ def update_quantize_store(
             f"variables, got {variable.name} of dtype {dtype.name}"
         )
     grad, grad_compute, (update_fmt, storage_fmt) = prepare(
-        _check_grad(grad, variable, dtype), update_format, storage_format)
+        _check_grad(grad, variable, dtype), name="grad", optional=True,
+        update_format=update_format, storage_format=storage_format)
     compute = grad_compute.dtype
     learning_rate = _check_learning_rate(learning_rate, compute)
     seed = op_seed(seed, update_fmt, storage_fmt)
@@ -184,18 +238,24 @@ def update_quantize_store(
     # Half-type variables are updated by the twin: the kernels update float/double ones.
     lib = None if dtype in HALF_TYPES else _ops.custom_ops()
     if lib is None:
-        old = tf.raw_ops.ReadVariableOp(resource=handle, dtype=dtype)
-        if not (old.shape.is_fully_defined() and grad.shape.is_fully_defined()):
-            tf.debugging.assert_equal(
-                tf.shape(grad), tf.shape(old),
-                message=f"grad shape and the shape of {variable.name} differ",
+        def read_modify_write():
+            old = tf.raw_ops.ReadVariableOp(resource=handle, dtype=dtype)
+            if not (old.shape.is_fully_defined() and grad.shape.is_fully_defined()):
+                tf.debugging.assert_equal(
+                    tf.shape(grad), tf.shape(old),
+                    message=f"grad shape and the shape of {variable.name} differ",
+                )
+            new, stats = composite.update_store(
+                tf.cast(old, compute), grad_compute, learning_rate,
+                update_fmt, storage_fmt, seed,
+                store_dtype=dtype if dtype != compute else None,
             )
-        new, stats = composite.update_store(
-            tf.cast(old, compute), grad_compute, learning_rate,
-            update_fmt, storage_fmt, seed,
-            store_dtype=dtype if dtype != compute else None,
-        )
-        tf.raw_ops.AssignVariableOp(resource=handle, value=tf.cast(new, dtype))
+            assign = tf.raw_ops.AssignVariableOp(resource=handle, value=tf.cast(new, dtype))
+            with tf.control_dependencies([assign] if assign is not None else []):
+                return tuple(tf.identity(v) for v in stats)  # done only once assigned
+
+        section = _critical_section(variable)
+        stats = read_modify_write() if section is None else section.execute(read_modify_write)
         return UpdateStats(*stats)
 
     dummy = FixedPoint(8, 0)

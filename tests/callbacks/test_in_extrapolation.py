@@ -113,3 +113,16 @@ def test_evaluate_outside_fit_and_bad_arguments():
         InExtrapolationEvaluation(interp, extrap[0])
     with pytest.raises(ValueError, match="names"):
         InExtrapolationEvaluation(interp, extrap, names=("a", "a"))
+
+
+def test_data_of_the_wrong_width_fails_before_the_first_epoch():
+    """Found at on_train_begin, not after an epoch of training."""
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    before = [w.copy() for w in model.get_weights()]
+    evaluation = InExtrapolationEvaluation((np.zeros((4, 3)), np.zeros(4)),
+                                           (np.zeros((4, 2)), np.zeros(4)))
+    with pytest.raises(ValueError, match=r"extrapolation_data: x has rows of shape \(2,\)"):
+        model.fit(np.zeros((8, 3)), np.zeros(8), epochs=1, verbose=0, callbacks=[evaluation])
+    for a, b in zip(model.get_weights(), before):
+        np.testing.assert_array_equal(a, b)

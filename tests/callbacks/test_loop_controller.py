@@ -6,6 +6,7 @@ identical model, or SGD steps of a linear model computed by hand in NumPy.
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from loop_controller_testlib import (
     INALU,
@@ -628,3 +629,34 @@ def test_verbose_reports_state_changes_and_async_actions(capsys):
     fit(linear_model(), x, y, [LoopController({"gate": {"cond": even_epoch, True: {}}})],
         epochs=2)
     assert "LoopController" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("returned", [None, "False", 0, 1, 0.0, [True], np.array([True, False])])
+@pytest.mark.parametrize("kind", ["action", "async action"])
+def test_a_cond_that_does_not_return_a_bool_is_a_type_error_naming_the_action(returned, kind):
+    """A forgotten `return` (None) is not False and the string "False" is not True: a
+    cond must return a bool, and training stops before that batch or epoch ends."""
+    x, y = linear_data(8)
+    model = linear_model()
+    before = [w.copy() for w in model.get_weights()]
+    cond = lambda cb: returned  # noqa: E731
+    if kind == "action":
+        cb = LoopController({"bias": {"cond": cond, True: {"variables": bias_of}}})
+    else:
+        cb = LoopController({"all": {"cond": always, True: {}}},
+                            async_config={"bias": {"cond": cond, "model": lambda m: None}})
+    with pytest.raises(TypeError, match=rf"'cond' of LoopController {kind} 'bias' returned"):
+        fit(model, x, y, [cb], epochs=1, batch_size=8)
+    if kind == "action":  # rejected before the first step
+        for a, b in zip(model.get_weights(), before):
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("returned", [True, np.bool_(False), np.array(True),
+                                      tf.constant(False), tf.constant(True)])
+def test_python_numpy_and_scalar_tensor_bools_are_conds(returned):
+    x, y = linear_data(8)
+    model = linear_model()
+    cb = LoopController({"bias": {"cond": lambda cb: returned, True: {"variables": bias_of}}})
+    fit(model, x, y, [cb], epochs=1, batch_size=4)
+    assert cb.states == {"bias": bool(returned)}

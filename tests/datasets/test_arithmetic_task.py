@@ -76,3 +76,27 @@ def test_check_range_normalises():
     assert check_range((-3, 3)) == ((-3.0, 3.0),)
     assert check_range([(-5, -1), (1, 5)]) == ((-5.0, -1.0), (1.0, 5.0))
     assert check_range(np.array([0.1, 0.2])) == ((0.1, 0.2),)
+
+
+@pytest.mark.parametrize("expression, num_inputs", [
+    ("x1 / (x2 - x2)", 2),       # all NaN/Inf
+    ("x1 * 1e30 * 1e30", 1),     # finite in float64, beyond float32
+])
+def test_targets_that_are_not_finite_are_an_error_naming_the_set(expression, num_inputs):
+    with pytest.raises(ValueError, match="training targets that are not finite"):
+        arithmetic_task(expression, num_inputs=num_inputs, n=16, seed=0)
+
+
+def test_ranges_beyond_float32_and_bad_seeds_are_rejected_by_name():
+    with pytest.raises(ValueError, match="train_range: the inputs are float32"):
+        arithmetic_task("x1", num_inputs=1, n=4, train_range=(-1e300, 1e300))
+    with pytest.raises(ValueError, match="extrapolation_range"):
+        arithmetic_task("x1", num_inputs=1, n=4, extrapolation_range=[(0, 1), (1, 1e39)])
+    with pytest.raises(ValueError, match=r"seed must be None or an integer in \[0"):
+        arithmetic_task("x1", num_inputs=1, n=4, seed=-1)
+    with pytest.raises(ExpressionError, match="too large for float64"):
+        arithmetic_task("x1 + 1e999", num_inputs=1, n=4)
+    # The largest float32 range is fine, and so are its values.
+    x, y = arithmetic_task("x1", num_inputs=1, n=64, seed=0,
+                           train_range=(-3.0e38, 3.0e38)).train
+    assert np.isfinite(x).all() and np.isfinite(y).all()

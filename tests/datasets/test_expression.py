@@ -103,3 +103,37 @@ def test_bad_arguments():
     e = parse_expression("x1 + x2", num_inputs=2)
     with pytest.raises(ValueError, match=r"\(n, 2\)"):
         e.evaluate(np.ones((3, 3)))
+
+
+# -- bounds: what a typo can ask for ------------------------------------------------
+from tensorflow_kappa.datasets.expression import MAX_DEPTH, MAX_INPUTS, MAX_LENGTH  # noqa: E402
+
+
+@pytest.mark.parametrize("text, position, reason", [
+    ("x9999999999", 0, "at most 10000 inputs"),
+    ("x1 + x" + "9" * 5000, 5, "at most 10000 inputs"),
+    ("(" * 300 + "x1" + ")" * 300, MAX_DEPTH, "nests deeper than"),
+    ("-" * 300 + "x1", MAX_DEPTH, "nests deeper than"),
+    (" + ".join(["x1"] * 2000), 5 * MAX_DEPTH - 2, "a sum or product takes at most"),
+    (" * ".join(["x1"] * 2000), 5 * MAX_DEPTH - 2, "a sum or product takes at most"),
+    ("x1 + 1e999", 5, "too large for float64"),
+    ("x1" * 6000, MAX_LENGTH, "characters long"),
+])
+def test_what_a_user_can_ask_for_is_bounded_with_an_error_at_the_position(text, position,
+                                                                           reason):
+    with pytest.raises(ExpressionError) as err:
+        parse_expression(text)
+    assert err.value.position == position and reason in err.value.reason
+    assert "^" in str(err.value) and len(str(err.value)) < 500  # a long text is cut short
+
+
+def test_the_bounds_themselves_are_accepted_and_evaluate():
+    deep = "(" * (MAX_DEPTH - 1) + "x1" + ")" * (MAX_DEPTH - 1)
+    assert parse_expression(deep).evaluate(np.array([[3.0]]))[0] == 3.0
+    total = parse_expression(" + ".join(["x1"] * MAX_DEPTH))
+    assert total.evaluate(np.array([[0.5]]))[0] == 0.5 * MAX_DEPTH
+    assert str(total).count("+") == MAX_DEPTH - 1
+    wide = parse_expression(f"x{MAX_INPUTS} - x1")
+    assert wide.num_inputs == MAX_INPUTS and len(wide.input_names) == MAX_INPUTS
+    with pytest.raises(ValueError, match="num_inputs"):
+        parse_expression("x1", num_inputs=MAX_INPUTS + 1)

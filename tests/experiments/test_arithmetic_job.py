@@ -45,7 +45,7 @@ def test_seeds_summary_and_arguments(tmp_path):
     assert data["runs"] == 2 and len(data["results"]) == 2
     assert data["summary_path"] == summary.summary_path == str(tmp_path / "arithmetic_summary.json")
     assert (tmp_path / "arithmetic_seed1.png").exists()
-    with pytest.raises(ValueError, match="last layer"):
+    with pytest.raises(ValueError, match="layers must end with a 1-unit layer"):
         train_arithmetic(layers=(3, 2), epochs=1, n=64, verbose=0)
     with pytest.raises(ValueError, match="epochs"):
         train_arithmetic(epochs=0, n=64, verbose=0)

@@ -66,6 +66,17 @@ def test_custom_input_names():
         layer.explain(input_names=["a"])
 
 
+@pytest.mark.parametrize("names", [["a + b", "c"], ["2x", "y"], ["a*b", "c"], ["", "c"],
+                                   ["a", "a"]])
+def test_input_names_that_would_read_ambiguously_are_rejected(names):
+    """explain(model, ["a + b", "c"]) would print "a + b * c" for (a + b) * c."""
+    model = keras.Sequential([keras.Input((2,)), INALU(1)])
+    set_inalu(model.layers[-1], [[0], [0]], [[1], [1]], gates=[0])
+    assert explain(model, input_names=["ab", "c"]) == ["ab * c"]
+    with pytest.raises(ValueError, match="input_names"):
+        explain(model, input_names=names)
+
+
 def test_tolerance_decides_discreteness_and_names_the_weight():
     layer = INALU(1, name="inalu_t")
     set_inalu(layer, [[1], [1]], [[0], [0]], gates=[1], magnitude=0.93)

@@ -75,3 +75,63 @@ def test_plot_results_without_path_returns_a_figure():
     fig = FitHistory(loss=[1.0, 0.5]).plot_results()
     assert len(fig.axes) == 8
     plt.close(fig)
+
+
+def test_any_metric_name_and_numpy_metadata_survive_save_and_load(tmp_path):
+    """np.savez's own keywords ("file", "allow_pickle", ...) are ordinary metric names, and
+    NumPy scalars and arrays in the metadata come back as numbers and lists."""
+    names = ["file", "allow_pickle", "args", "kwds", "a/b", "loss"]
+    h = FitHistory(metadata={"lr": np.float32(0.5), "steps": np.int64(7),
+                             "flag": np.bool_(True), "shape": np.array([2, 3]),
+                             "nested": {"k": (np.float64(1.5), None)}, "nan": float("nan")},
+                   **{name: np.arange(3, dtype=np.float32) + i for i, name in enumerate(names)})
+    back = FitHistory.load(h.save(tmp_path / "run.npz"))
+    assert sorted(back.keys()) == sorted(names)
+    for i, name in enumerate(names):
+        np.testing.assert_array_equal(back[name], np.arange(3, dtype=np.float32) + i)
+    meta = back.metadata
+    assert meta["lr"] == 0.5 and type(meta["lr"]) is float
+    assert meta["steps"] == 7 and type(meta["steps"]) is int
+    assert meta["flag"] is True and meta["shape"] == [2, 3]
+    assert meta["nested"] == {"k": [1.5, None]} and np.isnan(meta["nan"])
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def test_metadata_json_cannot_hold_is_an_error_naming_the_key(tmp_path):
+    h = FitHistory(metadata={"when": object()}, loss=[1.0])
+    with pytest.raises(ValueError, match=r"metadata\['when'\] is a object"):
+        h.save(tmp_path / "run")
+    assert not list(tmp_path.iterdir())  # nothing half-written
+
+
+@pytest.mark.parametrize("content, reason", [
+    (b"hello, I am a text file\n", "not a FitHistory file"),
+    (b"", "not a FitHistory file"),
+])
+def test_loading_something_else_says_what_it_is_not(tmp_path, content, reason):
+    path = tmp_path / "run.npz"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=reason) as err:
+        FitHistory.load(path)
+    assert "allow_pickle" not in str(err.value) and str(path) in str(err.value)
+
+
+def test_a_damaged_archive_names_the_file_and_the_problem(tmp_path):
+    import zipfile
+    good = FitHistory(loss=[1.0, 2.0]).save(tmp_path / "good.npz")
+    bad_json = tmp_path / "meta.npz"
+    with zipfile.ZipFile(bad_json, "w") as archive:
+        with archive.open("loss.npy", "w") as member:
+            np.lib.format.write_array(member, np.array([1.0]))
+        with archive.open("__metadata__.npy", "w") as member:
+            np.lib.format.write_array(member, np.asarray("{not json"))
+    with pytest.raises(ValueError, match=r"meta.npz: the FitHistory metadata is not valid JSON"):
+        FitHistory.load(bad_json)
+    pickled = tmp_path / "pickled.npz"
+    np.savez(pickled, loss=np.array([object()], dtype=object))
+    with pytest.raises(ValueError, match="'loss' is not a numeric array") as err:
+        FitHistory.load(pickled)
+    assert "allow_pickle" not in str(err.value)
+    with pytest.raises(FileNotFoundError):
+        FitHistory.load(tmp_path / "missing.npz")
+    assert len(FitHistory.load(good)) == 2

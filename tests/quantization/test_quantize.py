@@ -54,6 +54,27 @@ def test_parse_errors_name_the_value(bad, match):
         FixedPoint.parse(bad)
 
 
+@pytest.mark.parametrize("text, kind", [
+    ("s8.4:stochastic:truncate", "rounding"), ("s8.4:truncate:nearest_even", "rounding"),
+    ("s8.4:saturate:wrap", "overflow"), ("u8.8:wrap:wrap", "overflow"),
+])
+def test_conflicting_options_are_an_error_not_the_last_one_silently(text, kind):
+    with pytest.raises(ValueError, match=rf"gives two {kind} modes"):
+        FixedPoint.parse(text)
+
+
+def test_formats_beyond_every_dtype_say_so_without_overflowing():
+    """s8.-2000 has rails near 2**2007: the message gives them as powers of two
+    (Python floats would overflow) and frac_bits beyond the ops' int32 is rejected."""
+    with pytest.raises(ValueError, match=r"s8\.-2000 \(codes -128..127 times an lsb of "
+                                         r"2\*\*2000\) is not exactly representable in float64"):
+        quantize_tensor(tf.zeros([2], tf.float64), FixedPoint(8, -2000))
+    with pytest.raises(ValueError, match="frac_bits=2147483648 is out of range"):
+        FixedPoint(8, 2**31)
+    with pytest.raises(ValueError, match="digits"):
+        FixedPoint.parse("s8." + "9" * 5000)
+
+
 def test_constructor_errors_name_the_value():
     with pytest.raises(ValueError, match="'up'.*nearest_even"):
         FixedPoint(8, 4, rounding="up")

@@ -55,13 +55,15 @@ from typing import Any, List, Mapping, Optional, Sequence, Tuple
 import keras
 import numpy as np
 
+from tensorflow_kappa import _checks
 from tensorflow_kappa.datasets.arithmetic import check_range
 from tensorflow_kappa.evaluation import EPSILON
 from tensorflow_kappa.experiments.nalm.population import Population, quiet_retracing
 from tensorflow_kappa.experiments.nalm.results import (BenchmarkResult, CellResult, Member,
                                                        aggregate, format_table)
 from tensorflow_kappa.experiments.nalm.specs import DEFAULT_RANGES, MODELS, OPS, ModelSpec
-from tensorflow_kappa.experiments.reporting import write_json
+from tensorflow_kappa.experiments.reporting import (check_output_dir, try_write, write_json,
+                                                    write_text)
 
 __all__ = [
     "DEFAULT_RANGES",
@@ -77,6 +79,9 @@ __all__ = [
 
 
 def _parse_ranges(ranges) -> Tuple[Tuple[Any, Any], ...]:
+    if isinstance(ranges, (str, bytes)) or not hasattr(ranges, "__iter__"):
+        raise ValueError(f"ranges must be a list of (train_range, extrapolation_range) pairs, "
+                         f"got {ranges!r}")
     out = []
     for pair in ranges:
         try:
@@ -101,8 +106,7 @@ def _check_arguments(ops, models, specs, seeds, eval_every) -> None:
             raise ValueError(f"unknown model {name!r}; choose from {', '.join(specs)}")
     if isinstance(seeds, bool) or not isinstance(seeds, (int, np.integer)) or seeds < 1:
         raise ValueError(f"seeds must be a positive integer, got {seeds!r}")
-    if eval_every < 1:
-        raise ValueError(f"eval_every must be positive, got {eval_every!r}")
+    _checks.integer("eval_every", eval_every, minimum=1)
 
 
 def _run_module(spec: ModelSpec, members: List[Member], ranges, total: int, chunk: int,
@@ -157,7 +161,9 @@ def run_nalm_benchmark(
         eval_every: steps between evaluations (and reinitialisation checks).
         n_eval: samples in each run's interpolation and extrapolation sets.
         epsilon: the success criterion's ε.
-        out_dir: if given, writes ``nalm_benchmark.md`` and ``nalm_benchmark.json``.
+        out_dir: if given, writes ``nalm_benchmark.md`` and ``nalm_benchmark.json``
+            there (the folder is checked before any work; a failed write warns
+            and the result is still returned).
         verbose: 1 shows a Keras progress bar per module.
         specs: replaces :data:`MODELS` (e.g. with other optimiser settings).
 
@@ -172,7 +178,14 @@ def run_nalm_benchmark(
     specs = dict(MODELS if specs is None else specs)
     ops = tuple(ops)
     _check_arguments(ops, models, specs, seeds, eval_every)
+    for name, value in (("batch_size", batch_size), ("n_eval", n_eval)):
+        _checks.integer(name, value, minimum=1)
+    if steps is not None:
+        _checks.integer("steps", steps, minimum=1)
+    _checks.number("epsilon", epsilon, minimum=0.0, strict_minimum=True)
     ranges = _parse_ranges(ranges)
+    if out_dir is not None:
+        out_dir = check_output_dir(out_dir)
     start = time.perf_counter()
     members_all: List[Member] = []
     worst = 0.0
@@ -200,8 +213,8 @@ def run_nalm_benchmark(
     result = BenchmarkResult(aggregate(members_all, ranges), members_all, config,
                              time.perf_counter() - start, worst)
     if out_dir is not None:
-        os.makedirs(out_dir, exist_ok=True)
-        with open(os.path.join(out_dir, "nalm_benchmark.md"), "w", encoding="utf-8") as f:
-            f.write(result.table() + "\n")
-        write_json(os.path.join(out_dir, "nalm_benchmark.json"), result.to_dict(), indent=1)
+        try_write(lambda p: write_text(p, result.table() + "\n"),
+                  os.path.join(out_dir, "nalm_benchmark.md"))
+        try_write(lambda p: write_json(p, result.to_dict(), indent=1),
+                  os.path.join(out_dir, "nalm_benchmark.json"))
     return result

@@ -1,0 +1,141 @@
+"""Argument checks the package's public functions share: one home per kind of check.
+
+Each check takes the parameter's name and the value a caller passed, returns
+the value normalised (a Python int, float or bool), and otherwise raises
+ValueError whose message names the parameter, repeats the value and says
+what was expected. Importing this module imports no TensorFlow (the command line and the
+NumPy-only modules use it too); :func:`tensor` imports it when called.
+
+Example:
+>>> integer("epochs", 3, minimum=1)
+3
+>>> integer("epochs", 2.5, minimum=1)
+Traceback (most recent call last):
+...
+ValueError: epochs must be an integer >= 1, got 2.5
+>>> random_seed("seed", -1)
+Traceback (most recent call last):
+...
+ValueError: seed must be None or an integer in [0, 2**63 - 1], got -1
+"""
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any, Optional
+
+import numpy as np
+
+__all__ = ["SEED32_MAX", "bool_result", "float_array", "integer", "number", "random_seed",
+           "tensor"]
+
+INT64_MAX = 2 ** 63 - 1
+#: The largest seed NumPy's legacy seeding takes (``keras.utils.set_random_seed``).
+SEED32_MAX = 2 ** 32 - 1
+
+
+def _bounds(minimum: Optional[float], maximum: Optional[float], strict: bool = False) -> str:
+    low = ">" if strict else ">="
+    if minimum is not None and maximum is not None:
+        return f"in {'(' if strict else '['}{minimum:g}, {maximum:g}]"
+    if minimum is not None:
+        return f"{low} {minimum:g}"
+    if maximum is not None:
+        return f"<= {maximum:g}"
+    return ""
+
+
+def integer(name: str, value: Any, *, minimum: Optional[int] = None,
+            maximum: Optional[int] = None) -> int:
+    """``value`` as an int: a Python or NumPy integer (not a bool) within the bounds."""
+    if (isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral)
+            or (minimum is not None and value < minimum)
+            or (maximum is not None and value > maximum)):
+        bounds = _bounds(minimum, maximum)
+        raise ValueError(f"{name} must be an integer{' ' + bounds if bounds else ''}, "
+                         f"got {value!r}")
+    return int(value)
+
+
+def number(name: str, value: Any, *, minimum: Optional[float] = None,
+           maximum: Optional[float] = None, strict_minimum: bool = False) -> float:
+    """``value`` as a finite float: a Python or NumPy real number (not a bool) within
+    the bounds (``strict_minimum``: above ``minimum``)."""
+    ok = not isinstance(value, (bool, np.bool_)) and isinstance(value, numbers.Real)
+    if ok:
+        value_f = float(value)
+        ok = (math.isfinite(value_f)
+              and (minimum is None or (value_f > minimum if strict_minimum
+                                       else value_f >= minimum))
+              and (maximum is None or value_f <= maximum))
+    if not ok:
+        bounds = _bounds(minimum, maximum, strict_minimum)
+        raise ValueError(f"{name} must be a finite number{' ' + bounds if bounds else ''}, "
+                         f"got {value!r}")
+    return value_f
+
+
+def random_seed(name: str, value: Any, maximum: int = INT64_MAX) -> Optional[int]:
+    """A seed: None, or an integer in [0, maximum] (NumPy's ``default_rng`` takes
+    up to 2**63 - 1; Keras's global seeding up to :data:`SEED32_MAX`)."""
+    if value is None:
+        return None
+    if (isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral)
+            or not 0 <= value <= maximum):
+        top = "2**63 - 1" if maximum == INT64_MAX else ("2**32 - 1" if maximum == SEED32_MAX
+                                                         else str(maximum))
+        raise ValueError(f"{name} must be None or an integer in [0, {top}], got {value!r}")
+    return int(value)
+
+
+def bool_result(what: str, value: Any) -> bool:
+    """What a user's predicate (``what``, e.g. "the 'cond' of action 'gate'") returned,
+    as a bool: a Python or NumPy bool, a 0-d boolean array or an eager scalar boolean
+    tensor. Anything else is a TypeError naming ``what``: truth-testing it would take
+    None (a forgotten ``return``) as False and the string ``"False"`` as True."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    try:
+        array = value.numpy() if callable(getattr(value, "numpy", None)) else value
+    except Exception:  # a symbolic tensor has no value here
+        array = None
+    if isinstance(array, (np.ndarray, np.bool_)) and array.dtype == np.bool_ \
+            and array.ndim == 0:
+        return bool(array)
+    raise TypeError(f"{what} returned {value!r} ({type(value).__name__}); it must return "
+                    "a bool (Python, NumPy or a scalar boolean tensor): a forgotten "
+                    "`return` gives None")
+
+
+def float_array(name: str, value: Any, dtype: Any = np.float32) -> np.ndarray:
+    """``value`` as a NumPy array of ``dtype``, else ValueError naming ``name`` (ragged
+    nesting, strings, None)."""
+    if value is None:
+        raise ValueError(f"{name} must be an array of numbers, got None")
+    try:
+        return np.asarray(value, dtype=dtype)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{name} must be an array of numbers: {err}") from None
+
+
+def tensor(name: str, value: Any, dtype_hint: Any = None):
+    """``value`` (the argument ``name``) as a dense ``tf.Tensor``, else TypeError naming it:
+    None (e.g. what ``tape.gradient`` returns for a variable the loss does not use),
+    a ragged or sparse tensor, or a value that does not convert (a string, a ragged
+    list, an out-of-range number, ...)."""
+    import tensorflow as tf
+
+    if value is None:
+        raise TypeError(f"{name} is None; expected a tensor (tape.gradient returns None "
+                        "for a variable the loss does not depend on)")
+    if isinstance(value, (tf.RaggedTensor, tf.SparseTensor, tf.IndexedSlices)):
+        raise TypeError(f"{name} must be a dense tensor, got a {type(value).__name__}; "
+                        "convert it first (e.g. .to_tensor() or tf.convert_to_tensor)")
+    try:
+        converted = tf.convert_to_tensor(value, dtype_hint=dtype_hint)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"{name} must be a tensor or array-like of numbers, got "
+                        f"{type(value).__name__}: {err}") from None
+    if converted.dtype == tf.string:
+        raise TypeError(f"{name} must be a tensor of numbers, got strings: {value!r}")
+    return converted
