@@ -31,6 +31,7 @@ import tensorflow as tf
 LIBRARY_PATH = Path(__file__).with_name("_kappa_ops.so")
 BUILD_INFO_PATH = Path(__file__).with_name("_build_info.json")
 FALLBACK_ENV = "KAPPA_PY_OPS"
+CPU_PATH_ENV = "KAPPA_CPU_PATH"  # forces a CPU path of the kernels (cc/core/cpu_dispatch.h)
 REBUILD_COMMAND = "pip install --no-build-isolation ."
 
 _lock = threading.Lock()
@@ -77,12 +78,33 @@ def _load() -> ModuleType:
             f"built against. {advice}"
         )
     try:
-        return tf.load_op_library(str(LIBRARY_PATH))
+        library = tf.load_op_library(str(LIBRARY_PATH))
     except (tf.errors.NotFoundError, OSError) as err:
         raise ImportError(
             f"tensorflow_kappa's op library {LIBRARY_PATH} (built for TensorFlow "
             f"{built}) failed to load into TensorFlow {installed}: {err}. {advice}"
         ) from err
+    problem = _runtime_info(library).get("cpu_path_problem")
+    if problem:
+        raise ValueError(problem)
+    return library
+
+
+def _runtime_info(library: ModuleType) -> dict:
+    # Eagerly, also when the first op call happens while tracing a function.
+    with tf.init_scope(), tf.device("/CPU:0"):
+        return json.loads(library.kappa_runtime_info().numpy())
+
+
+def runtime_info() -> dict:
+    """What the op library chose in this process: the CPU path of its kernels.
+
+    Keys: ``cpu_path`` (``"baseline"``, ``"avx2"`` or ``"avx512"``: the
+    instruction set of the hot loops, the best this CPU runs unless
+    ``KAPPA_CPU_PATH`` names one), ``cpu_paths`` (those this library has
+    and this CPU runs).
+    """
+    return _runtime_info(load_library())
 
 
 def load_library() -> ModuleType:
@@ -92,6 +114,8 @@ def load_library() -> ModuleType:
         ImportError: the library is missing, was built for another TensorFlow,
             or fails to load; the message says which TensorFlow it was built
             for, which is installed, and the command that rebuilds it.
+        ValueError: ``KAPPA_CPU_PATH`` names no CPU path this library has
+            and this CPU runs (the message lists those).
     """
     global _library
     with _lock:

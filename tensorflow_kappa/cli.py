@@ -84,12 +84,17 @@ def _cmd_info(args: argparse.Namespace) -> int:
     print(f"op library       {_ops.LIBRARY_PATH}")
     try:
         lib = _ops.load_library()
-    except ImportError as err:
+    except (ImportError, ValueError) as err:
         print(f"  not loadable:  {err}")
         return 1
     info = json.loads(lib.kappa_build_info().numpy().decode())
     print(f"  built for      TensorFlow {info['tf_version']}")
     print("  CPU kernels    yes")
+    runtime = _ops.runtime_info()
+    target = info.get("cpu_march") or "the compiler's default target"
+    dispatch = ", AVX2/AVX-512 chosen at run time" if info.get("cpu_dispatch") else ""
+    print(f"  CPU path       {runtime['cpu_path']} (built for {target}{dispatch}; "
+          f"this CPU runs: {', '.join(runtime['cpu_paths'])}; {_ops.CPU_PATH_ENV} forces one)")
     if info["cuda"]:
         print(f"  CUDA kernels   yes (sm_{', sm_'.join(info['cuda_archs'])})")
     else:
