@@ -8,6 +8,10 @@ KAPPA_COPTS = ["-Wno-deprecated-declarations"] + (
     ["-DKAPPA_WITH_CUDA=1"] if KAPPA_CUDA else ["-DKAPPA_WITH_CUDA=0"]
 )
 
+# Rule copts come after configure.py's --copt flags, so these override the
+# portable build's -march and its KAPPA_CPU_DISPATCH=1.
+KAPPA_NATIVE_COPTS = ["-march=native", "-UKAPPA_CPU_DISPATCH"]
+
 def _nvcc_gencode(archs):
     flags = ["-gencode arch=compute_{a},code=sm_{a}".format(a = a) for a in archs]
     if archs:
@@ -43,6 +47,19 @@ def kappa_core_library(name, hdrs, srcs, gpu_srcs = [], deps = []):
         hdrs = hdrs,
         srcs = srcs + objects,
         deps = deps + (["@local_config_kappa//:cudart_static"] if KAPPA_CUDA else []),
+        visibility = ["//visibility:public"],
+    )
+
+    # The CPU functors built for this machine only (-march=native, one path,
+    # no run-time dispatch), for the portable-vs-native kernel benchmark
+    # (cc/bench/portable_vs_native.py); built only when asked for.
+    native.cc_library(
+        name = name + "_native",
+        hdrs = hdrs,
+        srcs = srcs,
+        copts = KAPPA_NATIVE_COPTS,
+        deps = deps,
+        tags = ["manual"],
         visibility = ["//visibility:public"],
     )
 

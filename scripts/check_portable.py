@@ -38,6 +38,7 @@ CLONE = re.compile(r"kappa::CpuClone<\(kappa::CpuPath\)(\d)")
 # GCC's local variants of a function ("[clone .cold]", ".constprop.0", ...).
 _VARIANT = re.compile(r" \[clone [^\]]*\]")
 PATHS = {0: "baseline", 1: "avx2", 2: "avx512"}
+NAMES = {None: "outside clones", **PATHS}
 _FUNCTION = re.compile(r"^[0-9a-f]+ <(.*)>:$")
 _INSN = re.compile(r"^\s*[0-9a-f]+:\t((?:[0-9a-f]{2} )+)\s*\t?(\S*)\s*(.*)$")
 # Legacy prefixes that may stand before a VEX/EVEX prefix or an opcode.
@@ -78,8 +79,8 @@ class Report:
         return {
             "instructions": self.instructions,
             "clones": {PATHS[p]: len(k) for p, k in sorted(self.clones.items())},
-            "ymm_instructions": {PATHS[p]: n for p, n in sorted(self.ymm.items())},
-            "zmm_instructions": {PATHS[p]: n for p, n in sorted(self.zmm.items())},
+            "ymm_instructions": {NAMES[p]: n for p, n in self.ymm.items()},
+            "zmm_instructions": {NAMES[p]: n for p, n in self.zmm.items()},
             "fma_instructions": self.fma,
             "violations": len(self.violations),
         }
