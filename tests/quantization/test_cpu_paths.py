@@ -62,9 +62,9 @@ def test_this_machine_runs_the_paths_its_cpu_has():
     paths = _machine_paths()
     assert paths[0] == "baseline" and set(paths) <= set(PATHS)
     flags = set(Path("/proc/cpuinfo").read_text().split("flags")[1].split("\n")[0].split())
-    assert ("avx2" in paths) == {"avx2", "bmi2", "fma", "movbe"} <= flags
-    assert ("avx512" in paths) == {"avx512f", "avx512bw", "avx512cd", "avx512dq",
-                                   "avx512vl"} <= flags
+    assert ("avx2" in paths) == ({"avx2", "bmi2", "fma", "movbe"} <= flags)
+    assert ("avx512" in paths) == ({"avx512f", "avx512bw", "avx512cd", "avx512dq",
+                                    "avx512vl"} <= flags)
     # Unforced, the library takes the best path the CPU runs.
     assert _ops.runtime_info()["cpu_path"] == paths[-1] or os.environ.get(_ops.CPU_PATH_ENV)
 
@@ -74,7 +74,7 @@ def test_every_path_runs_as_forced_and_gives_the_same_bits(path_results):
     for p, results in path_results.items():
         assert json.loads(str(results["cpu_path"]))["cpu_path"] == p
     names = [n for n in path_results[paths[0]] if n != "cpu_path"]
-    assert len(names) > 500  # the whole matrix ran
+    assert len(names) == len({name for name, _, _ in cpu_path_worker.cases()}) > 400
     for p in paths[1:]:
         assert sorted(names) == sorted(n for n in path_results[p] if n != "cpu_path")
         differ = [n for n in names
