@@ -28,8 +28,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 OUTPUT = ROOT / ".kappa_configure.bazelrc"
 STAND_INS = ROOT / "build_deps" / "offline"
-# The TensorFlow minor versions this release is built and tested against.
-TESTED_TF = (2, 21)
+# The TensorFlow minor this release is built and tested against (the one
+# place it is written: tensorflow_kappa/_version.py).
+_RELEASE: dict = {}
+exec((ROOT / "tensorflow_kappa" / "_version.py").read_text(), _RELEASE)  # noqa: S102
+TESTED_TF = tuple(int(p) for p in _RELEASE["TENSORFLOW_MINOR"].split("."))
 OLDEST_TF = (2, 16)  # the first release with Keras 3
 DEFAULT_CUDA_ARCHS = "75,80,90"
 CPU_FLAGS = ["-O3", "-fno-trapping-math", "-ffp-contract=off"]

@@ -3,7 +3,10 @@
 ``pip install --no-build-isolation .`` (or ``python setup.py bdist_wheel``)
 builds the op library with configure.py and Bazel against the TensorFlow
 installed in the running Python, copies it into the package, and packages a
-platform wheel. Where Bazel is not available but the library was already
+platform wheel (scripts/release.sh makes the released, manylinux-tagged
+one). configure.py's options come from the environment variable
+KAPPA_CONFIGURE_ARGS (e.g. ``--march=native`` for a build for this machine
+only). Where Bazel is not available but the library was already
 built, that library is packaged as it is.
 
 TensorFlow is deliberately not a hard requirement: ``tensorflow`` and
@@ -13,6 +16,7 @@ extras ``[cpu]`` or ``[gpu]``, or bring your own; the op library checks at
 import that it matches the installed TensorFlow.
 """
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -25,6 +29,8 @@ from setuptools.dist import Distribution
 ROOT = Path(__file__).resolve().parent
 PACKAGE = ROOT / "tensorflow_kappa"
 ARTIFACTS = ("_kappa_ops.so", "_build_info.json")
+# configure.py's options for a pip build, e.g. KAPPA_CONFIGURE_ARGS="--march=native".
+CONFIGURE_ARGS_ENV = "KAPPA_CONFIGURE_ARGS"
 
 
 def _user_environment() -> dict:
@@ -47,8 +53,16 @@ def build_op_library() -> None:
             "Bazel (Debian/Ubuntu: `apt-get install bazel-bootstrap`), then retry."
         )
     env = _user_environment()
-    subprocess.run([sys.executable, "configure.py"], cwd=ROOT, env=env, check=True)
-    subprocess.run([bazel, "build", "//:kappa_ops"], cwd=ROOT, env=env, check=True)
+    configure_args = shlex.split(os.environ.get(CONFIGURE_ARGS_ENV, ""))
+    subprocess.run([sys.executable, "configure.py", *configure_args], cwd=ROOT, env=env,
+                   check=True)
+    try:
+        subprocess.run([bazel, "build", "//:kappa_ops"], cwd=ROOT, env=env, check=True)
+    finally:
+        if not (ROOT / ".git").exists():
+            # A one-off build from an sdist (pip unpacks it into a temporary
+            # folder): stop the Bazel server it started there.
+            subprocess.run([bazel, "shutdown"], cwd=ROOT, env=env, check=False)
     for name in ARTIFACTS:
         target = PACKAGE / name
         if target.exists():
@@ -71,16 +85,20 @@ class BinaryDistribution(Distribution):
         return True
 
 
-def _version() -> str:
-    for line in (PACKAGE / "__init__.py").read_text().splitlines():
-        if line.startswith("__version__"):
-            return line.split("=")[1].strip().strip("\"'")
-    raise RuntimeError("__version__ not found")
+def _release() -> dict:
+    """__version__ and TENSORFLOW_MINOR from tensorflow_kappa/_version.py."""
+    values: dict = {}
+    exec((PACKAGE / "_version.py").read_text(), values)  # noqa: S102 (our own file)
+    return values
+
+
+RELEASE = _release()
+TF_PIN = f"~={RELEASE['TENSORFLOW_MINOR']}.0"
 
 
 setup(
     name="tensorflow_kappa",
-    version=_version(),
+    version=RELEASE["__version__"],
     description=(
         "Fixed-point training ops, training-loop control and neural arithmetic "
         "units for TensorFlow/Keras 3"
@@ -92,8 +110,8 @@ setup(
     package_data={"tensorflow_kappa": list(ARTIFACTS)},
     install_requires=["numpy>=1.26", "matplotlib>=3.8"],
     extras_require={
-        "cpu": ["tensorflow-cpu~=2.21.0"],
-        "gpu": ["tensorflow[and-cuda]~=2.21.0"],
+        "cpu": [f"tensorflow-cpu{TF_PIN}"],
+        "gpu": [f"tensorflow[and-cuda]{TF_PIN}"],
         "test": ["pytest>=8", "hypothesis>=6", "tensorboard~=2.20.0"],
     },
     entry_points={"console_scripts": ["kappa = tensorflow_kappa.cli:main"]},

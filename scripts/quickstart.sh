@@ -34,9 +34,10 @@ if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
 fi
 python="$venv/bin/python"
-tensorflow="tensorflow-cpu==2.21.0"
+tf_minor=$(sed -n 's/^TENSORFLOW_MINOR = "\(.*\)"$/\1/p' tensorflow_kappa/_version.py)
+tensorflow="tensorflow-cpu==${tf_minor}.*"
 if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then
-  tensorflow="tensorflow[and-cuda]==2.21.0"
+  tensorflow="tensorflow[and-cuda]==${tf_minor}.*"
 fi
 echo "== pip install $tensorflow and the test tools"
 "$python" -m pip install -q --upgrade pip setuptools wheel
