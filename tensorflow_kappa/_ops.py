@@ -96,6 +96,34 @@ def _runtime_info(library: ModuleType) -> dict:
         return json.loads(library.kappa_runtime_info().numpy())
 
 
+# What the GPU kernels of each CUDA route (build_info["cuda_route"]) need.
+_CUDA_REQUIREMENT = {
+    "nvrtc": ("an NVIDIA driver for CUDA 12 or newer (Linux >= 525.60.13, as TensorFlow "
+              f"{'.'.join(tf.__version__.split('.')[:2])}'s CUDA 12 build needs) and NVRTC 12 "
+              "(installed by tensorflow[and-cuda])"),
+    "static": "an NVIDIA driver of the CUDA {version} generation or newer",
+}
+
+
+def cuda_requirement(build_info: dict) -> str:
+    """What the library's GPU kernels need at run time, in words ("" without any)."""
+    route = build_info.get("cuda_route") or ("static" if build_info.get("cuda") else "")
+    text = _CUDA_REQUIREMENT.get(route, "")
+    return text.format(version=build_info.get("cuda_version") or "toolkit's")
+
+
+def cuda_runtime_info() -> dict:
+    """The CUDA driver and NVRTC this process finds, for the NVRTC route ({} otherwise).
+
+    Keys: ``driver`` (``cuDriverGetVersion``, e.g. 12040) or None with
+    ``driver_error``; ``nvrtc`` (e.g. ``"12.9"``) and ``nvrtc_path``, or None
+    with ``nvrtc_error``. Opens both libraries.
+    """
+    library = load_library()
+    with tf.init_scope(), tf.device("/CPU:0"):
+        return json.loads(library.kappa_cuda_runtime_info().numpy())
+
+
 def runtime_info() -> dict:
     """What the op library chose in this process: the CPU path of its kernels.
 

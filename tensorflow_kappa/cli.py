@@ -95,10 +95,23 @@ def _cmd_info(args: argparse.Namespace) -> int:
     dispatch = ", AVX2/AVX-512 chosen at run time" if info.get("cpu_dispatch") else ""
     print(f"  CPU path       {runtime['cpu_path']} (built for {target}{dispatch}; "
           f"this CPU runs: {', '.join(runtime['cpu_paths'])}; {_ops.CPU_PATH_ENV} forces one)")
-    if info["cuda"]:
-        print(f"  CUDA kernels   yes (sm_{', sm_'.join(info['cuda_archs'])})")
+    if info.get("cuda_route") == "nvrtc":
+        print("  CUDA kernels   yes: compiled at first use for the GPU by NVRTC, launched "
+              "through the CUDA driver")
+    elif info["cuda"]:
+        print(f"  CUDA kernels   yes (sm_{', sm_'.join(info['cuda_archs'])}, static CUDA "
+              f"{info.get('cuda_version') or ''} runtime)")
     else:
         print("  CUDA kernels   no")
+    if info["cuda"]:
+        print(f"  CUDA needs     {_ops.cuda_requirement(info)}")
+    if info.get("cuda_route") == "nvrtc":
+        cuda = _ops.cuda_runtime_info()
+        driver = cuda["driver"]
+        print("  CUDA driver    " + (f"CUDA {driver // 1000}.{driver % 1000 // 10}" if driver
+                                     else f"none ({cuda['driver_error']})"))
+        print("  NVRTC          " + (f"{cuda['nvrtc']} ({cuda['nvrtc_path']})" if cuda["nvrtc"]
+                                     else f"none ({cuda['nvrtc_error']})"))
     if _ops.fallback_requested():
         print(f"active ops       pure TensorFlow ({_ops.FALLBACK_ENV} is set)")
     else:

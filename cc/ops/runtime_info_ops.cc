@@ -5,9 +5,16 @@
 //    "cpu_path_problem": null}
 // cpu_paths are the paths this library has and this CPU runs; cpu_path is
 // the one the functors use (cc/core/cpu_dispatch.h).
+//
+// Kappa>CudaRuntimeInfo: for the NVRTC route (cc/core/gpu_rtc.h), the CUDA
+// driver and NVRTC this process finds ({} in other builds); it opens them,
+// so only `kappa info` asks.
 #include <string>
 
 #include "cc/core/cpu_dispatch.h"
+#if KAPPA_WITH_CUDA && KAPPA_CUDA_NVRTC
+#include "cc/core/gpu_rtc.h"
+#endif
 #include "tensorflow/core/framework/common_shape_fns.h"
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/op_kernel.h"
@@ -47,6 +54,26 @@ std::string RuntimeInfoJson() {
          paths + "], \"cpu_path_problem\": " + JsonString(CpuPathProblem()) + "}";
 }
 
+std::string CudaRuntimeInfoJson() {
+#if KAPPA_WITH_CUDA && KAPPA_CUDA_NVRTC
+  return rtc::StatusJson();
+#else
+  return "{}";
+#endif
+}
+
+// A stateful CPU op that returns one JSON string.
+template <std::string (*kJson)()>
+class JsonInfoOp : public ::tensorflow::OpKernel {
+ public:
+  using OpKernel::OpKernel;
+  void Compute(::tensorflow::OpKernelContext* ctx) override {
+    ::tensorflow::Tensor* out = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, {}, &out));
+    out->scalar<::tensorflow::tstring>()() = kJson();
+  }
+};
+
 }  // namespace
 
 REGISTER_OP("Kappa>RuntimeInfo")
@@ -54,17 +81,15 @@ REGISTER_OP("Kappa>RuntimeInfo")
     .SetIsStateful()  // the answer is the process's, not a constant to fold
     .SetShapeFn(::tensorflow::shape_inference::ScalarShape);
 
-class RuntimeInfoOp : public ::tensorflow::OpKernel {
- public:
-  using OpKernel::OpKernel;
-  void Compute(::tensorflow::OpKernelContext* ctx) override {
-    ::tensorflow::Tensor* out = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, {}, &out));
-    out->scalar<::tensorflow::tstring>()() = RuntimeInfoJson();
-  }
-};
-
 REGISTER_KERNEL_BUILDER(Name("Kappa>RuntimeInfo").Device(::tensorflow::DEVICE_CPU),
-                        RuntimeInfoOp);
+                        JsonInfoOp<RuntimeInfoJson>);
+
+REGISTER_OP("Kappa>CudaRuntimeInfo")
+    .Output("info: string")
+    .SetIsStateful()
+    .SetShapeFn(::tensorflow::shape_inference::ScalarShape);
+
+REGISTER_KERNEL_BUILDER(Name("Kappa>CudaRuntimeInfo").Device(::tensorflow::DEVICE_CPU),
+                        JsonInfoOp<CudaRuntimeInfoJson>);
 
 }  // namespace kappa
