@@ -57,7 +57,7 @@ echo "== bazel test //..."
 bazel test //...
 if command -v nvcc >/dev/null; then
   echo "== nvcc: compile the standalone CUDA check program (both CUDA routes)"
-  bash cc/gpu_check/run.sh --build-only
+  bash cc/gpu_check/run.sh --route static --build-only
   bash cc/gpu_check/run.sh --route nvrtc --build-only
 fi
 echo "== pytest"

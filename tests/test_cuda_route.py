@@ -1,7 +1,7 @@
 """The CUDA route of the default build (configure.py --cuda-runtime=nvrtc,
 cc/core/gpu_rtc.h): GPU kernels in every build, no CUDA library linked, every
 kernel compiles with NVRTC 12, and `kappa info` states what the GPU kernels
-need. Running them takes a GPU: cc/gpu_check/cuda12_route.sh."""
+need. Running them takes a GPU: cc/gpu_check/run.sh."""
 import glob
 import importlib.util
 import json
