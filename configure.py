@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Configure the Bazel build of tensorflow_kappa for the TensorFlow installed here.
 
-Usage: python3 configure.py [--cuda auto|yes|no] [--cuda-path DIR]
-                            [--cuda-archs 75,80,90] [--march x86-64-v3]
+Usage: python3 configure.py [--cuda auto|yes|no] [--cuda-runtime nvrtc|static]
+                            [--cuda-path DIR] [--cuda-archs 75,80,90]
+                            [--march portable|native|x86-64-v3|...|none]
                             [--stand-ins auto|yes|no] [--pybind11-include DIR]
 
 Everything is read from the Python environment that runs this script and from
@@ -30,11 +31,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 OUTPUT = ROOT / ".kappa_configure.bazelrc"
 STAND_INS = ROOT / "build_deps" / "offline"
-# The TensorFlow minor versions this release is built and tested against.
-TESTED_TF = (2, 21)
+# The TensorFlow minor this release is built and tested against (the one
+# place it is written: tensorflow_kappa/_version.py).
+_RELEASE: dict = {}
+exec((ROOT / "tensorflow_kappa" / "_version.py").read_text(), _RELEASE)  # noqa: S102
+TESTED_TF = tuple(int(p) for p in _RELEASE["TENSORFLOW_MINOR"].split("."))
 OLDEST_TF = (2, 16)  # the first release with Keras 3
 DEFAULT_CUDA_ARCHS = "75,80,90"
 CPU_FLAGS = ["-O3", "-fno-trapping-math", "-ffp-contract=off"]
+# The portable build's baseline: every x86-64 CPU of the last 15 years
+# (SSE4.2, POPCNT); the hot loops get AVX2 and AVX-512 clones chosen at run
+# time (cc/core/cpu_dispatch.h).
+PORTABLE_MARCH = "x86-64-v2"
 
 
 class ConfigureError(Exception):
@@ -146,10 +154,21 @@ def find_platforms_repo() -> Path | None:
     return None
 
 
-def find_cuda(mode: str, cuda_path: str | None) -> dict | None:
-    """The CUDA toolkit to compile the GPU kernels with, or None."""
+def find_cuda(mode: str, cuda_path: str | None, runtime: str = "static") -> dict | None:
+    """How the GPU kernels are built, or None for none.
+
+    ``nvrtc`` (the default): the kernels are compiled at first use by NVRTC 12
+    from TensorFlow's CUDA packages and launched through the driver API
+    (cc/core/gpu_rtc.h), so they run where TensorFlow's CUDA 12 build runs
+    (a driver of the CUDA 12 generation or newer); building needs no CUDA
+    toolkit. ``static``: nvcc compiles them and the toolkit's static runtime
+    is linked in; they then need a driver of that toolkit's generation (CUDA
+    13.0: 580 or newer).
+    """
     if mode == "no":
         return None
+    if runtime == "nvrtc":
+        return {"route": "nvrtc"}
     nvcc = shutil.which("nvcc")
     candidates = [cuda_path, os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH")]
     if nvcc:
@@ -178,6 +197,7 @@ def find_cuda(mode: str, cuda_path: str | None) -> dict | None:
             ).stdout
             release = re.search(r"release (\d+\.\d+)", version)
             return {
+                "route": "static",
                 "path": str(root.resolve()),
                 "nvcc": str(real_nvcc.resolve()),
                 "version": release.group(1) if release else "unknown",
@@ -191,25 +211,33 @@ def find_cuda(mode: str, cuda_path: str | None) -> dict | None:
     return None
 
 
-def default_march() -> str | None:
-    """The x86-64 micro-architecture level of this CPU: v4 (AVX-512), v3 (AVX2,
-    FMA) or v2. The library is built for the machine that builds it; pass
-    --march=x86-64-v3 (or lower) for one that must run on older CPUs."""
-    if platform.machine() not in ("x86_64", "AMD64"):
-        return None
-    try:
-        flags = set(re.findall(r"^flags\s*:(.*)$", Path("/proc/cpuinfo").read_text(),
-                               re.MULTILINE)[0].split())
-    except (OSError, IndexError):
-        return "x86-64-v2"
-    if {"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"} <= flags:
-        return "x86-64-v4"
-    if {"avx2", "fma", "bmi2"} <= flags:
-        return "x86-64-v3"
-    return "x86-64-v2"
+def cpu_flags(march: str | None) -> tuple[list[str], bool]:
+    """The -march flags for --march, and whether the build dispatches at run time.
+
+    ``portable`` (the default on x86-64): the baseline PORTABLE_MARCH plus
+    run-time dispatch, what a wheel for other machines needs. ``native`` or
+    any other -march value: one path for that target, no dispatch (local
+    builds). ``none``: no -march at all (the compiler's default target; the
+    default on other architectures).
+    """
+    x86 = platform.machine() in ("x86_64", "AMD64")
+    if march is None:
+        march = "portable" if x86 else "none"
+    if march == "none":
+        return [], False
+    if march == "portable":
+        if not x86:
+            raise ConfigureError(
+                f"--march=portable is for x86-64; this machine is {platform.machine()} "
+                "(use --march=native or --march=none)."
+            )
+        return [f"-march={PORTABLE_MARCH}", "-DKAPPA_CPU_DISPATCH=1"], True
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+-]*", march):
+        raise ConfigureError(f"--march={march!r} is not a -march value.")
+    return [f"-march={march}"], False
 
 
-def render(tf: dict, cuda: dict | None, archs: list[str], march: str | None,
+def render(tf: dict, cuda: dict | None, archs: list[str], march_flags: list[str],
            stand_ins: bool, platforms: Path | None,
            bazel_mm: tuple[int, ...] | None, python: dict) -> str:
     lines = [
@@ -230,11 +258,20 @@ def render(tf: dict, cuda: dict | None, archs: list[str], march: str | None,
     # across statements) and round the weight update differently from its
     # definition, from the CUDA kernels (nvcc --fmad=false) and from the
     # pure-TensorFlow twins.
-    opt = CPU_FLAGS + ([f"-march={march}"] if march else [])
-    lines += [f"build --copt={o}" for o in opt]
-    if cuda:
+    # The portable build adds -DKAPPA_CPU_DISPATCH=1 to its baseline -march:
+    # the hot loops get AVX2 and AVX-512 clones (cc/core/cpu_dispatch.h).
+    lines += [f"build --copt={o}" for o in CPU_FLAGS + march_flags]
+    march = next((f.split("=", 1)[1] for f in march_flags if f.startswith("-march=")), "")
+    dispatch = "-DKAPPA_CPU_DISPATCH=1" in march_flags
+    lines += [
+        f"build --repo_env=KAPPA_CPU_MARCH={march}",
+        f"build --repo_env=KAPPA_CPU_DISPATCH={int(dispatch)}",
+    ]
+    lines.append(f"build --repo_env=KAPPA_CUDA_ROUTE={cuda['route'] if cuda else ''}")
+    if cuda and cuda["route"] == "static":
         lines += [
             f"build --repo_env=KAPPA_CUDA_PATH={cuda['path']}",
+            f"build --repo_env=KAPPA_CUDA_VERSION={cuda['version']}",
             f"build --repo_env=KAPPA_NVCC={cuda['nvcc']}",
             f"build --repo_env=KAPPA_CUDA_ARCHS={','.join(archs)}",
             f"build --repo_env=KAPPA_HOST_CXX={shutil.which('g++') or 'g++'}",
@@ -263,15 +300,25 @@ def render(tf: dict, cuda: dict | None, archs: list[str], march: str | None,
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cuda", choices=["auto", "yes", "no"], default="auto",
-                        help="compile the CUDA kernels (auto: when nvcc is found)")
+                        help="build the CUDA kernels (auto: always with the nvrtc "
+                             "runtime, when nvcc is found with static)")
+    parser.add_argument("--cuda-runtime", choices=["nvrtc", "static"], default="nvrtc",
+                        help="nvrtc (default): kernels compiled at first use by NVRTC 12 "
+                             "from TensorFlow's CUDA packages, launched through the "
+                             "driver API; they run on a CUDA 12 driver (>= 525.60.13) "
+                             "or newer, and the build needs no CUDA toolkit. static: "
+                             "nvcc and the toolkit's static runtime; needs a driver of "
+                             "the toolkit's generation")
     parser.add_argument("--cuda-path", help="CUDA toolkit root (default: from nvcc)")
     parser.add_argument("--cuda-archs", default=DEFAULT_CUDA_ARCHS,
                         help="comma-separated SM versions (default %(default)s; "
                              "PTX of the last is embedded too)")
     parser.add_argument("--march", default=None,
-                        help="-march for the CPU kernels (default: this CPU's level, "
-                             "x86-64-v4 with AVX-512, v3 with AVX2, else v2; 'none' "
-                             "to omit)")
+                        help="CPU target: 'portable' (default on x86-64: baseline "
+                             f"{PORTABLE_MARCH}, AVX2 and AVX-512 paths of the hot "
+                             "loops chosen at run time; what a wheel for other "
+                             "machines needs), 'native' or another -march value "
+                             "(one path, this build's machine), or 'none'")
     parser.add_argument("--stand-ins", choices=["auto", "yes", "no"], default="auto",
                         help="use the offline stand-ins for Bazel's default "
                              "repositories (auto: for Debian's bazel-bootstrap)")
@@ -283,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
         tf = find_tensorflow()
         python = find_python_headers(args.pybind11_include)
         bazel_out, bazel_mm = bazel_version()
-        cuda = find_cuda(args.cuda, args.cuda_path)
+        cuda = find_cuda(args.cuda, args.cuda_path, args.cuda_runtime)
     except ConfigureError as err:
         print(f"configure.py: {err}", file=sys.stderr)
         return 1
@@ -292,14 +339,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"configure.py: --cuda-archs={args.cuda_archs!r} must be numbers "
               "like 75,80,90", file=sys.stderr)
         return 1
-    march = default_march() if args.march is None else (
-        None if args.march == "none" else args.march)
+    try:
+        march_flags, dispatch = cpu_flags(args.march)
+    except ConfigureError as err:
+        print(f"configure.py: {err}", file=sys.stderr)
+        return 1
     # Debian's bootstrap Bazel prints no release version and cannot download.
     stand_ins = args.stand_ins == "yes" or (
         args.stand_ins == "auto" and (bazel_mm is None or bazel_mm < (5, 0)))
     platforms = find_platforms_repo() if stand_ins else None
 
-    OUTPUT.write_text(render(tf, cuda, archs, march, stand_ins, platforms, bazel_mm, python))
+    OUTPUT.write_text(render(tf, cuda, archs, march_flags, stand_ins, platforms, bazel_mm,
+                             python))
     print(f"TensorFlow   {tf['version']}"
           + ("" if tf["tested"] else f" (untested; tested with 2.{TESTED_TF[1]})"))
     print(f"  headers    {tf['include']}")
@@ -308,9 +359,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Python       {python['include']} (pybind11 {python['pybind11']})")
     print(f"Bazel        {bazel_out or 'unknown'}"
           + (" (offline stand-ins)" if stand_ins else ""))
-    print(f"CPU flags    {' '.join(CPU_FLAGS + ([f'-march={march}'] if march else []))}")
-    if cuda:
-        print(f"CUDA         {cuda['version']} at {cuda['path']}, archs {','.join(archs)}")
+    print(f"CPU flags    {' '.join(CPU_FLAGS + march_flags)}"
+          + (" (AVX2/AVX-512 clones chosen at run time)" if dispatch else ""))
+    if cuda and cuda["route"] == "nvrtc":
+        print("CUDA         NVRTC route: kernels compiled at first use by NVRTC 12, "
+              "driver API launch (needs a CUDA 12 driver >= 525.60.13 or newer)")
+    elif cuda:
+        print(f"CUDA         {cuda['version']} at {cuda['path']} (static runtime: needs a "
+              f"CUDA {cuda['version'].split('.')[0]} driver), archs {','.join(archs)}")
     else:
         print("CUDA         not used (CPU kernels only)")
     print(f"Wrote {OUTPUT.name}")

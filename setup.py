@@ -4,8 +4,11 @@
 builds the op library and the NumPy binding (``tensorflow_kappa.core``'s
 extension, a build with pybind11: a build requirement, not a runtime one) with
 configure.py and Bazel against the TensorFlow and Python running this, copies
-them into the package, and packages a platform wheel. Where Bazel is not
-available but both were already built, they are packaged as they are.
+them into the package, and packages a platform wheel (scripts/release.sh makes
+the released, manylinux-tagged one). configure.py's options come from the
+environment variable KAPPA_CONFIGURE_ARGS (e.g. ``--march=native`` for a build
+for this machine only). Where Bazel is not available but both were already
+built, they are packaged as they are.
 
 TensorFlow is deliberately not a hard requirement: ``tensorflow`` and
 ``tensorflow-cpu`` are different distributions of the same module, and
@@ -14,6 +17,7 @@ extras ``[cpu]`` or ``[gpu]``, or bring your own; the op library checks at
 import that it matches the installed TensorFlow.
 """
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -34,6 +38,8 @@ ARTIFACTS = {
     "_kappa_core.so": "_kappa_core" + sysconfig.get_config_var("EXT_SUFFIX"),
 }
 TARGETS = ("//:kappa_ops", "//:kappa_core")
+# configure.py's options for a pip build, e.g. KAPPA_CONFIGURE_ARGS="--march=native".
+CONFIGURE_ARGS_ENV = "KAPPA_CONFIGURE_ARGS"
 
 
 def _user_environment() -> dict:
@@ -67,9 +73,16 @@ def build_op_library() -> None:
             "Bazel (Debian/Ubuntu: `apt-get install bazel-bootstrap`), then retry."
         )
     env = _user_environment()
-    subprocess.run([sys.executable, "configure.py", *_configure_args()], cwd=ROOT, env=env,
+    configure_args = shlex.split(os.environ.get(CONFIGURE_ARGS_ENV, "")) + _configure_args()
+    subprocess.run([sys.executable, "configure.py", *configure_args], cwd=ROOT, env=env,
                    check=True)
-    subprocess.run([bazel, "build", *TARGETS], cwd=ROOT, env=env, check=True)
+    try:
+        subprocess.run([bazel, "build", *TARGETS], cwd=ROOT, env=env, check=True)
+    finally:
+        if not (ROOT / ".git").exists():
+            # A one-off build from an sdist (pip unpacks it into a temporary
+            # folder): stop the Bazel server it started there.
+            subprocess.run([bazel, "shutdown"], cwd=ROOT, env=env, check=False)
     for built, name in ARTIFACTS.items():
         target = PACKAGE / name
         if target.exists():
@@ -92,16 +105,20 @@ class BinaryDistribution(Distribution):
         return True
 
 
-def _version() -> str:
-    for line in (PACKAGE / "__init__.py").read_text().splitlines():
-        if line.startswith("__version__"):
-            return line.split("=")[1].strip().strip("\"'")
-    raise RuntimeError("__version__ not found")
+def _release() -> dict:
+    """__version__ and TENSORFLOW_MINOR from tensorflow_kappa/_version.py."""
+    values: dict = {}
+    exec((PACKAGE / "_version.py").read_text(), values)  # noqa: S102 (our own file)
+    return values
+
+
+RELEASE = _release()
+TF_PIN = f"~={RELEASE['TENSORFLOW_MINOR']}.0"
 
 
 setup(
     name="tensorflow_kappa",
-    version=_version(),
+    version=RELEASE["__version__"],
     description=(
         "Fixed-point training ops, training-loop control and neural arithmetic "
         "units for TensorFlow/Keras 3"
@@ -113,8 +130,8 @@ setup(
     package_data={"tensorflow_kappa": list(ARTIFACTS.values())},
     install_requires=["numpy>=1.26", "matplotlib>=3.8"],
     extras_require={
-        "cpu": ["tensorflow-cpu~=2.21.0"],
-        "gpu": ["tensorflow[and-cuda]~=2.21.0"],
+        "cpu": [f"tensorflow-cpu{TF_PIN}"],
+        "gpu": [f"tensorflow[and-cuda]{TF_PIN}"],
         "test": ["pytest>=8", "hypothesis>=6", "tensorboard~=2.20.0", "scikit-learn>=1.3"],
         "experiments": ["scikit-learn>=1.3"],   # kappa fixed-point: the bundled 8x8 digits
     },

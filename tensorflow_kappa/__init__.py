@@ -30,7 +30,7 @@ import importlib
 import sys
 from typing import Any
 
-__version__ = "0.1.0"
+from tensorflow_kappa._version import __version__
 
 #: Public names of the package and the module each one lives in.
 _ATTRIBUTES = {

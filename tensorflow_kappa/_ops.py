@@ -32,6 +32,7 @@ import tensorflow as tf
 LIBRARY_PATH = Path(__file__).with_name("_kappa_ops.so")
 BUILD_INFO_PATH = Path(__file__).with_name("_build_info.json")
 FALLBACK_ENV = "KAPPA_PY_OPS"
+CPU_PATH_ENV = "KAPPA_CPU_PATH"  # forces a CPU path of the kernels (cc/core/cpu_dispatch.h)
 REBUILD_COMMAND = "pip install --no-build-isolation ."
 
 _lock = threading.Lock()
@@ -79,12 +80,61 @@ def _load() -> ModuleType:
         )
     _check_library_file(info, advice)
     try:
-        return tf.load_op_library(str(LIBRARY_PATH))
+        library = tf.load_op_library(str(LIBRARY_PATH))
     except (tf.errors.NotFoundError, OSError) as err:
         raise ImportError(
             f"tensorflow_kappa's op library {LIBRARY_PATH} (built for TensorFlow "
             f"{built}) failed to load into TensorFlow {installed}: {err}. {advice}"
         ) from err
+    problem = _runtime_info(library).get("cpu_path_problem")
+    if problem:
+        raise ValueError(problem)
+    return library
+
+
+def _runtime_info(library: ModuleType) -> dict:
+    # Eagerly, also when the first op call happens while tracing a function.
+    with tf.init_scope(), tf.device("/CPU:0"):
+        return json.loads(library.kappa_runtime_info().numpy())
+
+
+# What the GPU kernels of each CUDA route (build_info["cuda_route"]) need.
+_CUDA_REQUIREMENT = {
+    "nvrtc": ("an NVIDIA driver for CUDA 12 or newer (Linux >= 525.60.13, as TensorFlow "
+              f"{'.'.join(tf.__version__.split('.')[:2])}'s CUDA 12 build needs) and NVRTC 12 "
+              "(installed by tensorflow[and-cuda])"),
+    "static": "an NVIDIA driver of the CUDA {version} generation or newer",
+}
+
+
+def cuda_requirement(build_info: dict) -> str:
+    """What the library's GPU kernels need at run time, in words ("" without any)."""
+    route = build_info.get("cuda_route") or ("static" if build_info.get("cuda") else "")
+    text = _CUDA_REQUIREMENT.get(route, "")
+    return text.format(version=build_info.get("cuda_version") or "toolkit's")
+
+
+def cuda_runtime_info() -> dict:
+    """The CUDA driver and NVRTC this process finds, for the NVRTC route ({} otherwise).
+
+    Keys: ``driver`` (``cuDriverGetVersion``, e.g. 12040) or None with
+    ``driver_error``; ``nvrtc`` (e.g. ``"12.9"``) and ``nvrtc_path``, or None
+    with ``nvrtc_error``. Opens both libraries.
+    """
+    library = load_library()
+    with tf.init_scope(), tf.device("/CPU:0"):
+        return json.loads(library.kappa_cuda_runtime_info().numpy())
+
+
+def runtime_info() -> dict:
+    """What the op library chose in this process: the CPU path of its kernels.
+
+    Keys: ``cpu_path`` (``"baseline"``, ``"avx2"`` or ``"avx512"``: the
+    instruction set of the hot loops, the best this CPU runs unless
+    ``KAPPA_CPU_PATH`` names one), ``cpu_paths`` (those this library has
+    and this CPU runs).
+    """
+    return _runtime_info(load_library())
 
 
 def _sha256(path: Path) -> str:
@@ -125,6 +175,8 @@ def load_library() -> ModuleType:
             differs from the build record), was built for another TensorFlow,
             or fails to load; the message says which, which TensorFlow it was
             built for, which is installed, and the command that rebuilds it.
+        ValueError: ``KAPPA_CPU_PATH`` names no CPU path this library has
+            and this CPU runs (the message lists those).
     """
     global _library
     with _lock:

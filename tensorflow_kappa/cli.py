@@ -103,16 +103,34 @@ def _cmd_info(args: argparse.Namespace) -> int:
     print(f"op library       {_ops.LIBRARY_PATH}")
     try:
         lib = _ops.load_library()
-    except ImportError as err:
+    except (ImportError, ValueError) as err:
         print(f"  not loadable:  {err}")
         return 1
     info = json.loads(lib.kappa_build_info().numpy().decode())
     print(f"  built for      TensorFlow {info['tf_version']}")
     print("  CPU kernels    yes")
-    if info["cuda"]:
-        print(f"  CUDA kernels   yes (sm_{', sm_'.join(info['cuda_archs'])})")
+    runtime = _ops.runtime_info()
+    target = info.get("cpu_march") or "the compiler's default target"
+    dispatch = ", AVX2/AVX-512 chosen at run time" if info.get("cpu_dispatch") else ""
+    print(f"  CPU path       {runtime['cpu_path']} (built for {target}{dispatch}; "
+          f"this CPU runs: {', '.join(runtime['cpu_paths'])}; {_ops.CPU_PATH_ENV} forces one)")
+    if info.get("cuda_route") == "nvrtc":
+        print("  CUDA kernels   yes: compiled at first use for the GPU by NVRTC, launched "
+              "through the CUDA driver")
+    elif info["cuda"]:
+        print(f"  CUDA kernels   yes (sm_{', sm_'.join(info['cuda_archs'])}, static CUDA "
+              f"{info.get('cuda_version') or ''} runtime)")
     else:
         print("  CUDA kernels   no")
+    if info["cuda"]:
+        print(f"  CUDA needs     {_ops.cuda_requirement(info)}")
+    if info.get("cuda_route") == "nvrtc":
+        cuda = _ops.cuda_runtime_info()
+        driver = cuda["driver"]
+        print("  CUDA driver    " + (f"CUDA {driver // 1000}.{driver % 1000 // 10}" if driver
+                                     else f"none ({cuda['driver_error']})"))
+        print("  NVRTC          " + (f"{cuda['nvrtc']} ({cuda['nvrtc_path']})" if cuda["nvrtc"]
+                                     else f"none ({cuda['nvrtc_error']})"))
     if _ops.fallback_requested():
         print(f"active ops       pure TensorFlow ({_ops.FALLBACK_ENV} is set)")
     else:

@@ -39,7 +39,7 @@ def test_writes_flags_from_tf_sysconfig_and_is_idempotent(configure, capsys):
 
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="needs nvcc on PATH")
 def test_finds_the_cuda_toolkit_behind_nvcc(configure):
-    assert configure.main(["--cuda=auto", "--cuda-archs=80"]) == 0
+    assert configure.main(["--cuda=auto", "--cuda-runtime=static", "--cuda-archs=80"]) == 0
     text = configure.OUTPUT.read_text()
     assert "KAPPA_CUDA_ARCHS=80" in text
     nvcc = next(line for line in text.splitlines() if "KAPPA_NVCC=" in line).split("=", 2)[2]

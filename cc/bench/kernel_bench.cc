@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "cc/core/cpu_dispatch.h"
 #include "cc/core/quantize/quantize.h"
 #include "cc/core/rail_stats/rail_stats.h"
 #include "cc/core/thread_parallel.h"
@@ -53,6 +54,12 @@ int main(int argc, char** argv) {
   const kappa::ParallelFor pf = kappa::ThreadParallelFor(threads);
   std::printf("kernel_bench: %lld float32 elements, %d threads, median of %d%s\n",
               static_cast<long long>(n), threads, repeats, long_mode ? " (--long)" : "");
+#if KAPPA_CPU_DISPATCH
+  std::printf("CPU path: %s (portable build, chosen at run time)\n",
+              kappa::CpuPathName(kappa::ActiveCpuPath()));
+#else
+  std::printf("CPU path: one (built without run-time dispatch)\n");
+#endif
 
   std::vector<float> x(n), y(n), w(n), g(n);
   std::mt19937_64 rng(1);

@@ -3,16 +3,16 @@
 // pattern. The order depends only on blockDim, so results repeat bit for
 // bit. V is a number or a struct of numbers with operator+= (the ops'
 // statistic sums); a struct is reduced field by field in the same pattern
-// as a number. Included from .cu.cc files only.
+// as a number. Included from .cu.cc files only; device code, so empty in
+// their host-only (g++) build.
 #ifndef KAPPA_CORE_GPU_REDUCE_H_
 #define KAPPA_CORE_GPU_REDUCE_H_
 
-#include <cuda_runtime.h>
+#include "cc/core/gpu_launch.h"
 
+#if defined(__CUDACC__)
 #include <cstring>
 #include <type_traits>
-
-#include "cc/core/gpu_launch.h"
 
 namespace kappa {
 
@@ -66,5 +66,7 @@ __device__ __forceinline__ V BlockSum(V v) {
 }
 
 }  // namespace kappa
+
+#endif  // defined(__CUDACC__)
 
 #endif  // KAPPA_CORE_GPU_REDUCE_H_

@@ -1,6 +1,8 @@
 // Standalone check of the CUDA functors against the CPU functors (no
-// TensorFlow), and their bandwidth next to cudaMemcpyDeviceToDevice measured
-// in the same run. Build and run with cc/gpu_check/run.sh.
+// TensorFlow), and their bandwidth next to a device-to-device copy measured
+// in the same run. Build and run with cc/gpu_check/run.sh: with nvcc (the
+// static route) or, for the NVRTC route, with g++ (this file as C++; the
+// kernels compiled at first use by NVRTC and launched through the driver).
 //
 // For each functor, on random inputs mixed with edge values, every mode:
 //   quantize:     GPU output == CPU output, bit for bit;
@@ -11,8 +13,6 @@
 // Then GB/s of compulsory traffic on 2^24 float32 elements (median of 20
 // timed launches, CUDA events), and the ratio to the device-to-device copy.
 // Exit status 1 on any mismatch, 2 without a usable GPU.
-#include <cuda_runtime.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -27,7 +27,11 @@
 #include "cc/core/quantize/quantize.h"
 #include "cc/core/rail_stats/rail_stats.h"
 #include "cc/core/update_store/update_store.h"
+#include "cc/gpu_check/device.h"
 #include "cc/tests/test_util.h"
+#if !defined(__CUDACC__)
+#include "cc/core/gpu_rtc.h"
+#endif
 
 namespace {
 
@@ -43,16 +47,6 @@ using kappa_test::SameBits;
 
 int failures = 0;
 
-#define CUDA_OK(call)                                                          \
-  do {                                                                         \
-    const cudaError_t err_ = (call);                                           \
-    if (err_ != cudaSuccess) {                                                 \
-      std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call,      \
-                   cudaGetErrorString(err_));                                  \
-      std::exit(2);                                                            \
-    }                                                                          \
-  } while (0)
-
 void Fail(const std::string& what) {
   if (++failures <= 30) std::fprintf(stderr, "MISMATCH %s\n", what.c_str());
 }
@@ -62,16 +56,14 @@ struct Device {
   T* p = nullptr;
   size_t n = 0;
   explicit Device(size_t count) : n(count) {
-    CUDA_OK(cudaMalloc(&p, std::max<size_t>(count, 1) * sizeof(T)));
+    p = static_cast<T*>(gpu_check::Malloc(std::max<size_t>(count, 1) * sizeof(T)));
   }
   Device(const std::vector<T>& host) : Device(host.size()) { Upload(host); }
-  ~Device() { cudaFree(p); }
-  void Upload(const std::vector<T>& host) {
-    CUDA_OK(cudaMemcpy(p, host.data(), n * sizeof(T), cudaMemcpyHostToDevice));
-  }
+  ~Device() { gpu_check::Free(p); }
+  void Upload(const std::vector<T>& host) { gpu_check::ToDevice(p, host.data(), n * sizeof(T)); }
   std::vector<T> Download() const {
     std::vector<T> host(n);
-    CUDA_OK(cudaMemcpy(host.data(), p, n * sizeof(T), cudaMemcpyDeviceToHost));
+    gpu_check::ToHost(host.data(), p, n * sizeof(T));
     return host;
   }
 };
@@ -117,7 +109,7 @@ void CheckRailStats() {
                                                out.p + 1, out.p + 2, nullptr);
       if (err) Fail(std::string("rail_stats launch: ") + err);
       kappa::RailCounts got;
-      CUDA_OK(cudaMemcpy(&got, scratch.p, sizeof(got), cudaMemcpyDeviceToHost));
+      gpu_check::ToHost(&got, scratch.p, sizeof(got));
       const std::vector<float> fr = out.Download();
       const kappa::RailFractions wf = kappa::FractionsFromCounts(want);
       if (std::memcmp(&got, &want, sizeof(got)) != 0 || fr[0] != wf.saturation ||
@@ -170,7 +162,7 @@ void CheckUpdate() {
                                " / " + (has_s ? Describe(sf) : "none");
       if (err) Fail(what + " launch: " + err);
       kappa::UpdateSums gs;
-      CUDA_OK(cudaMemcpy(&gs, scratch.p, sizeof(gs), cudaMemcpyDeviceToHost));
+      gpu_check::ToHost(&gs, scratch.p, sizeof(gs));
       const std::vector<T> got = dw.Download();
       size_t bad = 0;
       for (size_t i = 0; i < n; ++i) bad += !SameBits(got[i], want[i]);
@@ -195,23 +187,16 @@ void CheckUpdate() {
 // Median milliseconds of `launch` over `reps` timed runs.
 template <typename F>
 float MedianMs(int reps, F&& launch) {
-  cudaEvent_t a, b;
-  CUDA_OK(cudaEventCreate(&a));
-  CUDA_OK(cudaEventCreate(&b));
+  gpu_check::Event a, b;
   launch();
-  CUDA_OK(cudaDeviceSynchronize());
+  gpu_check::Synchronize();
   std::vector<float> ms;
   for (int r = 0; r < reps; ++r) {
-    CUDA_OK(cudaEventRecord(a));
+    a.Record();
     launch();
-    CUDA_OK(cudaEventRecord(b));
-    CUDA_OK(cudaEventSynchronize(b));
-    float t = 0;
-    CUDA_OK(cudaEventElapsedTime(&t, a, b));
-    ms.push_back(t);
+    b.Record();
+    ms.push_back(b.MsSince(a));
   }
-  cudaEventDestroy(a);
-  cudaEventDestroy(b);
   std::sort(ms.begin(), ms.end());
   return ms[ms.size() / 2];
 }
@@ -229,13 +214,11 @@ void Bandwidth() {
                                 kappa::RailStatsGpuScratchBytes(n)));
   Device<float> out(5);
   const int reps = 20;
-  const float copy = MedianMs(reps, [&] {
-    CUDA_OK(cudaMemcpyAsync(y.p, x.p, n * sizeof(float), cudaMemcpyDeviceToDevice));
-  });
+  const float copy = MedianMs(reps, [&] { gpu_check::DeviceCopyAsync(y.p, x.p, n * sizeof(float)); });
   const double copy_gbs = 2 * bytes / copy / 1e6;
   std::printf("\nbandwidth on %lld float32 (median of %d, CUDA events)\n",
               static_cast<long long>(n), reps);
-  std::printf("%-40s %8.3f ms %8.1f GB/s\n", "cudaMemcpyDeviceToDevice", copy, copy_gbs);
+  std::printf("%-40s %8.3f ms %8.1f GB/s\n", "device-to-device copy", copy, copy_gbs);
   auto row = [&](const char* name, double traffic, float ms) {
     const double gbs = traffic * bytes / ms / 1e6;
     std::printf("%-40s %8.3f ms %8.1f GB/s  %5.1f%% of copy\n", name, ms, gbs,
@@ -269,14 +252,22 @@ void Bandwidth() {
 }  // namespace
 
 int main() {
-  int devices = 0;
-  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
+  std::string name;
+  int sms = 0, arch = 0;
+  if (!gpu_check::Init(&name, &sms, &arch)) {
     std::fprintf(stderr, "gpu_check: no CUDA device\n");
     return 2;
   }
-  cudaDeviceProp prop;
-  CUDA_OK(cudaGetDeviceProperties(&prop, 0));
-  std::printf("gpu_check on %s (%d SMs)\n", prop.name, prop.multiProcessorCount);
+  const int driver = gpu_check::DriverVersion();
+  std::printf("gpu_check on %s (sm_%d, %d SMs), driver for CUDA %d.%d\n", name.c_str(), arch,
+              sms, driver / 1000, driver % 1000 / 10);
+#if defined(__CUDACC__)
+  std::printf("route: static (nvcc %d.%d, its CUDA runtime linked in)\n", __CUDACC_VER_MAJOR__,
+              __CUDACC_VER_MINOR__);
+#else
+  std::printf("route: nvrtc (kernels compiled here at first use, launched through the "
+              "driver API): %s\n", kappa::rtc::StatusJson().c_str());
+#endif
   CheckQuantize<float>();
   CheckQuantize<double>();
   std::printf("quantize:     GPU == CPU bit for bit, 5 shapes x 10 modes x 2 dtypes%s\n",

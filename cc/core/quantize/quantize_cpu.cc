@@ -1,5 +1,7 @@
 #include "cc/core/quantize/quantize.h"
 
+#include "cc/core/cpu_dispatch.h"
+
 namespace kappa {
 namespace {
 
@@ -9,10 +11,23 @@ constexpr int64_t kBlock = 1 << 14;
 // Rough cycles per element, for the thread pool's cost model.
 constexpr int64_t kCostPerBlock = kBlock * 4;
 
+// The hot loop, compiled per CPU path (cpu_dispatch.h): `count` elements
+// from flat index `base`. The quantizer comes by value (a local of the
+// clone, which the stores to `out` cannot alias), its key already holding
+// the high half of the index.
+template <Rounding R, Overflow O, typename T>
+struct QuantizeLoop {
+  static KAPPA_CPU_KERNEL void Run(const T* in, T* out, uint32_t count, uint32_t base,
+                                   Quantizer<T> q) {
+    for (uint32_t k = 0; k < count; ++k) out[k] = QuantizeValue<R, O>(in[k], q, base + k);
+  }
+};
+
 template <Rounding R, Overflow O, typename T>
 void QuantizeBlocks(const T* in, T* out, int64_t n, const Quantizer<T>& q,
                     const ParallelFor& parallel_for) {
   const int64_t blocks = (n + kBlock - 1) / kBlock;
+  const auto loop = CpuKernel<QuantizeLoop<R, O, T>>();
   // `in` may alias `out`: each element is read before it is written.
   parallel_for(blocks, kCostPerBlock, [=](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b) {
@@ -23,13 +38,8 @@ void QuantizeBlocks(const T* in, T* out, int64_t n, const Quantizer<T>& q,
       // vectorised loop hashes 32-bit indices (same numbers: RandomBits).
       Quantizer<T> keyed = q;
       keyed.key = KeyForHighBits(q.key, static_cast<uint32_t>(begin >> 32));
-      const uint32_t base = static_cast<uint32_t>(begin);
-      const uint32_t count = static_cast<uint32_t>(end - begin);
-      const T* block_in = in + begin;
-      T* block_out = out + begin;
-      for (uint32_t k = 0; k < count; ++k) {
-        block_out[k] = QuantizeValue<R, O>(block_in[k], keyed, base + k);
-      }
+      loop(in + begin, out + begin, static_cast<uint32_t>(end - begin),
+           static_cast<uint32_t>(begin), keyed);
     }
   });
 }

@@ -1,5 +1,6 @@
 #include <vector>
 
+#include "cc/core/cpu_dispatch.h"
 #include "cc/core/rail_stats/rail_stats.h"
 
 namespace kappa {
@@ -10,14 +11,16 @@ namespace {
 constexpr int64_t kBlock = 1 << 14;
 constexpr int64_t kCostPerBlock = kBlock * 3;
 
-// The loop the compiler vectorises: branch-free predicates (TallyRail), int32
-// counters.
+// The loop the compiler vectorises (compiled per CPU path, cpu_dispatch.h):
+// branch-free predicates (TallyRail), int32 counters.
 template <typename T>
-RailCounts CountBlock(const T* x, int64_t n, const RailBounds<T> b) {
-  RailTally<int32_t> t;
-  for (int64_t i = 0; i < n; ++i) TallyRail(x[i], b, t);
-  return CountsFromTally(n, t);
-}
+struct CountLoop {
+  static KAPPA_CPU_KERNEL RailCounts Run(const T* x, int64_t n, RailBounds<T> b) {
+    RailTally<int32_t> t;
+    for (int64_t i = 0; i < n; ++i) TallyRail(x[i], b, t);
+    return CountsFromTally(n, t);
+  }
+};
 
 }  // namespace
 
@@ -28,11 +31,12 @@ RailCounts RailStatsCpu(const T* x, int64_t n, const FixedPointFormat& format,
   const int64_t blocks = (n + kBlock - 1) / kBlock;
   std::vector<RailCounts> partial(static_cast<size_t>(blocks));
   RailCounts* out = partial.data();
+  const auto count = CpuKernel<CountLoop<T>>();
   parallel_for(blocks, kCostPerBlock, [=](int64_t b0, int64_t b1) {
     for (int64_t k = b0; k < b1; ++k) {
       const int64_t begin = k * kBlock;
       const int64_t size = n - begin < kBlock ? n - begin : kBlock;
-      out[k] = CountBlock<T>(x + begin, size, b);
+      out[k] = count(x + begin, size, b);
     }
   });
   RailCounts total;

@@ -1,5 +1,6 @@
 #include <vector>
 
+#include "cc/core/cpu_dispatch.h"
 #include "cc/core/update_store/update_store.h"
 
 namespace kappa {
@@ -29,9 +30,11 @@ struct Quantizers {
 // nothing. Lanes are combined in a fixed pairwise order at the end.
 typedef double V4d __attribute__((vector_size(32)));
 
+// Through a pointer: a vector returned by value has another ABI with AVX
+// than without, and the baseline build has none.
 template <typename T>
-inline V4d Widen(const T* p) {
-  return V4d{static_cast<double>(p[0]), static_cast<double>(p[1]),
+inline void Widen(const T* p, V4d* out) {
+  *out = V4d{static_cast<double>(p[0]), static_cast<double>(p[1]),
              static_cast<double>(p[2]), static_cast<double>(p[3])};
 }
 
@@ -61,8 +64,11 @@ struct GroupSums {
       if constexpr (S::on) saturated[j] += BeyondRails(e.sum, rails);
     }
     for (int h = 0; h < 2; ++h) {
-      const V4d r = Widen(raw + 4 * h);
-      const V4d d = Widen(out + 4 * h) - Widen(w + 4 * h);
+      V4d r, o, before;
+      Widen(raw + 4 * h, &r);
+      Widen(out + 4 * h, &o);
+      Widen(w + 4 * h, &before);
+      const V4d d = o - before;
       raw_sq[h] += r * r;
       actual_sq[h] += d * d;
       dot[h] += r * d;
@@ -71,9 +77,17 @@ struct GroupSums {
   }
 };
 
+// One block, compiled per CPU path (cpu_dispatch.h).
 template <typename U, typename S, typename T>
-UpdateSums UpdateBlock(const T* old, T* next, const T* grad, int64_t begin,
-                       int64_t end, T neg_lr, const Quantizers<T>& q) {
+struct UpdateBlock {
+  static KAPPA_CPU_KERNEL UpdateSums Run(const T* old, T* next, const T* grad, int64_t begin,
+                                         int64_t end, T neg_lr, const Quantizers<T>& q);
+};
+
+template <typename U, typename S, typename T>
+KAPPA_CPU_KERNEL UpdateSums UpdateBlock<U, S, T>::Run(const T* old, T* next, const T* grad,
+                                                      int64_t begin, int64_t end, T neg_lr,
+                                                      const Quantizers<T>& q) {
   // A block never crosses a multiple of 2^32 (kUpdateBlock divides it): the
   // high half of the element index goes into the keys, lanes hash 32 bits.
   const uint32_t high = static_cast<uint32_t>(static_cast<uint64_t>(begin) >> 32);
@@ -133,11 +147,12 @@ UpdateSums UpdateStoreCpu(const T* old, T* next, const T* grad, T lr, int64_t n,
   DispatchSteps(config, [&](auto u, auto s) {
     using U = decltype(u);
     using S = decltype(s);
+    const auto block = CpuKernel<UpdateBlock<U, S, T>>();
     parallel_for(blocks, kCostPerBlock, [=, &q](int64_t b0, int64_t b1) {
       for (int64_t k = b0; k < b1; ++k) {
         const int64_t begin = k * kUpdateBlock;
         const int64_t end = n - begin < kUpdateBlock ? n : begin + kUpdateBlock;
-        out[k] = UpdateBlock<U, S, T>(old, next, grad, begin, end, neg_lr, q);
+        out[k] = block(old, next, grad, begin, end, neg_lr, q);
       }
     });
   });

@@ -1,3 +1,5 @@
+// The CUDA functors of Kappa>UpdateQuantizeStore (kernels and their host
+// code: see cc/core/gpu_launch.h for the three ways this file is compiled).
 #include "cc/core/gpu_launch.h"
 #include "cc/core/gpu_reduce.h"
 #include "cc/core/update_store/update_store.h"
@@ -7,6 +9,27 @@ namespace {
 
 constexpr int kUnroll = 4;
 
+template <typename T>
+struct UpdateParams {
+  const T* old;
+  T* next;
+  const T* grad;
+  const T* lr;
+  int64_t n;
+  Quantizer<T> qu;
+  Quantizer<T> qs;
+  Rails<T> rails;
+  UpdateSums* partial;
+};
+
+struct UpdateFinishParams {
+  const UpdateSums* partial;
+  int blocks;
+  UpdateSums* total;
+  UpdateStatsOutputs out;
+};
+
+#if defined(__CUDACC__)
 // Per-thread partial sums of the elements' statistics (32-bit counts: a
 // thread sees at most n / (grid * 256) elements).
 struct ThreadSums {
@@ -36,11 +59,15 @@ __device__ __forceinline__ T UpdateOne(T w, T g, T neg_lr, const Quantizer<T>& q
 // next is fine), per-thread sums in a fixed order, a block sum, one partial
 // per block.
 template <typename U, typename S, typename T>
-__global__ void __launch_bounds__(kThreadsPerBlock)
-    UpdateKernel(const T* old, T* next, const T* grad, const T* lr, int64_t n,
-                 Quantizer<T> qu, Quantizer<T> qs, Rails<T> rails,
-                 UpdateSums* partial) {
-  const T neg_lr = FlushSubnormal(-*lr);
+__global__ void __launch_bounds__(kThreadsPerBlock) UpdateKernel(UpdateParams<T> p) {
+  const T* old = p.old;
+  T* next = p.next;
+  const T* grad = p.grad;
+  const int64_t n = p.n;
+  const Quantizer<T>& qu = p.qu;
+  const Quantizer<T>& qs = p.qs;
+  const Rails<T>& rails = p.rails;
+  const T neg_lr = FlushSubnormal(-*p.lr);
   ThreadSums t;
   const int64_t stride = static_cast<int64_t>(blockDim.x) * gridDim.x;
   const int64_t start = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -70,40 +97,51 @@ __global__ void __launch_bounds__(kThreadsPerBlock)
   s.underflow = t.underflow;
   s.saturated = t.saturated;
   s = BlockSum(s);
-  if (threadIdx.x == 0) partial[blockIdx.x] = s;
+  if (threadIdx.x == 0) p.partial[blockIdx.x] = s;
 }
 
-// One block adds the partials in a fixed order and writes the results.
-__global__ void __launch_bounds__(kThreadsPerBlock)
-    UpdateFinishKernel(const UpdateSums* partial, int blocks, UpdateSums* total,
-                       UpdateStatsOutputs out) {
+// One block adds the partials in a fixed order and writes the results. (T
+// only names the instantiation alongside UpdateKernel's.)
+template <typename T>
+__global__ void __launch_bounds__(kThreadsPerBlock) UpdateFinishKernel(UpdateFinishParams p) {
   UpdateSums s;
-  for (int k = threadIdx.x; k < blocks; k += blockDim.x) s += partial[k];
+  for (int k = threadIdx.x; k < p.blocks; k += blockDim.x) s += p.partial[k];
   s = BlockSum(s);
   if (threadIdx.x == 0) {
-    *total = s;
+    *p.total = s;
     const UpdateStats stats = StatsFromSums(s);
-    *out.raw_update_norm = stats.raw_update_norm;
-    *out.actual_update_norm = stats.actual_update_norm;
-    *out.update_dot = stats.update_dot;
-    *out.update_underflow_fraction = stats.update_underflow_fraction;
-    *out.storage_saturation_fraction = stats.storage_saturation_fraction;
+    *p.out.raw_update_norm = stats.raw_update_norm;
+    *p.out.actual_update_norm = stats.actual_update_norm;
+    *p.out.update_dot = stats.update_dot;
+    *p.out.update_underflow_fraction = stats.update_underflow_fraction;
+    *p.out.storage_saturation_fraction = stats.storage_saturation_fraction;
   }
 }
+#endif
 
 }  // namespace
 
+#if !defined(__CUDACC_RTC__)
+#if !defined(__CUDACC__)
+template <bool kOn, Rounding R, Overflow O>
+struct KernelArgName<Step<kOn, R, O>> {
+  static std::string Get() {
+    return std::string("kappa::Step<") + (kOn ? "true" : "false") + ",(kappa::Rounding)" +
+           std::to_string(static_cast<int>(R)) + ",(kappa::Overflow)" +
+           std::to_string(static_cast<int>(O)) + ">";
+  }
+};
+#endif
+
 int64_t UpdateStoreGpuScratchBytes(int64_t n) {
-  return static_cast<int64_t>(GridSizeFor(n) + 1) *
-         static_cast<int64_t>(sizeof(UpdateSums));
+  return (MaxGridFor(n) + 1) * static_cast<int64_t>(sizeof(UpdateSums));
 }
 
 template <typename T>
 const char* UpdateStoreGpu(const T* old, T* next, const T* grad, const T* lr,
                            int64_t n, const UpdateConfig& config, void* scratch,
                            const UpdateStatsOutputs& outputs, void* stream) {
-  const cudaStream_t s = static_cast<cudaStream_t>(stream);
-  const int grid = GridSizeFor(n);
+  const int grid = GridSizeFor(n, stream);
   if (n / (static_cast<int64_t>(grid) * kThreadsPerBlock) >= (int64_t{1} << 31)) {
     return "tensor too large for 32-bit per-thread counters";
   }
@@ -113,14 +151,17 @@ const char* UpdateStoreGpu(const T* old, T* next, const T* grad, const T* lr,
     const Quantizer<T> qu = MakeQuantizer<T>(config.update_format, config.seed0, config.seed1);
     const Quantizer<T> qs = MakeQuantizer<T>(config.storage_format, config.seed0,
                                              config.seed1 ^ kStorageSeedXor);
-    const Rails<T> rails = MakeRails<T>(config.storage_format);
+    const UpdateParams<T> params{old, next, grad, lr, n, qu, qs,
+                                 MakeRails<T>(config.storage_format), partial};
+    const char* error = nullptr;
     DispatchSteps(config, [&](auto u, auto st) {
-      UpdateKernel<decltype(u), decltype(st), T><<<grid, kThreadsPerBlock, 0, s>>>(
-          old, next, grad, lr, n, qu, qs, rails, partial);
+      error = KAPPA_GPU_LAUNCH(UpdateKernel, (decltype(u), decltype(st), T), grid, stream,
+                               params);
     });
+    if (error) return error;
   }
-  UpdateFinishKernel<<<1, kThreadsPerBlock, 0, s>>>(partial, n > 0 ? grid : 0, total, outputs);
-  return LaunchError();
+  const UpdateFinishParams finish{partial, n > 0 ? grid : 0, total, outputs};
+  return KAPPA_GPU_LAUNCH(UpdateFinishKernel, (T), 1, stream, finish);
 }
 
 template const char* UpdateStoreGpu<float>(const float*, float*, const float*,
@@ -131,5 +172,6 @@ template const char* UpdateStoreGpu<double>(const double*, double*,
                                             const double*, const double*,
                                             int64_t, const UpdateConfig&, void*,
                                             const UpdateStatsOutputs&, void*);
+#endif
 
 }  // namespace kappa
