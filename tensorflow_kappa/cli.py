@@ -4,9 +4,10 @@
     kappa ablation 2x2 float/fixed-point x controller ablation, with plots
     kappa arithmetic  a deep iNALU stack on the report's arithmetic task, end to end
     kappa nalm-benchmark  single-module arithmetic benchmark: INALU, NALU, NAU, NMU
-    kappa bench [ops|loop-controller|trainer]  timings: the quantization ops against
-                   their twins and TF built-ins (default), LoopController against
-                   plain fit, the instrumented trainer against fit
+    kappa bench [ops|xla|loop-controller|trainer]  timings: the quantization ops
+                   against their twins and TF built-ins (default), the ops' XLA
+                   lowerings, LoopController against plain fit, the instrumented
+                   trainer against fit
 
 TensorFlow is imported by :func:`main` after the arguments are parsed, not
 by this module, so ``kappa --help`` and argument errors need no TensorFlow.
@@ -83,17 +84,21 @@ def _cmd_info(args: argparse.Namespace) -> int:
     print(f"GPUs visible     {len(gpus)}" + (f" ({', '.join(g.name for g in gpus)})" if gpus else ""))
     print(f"op library       {_ops.LIBRARY_PATH}")
     try:
-        lib = _ops.load_library()
+        info = _ops.library_info()
     except ImportError as err:
         print(f"  not loadable:  {err}")
         return 1
-    info = json.loads(lib.kappa_build_info().numpy().decode())
     print(f"  built for      TensorFlow {info['tf_version']}")
     print("  CPU kernels    yes")
     if info["cuda"]:
         print(f"  CUDA kernels   yes (sm_{', sm_'.join(info['cuda_archs'])})")
     else:
         print("  CUDA kernels   no")
+    if info["xla"]:
+        print("  XLA lowerings  yes (the ops compile under jit_compile=True)")
+    else:
+        print("  XLA lowerings  no (built against a TensorFlow without XLA's headers or "
+              "symbols: wrap jit-compiled calls in tk.composite_ops())")
     if _ops.fallback_requested():
         print(f"active ops       pure TensorFlow ({_ops.FALLBACK_ENV} is set)")
     else:
@@ -194,10 +199,14 @@ def _cmd_nalm_benchmark(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from tensorflow_kappa.experiments import loop_controller_bench, op_bench, trainer_bench
+    from tensorflow_kappa.experiments import (loop_controller_bench, op_bench, trainer_bench,
+                                              xla_bench)
 
     if args.suite == "ops":
         print(op_bench.format_report(op_bench.run(size=args.size, repeats=args.repeats or 7)))
+        return 0
+    if args.suite == "xla":
+        print(xla_bench.format_report(xla_bench.run(size=args.size, repeats=args.repeats or 15)))
         return 0
     bench = loop_controller_bench if args.suite == "loop-controller" else trainer_bench
     options = dict(bench.QUICK) if args.quick else {}
@@ -294,19 +303,22 @@ def build_parser() -> argparse.ArgumentParser:
     nb.add_argument("--out", default="runs/nalm-benchmark", help="output folder")
     nb.set_defaults(func=_cmd_nalm_benchmark)
     bench = sub.add_parser(
-        "bench", help="timings: ops (default), loop-controller or trainer",
+        "bench", help="timings: ops (default), xla, loop-controller or trainer",
         description="ops: quantize_tensor, rail_stats and update_quantize_store as custom "
         "ops, as pure-TF twins (tf.function and XLA) and TensorFlow's nearest built-ins, "
         "side by side on one tensor; ratios against the performance targets and GPU "
-        "bandwidth where a GPU is visible. loop-controller: LoopController against plain "
+        "bandwidth where a GPU is visible. xla: the ops' XLA lowerings, fused into "
+        "quantize(x @ W + b) against the same graph without the quantize and with the "
+        "pure-TF twin, and alone against the CPU kernel. loop-controller: LoopController against plain "
         "model.fit (time per step, traces, tracing time). trainer: train_instrumented "
         "compiled, eager and against model.fit. All: medians of interleaved rounds.")
     bench.add_argument("suite", nargs="?", default="ops",
-                       choices=("ops", "loop-controller", "trainer"))
+                       choices=("ops", "xla", "loop-controller", "trainer"))
     bench.add_argument("--size", type=_positive_int, default=1 << 24,
-                       help="float32 elements (ops)")
+                       help="float32 elements (ops; xla: the standalone op)")
     bench.add_argument("--repeats", type=_positive_int, default=None,
-                       help="timed rounds (default: ops 7, loop-controller 7, trainer 5)")
+                       help="timed rounds (default: ops 7, xla 15, loop-controller 7, "
+                       "trainer 5)")
     bench.add_argument("--quick", action="store_true",
                        help="smoke run (loop-controller, trainer)")
     bench.set_defaults(func=_cmd_bench)
