@@ -16,8 +16,11 @@
 //     --fmad=false). Every product in the quantizer is exact (power-of-two
 //     scalings of integers), so contraction cannot change it; the one
 //     inexact product, the weight update's -lr * grad, reaches its sum only
-//     through FlushSubnormal, which is built on the bits (integer operations
-//     that no contraction looks through).
+//     through FlushSubnormal, which is built on the bits: integer operations
+//     that no contraction looks through. (Without the flush XLA:CPU does
+//     contract w + (-lr * g): 20735 of 100000 float32 sums differed from the
+//     separately rounded ones; a float select in between happened to stop
+//     it there too, but only the integer form rules it out by construction.)
 //   * Scalars broadcast implicitly in XlaBuilder's binary operations and in
 //     Select, so constants are scalars.
 #ifndef KAPPA_OPS_XLA_FIXED_POINT_H_
