@@ -198,10 +198,20 @@ def run_update(variable, g, lr, uf, sf, seed, runner):
     return runner(step, tf.constant(g), tf.constant(lr, g.dtype))
 
 
+def variables(w, device):
+    """Two variables holding w: one on ``device`` for the lowering, one on the CPU for the
+    kernel (an op on a resource runs on the resource's device)."""
+    with tf.device(f"/{device}:0"):
+        lowered = tf.Variable(w)
+    with tf.device("/CPU:0"):
+        kernel = tf.Variable(w)
+    return lowered, kernel
+
+
 def check_update_against_kernel(w, g, lr, uf, sf, seed, device):
     """One step by the lowering and by the CPU kernel from the same weights: the variables
     bit-identical, the fractions equal, the sums within the bound of the reference."""
-    lowered_var, kernel_var = tf.Variable(w), tf.Variable(w)
+    lowered_var, kernel_var = variables(w, device)
     lowered = run_update(lowered_var, g, lr, uf, sf, seed, lambda f, *a: jit(f, device)(*a))
     kernel = run_update(kernel_var, g, lr, uf, sf, seed, on_cpu)
     assert same_bits(lowered_var.numpy(), kernel_var.numpy()), f"{uf} {sf} {w.dtype}"
@@ -236,7 +246,7 @@ def test_update_special_values_and_learning_rates(device, dtype):
                        ("u8.8:truncate", None)]:
             uf_ = None if uf is None else FixedPoint.parse(uf)
             sf_ = None if sf is None else FixedPoint.parse(sf)
-            lowered_var, kernel_var = tf.Variable(w), tf.Variable(w)
+            lowered_var, kernel_var = variables(w, device)
             lowered = run_update(lowered_var, g, lr, uf_, sf_, (8, 9),
                                  lambda f, *a: jit(f, device)(*a))
             kernel = run_update(kernel_var, g, lr, uf_, sf_, (8, 9), on_cpu)
