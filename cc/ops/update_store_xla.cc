@@ -92,8 +92,8 @@ void SetStats(XlaOpKernelContext* ctx, const UpdateArrays& e, const UpdateConfig
 }
 
 template <typename C>
-::absl::Status Update(XlaOpKernelContext* ctx, const UpdateConfig& c, const ::xla::Shape& shape,
-                      XlaOp w) {
+::absl::Status Update(XlaOpKernelContext* ctx, ::tensorflow::DataType dtype,
+                      const UpdateConfig& c, const ::xla::Shape& shape, XlaOp w) {
   const Quantizer<C> qu = MakeQuantizer<C>(c.update_format);
   const Quantizer<C> qs = MakeQuantizer<C>(c.storage_format);
   hlo::RandomStream ru, rs;
@@ -101,7 +101,7 @@ template <typename C>
   const XlaOp neg_lr = hlo::FlushSubnormal<C>(::xla::Neg(ctx->Input(2)));
   const UpdateArrays e = UpdateValue<C>(w, ctx->Input(1), neg_lr, c, qu, qs, &ru, &rs);
   SetStats<C>(ctx, e, c, ::xla::ShapeUtil::ElementsIn(shape));
-  return ctx->AssignVariable(0, ctx->input_type(1), e.next);
+  return ctx->AssignVariable(0, dtype, e.next);
 }
 
 class UpdateQuantizeStoreXlaOp : public ::tensorflow::XlaOpKernel {
@@ -134,8 +134,9 @@ class UpdateQuantizeStoreXlaOp : public ::tensorflow::XlaOpKernel {
                 ::absl::InvalidArgumentError("variable shape " + var_shape.DebugString() +
                                              " and grad shape " +
                                              ::xla::ShapeUtil::HumanString(shape) + " differ"));
-    OP_REQUIRES_OK(ctx, dtype_ == ::tensorflow::DT_FLOAT ? Update<float>(ctx, config_, shape, w)
-                                                         : Update<double>(ctx, config_, shape, w));
+    OP_REQUIRES_OK(ctx, dtype_ == ::tensorflow::DT_FLOAT
+                            ? Update<float>(ctx, dtype_, config_, shape, w)
+                            : Update<double>(ctx, dtype_, config_, shape, w));
   }
 
  private:

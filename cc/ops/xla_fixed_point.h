@@ -163,10 +163,7 @@ struct RandomStream {
 // ---------------------------------------------------------------------------
 // Per-element predicates and helpers.
 
-template <typename C>
-XlaOp IsNan(XlaOp v) {
-  return ::xla::Ne(v, v);
-}
+inline XlaOp IsNan(XlaOp v) { return ::xla::Ne(v, v); }
 
 template <typename C>
 XlaOp IsInf(XlaOp v) {
@@ -280,7 +277,7 @@ XlaOp QuantizeFlushed(XlaOp x, const Quantizer<C>& q, const RandomStream* random
   const XlaOp rail = ::xla::Select(::xla::Gt(x, Constant<C>(b, C(0))),
                                    Constant<C>(b, q.code_max), Constant<C>(b, q.code_min));
   const XlaOp y = ::xla::Mul(::xla::Select(IsInf<C>(x), rail, code), inv_scale);
-  return ::xla::Select(IsNan<C>(x), x, y);
+  return ::xla::Select(IsNan(x), x, y);
 }
 
 template <typename C>

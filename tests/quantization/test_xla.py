@@ -103,7 +103,7 @@ def test_quantize_matrix_matches_cpu_kernel_bit_for_bit(device, rounding, overfl
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("shape", [[7, 11, 13], [1000, 3], [2, 1, 4099]])
+@pytest.mark.parametrize("shape", [[7, 11, 13], [1000, 3], [2, 1, 4099], [3, 0, 2], []])
 def test_stochastic_element_indices_follow_the_flat_index(device, shape):
     """RandomBits' counter is the row-major flat index, whatever the rank."""
     x = tf.random.stateless_uniform(shape, seed=(4, 2), minval=-9, maxval=9)
