@@ -1,6 +1,7 @@
 """Build macros for tensorflow_kappa's C++ core (per-op functors) and op library."""
 
-load("@local_config_kappa//:defs.bzl", "KAPPA_CUDA", "KAPPA_CUDA_ARCHS", "KAPPA_CUDA_ROUTE")
+load("@local_config_kappa//:defs.bzl", "KAPPA_CUDA", "KAPPA_CUDA_ARCHS", "KAPPA_CUDA_ROUTE",
+     "KAPPA_XLA")
 
 # Compiler options for everything that includes TensorFlow headers. The
 # optimisation flags and TensorFlow's own flags come from configure.py.
@@ -81,7 +82,22 @@ def kappa_core_library(name, hdrs, srcs, gpu_srcs = [], deps = []):
         visibility = ["//visibility:public"],
     )
 
-def kappa_op_library(name, deps):
+# What the op library links for XLA: the ops' lowerings where configure.py
+# found XLA in the TensorFlow wheel, else kernels that make an XLA compilation
+# of the ops fail with a message naming composite_ops().
+KAPPA_XLA_DEPS = ["//cc/ops:xla"] if KAPPA_XLA else ["//cc/ops:xla_unavailable"]
+
+def kappa_xla_library(name, **kwargs):
+    """A cc_library of XLA lowerings, defined only where XLA was configured
+    (without XLA's headers it could not compile)."""
+    if KAPPA_XLA:
+        native.cc_library(
+            name = name,
+            deps = kwargs.pop("deps", []) + ["@local_config_kappa//:tf_xla"],
+            **kwargs
+        )
+
+def kappa_op_library(name, deps, testonly = 0):
     """The shared library that tf.load_op_library loads.
 
     `deps` are cc_library targets holding REGISTER_OP / REGISTER_KERNEL_BUILDER
@@ -92,5 +108,6 @@ def kappa_op_library(name, deps):
         linkshared = 1,
         linkstatic = 1,
         deps = deps + ["@local_config_kappa//:tf_framework"],
+        testonly = testonly,
         visibility = ["//visibility:public"],
     )

@@ -5,15 +5,38 @@ live in ``_kappa_ops.so``, built by Bazel against one TensorFlow release. This
 module is the only place that loads it, lazily: :func:`load_library` runs on
 the first op call (through :func:`custom_ops`), from :func:`register_ops`, or
 from ``kappa info``; ``import tensorflow_kappa`` alone does not load it, so
-everything that calls no op works without a built library. Every op also has
-a pure-TensorFlow composite twin with identical results (``tensorflow_kappa.quantization``);
-the twin is used instead of the custom op when
+everything that calls no op works without a built library.
+
+XLA. Each op carries an XLA lowering in the library (cc/ops/*_xla.cc): inside
+``tf.function(jit_compile=True)``, in a Keras model compiled with
+``jit_compile=True`` (or ``"auto"``, which Keras turns into True wherever a GPU
+is visible) and under auto-clustering, the op compiles into the same
+arithmetic as its CPU/CUDA kernels, bit for bit, and XLA fuses it with its
+neighbours. Layers that call the ops therefore keep Keras' default
+``supports_jit = True``.
+
+Why the library can still load lazily: XLA turns its registry of lowerings
+into kernels once per process, at the first XLA compilation (or the first
+eager op, which creates the devices), and a library loaded afterwards would
+not be seen. The library handles that itself when it loads
+(cc/ops/xla_lowering.h): if XLA's kernels exist already, it registers its
+lowerings' kernels directly, as XLA would have. So every order works: the
+first op call inside a jit function, after other jit functions or eager ops,
+or in ``model.fit`` with ``jit_compile=True`` (tests/quantization/test_xla.py
+runs each in a fresh process); loading at import is not needed, and an
+``import tensorflow_kappa`` stays free of TensorFlow.
+
+Every op also has a pure-TensorFlow composite twin with identical results
+(``tensorflow_kappa.quantization``); the twin is used instead of the custom op
+when
 
 * the environment variable ``KAPPA_PY_OPS=1`` is set (for the whole process;
-  a warning says once that it is slower), or
-* code runs inside :func:`composite_ops` — needed around anything compiled
-  with XLA (``tf.function(jit_compile=True)``), since a custom op has no XLA
-  kernel and TensorFlow gives no way to detect that context while tracing.
+  a warning says once that it is slower): no compiled library is needed, or
+* code runs inside :func:`composite_ops`: for a library built against a
+  TensorFlow whose wheel lacked XLA's headers or symbols, which has no
+  lowerings (:func:`has_xla_lowerings` is False; ``kappa info`` says so, and an
+  XLA compilation of an op then fails with a message naming
+  ``composite_ops()``).
 """
 from __future__ import annotations
 
@@ -185,6 +208,28 @@ def load_library() -> ModuleType:
         return _library
 
 
+def library_info() -> dict:
+    """What the loaded op library says about itself (its ``Kappa>BuildInfo`` op).
+
+    Keys: ``tf_version``, ``cuda``, ``cuda_archs`` (what it was built
+    against) and ``xla`` (whether it holds the ops' XLA lowerings). Loads the
+    library (ImportError as :func:`load_library`).
+    """
+    lib = load_library()
+    with tf.init_scope():  # run eagerly, also when called while tracing
+        return json.loads(lib.kappa_build_info().numpy().decode())
+
+
+def has_xla_lowerings() -> bool:
+    """Whether the ops compile under XLA (``jit_compile=True``) as they are used now.
+
+    True when the op library holds its XLA lowerings (the usual build), and
+    when the pure-TensorFlow twins are in use (``KAPPA_PY_OPS=1``), which
+    compile anyway. Loads the library unless ``KAPPA_PY_OPS=1``.
+    """
+    return fallback_requested() or bool(library_info()["xla"])
+
+
 def register_ops() -> None:
     """Load the op library now, so that TensorFlow knows the ``Kappa>`` ops.
 
@@ -205,8 +250,11 @@ def register_ops() -> None:
 def composite_ops() -> Iterator[None]:
     """Use the pure-TensorFlow twins of the custom ops in this block (this thread).
 
-    Wrap XLA-compiled code in it: the twins compile and fuse under XLA, the
-    custom ops do not.
+    Not needed for XLA where the op library has its lowerings (the usual
+    build: :func:`has_xla_lowerings`); there the custom ops compile under XLA
+    themselves. Use it where the library was built without them (against a
+    TensorFlow wheel lacking XLA's headers or symbols), around code compiled
+    with ``jit_compile=True``, or to compare an op with its twin.
 
     Example:
     >>> import tensorflow_kappa as tk

@@ -6,8 +6,9 @@
     kappa nalm-benchmark  single-module arithmetic benchmark: INALU, NALU, NAU, NMU
     kappa fixed-point  a small CNN on 8x8 digits, float32 vs 16-bit fixed point with
                    round-to-nearest and stochastic rounding (Gupta et al. 2015)
-    kappa bench [ops|loop-controller|trainer|core|fixed-point]  timings: the
-                   quantization ops against their twins and TF built-ins (default),
+    kappa bench [ops|xla|loop-controller|trainer|core|fixed-point]  timings:
+                   the quantization ops against their twins and TF built-ins
+                   (default), the ops' XLA lowerings,
                    LoopController against plain fit, the instrumented trainer
                    against fit, the NumPy binding against the op, fixed-point fit
                    against float fit and the twins
@@ -102,11 +103,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
     print(f"GPUs visible     {len(gpus)}" + (f" ({', '.join(g.name for g in gpus)})" if gpus else ""))
     print(f"op library       {_ops.LIBRARY_PATH}")
     try:
-        lib = _ops.load_library()
+        info = _ops.library_info()
     except (ImportError, ValueError) as err:
         print(f"  not loadable:  {err}")
         return 1
-    info = json.loads(lib.kappa_build_info().numpy().decode())
     print(f"  built for      TensorFlow {info['tf_version']}")
     print("  CPU kernels    yes")
     runtime = _ops.runtime_info()
@@ -131,6 +131,11 @@ def _cmd_info(args: argparse.Namespace) -> int:
                                      else f"none ({cuda['driver_error']})"))
         print("  NVRTC          " + (f"{cuda['nvrtc']} ({cuda['nvrtc_path']})" if cuda["nvrtc"]
                                      else f"none ({cuda['nvrtc_error']})"))
+    if info["xla"]:
+        print("  XLA lowerings  yes (the ops compile under jit_compile=True)")
+    else:
+        print("  XLA lowerings  no (built against a TensorFlow without XLA's headers or "
+              "symbols: wrap jit-compiled calls in tk.composite_ops())")
     if _ops.fallback_requested():
         print(f"active ops       pure TensorFlow ({_ops.FALLBACK_ENV} is set)")
     else:
@@ -345,10 +350,13 @@ def _nalm_ranges(text: str) -> list:
 def _cmd_bench(args: argparse.Namespace) -> int:
     from tensorflow_kappa.experiments import (core_bench, fixed_point_bench,
                                               loop_controller_bench, op_bench,
-                                              trainer_bench)
+                                              trainer_bench, xla_bench)
 
     if args.suite == "ops":
         print(op_bench.format_report(op_bench.run(size=args.size, repeats=args.repeats or 7)))
+        return 0
+    if args.suite == "xla":
+        print(xla_bench.format_report(xla_bench.run(size=args.size, repeats=args.repeats or 15)))
         return 0
     if args.suite == "core":
         repeats = args.repeats or 7
@@ -580,24 +588,27 @@ def build_parser() -> argparse.ArgumentParser:
     fp.add_argument("--out", default="runs/fixed-point", help="output folder")
     fp.set_defaults(func=_cmd_fixed_point)
     bench = sub.add_parser(
-        "bench", help="timings: ops (default), loop-controller, trainer, core or "
+        "bench", help="timings: ops (default), xla, loop-controller, trainer, core or "
         "fixed-point",
         description="ops: quantize_tensor, rail_stats and update_quantize_store as custom "
         "ops, as pure-TF twins (tf.function and XLA) and TensorFlow's nearest built-ins, "
         "side by side on one tensor; ratios against the performance targets and GPU "
-        "bandwidth where a GPU is visible. loop-controller: LoopController against plain "
+        "bandwidth where a GPU is visible. xla: the ops' XLA lowerings, fused into "
+        "quantize(x @ W + b) against the same graph without the quantize and with the "
+        "pure-TF twin, and alone against the CPU kernel. loop-controller: LoopController against plain "
         "model.fit (time per step, traces, tracing time). trainer: train_instrumented "
         "compiled, eager and against model.fit. core: the NumPy binding "
         "(tensorflow_kappa.core) against the custom ops. fixed-point: model.fit of the "
         "digits CNN in fixed point (custom ops, pure-TF twins, with QuantizationMonitor) "
         "against float. All: medians of interleaved rounds.")
     bench.add_argument("suite", nargs="?", default="ops",
-                       choices=("ops", "loop-controller", "trainer", "core", "fixed-point"))
+                       choices=("ops", "xla", "loop-controller", "trainer", "core",
+                                "fixed-point"))
     bench.add_argument("--size", type=_positive_int, default=1 << 24,
-                       help="float32 elements (ops, core)")
+                       help="float32 elements (ops, core; xla: the standalone op)")
     bench.add_argument("--repeats", type=_positive_int, default=None,
-                       help="timed rounds (default: ops 7, loop-controller 7, trainer 5, "
-                            "core 7, fixed-point 10)")
+                       help="timed rounds (default: ops 7, xla 15, loop-controller 7, "
+                            "trainer 5, core 7, fixed-point 10)")
     bench.add_argument("--quick", action="store_true",
                        help="smoke run (loop-controller, trainer, fixed-point)")
     bench.set_defaults(func=_cmd_bench)

@@ -131,6 +131,35 @@ template <typename T>
   return ::absl::OkStatus();
 }
 
+// ReadFormat for the dtype held in the op's "T" attr (float or double).
+inline ::absl::Status ReadFormatOf(::tensorflow::DataType dtype,
+                                   ::tensorflow::OpKernelConstruction* ctx,
+                                   const std::string& prefix, FixedPointFormat* format) {
+  switch (dtype) {
+    case ::tensorflow::DT_FLOAT:
+      return ReadFormat<float>(ctx, prefix, format);
+    case ::tensorflow::DT_DOUBLE:
+      return ReadFormat<double>(ctx, prefix, format);
+    default:
+      return ::absl::InvalidArgumentError("T=" + ::tensorflow::DataTypeString(dtype) +
+                                          " is not a dtype of the ops: float or double");
+  }
+}
+
+// The fused update's optional formats: has_update_format with the update_*
+// attrs, has_storage_format with the storage_* attrs (a format's attrs are
+// read and checked only when its has_* attr is true).
+inline ::absl::Status ReadUpdateFormats(::tensorflow::DataType dtype,
+                                        ::tensorflow::OpKernelConstruction* ctx,
+                                        bool* has_update, FixedPointFormat* update,
+                                        bool* has_storage, FixedPointFormat* storage) {
+  TF_RETURN_IF_ERROR(ctx->GetAttr("has_update_format", has_update));
+  TF_RETURN_IF_ERROR(ctx->GetAttr("has_storage_format", has_storage));
+  if (*has_update) TF_RETURN_IF_ERROR(ReadFormatOf(dtype, ctx, "update_", update));
+  if (*has_storage) TF_RETURN_IF_ERROR(ReadFormatOf(dtype, ctx, "storage_", storage));
+  return ::absl::OkStatus();
+}
+
 // Reads the float attr `name` and checks that it is a number in [0, 1] (NaN
 // and infinities are not).
 inline ::absl::Status ReadUnitInterval(::tensorflow::OpKernelConstruction* ctx,

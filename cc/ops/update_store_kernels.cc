@@ -41,14 +41,9 @@ template <typename T, bool kGpu>
 class UpdateQuantizeStoreOp : public OpKernel {
  public:
   explicit UpdateQuantizeStoreOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("has_update_format", &config_.has_update_format));
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("has_storage_format", &config_.has_storage_format));
-    if (config_.has_update_format) {
-      OP_REQUIRES_OK(ctx, ReadFormat<T>(ctx, "update_", &config_.update_format));
-    }
-    if (config_.has_storage_format) {
-      OP_REQUIRES_OK(ctx, ReadFormat<T>(ctx, "storage_", &config_.storage_format));
-    }
+    OP_REQUIRES_OK(ctx, ReadUpdateFormats(DataTypeToEnum<T>::value, ctx,
+                                          &config_.has_update_format, &config_.update_format,
+                                          &config_.has_storage_format, &config_.storage_format));
   }
 
   void Compute(OpKernelContext* ctx) override {

@@ -4,8 +4,9 @@ Each function here computes, with ordinary TensorFlow ops, exactly what the
 corresponding C++ functor computes (the arithmetic is specified once, in
 ``cc/core/fixed_point.h``; this module mirrors it step by step). Tests hold
 the two bit-for-bit equal. The twins are used when the op library is not
-wanted (``KAPPA_PY_OPS=1``) or cannot run (inside XLA: see
-``tensorflow_kappa.composite_ops``), and they fuse well under XLA.
+wanted (``KAPPA_PY_OPS=1``), inside ``tensorflow_kappa.composite_ops()``
+(the fallback for XLA where the library was built without its XLA
+lowerings), or to compare an op with its twin; they fuse well under XLA.
 
 Inputs are float32 or float64 (the compute types); callers cast half types.
 """

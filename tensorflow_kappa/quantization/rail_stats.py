@@ -43,8 +43,8 @@ def rail_stats(x: tf.Tensor, fmt: FormatLike, near_rail: float = 0.9) -> RailSta
     zeros. The thresholds are compared exactly as their double-precision
     definition says, whatever the dtype of ``x``.
 
-    Not differentiable. Inside XLA-compiled code (``jit_compile=True``) wrap
-    the call in :func:`tensorflow_kappa.composite_ops`.
+    Not differentiable. Compiles under XLA (``jit_compile=True``) to the same
+    counts, through the op's lowering.
 
     Args:
         x: a float16, bfloat16, float32 or float64 tensor of any shape (half

@@ -159,10 +159,9 @@ def update_quantize_store(
     ``quantize_tensor(raw, update_format, seed=seed)``; stochastic rounding of
     the storage uses an independent stream of the same seed.
 
-    Works eagerly and inside ``tf.function``. Inside XLA-compiled code
-    (``jit_compile=True``) wrap the call in
-    :func:`tensorflow_kappa.composite_ops`: the pure-TensorFlow twin then
-    reads and assigns the variable and fuses under XLA.
+    Works eagerly, inside ``tf.function`` and under XLA (``jit_compile=True``),
+    where the op's lowering reads and assigns the variable inside the
+    compiled program and stores the same values as the kernels.
 
     Concurrent calls on one variable (Python threads, parallel ops in a
     graph) are serialised as the custom kernel serialises them (each

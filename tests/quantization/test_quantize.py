@@ -305,12 +305,3 @@ def test_twins_compile_under_xla():
                               [(0, 0), (1, 2), (0, 0)]):
         np.testing.assert_array_equal(
             got.numpy(), quantize_reference(x.numpy(), FixedPoint.parse(fmt), seed=seed))
-
-
-def test_custom_op_under_xla_fails_without_the_switch():
-    @tf.function(jit_compile=True)
-    def step(x):
-        return quantize_tensor(x, "s8.4")
-
-    with pytest.raises(tf.errors.InvalidArgumentError, match="Kappa>Quantize"):
-        step(tf.zeros([4]))

@@ -129,12 +129,3 @@ def test_twin_compiles_under_xla():
     check(got32, rail_stats_reference(x.numpy(), FixedPoint.parse("s6.2"), 0.9))
     x16 = tf.cast(x, tf.float16).numpy()
     check(got16, rail_stats_reference(x16, FixedPoint.parse("s6.2"), 0.75))
-
-
-def test_custom_op_under_xla_fails_without_the_switch():
-    @tf.function(jit_compile=True)
-    def stats(x):
-        return rail_stats(x, "s8.4")
-
-    with pytest.raises(tf.errors.InvalidArgumentError, match="Kappa>RailStats"):
-        stats(tf.zeros([4]))

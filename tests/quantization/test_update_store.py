@@ -221,17 +221,6 @@ def test_twin_under_xla_without_update_format_within_product_rounding():
     assert stats.raw_update_norm.numpy() == pytest.approx(raw_norm, rel=2**-22)
 
 
-def test_custom_op_under_xla_fails_without_the_switch():
-    v = tf.Variable(tf.zeros([4]))
-
-    @tf.function(jit_compile=True)
-    def step():
-        return update_quantize_store(v, tf.ones([4]), 0.1)
-
-    with pytest.raises(tf.errors.InvalidArgumentError, match="Kappa>UpdateQuantizeStore"):
-        step()
-
-
 # MirroredStrategy (the session's strategy over two logical CPUs, see conftest) ------
 
 def test_mirrored_per_replica_in_strategy_run(implementation, mirrored_strategy):

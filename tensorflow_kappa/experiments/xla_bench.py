@@ -1,0 +1,158 @@
+"""The ops' XLA lowerings timed side by side (``kappa bench xla``).
+
+Two groups, in one process, each candidate inside a ``tf.function``, warmed
+up, then called in turn round after round (interleaved, so that load from
+other processes hits all alike); medians over rounds of wall-clock and process CPU time (all threads; less
+sensitive to other processes' load):
+
+* fused: ``y = quantize(x @ W + b)`` with ``fused_size`` output elements
+  (2**20 by default: ``x`` is [1024, k], ``W`` [k, fused_size / 1024]),
+  compiled by XLA: the same graph without the quantize, with the lowered
+  ``Kappa>Quantize``, and with the pure-TensorFlow twin; and, for
+  comparison, the graph in a plain ``tf.function`` (TensorFlow's matmul and
+  add, then the CPU kernel: one more pass over memory). XLA fuses the
+  lowered op into the loop that adds the bias, so quantizing costs
+  arithmetic, not another pass over memory; the goal is a fused graph at most
+  10 % slower than the one without the quantize.
+* standalone: ``quantize_tensor`` on ``size`` float32 elements (2**24 by
+  default): the lowered op compiled alone by XLA against the CPU kernel in a
+  ``tf.function``; the goal is at most 1.2 times the kernel's time.
+
+Run: ``kappa bench xla [--size N] [--repeats R]``.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Callable, List
+
+import tensorflow as tf
+
+from tensorflow_kappa.quantization import composite_ops, quantize_tensor
+
+FORMAT = "s8.4"
+ROWS = 1024
+
+
+@dataclass
+class Candidate:
+    group: str
+    name: str
+    fn: Callable[[], tf.Tensor]
+    wall_ms: List[float] = field(default_factory=list)
+    cpu_ms: List[float] = field(default_factory=list)
+
+    @property
+    def median_ms(self) -> float:
+        return statistics.median(self.wall_ms)
+
+    @property
+    def median_cpu_ms(self) -> float:
+        return statistics.median(self.cpu_ms)
+
+
+@dataclass
+class Report:
+    size: int
+    fused_size: int
+    inner: int
+    repeats: int
+    candidates: List[Candidate]
+
+    def ratios(self) -> List[tuple]:
+        """(description, wall-clock ratio, CPU-time ratio, limit): a goal's limit bounds the
+        wall-clock ratio; None for a ratio shown for comparison."""
+        by_name = {c.name: c for c in self.candidates}
+
+        def ratio(a, b):
+            a, b = by_name[a], by_name[b]
+            return a.median_ms / b.median_ms, a.median_cpu_ms / b.median_cpu_ms
+
+        return [
+            ("fused: lowered op / without quantize",
+             *ratio("XLA, lowered op", "XLA, without quantize"), 1.10),
+            ("fused: lowered op / twin", *ratio("XLA, lowered op", "XLA, pure-TF twin"), None),
+            ("fused: lowered op / CPU kernel without XLA",
+             *ratio("XLA, lowered op", "tf.function, CPU kernel"), None),
+            ("standalone: lowered op under XLA / CPU kernel",
+             *ratio("XLA, lowered op alone", "CPU kernel, tf.function"), 1.2),
+        ]
+
+
+def _candidates(size: int, fused_size: int, inner: int) -> List[Candidate]:
+    cols = fused_size // ROWS
+    x = tf.random.stateless_normal([ROWS, inner], seed=(1, 2))
+    w = tf.random.stateless_normal([inner, cols], seed=(3, 4), stddev=inner ** -0.5)
+    b = tf.random.stateless_normal([cols], seed=(5, 6))
+    big = tf.random.stateless_normal([size], seed=(7, 8), stddev=3.0)
+
+    def affine(x):
+        return tf.matmul(x, w) + b
+
+    def lowered(x):
+        return quantize_tensor(affine(x), FORMAT)
+
+    def twin(x):
+        with composite_ops():
+            return quantize_tensor(affine(x), FORMAT)
+
+    def jit(fn):
+        return tf.function(fn, jit_compile=True)
+
+    plain_xla, lowered_xla, twin_xla = jit(affine), jit(lowered), jit(twin)
+    alone_xla = jit(lambda v: quantize_tensor(v, FORMAT))
+    unfused = tf.function(lowered)
+    kernel = tf.function(lambda v: quantize_tensor(v, FORMAT))
+    return [
+        Candidate("fused", "XLA, without quantize", lambda: plain_xla(x)),
+        Candidate("fused", "XLA, lowered op", lambda: lowered_xla(x)),
+        Candidate("fused", "XLA, pure-TF twin", lambda: twin_xla(x)),
+        Candidate("fused", "tf.function, CPU kernel", lambda: unfused(x)),
+        Candidate("standalone", "XLA, lowered op alone", lambda: alone_xla(big)),
+        Candidate("standalone", "CPU kernel, tf.function", lambda: kernel(big)),
+    ]
+
+
+def _wait(t: tf.Tensor) -> None:
+    """Block until t is computed (one element fetched: no copy of the whole tensor)."""
+    tf.reshape(t, [-1])[0].numpy()
+
+
+def run(size: int = 1 << 24, fused_size: int = 1 << 20, inner: int = 256,
+        repeats: int = 15, device: str = "/CPU:0") -> Report:
+    """Time every candidate; see the module docstring."""
+    if fused_size % ROWS:
+        raise ValueError(f"fused_size must be a multiple of {ROWS}, got {fused_size}")
+    with tf.device(device):
+        candidates = _candidates(size, fused_size, inner)
+        for _ in range(3):
+            for c in candidates:
+                _wait(c.fn())
+        for _ in range(repeats):
+            for c in candidates:
+                wall, cpu = time.perf_counter(), time.process_time()
+                _wait(c.fn())
+                c.wall_ms.append((time.perf_counter() - wall) * 1e3)
+                c.cpu_ms.append((time.process_time() - cpu) * 1e3)
+    return Report(size, fused_size, inner, repeats, candidates)
+
+
+def format_report(report: Report) -> str:
+    lines = [
+        f"kappa bench xla: quantize {FORMAT} under XLA, CPU, median of {report.repeats} "
+        "interleaved rounds",
+        f"  fused: y = quantize(x @ W + b), x [{ROWS}, {report.inner}], "
+        f"{report.fused_size} output elements",
+        f"  standalone: {report.size} float32 elements",
+        "",
+        f"{'group':<11} {'candidate':<30} {'wall ms':>9} {'cpu ms':>9}",
+    ]
+    lines += [f"{c.group:<11} {c.name:<30} {c.median_ms:9.3f} {c.median_cpu_ms:9.3f}"
+              for c in report.candidates]
+    lines += ["", "ratios of medians in this run (wall clock; process CPU time):"]
+    for description, wall, cpu, limit in report.ratios():
+        goal = "" if limit is None else (
+            f"  (target <= {limit:g})  {'met' if wall <= limit else 'MISSED'}")
+        lines.append(f"  {description:<46} {wall:6.3f}  {cpu:6.3f}{goal}")
+    return "\n".join(lines)
