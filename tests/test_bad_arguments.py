@@ -31,7 +31,8 @@ from tensorflow_kappa.experiments.reporting import check_output_dir
 from tensorflow_kappa.layers import INALU, explain, gate_variables, sparsity_error
 from tensorflow_kappa.models import FitHistory, LinearBlockModel, TrainConfig, stability
 from tensorflow_kappa.quantization import (FixedPoint, PrecisionDict, ensure_precision_dict,
-                                           quantize_tensor, rail_stats, update_quantize_store)
+                                           quantize_model, quantize_tensor, rail_stats,
+                                           update_quantize_store)
 
 NAN, INF = float("nan"), float("inf")
 RAGGED_LIST = [[1.0], [2.0, 3.0]]
@@ -97,6 +98,9 @@ FIXED_POINT = dict(bits=8, frac_bits=4, signed=True, rounding="nearest_even",
 QUANTIZE = dict(x=[0.1, -0.3], fmt="s8.4", ste=True, seed=(1, 2))
 UPDATE = dict(var=VARIABLE, grad=[0.1, 0.2, 0.3], learning_rate=0.1, update_format="s8.4",
               storage_format="s8.4", seed=(1, 2))
+QUANTIZE_MODEL_ARGS = dict(
+    model=keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="dense")]),
+    precision="s8.4")
 TASK_ARGS = dict(expression="x1 * x2", num_inputs=2, n=8, train_range=(-3, 3),
                  extrapolation_range=(10, 15), seed=0)
 TRAIN_ARGS = dict(X=DATA.X, Y=DATA.Y, epochs=1, batch_size=8, learning_rate=0.1)
@@ -135,6 +139,11 @@ ROWS: List[Bad] = [
         says="recision"),
     Bad("ensure_precision_dict", "precision", ensure_precision_dict,
         ["s99.1", 3, True, [1], {"*": 5}], says="recision"),
+    *rows_for("quantize_model", quantize_model, QUANTIZE_MODEL_ARGS, {
+        "model": [None, "abc", 3, keras.layers.Dense(2)],
+        "precision": ["s99.1", 3, True, [1], {"*": 5}, {"no_such_layer": {"weight": "s8.4"}}],
+        "allow": [3, None, "Dense", [3]],
+    }, says={"precision": "recision"}),
     # -- datasets ----------------------------------------------------------------
     *rows_for("arithmetic_task", arithmetic_task, TASK_ARGS, {
         "expression": ["x1 +", "x9999999999", "(" * 300 + "x1" + ")" * 300,
@@ -298,7 +307,7 @@ def test_the_table_covers_every_public_function_of_the_package():
     covered = {row.function.split(".")[-1].split(" ")[0] for row in ROWS}
     public = {
         "quantization": ["FixedPoint", "quantize_tensor", "rail_stats", "update_quantize_store",
-                         "PrecisionDict", "ensure_precision_dict"],
+                         "PrecisionDict", "ensure_precision_dict", "quantize_model"],
         "datasets": ["arithmetic_task", "BaseDataset", "TeacherStudentDataset"],
         "models": ["TrainConfig", "LinearBlockModel", "FitHistory"],
         "callbacks": ["LoopController", "InExtrapolationEvaluation"],

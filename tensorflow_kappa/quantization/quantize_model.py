@@ -128,9 +128,10 @@ def quantize_model(model: keras.Model, precision: Any, allow: Sequence[type] = (
     >>> [layer.name for layer in q.layers]
     ['input_quantize', 'd1', 'd1_quantize', 'd2']
     """
-    allow = tuple(allow)
-    if not all(isinstance(cls, type) for cls in allow):
+    if (isinstance(allow, (str, bytes)) or not isinstance(allow, Sequence)
+            or not all(isinstance(cls, type) for cls in allow)):
         raise ValueError(f"allow must be a sequence of layer classes, got allow={allow!r}")
+    allow = tuple(allow)
     _check_model(model, allow)
     precision = ensure_precision_dict(precision) or PrecisionDict()
     names = [layer.name for layer in _layers(model)]

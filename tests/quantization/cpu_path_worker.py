@@ -13,10 +13,8 @@ import sys
 import numpy as np
 import tensorflow as tf
 
-from test_quantize import DTYPES, edge_values, formats_for
-from test_rail_stats import FORMATS as RAIL_FORMATS
-from test_rail_stats import fits, values_for
-from test_update_store import MODE_PAIRS, inputs
+from op_cases import DTYPES, MODE_PAIRS, RAIL_FORMATS, edge_values, formats_for, inputs, values_for
+from test_rail_stats import fits
 from tensorflow_kappa import _ops
 from tensorflow_kappa.quantization import (
     OVERFLOW_MODES,

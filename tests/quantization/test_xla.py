@@ -11,6 +11,7 @@ CPU kernel's, they are checked against the exactly summed reference within the s
 of ``stats_reference.assert_sums_close`` (n * 2**-52 * sum|terms| plus float32 rounding). The
 variable itself must be bit-identical.
 """
+import hashlib
 import json
 import os
 import shutil
@@ -37,8 +38,7 @@ from tensorflow_kappa.quantization import (
     rail_stats,
     update_quantize_store,
 )
-from test_quantize import edge_values, formats_for
-from test_update_store import MODE_PAIRS, inputs
+from op_cases import MODE_PAIRS, edge_values, formats_for, inputs
 
 REPO = Path(__file__).resolve().parents[2]
 DEVICES = ["CPU", pytest.param("GPU", marks=pytest.mark.gpu)]
@@ -523,6 +523,11 @@ def test_library_without_lowerings_says_so_and_names_composite_ops(library_witho
     package = tmp_path / "site" / "tensorflow_kappa"
     shutil.copytree(Path(tk.__file__).parent, package, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copyfile(library_without_xla, package / "_kappa_ops.so")
+    # As a build without XLA would record it: the library's own size and checksum.
+    record = json.loads((package / "_build_info.json").read_text())
+    data = library_without_xla.read_bytes()
+    record.update(library_size=len(data), library_sha256=hashlib.sha256(data).hexdigest())
+    (package / "_build_info.json").write_text(json.dumps(record))
     code = """
         import tensorflow as tf, tensorflow_kappa as tk
         from tensorflow_kappa import _ops, cli
