@@ -19,6 +19,7 @@ own setting is respected), so every command prints only its own output.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -127,29 +128,22 @@ def _cmd_ablation(args: argparse.Namespace) -> int:
 
 def _cmd_arithmetic(args: argparse.Namespace) -> int:
     from tensorflow_kappa.datasets.expression import parse_expression
-    from tensorflow_kappa.experiments.arithmetic import train_arithmetic, train_arithmetic_seeds
+    from tensorflow_kappa.experiments.arithmetic import train_arithmetic
+    from tensorflow_kappa.recipes import InaluRecipe
 
+    recipe = InaluRecipe.report() if args.report else InaluRecipe()
+    if args.candidates is not None:
+        recipe = dataclasses.replace(recipe, candidates=args.candidates)
+    name = "the report's recipe" if args.report else "the default recipe"
+    if args.suite or args.seeds is not None:
+        return _arithmetic_population(args, recipe, name)
     expression = parse_expression(args.expression, args.inputs)  # parsed once; fails early
     options = dict(expression=expression, num_inputs=args.inputs, layers=args.layers,
-                   epochs=args.epochs, n=args.n, out_dir=args.out, verbose=args.verbose)
+                   epochs=args.epochs or 60, n=args.n, out_dir=args.out, verbose=args.verbose,
+                   controller_options={"report": args.report})
     print(f"kappa arithmetic: y = {args.expression} on {args.inputs} inputs, INALU layers "
-          f"{args.layers}, up to {args.epochs} epochs of {args.n} samples, batch 64, "
-          f"RMSprop(0.01), the report's recipe")
-    if args.seeds is not None:
-        summary = train_arithmetic_seeds(range(args.seeds), **options)
-        for r in summary.results:
-            print(f"seed {r.seed}: {'success' if r.success else 'no success'}, "
-                  f"extrapolation MSE {r.extrapolation_mse[r.best_epoch]:.3g} "
-                  f"(threshold {r.threshold:.3g}), formula {r.formula}, "
-                  f"{len(r.reinitializations)} reinits, {r.epochs} epochs, "
-                  f"{r.wall_time_s:.0f} s")
-        low, high = summary.wilson_95
-        print(f"success rate: {summary.successes}/{summary.runs} = "
-              f"{summary.success_rate:.0%} (Wilson 95% interval {low:.0%}-{high:.0%}); "
-              f"formula recovered in {summary.formula_recovered}/{summary.runs}; "
-              f"{summary.wall_time_s:.0f} s")
-        print(f"wrote {summary.summary_path} and one PNG/JSON per seed in {args.out}")
-        return 0
+          f"{args.layers}, up to {options['epochs']} epochs of {args.n} samples, batch 64, "
+          f"RMSprop(0.01), {name}")
     r = train_arithmetic(seed=args.seed, **options)
     e = r.best_epoch
     verdict = "SUCCESS" if r.success else "NO SUCCESS"
@@ -162,6 +156,33 @@ def _cmd_arithmetic(args: argparse.Namespace) -> int:
     print(f"{r.epochs} epochs, {r.steps} steps, {len(r.reinitializations)} "
           f"reinitialisations, {r.wall_time_s:.0f} s")
     print(f"wrote {r.plot_path} and {r.summary_path}")
+    return 0
+
+
+def _arithmetic_population(args: argparse.Namespace, recipe, name: str) -> int:
+    """``--seeds M`` / ``--suite``: each expression's seeds as one population; one table."""
+    from tensorflow_kappa.datasets import ARITHMETIC_SUITE
+    from tensorflow_kappa.datasets.expression import parse_expression
+    from tensorflow_kappa.experiments import arithmetic_population as pop
+
+    texts = list(ARITHMETIC_SUITE) if args.suite else [args.expression]
+    expressions = [parse_expression(text, args.inputs) for text in texts]  # fail early
+    seeds = list(range(args.first_seed, args.first_seed + (args.seeds or 10)))
+    epochs = args.epochs or pop.DEFAULT_POPULATION_EPOCHS
+    print(f"kappa arithmetic: {len(expressions)} expression(s) on {args.inputs} inputs, "
+          f"seeds {seeds[0]}-{seeds[-1]}, {recipe.candidates} candidate(s) per seed, up to "
+          f"{epochs} epochs of {args.n} samples, {name}, one population per expression")
+    rows = []
+    for expression in expressions:
+        row = pop.train_population(expression, seeds, recipe, epochs=epochs,
+                                   verbose=int(args.verbose >= 2), layers=args.layers,
+                                   num_inputs=args.inputs, n=args.n)
+        rows.append(row)
+        print(pop.format_suite_table([row]).splitlines()[-1], flush=True)
+    print()
+    print(pop.format_suite_table(rows))
+    md, js = pop.write_suite(rows, args.out, recipe)
+    print(f"wrote {md} and {js}")
     return 0
 
 
@@ -261,13 +282,25 @@ def build_parser() -> argparse.ArgumentParser:
                      help="over x1 ... xN with + - * / and parentheses")
     ari.add_argument("--inputs", type=_positive_int, default=7, help="N, the number of inputs")
     ari.add_argument("--layers", default="3,2,1", help="INALU units per layer")
-    ari.add_argument("--epochs", type=_positive_int, default=60,
-                     help="epoch budget (early stopping usually ends sooner)")
+    ari.add_argument("--epochs", type=_positive_int, default=None,
+                     help="epoch budget (default 60 for one seed, 20 for --seeds/--suite; "
+                     "early stopping usually ends sooner)")
     ari.add_argument("--n", type=_positive_int, default=64000, help="samples per set")
     seeds = ari.add_mutually_exclusive_group()
     seeds.add_argument("--seed", type=int, default=0)
     seeds.add_argument("--seeds", type=_positive_int, default=None, metavar="M",
-                       help="run seeds 0 ... M-1 and print the success rate")
+                       help="train seeds 0 ... M-1 as one population and print the "
+                       "success rate")
+    ari.add_argument("--suite", action="store_true",
+                     help="run every expression of datasets.ARITHMETIC_SUITE (10 seeds "
+                     "unless --seeds) and print one table")
+    ari.add_argument("--first-seed", type=int, default=0,
+                     help="with --seeds/--suite: seeds start here (e.g. 10 for 10 ... 19)")
+    ari.add_argument("--report", action="store_true",
+                     help="the report's published recipe instead of the default one")
+    ari.add_argument("--candidates", type=_positive_int, default=None, metavar="K",
+                     help="with --seeds/--suite: candidates per seed (default: the "
+                     "recipe's)")
     ari.add_argument("--out", default="runs/arithmetic", help="output folder")
     ari.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2),
                      help="Keras verbosity (1: progress bar)")

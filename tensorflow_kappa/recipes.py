@@ -59,8 +59,8 @@ from tensorflow_kappa.callbacks.loop_controller import LoopController
 from tensorflow_kappa.layers import INALU
 from tensorflow_kappa.layers.explain import nalm_layers
 
-__all__ = ["BatchMSE", "InaluController", "InaluRecipe", "inalu_controller", "inalu_layers",
-           "stuck"]
+__all__ = ["BatchMSE", "INIT_FAMILIES", "InaluController", "InaluRecipe",
+           "draw_initial_weights", "inalu_controller", "inalu_layers", "plateau", "stuck"]
 
 
 @keras.saving.register_keras_serializable(package="Kappa")
@@ -123,6 +123,89 @@ def stuck(losses: np.ndarray, min_steps: int = 10000, loss_threshold: float = 1.
     if not (math.isfinite(m1) and math.isfinite(m2) and math.isfinite(s2)):
         return True
     return m1 <= m2 + s2 and m2 > loss_threshold
+
+
+def plateau(losses: np.ndarray, min_steps: int = 5000, loss_threshold: float = 1.0,
+            window: int = 2000, min_improvement: float = 0.05) -> bool:
+    """The windowed stuck detector: the loss sits on a plateau above ``loss_threshold``.
+
+    Compares only the last two windows of ``window`` step losses each (whatever
+    came before them, e.g. a steep initial descent, does not count): True when
+    more than ``min_steps`` losses are given (and at least two windows), the mean
+    of the last window is above ``loss_threshold`` and it fell by less than the
+    fraction ``min_improvement`` of the previous window's mean.  Non-finite
+    losses in the last window count as stuck.
+
+    Example:
+    >>> descent_then_flat = np.r_[np.linspace(100, 9, 3000), np.full(6000, 9.0)]
+    >>> plateau(descent_then_flat, min_steps=5000, window=2000)
+    True
+    >>> plateau(np.geomspace(100, 2, 9000), min_steps=5000, window=2000)
+    False
+    """
+    losses = np.asarray(losses, dtype=np.float64)
+    window = int(window)
+    if losses.size <= min_steps or losses.size < 2 * window:
+        return False
+    last, previous = losses[-window:], losses[-2 * window:-window]
+    if not np.all(np.isfinite(last)):
+        return True
+    with np.errstate(invalid="ignore", over="ignore"):
+        m_last, m_prev = float(np.mean(last)), float(np.mean(previous))
+    if m_last <= loss_threshold:
+        return False
+    if not math.isfinite(m_prev):
+        return True
+    return (m_prev - m_last) < min_improvement * m_prev
+
+
+#: The initial-weight families a recipe can draw an attempt from (every
+#: variable of every iNALU layer is drawn from INALU's published distributions
+#: ``Ŵ ~ N(1, .1)``, ``M̂ ~ N(−1, .1)``, ``G ~ N(0, .1)`` unless a family
+#: changes it):
+#:
+#: * ``"published"``: unchanged (the report's, the iNALU authors').
+#: * ``"signed_a"``: the add path's ``Ŵ_a`` with a random sign per entry,
+#:   ``±|N(1, .1)|``: the published draw starts every add-path unit at a sum
+#:   of positive weights, and a weight must cross zero through the saturated
+#:   ``tanh·σ`` to learn a difference (see the diagnosis in
+#:   :class:`InaluRecipe`).
+#: * ``"lastadd_signed"``: ``"signed_a"`` and the last layer's gate
+#:   ``G ~ N(2, .1)`` (the output layer starts in the add path).
+INIT_FAMILIES = ("published", "signed_a", "lastadd_signed")
+
+_PUBLISHED = {"w_hat": (1.0, 0.1), "m_hat": (-1.0, 0.1), "g": (0.0, 0.1)}
+
+
+def draw_initial_weights(family: str, rng: np.random.Generator,
+                         shapes: List[Dict[str, tuple]]) -> List[Dict[str, np.ndarray]]:
+    """Draw one attempt's raw iNALU variables from an :data:`INIT_FAMILIES` family.
+
+    Args:
+        family: a name of :data:`INIT_FAMILIES`.
+        rng: the NumPy generator to draw from.
+        shapes: per layer, ``{variable name: shape}`` (``w_hat_a``, ``m_hat_a``,
+            ``w_hat_m``, ``m_hat_m``, ``g``; or ``w_hat``, ``m_hat``, ``g`` of a
+            layer with shared weights).
+
+    Returns:
+        Per layer, ``{variable name: float32 array}``.
+    """
+    if family not in INIT_FAMILIES:
+        raise ValueError(f"unknown init family {family!r}; expected one of {INIT_FAMILIES}")
+    out = []
+    for k, layer in enumerate(shapes):
+        drawn = {}
+        for name, shape in layer.items():
+            mean, std = _PUBLISHED[name[:5] if name != "g" else "g"]
+            value = rng.normal(mean, std, shape)
+            if family != "published" and name == "w_hat_a":
+                value = np.abs(value) * rng.choice([-1.0, 1.0], shape)
+            if family == "lastadd_signed" and name == "g" and k == len(shapes) - 1:
+                value = rng.normal(2.0, 0.1, shape)
+            drawn[name] = value.astype(np.float32)
+        out.append(drawn)
+    return out
 
 
 def _check_int(name: str, value, minimum: int = 0) -> int:
@@ -221,8 +304,10 @@ class InaluRecipe:
     regularization_loss_threshold: float = 1.0
     regularization_clipping: Optional[Tuple[float, float]] = None
     reinitialization: bool = True
-    reinit_min_steps: int = 10000
-    reinit_window: Optional[int] = None
+    detector: str = "window"
+    reinit_min_steps: int = 5000
+    reinit_window: Optional[int] = 2000
+    reinit_min_improvement: float = 0.05
     reinit_loss_threshold: float = 1.0
     max_reinitializations: Optional[int] = None
     reinit_condition: Optional[Callable[[np.ndarray], bool]] = None
@@ -230,6 +315,8 @@ class InaluRecipe:
     early_stopping_window: int = 3000
     loss_key: str = "loss_gate"
     layers: Optional[Callable] = None
+    init_families: Tuple[str, ...] = INIT_FAMILIES
+    candidates: int = 12
 
     def __post_init__(self) -> None:
         def put(name, value):
@@ -248,6 +335,19 @@ class InaluRecipe:
             put(name, _check_number(name, getattr(self, name)))
         if self.reinit_window is not None:
             put("reinit_window", _check_int("reinit_window", self.reinit_window, 2))
+        if self.detector not in ("authors", "window"):
+            raise ValueError(f"detector must be 'authors' or 'window', got {self.detector!r}")
+        if self.detector == "window" and self.reinit_window is None:
+            raise ValueError("detector='window' needs reinit_window (the window length in steps)")
+        put("reinit_min_improvement",
+            _check_number("reinit_min_improvement", self.reinit_min_improvement))
+        families = self.init_families
+        if isinstance(families, str) or not families or \
+                any(f not in INIT_FAMILIES for f in families):
+            raise ValueError(f"init_families must be a non-empty sequence of names from "
+                             f"{INIT_FAMILIES}, got {families!r}")
+        put("init_families", tuple(families))
+        put("candidates", _check_int("candidates", self.candidates, 1))
         if self.max_reinitializations is not None:
             put("max_reinitializations",
                 _check_int("max_reinitializations", self.max_reinitializations, 0))
@@ -260,6 +360,55 @@ class InaluRecipe:
             raise ValueError(f"loss_key must be a history column name, got {self.loss_key!r}")
         _check_callable("reinit_condition", self.reinit_condition, "fn(losses) -> bool")
         _check_callable("layers", self.layers, "fn(model) -> list of layers")
+
+    @classmethod
+    def report(cls, **changes: Any) -> "InaluRecipe":
+        """The report's recipe exactly as published (the authors' stuck rule, the published init).
+
+        Example:
+        >>> r = InaluRecipe.report()
+        >>> r.detector, r.reinit_min_steps, r.reinit_window, r.init_families, r.candidates
+        ('authors', 10000, None, ('published',), 1)
+        """
+        fields = dict(detector="authors", reinit_min_steps=10000, reinit_window=None,
+                      init_families=("published",), candidates=1)
+        fields.update(changes)
+        return cls(**fields)
+
+    # ------------------------------------------------------------ the rules (both paths)
+    def gate_open(self, batch: int) -> bool:
+        """``gate``: True on the batches that train everything but the gates."""
+        return batch % self.gate_period < self.gate_period - self.gate_batches
+
+    def regularize(self, epochs_since_reinit: int, last_loss: float) -> bool:
+        """``delay``: regularise once the delay has passed and the last loss is low."""
+        return self.regularization and epochs_since_reinit > self.regularization_delay_epochs \
+            and float(last_loss) < self.regularization_loss_threshold
+
+    def stuck(self, losses: np.ndarray, reinitializations: int = 0) -> bool:
+        """``reinitialize``: the stuck test on the losses since the last reinitialisation."""
+        if not self.reinitialization or (self.max_reinitializations is not None and
+                                         reinitializations >= self.max_reinitializations):
+            return False
+        if self.reinit_condition is not None:
+            return bool(self.reinit_condition(losses))
+        if self.detector == "window":
+            return plateau(losses, self.reinit_min_steps, self.reinit_loss_threshold,
+                           self.reinit_window, self.reinit_min_improvement)
+        return stuck(losses, self.reinit_min_steps, self.reinit_loss_threshold,
+                     self.reinit_window)
+
+    def converged(self, losses: np.ndarray) -> bool:
+        """``early_stopping``: the mean of the recent losses is below the threshold."""
+        if self.early_stopping_threshold is None:
+            return False
+        recent = np.asarray(losses)[-self.early_stopping_window:]
+        return bool(recent.size) and bool(np.all(np.isfinite(recent))) and \
+            float(np.mean(recent)) < self.early_stopping_threshold
+
+    def family(self, candidate: int, attempt: int) -> str:
+        """The init family of a candidate's attempt: the families in turn."""
+        return self.init_families[(candidate + attempt) % len(self.init_families)]
 
     def to_dict(self) -> Dict[str, Any]:
         """The recipe as plain values (callables by their ``repr``), e.g. for a JSON record."""
@@ -293,8 +442,10 @@ class InaluController(LoopController):
     """
 
     def __init__(self, recipe: Optional[InaluRecipe] = None, verbose: int = 0,
-                 max_history: Optional[int] = None):
+                 max_history: Optional[int] = None, seed: Optional[int] = None):
         self.recipe = InaluRecipe() if recipe is None else recipe
+        self.seed = seed
+        self._rng = np.random.default_rng(seed)
         if not isinstance(self.recipe, InaluRecipe):
             raise ValueError(f"recipe must be an InaluRecipe, got {recipe!r}")
         self.reinitializations: List[Tuple[int, int]] = []
@@ -309,6 +460,7 @@ class InaluController(LoopController):
         self.reinitializations = []
         self.regularization_started = []
         self.regularizing = False
+        self._rng = np.random.default_rng(self.seed)
 
     # ------------------------------------------------------------ configuration
     def _config(self) -> dict:
@@ -370,36 +522,41 @@ class InaluController(LoopController):
 
     def gate_open(self) -> bool:
         """``gate`` action: True on the batches that train everything but the gates."""
-        r = self.recipe
-        return self.batches % r.gate_period < r.gate_period - r.gate_batches
+        return self.recipe.gate_open(self.batches)
 
     def delay_regularization(self) -> bool:
         """``delay`` action: regularise once the delay has passed and the loss is low."""
-        r = self.recipe
-        if self.reinit_epochs <= r.regularization_delay_epochs:
+        if self.reinit_epochs <= self.recipe.regularization_delay_epochs:
             return False
         recorded = self.losses()
-        on = bool(recorded.size) and float(recorded[-1]) < r.regularization_loss_threshold
+        on = bool(recorded.size) and self.recipe.regularize(self.reinit_epochs, recorded[-1])
         if on and not self.regularizing:  # first switch-on since the last reinit
             self.regularization_started.append((self.epochs, self.batches))
             self.regularizing = True
         return on
 
     def should_reinitialize(self) -> bool:
-        """End of epoch: the authors' rule (or ``reinit_condition``), within the limit."""
-        r = self.recipe
-        if r.max_reinitializations is not None and \
-                len(self.reinitializations) >= r.max_reinitializations:
-            return False
-        if r.reinit_condition is not None:
-            return bool(r.reinit_condition(self.losses()))
-        return stuck(self.losses(), r.reinit_min_steps, r.reinit_loss_threshold,
-                     r.reinit_window)
+        """End of epoch: :meth:`InaluRecipe.stuck` on the losses since the last reinit."""
+        return self.recipe.stuck(self.losses(), len(self.reinitializations))
 
     def reinitialize_layers(self, model) -> None:
-        """Redraw every weight of :meth:`layers_of` (``layer.reinitialize()``)."""
-        for layer in self.layers_of(model):
-            layer.reinitialize()
+        """Redraw every weight of :meth:`layers_of` from the next attempt's init family.
+
+        ``"published"``: ``layer.reinitialize()``; another family:
+        :func:`draw_initial_weights` from the controller's ``seed``.
+        """
+        family = self.recipe.family(0, len(self.reinitializations) + 1)
+        layers = self.layers_of(model)
+        if family == "published":
+            for layer in layers:
+                layer.reinitialize()
+            return
+        shapes = [{name: tuple(getattr(layer, name).shape) for name in layer._drawn}
+                  for layer in layers]
+        for layer, values in zip(layers, draw_initial_weights(family, self._rng, shapes)):
+            for name, value in values.items():
+                getattr(layer, name).assign(value)
+            layer._reset_state()
 
     def after_reinitialization(self) -> None:
         """Record the redraw; the delay starts over."""
@@ -408,22 +565,23 @@ class InaluController(LoopController):
 
     def should_stop(self) -> bool:
         """End of epoch: the mean of the recent losses is below the threshold."""
-        r = self.recipe
-        recent = self.losses()[-r.early_stopping_window:]
-        return bool(recent.size) and bool(np.all(np.isfinite(recent))) and \
-            float(np.mean(recent)) < r.early_stopping_threshold
+        return self.recipe.converged(self.losses())
 
     def stop(self) -> None:
         """Stop ``fit`` after this epoch."""
         self.model.stop_training = True
 
 
-def inalu_controller(*, verbose: int = 0, max_history: Optional[int] = None,
+def inalu_controller(*, report: bool = False, verbose: int = 0,
+                     max_history: Optional[int] = None, seed: Optional[int] = None,
                      **recipe: Any) -> InaluController:
-    """An :class:`InaluController` for ``InaluRecipe(**recipe)`` (the report's by default).
+    """An :class:`InaluController` for ``InaluRecipe(**recipe)``.
 
     Args:
+        report: start from :meth:`InaluRecipe.report` (the published recipe)
+            instead of the default one.
         verbose, max_history: passed to :class:`LoopController`.
+        seed: seeds the redraws from init families other than ``"published"``.
         **recipe: fields of :class:`InaluRecipe`.
 
     Returns:
@@ -435,4 +593,5 @@ def inalu_controller(*, verbose: int = 0, max_history: Optional[int] = None,
     >>> controller.recipe.loss_key
     'batch_mse'
     """
-    return InaluController(InaluRecipe(**recipe), verbose=verbose, max_history=max_history)
+    record = InaluRecipe.report(**recipe) if report else InaluRecipe(**recipe)
+    return InaluController(record, verbose=verbose, max_history=max_history, seed=seed)
