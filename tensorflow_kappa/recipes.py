@@ -1,16 +1,68 @@
 """Training recipes: ready-made :class:`~tensorflow_kappa.callbacks.LoopController` set-ups.
 
-The report's recipe for deep iNALU stacks (chapter 6, Figures 6.3–6.5)
-together with the iNALU authors' original reinitialisation rule (Schlör, Ring
-& Hotho 2020) is recorded once, as :class:`InaluRecipe` (every rule a field),
-and run by :class:`InaluController`, a :class:`LoopController` subclass whose
-methods are the rules and which declares the state they keep;
-:func:`inalu_controller` builds one from keyword arguments::
+The iNALU training recipe is recorded once, as :class:`InaluRecipe` (every
+rule a field, every rule a method: ``gate_open``, ``regularize``, ``stuck``,
+``converged``, ``family``).  Two paths execute that one record:
+:class:`InaluController`, a :class:`LoopController` subclass for
+``model.fit`` (one run; what users copy), and
+:class:`~tensorflow_kappa.experiments.arithmetic_population.ArithmeticPopulation`
+(many seeds × candidates as one vectorised population, ``kappa arithmetic
+--seeds/--suite``).  :func:`inalu_controller` builds a controller from
+keyword arguments::
 
     model = keras.Sequential([keras.Input((7,)), INALU(3), INALU(2), INALU(1)])
     model.compile(optimizer=keras.optimizers.RMSprop(0.01), loss="mse")
     controller = inalu_controller()
     model.fit(x, y, batch_size=64, epochs=60, callbacks=[controller])
+
+Two records: ``InaluRecipe.report()`` (``inalu_controller(report=True)``,
+``kappa arithmetic --report``) is the report's recipe (chapter 6, Figures
+6.3–6.5) with the iNALU authors' reinitialisation rule (Schlör, Ring & Hotho
+2020), exactly as published.  ``InaluRecipe()`` is the default, which differs
+in exactly these fields (the rest is the report's):
+
+==========================  ======================  ==========================
+field                       report                  default
+==========================  ======================  ==========================
+``detector``                ``"authors"`` (halves)  ``"window"`` (:func:`plateau`)
+``reinit_min_steps``        10 000                  5 000
+``reinit_window``           ``None`` (all)          2 000 (two windows compared)
+``init_families``           ``("published",)``      :data:`INIT_FAMILIES` in turn
+``candidates``              1                       12 (population path only)
+==========================  ======================  ==========================
+
+Why (the diagnosis behind issue 11, 10 seeds, 60 epochs, population trainer):
+the report's recipe solves ``(x1 - x2) * (x3 - x4) + x5 * x6`` and
+``(x1 - x3) * (x2 - x5) + x4 * x7`` in 10/10 seeds but every sign variant of
+the same shape (``... - x5 * x6``, ``(x1 + x2) * (x3 + x4) + ...``,
+``(x1 + x2) * (x3 - x4) + ...``, ``x1 * x2 - (x3 - x4) * (x5 + x6)``) in 0/10.
+The failed runs fall to a plateau at MSE 8–10 within 5–10 epochs: one product
+is learned, another is missing because the first layer's add-path unit that
+should form a difference (or a sum) of the other sign never does.  Two causes:
+
+1. The published init ``Ŵ ~ N(1, .1)`` starts every add-path unit at a sum of
+   positive weights.  The sign patterns the report's task needs happen to be
+   reachable from there; others need a weight to cross zero through the
+   saturated ``tanh(Ŵ)·σ(M̂)``, which neither the gradient nor the regulariser
+   (eq. 2.15 pushes ``|Ŵ|`` away from 0, i.e. it *keeps* the sign) achieve.
+   Per 16-epoch attempt (40 attempts each): published init 0/40 on every sign
+   variant; ``Ŵ_a`` with random signs (``"signed_a"``) 2–9/40 on every
+   expression; with the output layer also starting in the add path
+   (``"lastadd_signed"``) 2–9/40.  No single init family reaches 8/10 seeds on
+   every expression in 60 epochs of one run (best: 1–10/10 across the suite).
+2. The authors' stuck rule compares the first half of *all* losses since the
+   last reinitialisation with the second half; after a steep initial descent
+   the first half's mean stays above the plateau's and the rule never fires
+   (no reinitialisation in 3 of 5 failed runs in the issue).  And a redraw
+   from the same published init lands in the same trap.
+
+Hence the default: a windowed detector (fires on a plateau whatever came
+before it), redraws that rotate through init families, and — in the
+population path — a portfolio multi-start: each seed's run is ``candidates``
+members whose first draws rotate through the families; the seed's result is
+its member with the lowest interpolation MSE.  The ``model.fit`` path is one
+candidate (candidate 0: its first attempt is the published draw, its
+reinitialisations take the next families in turn).
 
 What it does, batch by batch and epoch by epoch:
 
@@ -25,12 +77,17 @@ What it does, batch by batch and epoch by epoch:
   loss is below ``regularization_loss_threshold``, every batch takes one
   extra step on the regularisation loss alone (``model.losses``, i.e. the
   iNALU sparsity regulariser; ``{"loss": False, "regularize": True}``).
-* ``reinitialize`` (end of epoch; the iNALU authors' rule): once more than
-  ``reinit_min_steps`` step losses are recorded since the last
-  reinitialisation, split them (the last ``reinit_window`` of them, default
-  all) into halves; if ``mean(first) <= mean(second) + std(second)`` (no
-  significant improvement) and ``mean(second) > reinit_loss_threshold``
-  (still bad), redraw every iNALU weight (``layer.reinitialize()``).
+* ``reinitialize`` (end of epoch): once more than ``reinit_min_steps`` step
+  losses are recorded since the last reinitialisation, ``detector="window"``
+  (default, :func:`plateau`) compares the mean of the last ``reinit_window``
+  losses with the window before it and fires when it fell by less than
+  ``reinit_min_improvement`` (5 %) while above ``reinit_loss_threshold``;
+  ``detector="authors"`` (report) splits the losses (the last
+  ``reinit_window`` of them, ``None``: all) into halves and fires if
+  ``mean(first) <= mean(second) + std(second)`` and ``mean(second) >
+  reinit_loss_threshold`` (:func:`stuck`).  Then every iNALU weight is
+  redrawn from the attempt's init family (``"published"``:
+  ``layer.reinitialize()``).
 * ``early_stopping`` (end of epoch; Fig. 6.5): stop ``fit`` when the mean of
   the last ``early_stopping_window`` recorded losses is below
   ``early_stopping_threshold``.
@@ -243,7 +300,7 @@ def _check_callable(name: str, value, what: str) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class InaluRecipe:
-    """The report's iNALU training recipe, every rule a field (see the module docstring).
+    """The iNALU training recipe, every rule a field and a method (see the module docstring).
 
     Construction checks every field (a ValueError names the bad one) and
     normalises it (clips become float pairs). :class:`InaluController` runs it.
@@ -268,10 +325,16 @@ class InaluRecipe:
         regularization_clipping: gradient clip of the regularisation step
             (report: none).
         reinitialization: include the ``reinitialize`` action.
+        detector: ``"window"`` (:func:`plateau`, default) or ``"authors"``
+            (:func:`stuck`, the report's).
         reinit_min_steps: test only once more than this many step losses are
-            recorded since the last reinitialisation (authors: 10 000).
-        reinit_window: test the last this many losses (``None``: all since the
-            last reinitialisation, as the authors do).
+            recorded since the last reinitialisation (authors: 10 000;
+            default 5 000).
+        reinit_window: ``"window"``: the window length (default 2 000);
+            ``"authors"``: test the last this many losses (``None``: all since
+            the last reinitialisation, as the authors do).
+        reinit_min_improvement: ``"window"``: the relative fall between two
+            windows below which the loss counts as a plateau (0.05).
         reinit_loss_threshold: reinitialise only while the recent mean loss is
             above this (authors: 1.0).
         max_reinitializations: stop reinitialising after this many (``None``:
@@ -287,6 +350,11 @@ class InaluRecipe:
         loss_key: the history column the rules read (module docstring).
         layers: ``fn(model) -> list`` of the layers whose ``g`` are the gates
             and which ``reinitialize()`` redraws; default: every ``INALU``.
+        init_families: names from :data:`INIT_FAMILIES`; candidate ``c``'s
+            attempt ``a`` draws from ``init_families[(c + a) % len]``
+            (report: ``("published",)``).
+        candidates: members per seed in the population path (report: 1); the
+            ``model.fit`` path is always one candidate.
 
     Example:
     >>> recipe = InaluRecipe(regularization_delay_epochs=5)
