@@ -167,6 +167,7 @@ def _arithmetic_population(args: argparse.Namespace, recipe, name: str) -> int:
 
     texts = list(ARITHMETIC_SUITE) if args.suite else [args.expression]
     expressions = [parse_expression(text, args.inputs) for text in texts]  # fail early
+    os.makedirs(args.out, exist_ok=True)  # a bad --out fails before the training, not after
     seeds = list(range(args.first_seed, args.first_seed + (args.seeds or 10)))
     epochs = args.epochs or pop.DEFAULT_POPULATION_EPOCHS
     print(f"kappa arithmetic: {len(expressions)} expression(s) on {args.inputs} inputs, "
