@@ -50,8 +50,9 @@ __all__ = [
     "train_arithmetic",
 ]
 
-#: Default epoch budget of ``kappa arithmetic``: room for five attempts of the
-#: recipe (a reinitialisation costs 11 epochs, a successful attempt about 14).
+#: Default epoch budget of ``kappa arithmetic``: room for several attempts (a
+#: successful attempt takes about 15 epochs; the default recipe's windowed
+#: detector fires after 5-6 epochs on a plateau, the report's after 11).
 DEFAULT_EPOCHS = 60
 
 
