@@ -284,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     ari.add_argument("--inputs", type=_positive_int, default=7, help="N, the number of inputs")
     ari.add_argument("--layers", default="3,2,1", help="INALU units per layer")
     ari.add_argument("--epochs", type=_positive_int, default=None,
-                     help="epoch budget (default 60 for one seed, 20 for --seeds/--suite; "
+                     help="epoch budget (default 60 for one seed, 30 for --seeds/--suite; "
                      "early stopping usually ends sooner)")
     ari.add_argument("--n", type=_positive_int, default=64000, help="samples per set")
     seeds = ari.add_mutually_exclusive_group()
