@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -203,40 +204,28 @@ def _cmd_ablation(args: argparse.Namespace) -> int:
 
 
 def _cmd_arithmetic(args: argparse.Namespace) -> int:
-    from tensorflow_kappa.datasets.expression import ExpressionError, parse_expression
-    from tensorflow_kappa.experiments.arithmetic import (_check_layers, train_arithmetic,
-                                                         train_arithmetic_seeds)
+    from tensorflow_kappa.datasets import ARITHMETIC_SUITE
+    from tensorflow_kappa.experiments.arithmetic import _check_layers, train_arithmetic
+    from tensorflow_kappa.recipes import InaluRecipe
 
-    try:
-        expression = parse_expression(args.expression, args.inputs)  # parsed once
-    except ExpressionError as err:
-        text = args.expression if len(args.expression) <= 80 else args.expression[:77] + "..."
-        raise _OptionError("--expression", f"{err.reason} at position {err.position} of "
-                           f"{text!r}") from None
+    texts = list(ARITHMETIC_SUITE) if args.suite else [args.expression]
+    expressions = [_expression(text, args.inputs) for text in texts]  # parsed once
     with _option("--layers"):
         _check_layers(args.layers)
     _check_out(args.out)
+    recipe = InaluRecipe.report() if args.report else InaluRecipe()
+    if args.candidates is not None:
+        recipe = dataclasses.replace(recipe, candidates=args.candidates)
+    name = "the report's recipe" if args.report else "the default recipe"
+    if args.suite or args.seeds is not None:
+        return _arithmetic_population(args, expressions, recipe, name)
+    expression = expressions[0]
     options = dict(expression=expression, num_inputs=args.inputs, layers=args.layers,
-                   epochs=args.epochs, n=args.n, out_dir=args.out, verbose=args.verbose)
+                   epochs=args.epochs or 60, n=args.n, out_dir=args.out, verbose=args.verbose,
+                   controller_options={"report": args.report})
     print(f"kappa arithmetic: y = {args.expression} on {args.inputs} inputs, INALU layers "
-          f"{args.layers}, up to {args.epochs} epochs of {args.n} samples, batch 64, "
-          f"RMSprop(0.01), the report's recipe")
-    if args.seeds is not None:
-        summary = train_arithmetic_seeds(range(args.seeds), **options)
-        for r in summary.results:
-            print(f"seed {r.seed}: {'success' if r.success else 'no success'}, "
-                  f"extrapolation MSE {r.extrapolation_mse[r.best_epoch]:.3g} "
-                  f"(threshold {r.threshold:.3g}), formula {r.formula}, "
-                  f"{len(r.reinitializations)} reinits, {r.epochs} epochs, "
-                  f"{r.wall_time_s:.0f} s")
-        low, high = summary.wilson_95
-        print(f"success rate: {summary.successes}/{summary.runs} = "
-              f"{summary.success_rate:.0%} (Wilson 95% interval {low:.0%}-{high:.0%}); "
-              f"formula recovered in {summary.formula_recovered}/{summary.runs}; "
-              f"{summary.wall_time_s:.0f} s")
-        if summary.summary_path is not None:
-            print(f"wrote {summary.summary_path} and one PNG/JSON per seed in {args.out}")
-        return 0
+          f"{args.layers}, up to {options['epochs']} epochs of {args.n} samples, batch 64, "
+          f"RMSprop(0.01), {name}")
     r = train_arithmetic(seed=args.seed, **options)
     e = r.best_epoch
     verdict = "SUCCESS" if r.success else "NO SUCCESS"
@@ -251,6 +240,42 @@ def _cmd_arithmetic(args: argparse.Namespace) -> int:
     written = [path for path in (r.plot_path, r.summary_path) if path is not None]
     if written:
         print(f"wrote {' and '.join(written)}")
+    return 0
+
+
+def _expression(text: str, num_inputs: int):
+    """``--expression`` parsed (once), or an :class:`_OptionError` at the position."""
+    from tensorflow_kappa.datasets.expression import ExpressionError, parse_expression
+
+    try:
+        return parse_expression(text, num_inputs)
+    except ExpressionError as err:
+        shown = text if len(text) <= 80 else text[:77] + "..."
+        raise _OptionError("--expression", f"{err.reason} at position {err.position} of "
+                           f"{shown!r}") from None
+
+
+def _arithmetic_population(args: argparse.Namespace, expressions: list, recipe,
+                           name: str) -> int:
+    """``--seeds M`` / ``--suite``: each expression's seeds as one population; one table."""
+    from tensorflow_kappa.experiments import arithmetic_population as pop
+
+    seeds = list(range(args.first_seed, args.first_seed + (args.seeds or 10)))
+    epochs = args.epochs or pop.DEFAULT_POPULATION_EPOCHS
+    print(f"kappa arithmetic: {len(expressions)} expression(s) on {args.inputs} inputs, "
+          f"seeds {seeds[0]}-{seeds[-1]}, {recipe.candidates} candidate(s) per seed, up to "
+          f"{epochs} epochs of {args.n} samples, {name}, one population per expression")
+    rows = []
+    for expression in expressions:
+        row = pop.train_population(expression, seeds, recipe, epochs=epochs,
+                                   verbose=int(args.verbose >= 2), layers=args.layers,
+                                   num_inputs=args.inputs, n=args.n)
+        rows.append(row)
+        print(pop.format_suite_table([row]).splitlines()[-1], flush=True)
+    print()
+    print(pop.format_suite_table(rows))
+    md, js = pop.write_suite(rows, args.out, recipe)
+    print(f"wrote {md} and {js}")
     return 0
 
 
@@ -530,13 +555,25 @@ def build_parser() -> argparse.ArgumentParser:
                      help="over x1 ... xN with + - * / and parentheses")
     ari.add_argument("--inputs", type=_inputs, default=7, help="N, the number of inputs")
     ari.add_argument("--layers", default="3,2,1", help="INALU units per layer")
-    ari.add_argument("--epochs", type=_positive_int, default=60,
-                     help="epoch budget (early stopping usually ends sooner)")
+    ari.add_argument("--epochs", type=_positive_int, default=None,
+                     help="epoch budget (default 60 for one seed, 30 for --seeds/--suite; "
+                     "early stopping usually ends sooner)")
     ari.add_argument("--n", type=_positive_int, default=64000, help="samples per set")
     seeds = ari.add_mutually_exclusive_group()
     seeds.add_argument("--seed", type=_seed, default=0)
     seeds.add_argument("--seeds", type=_positive_int, default=None, metavar="M",
-                       help="run seeds 0 ... M-1 and print the success rate")
+                       help="train seeds 0 ... M-1 as one population and print the "
+                       "success rate")
+    ari.add_argument("--suite", action="store_true",
+                     help="run every expression of datasets.ARITHMETIC_SUITE (10 seeds "
+                     "unless --seeds) and print one table")
+    ari.add_argument("--first-seed", type=_seed, default=0,
+                     help="with --seeds/--suite: seeds start here (e.g. 10 for 10 ... 19)")
+    ari.add_argument("--report", action="store_true",
+                     help="the report's published recipe instead of the default one")
+    ari.add_argument("--candidates", type=_positive_int, default=None, metavar="K",
+                     help="with --seeds/--suite: candidates per seed (default: the "
+                     "recipe's)")
     ari.add_argument("--out", default="runs/arithmetic", help="output folder")
     ari.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2),
                      help="Keras verbosity (1: progress bar)")

@@ -1,16 +1,68 @@
 """Training recipes: ready-made :class:`~tensorflow_kappa.callbacks.LoopController` set-ups.
 
-The report's recipe for deep iNALU stacks (chapter 6, Figures 6.3–6.5)
-together with the iNALU authors' original reinitialisation rule (Schlör, Ring
-& Hotho 2020) is recorded once, as :class:`InaluRecipe` (every rule a field),
-and run by :class:`InaluController`, a :class:`LoopController` subclass whose
-methods are the rules and which declares the state they keep;
-:func:`inalu_controller` builds one from keyword arguments::
+The iNALU training recipe is recorded once, as :class:`InaluRecipe` (every
+rule a field, every rule a method: ``gate_open``, ``regularize``, ``stuck``,
+``converged``, ``family``).  Two paths execute that one record:
+:class:`InaluController`, a :class:`LoopController` subclass for
+``model.fit`` (one run; what users copy), and
+:class:`~tensorflow_kappa.experiments.arithmetic_population.ArithmeticPopulation`
+(many seeds × candidates as one vectorised population, ``kappa arithmetic
+--seeds/--suite``).  :func:`inalu_controller` builds a controller from
+keyword arguments::
 
     model = keras.Sequential([keras.Input((7,)), INALU(3), INALU(2), INALU(1)])
     model.compile(optimizer=keras.optimizers.RMSprop(0.01), loss="mse")
     controller = inalu_controller()
     model.fit(x, y, batch_size=64, epochs=60, callbacks=[controller])
+
+Two records: ``InaluRecipe.report()`` (``inalu_controller(report=True)``,
+``kappa arithmetic --report``) is the report's recipe (chapter 6, Figures
+6.3–6.5) with the iNALU authors' reinitialisation rule (Schlör, Ring & Hotho
+2020), exactly as published.  ``InaluRecipe()`` is the default, which differs
+in exactly these fields (the rest is the report's):
+
+==========================  ======================  ==========================
+field                       report                  default
+==========================  ======================  ==========================
+``detector``                ``"authors"`` (halves)  ``"window"`` (:func:`plateau`)
+``reinit_min_steps``        10 000                  5 000
+``reinit_window``           ``None`` (all)          2 000 (two windows compared)
+``init_families``           ``("published",)``      :data:`INIT_FAMILIES` in turn
+``candidates``              1                       12 (population path only)
+==========================  ======================  ==========================
+
+Why (the diagnosis behind issue 11, 10 seeds, 60 epochs, population trainer):
+the report's recipe solves ``(x1 - x2) * (x3 - x4) + x5 * x6`` and
+``(x1 - x3) * (x2 - x5) + x4 * x7`` in 10/10 seeds but every sign variant of
+the same shape (``... - x5 * x6``, ``(x1 + x2) * (x3 + x4) + ...``,
+``(x1 + x2) * (x3 - x4) + ...``, ``x1 * x2 - (x3 - x4) * (x5 + x6)``) in 0/10.
+The failed runs fall to a plateau at MSE 8–10 within 5–10 epochs: one product
+is learned, another is missing because the first layer's add-path unit that
+should form a difference (or a sum) of the other sign never does.  Two causes:
+
+1. The published init ``Ŵ ~ N(1, .1)`` starts every add-path unit at a sum of
+   positive weights.  The sign patterns the report's task needs happen to be
+   reachable from there; others need a weight to cross zero through the
+   saturated ``tanh(Ŵ)·σ(M̂)``, which neither the gradient nor the regulariser
+   (eq. 2.15 pushes ``|Ŵ|`` away from 0, i.e. it *keeps* the sign) achieve.
+   Per 16-epoch attempt (40 attempts each): published init 0/40 on every sign
+   variant; ``Ŵ_a`` with random signs (``"signed_a"``) 2–9/40 on every
+   expression; with the output layer also starting in the add path
+   (``"lastadd_signed"``) 2–9/40.  No single init family reaches 8/10 seeds on
+   every expression in 60 epochs of one run (best: 1–10/10 across the suite).
+2. The authors' stuck rule compares the first half of *all* losses since the
+   last reinitialisation with the second half; after a steep initial descent
+   the first half's mean stays above the plateau's and the rule never fires
+   (no reinitialisation in 3 of 5 failed runs in the issue).  And a redraw
+   from the same published init lands in the same trap.
+
+Hence the default: a windowed detector (fires on a plateau whatever came
+before it), redraws that rotate through init families, and — in the
+population path — a portfolio multi-start: each seed's run is ``candidates``
+members whose first draws rotate through the families; the seed's result is
+its member with the lowest interpolation MSE.  The ``model.fit`` path is one
+candidate (candidate 0: its first attempt is the published draw, its
+reinitialisations take the next families in turn).
 
 What it does, batch by batch and epoch by epoch:
 
@@ -25,12 +77,17 @@ What it does, batch by batch and epoch by epoch:
   loss is below ``regularization_loss_threshold``, every batch takes one
   extra step on the regularisation loss alone (``model.losses``, i.e. the
   iNALU sparsity regulariser; ``{"loss": False, "regularize": True}``).
-* ``reinitialize`` (end of epoch; the iNALU authors' rule): once more than
-  ``reinit_min_steps`` step losses are recorded since the last
-  reinitialisation, split them (the last ``reinit_window`` of them, default
-  all) into halves; if ``mean(first) <= mean(second) + std(second)`` (no
-  significant improvement) and ``mean(second) > reinit_loss_threshold``
-  (still bad), redraw every iNALU weight (``layer.reinitialize()``).
+* ``reinitialize`` (end of epoch): once more than ``reinit_min_steps`` step
+  losses are recorded since the last reinitialisation, ``detector="window"``
+  (default, :func:`plateau`) compares the mean of the last ``reinit_window``
+  losses with the window before it and fires when it fell by less than
+  ``reinit_min_improvement`` (5 %) while above ``reinit_loss_threshold``;
+  ``detector="authors"`` (report) splits the losses (the last
+  ``reinit_window`` of them, ``None``: all) into halves and fires if
+  ``mean(first) <= mean(second) + std(second)`` and ``mean(second) >
+  reinit_loss_threshold`` (:func:`stuck`).  Then every iNALU weight is
+  redrawn from the attempt's init family (``"published"``:
+  ``layer.reinitialize()``).
 * ``early_stopping`` (end of epoch; Fig. 6.5): stop ``fit`` when the mean of
   the last ``early_stopping_window`` recorded losses is below
   ``early_stopping_threshold``.
@@ -60,8 +117,8 @@ from tensorflow_kappa.callbacks.loop_controller import LoopController
 from tensorflow_kappa.layers import INALU
 from tensorflow_kappa.layers.explain import nalm_layers
 
-__all__ = ["BatchMSE", "InaluController", "InaluRecipe", "inalu_controller", "inalu_layers",
-           "stuck"]
+__all__ = ["BatchMSE", "INIT_FAMILIES", "InaluController", "InaluRecipe",
+           "draw_initial_weights", "inalu_controller", "inalu_layers", "plateau", "stuck"]
 
 
 @keras.saving.register_keras_serializable(package="Kappa")
@@ -126,6 +183,89 @@ def stuck(losses: np.ndarray, min_steps: int = 10000, loss_threshold: float = 1.
     return m1 <= m2 + s2 and m2 > loss_threshold
 
 
+def plateau(losses: np.ndarray, min_steps: int = 5000, loss_threshold: float = 1.0,
+            window: int = 2000, min_improvement: float = 0.05) -> bool:
+    """The windowed stuck detector: the loss sits on a plateau above ``loss_threshold``.
+
+    Compares only the last two windows of ``window`` step losses each (whatever
+    came before them, e.g. a steep initial descent, does not count): True when
+    more than ``min_steps`` losses are given (and at least two windows), the mean
+    of the last window is above ``loss_threshold`` and it fell by less than the
+    fraction ``min_improvement`` of the previous window's mean.  Non-finite
+    losses in the last window count as stuck.
+
+    Example:
+    >>> descent_then_flat = np.r_[np.linspace(100, 9, 3000), np.full(6000, 9.0)]
+    >>> plateau(descent_then_flat, min_steps=5000, window=2000)
+    True
+    >>> plateau(np.geomspace(100, 2, 9000), min_steps=5000, window=2000)
+    False
+    """
+    losses = np.asarray(losses, dtype=np.float64)
+    window = int(window)
+    if losses.size <= min_steps or losses.size < 2 * window:
+        return False
+    last, previous = losses[-window:], losses[-2 * window:-window]
+    if not np.all(np.isfinite(last)):
+        return True
+    with np.errstate(invalid="ignore", over="ignore"):
+        m_last, m_prev = float(np.mean(last)), float(np.mean(previous))
+    if m_last <= loss_threshold:
+        return False
+    if not math.isfinite(m_prev):
+        return True
+    return (m_prev - m_last) < min_improvement * m_prev
+
+
+#: The initial-weight families a recipe can draw an attempt from (every
+#: variable of every iNALU layer is drawn from INALU's published distributions
+#: ``Ŵ ~ N(1, .1)``, ``M̂ ~ N(−1, .1)``, ``G ~ N(0, .1)`` unless a family
+#: changes it):
+#:
+#: * ``"published"``: unchanged (the report's, the iNALU authors').
+#: * ``"signed_a"``: the add path's ``Ŵ_a`` with a random sign per entry,
+#:   ``±|N(1, .1)|``: the published draw starts every add-path unit at a sum
+#:   of positive weights, and a weight must cross zero through the saturated
+#:   ``tanh·σ`` to learn a difference (see the diagnosis in
+#:   :class:`InaluRecipe`).
+#: * ``"lastadd_signed"``: ``"signed_a"`` and the last layer's gate
+#:   ``G ~ N(2, .1)`` (the output layer starts in the add path).
+INIT_FAMILIES = ("published", "signed_a", "lastadd_signed")
+
+_PUBLISHED = {"w_hat": (1.0, 0.1), "m_hat": (-1.0, 0.1), "g": (0.0, 0.1)}
+
+
+def draw_initial_weights(family: str, rng: np.random.Generator,
+                         shapes: List[Dict[str, tuple]]) -> List[Dict[str, np.ndarray]]:
+    """Draw one attempt's raw iNALU variables from an :data:`INIT_FAMILIES` family.
+
+    Args:
+        family: a name of :data:`INIT_FAMILIES`.
+        rng: the NumPy generator to draw from.
+        shapes: per layer, ``{variable name: shape}`` (``w_hat_a``, ``m_hat_a``,
+            ``w_hat_m``, ``m_hat_m``, ``g``; or ``w_hat``, ``m_hat``, ``g`` of a
+            layer with shared weights).
+
+    Returns:
+        Per layer, ``{variable name: float32 array}``.
+    """
+    if family not in INIT_FAMILIES:
+        raise ValueError(f"unknown init family {family!r}; expected one of {INIT_FAMILIES}")
+    out = []
+    for k, layer in enumerate(shapes):
+        drawn = {}
+        for name, shape in layer.items():
+            mean, std = _PUBLISHED[name[:5] if name != "g" else "g"]
+            value = rng.normal(mean, std, shape)
+            if family != "published" and name == "w_hat_a":
+                value = np.abs(value) * rng.choice([-1.0, 1.0], shape)
+            if family == "lastadd_signed" and name == "g" and k == len(shapes) - 1:
+                value = rng.normal(2.0, 0.1, shape)
+            drawn[name] = value.astype(np.float32)
+        out.append(drawn)
+    return out
+
+
 def _check_int(name: str, value, minimum: int = 0) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
@@ -161,7 +301,7 @@ def _check_callable(name: str, value, what: str) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class InaluRecipe:
-    """The report's iNALU training recipe, every rule a field (see the module docstring).
+    """The iNALU training recipe, every rule a field and a method (see the module docstring).
 
     Construction checks every field (a ValueError names the bad one) and
     normalises it (clips become float pairs). :class:`InaluController` runs it.
@@ -186,10 +326,16 @@ class InaluRecipe:
         regularization_clipping: gradient clip of the regularisation step
             (report: none).
         reinitialization: include the ``reinitialize`` action.
+        detector: ``"window"`` (:func:`plateau`, default) or ``"authors"``
+            (:func:`stuck`, the report's).
         reinit_min_steps: test only once more than this many step losses are
-            recorded since the last reinitialisation (authors: 10 000).
-        reinit_window: test the last this many losses (``None``: all since the
-            last reinitialisation, as the authors do).
+            recorded since the last reinitialisation (authors: 10 000;
+            default 5 000).
+        reinit_window: ``"window"``: the window length (default 2 000);
+            ``"authors"``: test the last this many losses (``None``: all since
+            the last reinitialisation, as the authors do).
+        reinit_min_improvement: ``"window"``: the relative fall between two
+            windows below which the loss counts as a plateau (0.05).
         reinit_loss_threshold: reinitialise only while the recent mean loss is
             above this (authors: 1.0).
         max_reinitializations: stop reinitialising after this many (``None``:
@@ -205,6 +351,11 @@ class InaluRecipe:
         loss_key: the history column the rules read (module docstring).
         layers: ``fn(model) -> list`` of the layers whose ``g`` are the gates
             and which ``reinitialize()`` redraws; default: every ``INALU``.
+        init_families: names from :data:`INIT_FAMILIES`; candidate ``c``'s
+            attempt ``a`` draws from ``init_families[(c + a) % len]``
+            (report: ``("published",)``).
+        candidates: members per seed in the population path (report: 1); the
+            ``model.fit`` path is always one candidate.
 
     Example:
     >>> recipe = InaluRecipe(regularization_delay_epochs=5)
@@ -222,8 +373,10 @@ class InaluRecipe:
     regularization_loss_threshold: float = 1.0
     regularization_clipping: Optional[Tuple[float, float]] = None
     reinitialization: bool = True
-    reinit_min_steps: int = 10000
-    reinit_window: Optional[int] = None
+    detector: str = "window"
+    reinit_min_steps: int = 5000
+    reinit_window: Optional[int] = 2000
+    reinit_min_improvement: float = 0.05
     reinit_loss_threshold: float = 1.0
     max_reinitializations: Optional[int] = None
     reinit_condition: Optional[Callable[[np.ndarray], bool]] = None
@@ -231,6 +384,8 @@ class InaluRecipe:
     early_stopping_window: int = 3000
     loss_key: str = "loss_gate"
     layers: Optional[Callable] = None
+    init_families: Tuple[str, ...] = INIT_FAMILIES
+    candidates: int = 12
 
     def __post_init__(self) -> None:
         def put(name, value):
@@ -252,6 +407,19 @@ class InaluRecipe:
             put(name, _check_number(name, getattr(self, name)))
         if self.reinit_window is not None:
             put("reinit_window", _check_int("reinit_window", self.reinit_window, 2))
+        if self.detector not in ("authors", "window"):
+            raise ValueError(f"detector must be 'authors' or 'window', got {self.detector!r}")
+        if self.detector == "window" and self.reinit_window is None:
+            raise ValueError("detector='window' needs reinit_window (the window length in steps)")
+        put("reinit_min_improvement",
+            _check_number("reinit_min_improvement", self.reinit_min_improvement))
+        families = self.init_families
+        if isinstance(families, str) or not families or \
+                any(f not in INIT_FAMILIES for f in families):
+            raise ValueError(f"init_families must be a non-empty sequence of names from "
+                             f"{INIT_FAMILIES}, got {families!r}")
+        put("init_families", tuple(families))
+        put("candidates", _check_int("candidates", self.candidates, 1))
         if self.max_reinitializations is not None:
             put("max_reinitializations",
                 _check_int("max_reinitializations", self.max_reinitializations, 0))
@@ -264,6 +432,55 @@ class InaluRecipe:
             raise ValueError(f"loss_key must be a history column name, got {self.loss_key!r}")
         _check_callable("reinit_condition", self.reinit_condition, "fn(losses) -> bool")
         _check_callable("layers", self.layers, "fn(model) -> list of layers")
+
+    @classmethod
+    def report(cls, **changes: Any) -> "InaluRecipe":
+        """The report's recipe exactly as published (the authors' stuck rule, the published init).
+
+        Example:
+        >>> r = InaluRecipe.report()
+        >>> r.detector, r.reinit_min_steps, r.reinit_window, r.init_families, r.candidates
+        ('authors', 10000, None, ('published',), 1)
+        """
+        fields = dict(detector="authors", reinit_min_steps=10000, reinit_window=None,
+                      init_families=("published",), candidates=1)
+        fields.update(changes)
+        return cls(**fields)
+
+    # ------------------------------------------------------------ the rules (both paths)
+    def gate_open(self, batch: int) -> bool:
+        """``gate``: True on the batches that train everything but the gates."""
+        return batch % self.gate_period < self.gate_period - self.gate_batches
+
+    def regularize(self, epochs_since_reinit: int, last_loss: float) -> bool:
+        """``delay``: regularise once the delay has passed and the last loss is low."""
+        return self.regularization and epochs_since_reinit > self.regularization_delay_epochs \
+            and float(last_loss) < self.regularization_loss_threshold
+
+    def stuck(self, losses: np.ndarray, reinitializations: int = 0) -> bool:
+        """``reinitialize``: the stuck test on the losses since the last reinitialisation."""
+        if not self.reinitialization or (self.max_reinitializations is not None and
+                                         reinitializations >= self.max_reinitializations):
+            return False
+        if self.reinit_condition is not None:
+            return _checks.bool_result("reinit_condition", self.reinit_condition(losses))
+        if self.detector == "window":
+            return plateau(losses, self.reinit_min_steps, self.reinit_loss_threshold,
+                           self.reinit_window, self.reinit_min_improvement)
+        return stuck(losses, self.reinit_min_steps, self.reinit_loss_threshold,
+                     self.reinit_window)
+
+    def converged(self, losses: np.ndarray) -> bool:
+        """``early_stopping``: the mean of the recent losses is below the threshold."""
+        if self.early_stopping_threshold is None:
+            return False
+        recent = np.asarray(losses)[-self.early_stopping_window:]
+        return bool(recent.size) and bool(np.all(np.isfinite(recent))) and \
+            float(np.mean(recent)) < self.early_stopping_threshold
+
+    def family(self, candidate: int, attempt: int) -> str:
+        """The init family of a candidate's attempt: the families in turn."""
+        return self.init_families[(candidate + attempt) % len(self.init_families)]
 
     def to_dict(self) -> Dict[str, Any]:
         """The recipe as plain values (callables by their ``repr``), e.g. for a JSON record."""
@@ -297,8 +514,10 @@ class InaluController(LoopController):
     """
 
     def __init__(self, recipe: Optional[InaluRecipe] = None, verbose: int = 0,
-                 max_history: Optional[int] = None):
+                 max_history: Optional[int] = None, seed: Optional[int] = None):
         self.recipe = InaluRecipe() if recipe is None else recipe
+        self.seed = seed
+        self._rng = np.random.default_rng(seed)
         if not isinstance(self.recipe, InaluRecipe):
             raise ValueError(f"recipe must be an InaluRecipe, got {recipe!r}")
         self.reinitializations: List[Tuple[int, int]] = []
@@ -313,6 +532,7 @@ class InaluController(LoopController):
         self.reinitializations = []
         self.regularization_started = []
         self.regularizing = False
+        self._rng = np.random.default_rng(self.seed)
 
     # ------------------------------------------------------------ configuration
     def _config(self) -> dict:
@@ -374,37 +594,41 @@ class InaluController(LoopController):
 
     def gate_open(self) -> bool:
         """``gate`` action: True on the batches that train everything but the gates."""
-        r = self.recipe
-        return self.batches % r.gate_period < r.gate_period - r.gate_batches
+        return self.recipe.gate_open(self.batches)
 
     def delay_regularization(self) -> bool:
         """``delay`` action: regularise once the delay has passed and the loss is low."""
-        r = self.recipe
-        if self.reinit_epochs <= r.regularization_delay_epochs:
+        if self.reinit_epochs <= self.recipe.regularization_delay_epochs:
             return False
         recorded = self.losses()
-        on = bool(recorded.size) and float(recorded[-1]) < r.regularization_loss_threshold
+        on = bool(recorded.size) and self.recipe.regularize(self.reinit_epochs, recorded[-1])
         if on and not self.regularizing:  # first switch-on since the last reinit
             self.regularization_started.append((self.epochs, self.batches))
             self.regularizing = True
         return on
 
     def should_reinitialize(self) -> bool:
-        """End of epoch: the authors' rule (or ``reinit_condition``), within the limit."""
-        r = self.recipe
-        if r.max_reinitializations is not None and \
-                len(self.reinitializations) >= r.max_reinitializations:
-            return False
-        if r.reinit_condition is not None:
-            return _checks.bool_result("reinit_condition",
-                                       r.reinit_condition(self.losses()))
-        return stuck(self.losses(), r.reinit_min_steps, r.reinit_loss_threshold,
-                     r.reinit_window)
+        """End of epoch: :meth:`InaluRecipe.stuck` on the losses since the last reinit."""
+        return self.recipe.stuck(self.losses(), len(self.reinitializations))
 
     def reinitialize_layers(self, model) -> None:
-        """Redraw every weight of :meth:`layers_of` (``layer.reinitialize()``)."""
-        for layer in self.layers_of(model):
-            layer.reinitialize()
+        """Redraw every weight of :meth:`layers_of` from the next attempt's init family.
+
+        ``"published"``: ``layer.reinitialize()``; another family:
+        :func:`draw_initial_weights` from the controller's ``seed``.
+        """
+        family = self.recipe.family(0, len(self.reinitializations) + 1)
+        layers = self.layers_of(model)
+        if family == "published":
+            for layer in layers:
+                layer.reinitialize()
+            return
+        shapes = [{name: tuple(getattr(layer, name).shape) for name in layer._drawn}
+                  for layer in layers]
+        for layer, values in zip(layers, draw_initial_weights(family, self._rng, shapes)):
+            for name, value in values.items():
+                getattr(layer, name).assign(value)
+            layer._reset_state()
 
     def after_reinitialization(self) -> None:
         """Record the redraw; the delay starts over."""
@@ -413,22 +637,23 @@ class InaluController(LoopController):
 
     def should_stop(self) -> bool:
         """End of epoch: the mean of the recent losses is below the threshold."""
-        r = self.recipe
-        recent = self.losses()[-r.early_stopping_window:]
-        return bool(recent.size) and bool(np.all(np.isfinite(recent))) and \
-            float(np.mean(recent)) < r.early_stopping_threshold
+        return self.recipe.converged(self.losses())
 
     def stop(self) -> None:
         """Stop ``fit`` after this epoch."""
         self.model.stop_training = True
 
 
-def inalu_controller(*, verbose: int = 0, max_history: Optional[int] = None,
+def inalu_controller(*, report: bool = False, verbose: int = 0,
+                     max_history: Optional[int] = None, seed: Optional[int] = None,
                      **recipe: Any) -> InaluController:
-    """An :class:`InaluController` for ``InaluRecipe(**recipe)`` (the report's by default).
+    """An :class:`InaluController` for ``InaluRecipe(**recipe)``.
 
     Args:
+        report: start from :meth:`InaluRecipe.report` (the published recipe)
+            instead of the default one.
         verbose, max_history: passed to :class:`LoopController`.
+        seed: seeds the redraws from init families other than ``"published"``.
         **recipe: fields of :class:`InaluRecipe`.
 
     Returns:
@@ -440,4 +665,5 @@ def inalu_controller(*, verbose: int = 0, max_history: Optional[int] = None,
     >>> controller.recipe.loss_key
     'batch_mse'
     """
-    return InaluController(InaluRecipe(**recipe), verbose=verbose, max_history=max_history)
+    record = InaluRecipe.report(**recipe) if report else InaluRecipe(**recipe)
+    return InaluController(record, verbose=verbose, max_history=max_history, seed=seed)

@@ -25,7 +25,8 @@ from tensorflow_kappa import evaluation, recipes
 from tensorflow_kappa.callbacks import InExtrapolationEvaluation, LoopController
 from tensorflow_kappa.datasets import BaseDataset, TeacherStudentDataset, arithmetic_task
 from tensorflow_kappa.datasets.expression import parse_expression
-from tensorflow_kappa.experiments import (ablation, arithmetic, loop_controller_bench, nalm,
+from tensorflow_kappa.experiments import (ablation, arithmetic, arithmetic_population,
+                                          loop_controller_bench, nalm,
                                           op_bench, trainer_bench)
 from tensorflow_kappa.experiments.reporting import check_output_dir
 from tensorflow_kappa.layers import INALU, explain, gate_variables, sparsity_error
@@ -268,10 +269,11 @@ ROWS: List[Bad] = [
                   "train_range": [(1e300, 1e301)], "epsilon": POSITIVE_NUMBER,
                   "out_dir": [3, ""]},
               says={"train_range": "train_range"}),
-    Bad("train_arithmetic_seeds", "seeds",
-        lambda v: arithmetic.train_arithmetic_seeds(v, expression="x1", num_inputs=1, n=8,
-                                                    layers=(1,), epochs=1, verbose=0),
-        [[], [-1], [1.5]], says="seed"),
+    Bad("train_population", "seeds",
+        lambda v: arithmetic_population.train_population("x1", v, recipes.InaluRecipe(),
+                                                         num_inputs=1, n=64, layers=(1,),
+                                                         epochs=1),
+        [[], [-1], [1.5], None, "0"], says="seed"),
     *rows_for("run_ablation", ablation.run_ablation, dict(epochs=1, n=16, plots=False), {
         "precision": ["s99.1", 3], "learning_rate": POSITIVE_NUMBER, "chi": POSITIVE_NUMBER,
         "epochs": POSITIVE_INT, "batch_size": POSITIVE_INT, "seed": KERAS_SEED,

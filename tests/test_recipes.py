@@ -7,8 +7,9 @@ import pytest
 
 from tensorflow_kappa.layers import INALU
 from tensorflow_kappa.callbacks import LoopController
-from tensorflow_kappa.recipes import (BatchMSE, InaluController, InaluRecipe, inalu_controller,
-                                      inalu_layers, stuck)
+from tensorflow_kappa.recipes import (INIT_FAMILIES, BatchMSE, InaluController, InaluRecipe,
+                                      draw_initial_weights, inalu_controller, inalu_layers,
+                                      plateau, stuck)
 
 
 def _data(n=160, seed=0):
@@ -78,7 +79,7 @@ def test_stuck_rule():
 def test_reinitialisation_when_stuck_and_its_limit():
     x, y = _data(80)
     model = _model(keras.optimizers.SGD(0.0))  # learns nothing: stuck by construction
-    cb = inalu_controller(reinit_min_steps=15, reinit_loss_threshold=0.0,
+    cb = inalu_controller(report=True, reinit_min_steps=15, reinit_loss_threshold=0.0,
                           max_reinitializations=2, early_stopping_threshold=None,
                           regularization=False, loss_key="batch_mse")
     weights = []
@@ -152,7 +153,8 @@ def test_a_missing_loss_column_is_an_error_not_a_silent_no_op():
     dict(gate_period=0), dict(gate_batches=11), dict(clipping=(1, -1)),
     dict(clipping="x"), dict(reinit_window=1), dict(early_stopping_threshold=0.0),
     dict(loss_key=3), dict(layers="INALU"), dict(regularization_delay_epochs=-1),
-    dict(reinit_condition=0.2),
+    dict(reinit_condition=0.2), dict(detector="halves"), dict(init_families=("random",)),
+    dict(init_families=()), dict(candidates=0), dict(detector="window", reinit_window=None),
 ])
 def test_bad_arguments(kwargs):
     with pytest.raises(ValueError):
@@ -162,7 +164,7 @@ def test_bad_arguments(kwargs):
 def test_the_controller_declares_the_recipes_state_and_reset_clears_it():
     x, y = _data(80)
     model = _model(keras.optimizers.SGD(0.0))
-    cb = inalu_controller(reinit_min_steps=15, reinit_loss_threshold=0.0,
+    cb = inalu_controller(report=True, reinit_min_steps=15, reinit_loss_threshold=0.0,
                           early_stopping_threshold=None, regularization_delay_epochs=0,
                           regularization_loss_threshold=1e9, loss_key="batch_mse")
     assert isinstance(cb, InaluController) and isinstance(cb, LoopController)
@@ -202,3 +204,76 @@ def test_the_recipe_record_is_checked_once_and_json_ready():
     assert set(record) == {f for f in InaluRecipe.__dataclass_fields__}
     with pytest.raises(ValueError, match="recipe must be an InaluRecipe"):
         InaluController({"gate_period": 5})
+
+
+def _descent_then_plateau(rng, descent=3000, flat=6000, level=9.0):
+    """The issue's failure: a steep initial descent, then a plateau at MSE ~9."""
+    return np.concatenate([np.geomspace(200, level, descent),
+                           level + rng.normal(0, 0.3, flat)])
+
+
+def test_windowed_detector_fires_on_a_plateau_after_a_steep_descent():
+    rng = np.random.default_rng(1)
+    losses = _descent_then_plateau(rng)
+    # the authors' halves rule cannot fire: the first half holds the descent
+    assert not stuck(losses, min_steps=5000)
+    assert plateau(losses, min_steps=5000, window=2000)
+    # whatever came before: a longer or steeper descent changes nothing
+    assert plateau(_descent_then_plateau(rng, descent=20000, flat=4000), window=2000)
+    assert not plateau(losses[:4000], min_steps=5000, window=2000)  # too few steps
+    assert not plateau(losses, loss_threshold=20.0, window=2000)    # good enough
+
+
+def test_windowed_detector_does_not_fire_on_a_slow_steady_descent():
+    rng = np.random.default_rng(2)
+    # 10 % per 2000 steps: slow, steady and noisy, still far above the threshold
+    slow = np.geomspace(60, 60 * 0.9 ** 5, 10000) * (1 + rng.normal(0, 0.05, 10000))
+    assert not plateau(slow, min_steps=5000, window=2000)
+    assert plateau(slow, min_steps=5000, window=2000, min_improvement=0.2)
+    assert plateau(np.r_[slow[:-1], np.inf], min_steps=5000, window=2000)  # diverged
+
+
+def test_report_recipe_is_the_published_one_and_the_default_lists_its_differences():
+    report, default = InaluRecipe.report(), InaluRecipe()
+    assert (report.detector, report.reinit_min_steps, report.reinit_window) == \
+        ("authors", 10000, None)
+    assert report.init_families == ("published",) and report.candidates == 1
+    assert inalu_controller(report=True).recipe == report
+    differ = {k for k, v in report.to_dict().items() if default.to_dict()[k] != v}
+    assert differ == {"detector", "reinit_min_steps", "reinit_window", "init_families",
+                      "candidates"}
+    losses = _descent_then_plateau(np.random.default_rng(3), flat=9000)
+    assert default.stuck(losses) and not report.stuck(losses)
+    assert [default.family(1, a) for a in range(4)] == \
+        [INIT_FAMILIES[(1 + a) % 3] for a in range(4)]
+
+
+def test_init_families_draw_what_they_say():
+    shapes = [{v: (7, 3) for v in ("w_hat_a", "m_hat_a", "w_hat_m", "m_hat_m")} | {"g": (3,)},
+              {v: (3, 1) for v in ("w_hat_a", "m_hat_a", "w_hat_m", "m_hat_m")} | {"g": (1,)}]
+    rng = np.random.default_rng(0)
+    published = draw_initial_weights("published", rng, shapes)
+    assert all(np.all(layer["w_hat_a"] > 0) for layer in published)
+    signed = draw_initial_weights("signed_a", np.random.default_rng(0), shapes * 20)
+    w = np.concatenate([layer["w_hat_a"].ravel() for layer in signed])
+    assert 0.4 < np.mean(w < 0) < 0.6 and np.all(np.abs(np.abs(w) - 1) < 0.6)
+    assert np.all(signed[1]["m_hat_a"] < 0)  # only the add path's W_hat changes
+    last = draw_initial_weights("lastadd_signed", rng, shapes)
+    assert abs(float(last[-1]["g"][0]) - 2.0) < 0.6 and np.all(np.abs(last[0]["g"]) < 0.6)
+    with pytest.raises(ValueError, match="init family"):
+        draw_initial_weights("zeros", rng, shapes)
+
+
+def test_the_controller_redraws_from_the_next_family():
+    x, y = _data(80)
+    model = _model(keras.optimizers.SGD(0.0))  # stuck by construction
+    cb = inalu_controller(reinit_min_steps=15, reinit_window=10, reinit_loss_threshold=0.0,
+                          init_families=("published", "signed_a"), max_reinitializations=1,
+                          early_stopping_threshold=None, regularization=False,
+                          loss_key="batch_mse", seed=0)
+    before = [layer.w_hat_a.numpy().copy() for layer in inalu_layers(model)]
+    model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0, callbacks=[cb])
+    assert cb.reinitializations == [(2, 20)]
+    after = [layer.w_hat_a.numpy() for layer in inalu_layers(model)]
+    assert all(np.all(b > 0) for b in before)
+    assert any(np.any(a < 0) for a in after)  # signed_a: some add weights start negative

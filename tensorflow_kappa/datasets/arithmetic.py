@@ -20,11 +20,25 @@ import numpy as np
 from tensorflow_kappa import _checks
 from tensorflow_kappa.datasets.expression import Expression, parse_expression
 
-__all__ = ["ArithmeticTask", "REPORT_EXPRESSION", "arithmetic_task", "check_range",
+__all__ = ["ARITHMETIC_SUITE", "ArithmeticTask", "REPORT_EXPRESSION", "arithmetic_task", "check_range",
            "sample_range"]
 
 #: The report's task (chapter 6.1.2), on ``num_inputs=7``.
 REPORT_EXPRESSION = "(x1 - x2) * (x3 - x4) + x5 * x6"
+
+#: A public suite of expressions over 7 inputs of the report's task's size
+#: (two or three products of sums): the report's task, its sign variants, a
+#: reordering and a permutation of the inputs.  Use them with the report's
+#: ranges (training U(−3, 3), extrapolation ±U(10, 15)), as ``kappa arithmetic
+#: --suite`` does.
+ARITHMETIC_SUITE = (
+    REPORT_EXPRESSION,
+    "(x1 - x2) * (x3 - x4) - x5 * x6",
+    "(x1 + x2) * (x3 + x4) + x5 * x6",
+    "(x1 + x2) * (x3 - x4) + x5 * x6",
+    "x1 * x2 - (x3 - x4) * (x5 + x6)",
+    "(x1 - x3) * (x2 - x5) + x4 * x7",
+)
 
 Range = Union[Tuple[float, float], Sequence[Tuple[float, float]]]
 _FLOAT32_MAX = float(np.finfo(np.float32).max)

@@ -19,8 +19,9 @@
 The expression is parsed once (by the caller or by ``arithmetic_task``) and
 handed on as an :class:`~tensorflow_kappa.datasets.expression.Expression`.
 
-:func:`train_arithmetic_seeds` repeats it over seeds and reports the success
-rate with a Wilson 95 % interval.
+Many seeds (``kappa arithmetic --seeds M``) and the expression suite
+(``--suite``) train as one vectorised population with the same recipe record:
+:mod:`tensorflow_kappa.experiments.arithmetic_population`.
 """
 from __future__ import annotations
 
@@ -38,8 +39,7 @@ from tensorflow_kappa import _checks
 from tensorflow_kappa.callbacks.in_extrapolation import InExtrapolationEvaluation
 from tensorflow_kappa.datasets.arithmetic import REPORT_EXPRESSION, arithmetic_task
 from tensorflow_kappa.datasets.expression import Expression
-from tensorflow_kappa.evaluation import (EPSILON, formula_matches, perturbed_threshold,
-                                         succeeded, wilson_interval)
+from tensorflow_kappa.evaluation import EPSILON, formula_matches, perturbed_threshold, succeeded
 from tensorflow_kappa.experiments.reporting import (check_output_dir, jsonable, try_write,
                                                     write_json)
 from tensorflow_kappa.layers import INALU, explain, sparsity_error
@@ -47,15 +47,14 @@ from tensorflow_kappa.recipes import BatchMSE, inalu_controller
 
 __all__ = [
     "ArithmeticResult",
-    "ArithmeticSummary",
     "DEFAULT_EPOCHS",
     "plot_run",
     "train_arithmetic",
-    "train_arithmetic_seeds",
 ]
 
-#: Default epoch budget of ``kappa arithmetic``: room for five attempts of the
-#: recipe (a reinitialisation costs 11 epochs, a successful attempt about 14).
+#: Default epoch budget of ``kappa arithmetic``: room for several attempts (a
+#: successful attempt takes about 15 epochs; the default recipe's windowed
+#: detector fires after 5-6 epochs on a plateau, the report's after 11).
 DEFAULT_EPOCHS = 60
 
 
@@ -105,25 +104,6 @@ class ArithmeticResult:
     def to_dict(self) -> Dict[str, Any]:
         """JSON-ready dictionary (non-finite floats become ``None``)."""
         return jsonable(dataclasses.asdict(self))
-
-
-@dataclasses.dataclass
-class ArithmeticSummary:
-    """The outcome of :func:`train_arithmetic_seeds`."""
-
-    results: List[ArithmeticResult]
-    successes: int
-    runs: int
-    success_rate: float
-    wilson_95: Tuple[float, float]
-    formula_recovered: int
-    wall_time_s: float
-    summary_path: Optional[str] = None
-
-    def to_dict(self) -> Dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data["results"] = [r.to_dict() for r in self.results]
-        return jsonable(data)
 
 
 def _check_layers(layers) -> Tuple[int, ...]:
@@ -182,7 +162,7 @@ def train_arithmetic(
     epsilon: float = EPSILON,
     task=None,
 ) -> ArithmeticResult:
-    """Train an iNALU stack on an arithmetic task with the report's recipe.
+    """Train an iNALU stack on an arithmetic task with the iNALU recipe (one candidate).
 
     Args:
         expression, num_inputs: the task (see :func:`arithmetic_task`); the
@@ -202,7 +182,8 @@ def train_arithmetic(
         verbose: 0 silent, 1 Keras's progress bar plus one line per epoch,
             2 one Keras line per epoch plus ours.
         controller_options: keyword arguments for :func:`inalu_controller`
-            (defaults: the report's recipe with ``loss_key="batch_mse"``).
+            (defaults: the default recipe with ``loss_key="batch_mse"``;
+            ``{"report": True}``: the report's published recipe).
         epsilon: the success criterion's ε.
         task: an :class:`~tensorflow_kappa.datasets.ArithmeticTask` to use
             instead of drawing one.
@@ -235,7 +216,7 @@ def train_arithmetic(
                   metrics=[BatchMSE()])
     options = {"loss_key": "batch_mse"}
     options.update(controller_options or {})
-    controller = inalu_controller(**options)
+    controller = inalu_controller(seed=seed, **options)
     evaluation = InExtrapolationEvaluation(task.interpolation, task.extrapolation)
     callbacks: List[keras.callbacks.Callback] = [evaluation, controller]
     if verbose:
@@ -317,34 +298,3 @@ def plot_run(result: ArithmeticResult, step_loss: np.ndarray, path: str) -> str:
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     return path
-
-
-def train_arithmetic_seeds(seeds: Sequence[int], out_dir: Optional[str] = None,
-                           verbose: int = 1, **kwargs) -> ArithmeticSummary:
-    """:func:`train_arithmetic` for each seed; success rate with a Wilson 95 % interval.
-
-    Writes ``arithmetic_summary.json`` to ``out_dir`` (besides each run's files).
-    """
-    seeds = list(seeds)
-    if not seeds:
-        raise ValueError("seeds must not be empty")
-    if out_dir is not None:
-        out_dir = check_output_dir(out_dir)
-    start = time.perf_counter()
-    results = []
-    for seed in seeds:
-        if verbose:
-            print(f"--- seed {seed} ---", flush=True)
-        results.append(train_arithmetic(seed=seed, out_dir=out_dir, verbose=verbose, **kwargs))
-    successes = sum(r.success for r in results)
-    summary = ArithmeticSummary(
-        results=results, successes=successes, runs=len(results),
-        success_rate=successes / len(results),
-        wilson_95=wilson_interval(successes, len(results)),
-        formula_recovered=sum(r.formula_correct for r in results),
-        wall_time_s=time.perf_counter() - start)
-    if out_dir is not None:
-        summary.summary_path = os.path.join(out_dir, "arithmetic_summary.json")
-        summary.summary_path = try_write(lambda p: write_json(p, summary.to_dict()),
-                                         summary.summary_path)
-    return summary

@@ -1,13 +1,12 @@
 """``kappa arithmetic``: a short smoke run writes its PNG and JSON and prints the verdict;
-the library job's bookkeeping (epochs, seeds, Wilson interval) is consistent."""
+the library job's bookkeeping is consistent (many seeds: test_arithmetic_population.py)."""
 import json
 
 import numpy as np
 import pytest
 
 from tensorflow_kappa import cli
-from tensorflow_kappa.experiments.arithmetic import train_arithmetic, train_arithmetic_seeds
-from tensorflow_kappa.evaluation import wilson_interval
+from tensorflow_kappa.experiments.arithmetic import train_arithmetic
 
 
 def test_kappa_arithmetic_one_epoch_smoke(tmp_path, capsys):
@@ -34,23 +33,18 @@ def test_kappa_arithmetic_one_epoch_smoke(tmp_path, capsys):
     assert summary["config"]["recipe"]["loss_key"] == "batch_mse"
 
 
-def test_seeds_summary_and_arguments(tmp_path):
-    summary = train_arithmetic_seeds([0, 1], out_dir=str(tmp_path), verbose=0,
-                                     expression="x1 + x2", num_inputs=2, layers=(1,),
-                                     epochs=1, n=640)
-    assert [r.seed for r in summary.results] == [0, 1]
-    assert summary.runs == 2
-    assert summary.wilson_95 == wilson_interval(summary.successes, 2)
-    data = json.loads((tmp_path / "arithmetic_summary.json").read_text())
-    assert data["runs"] == 2 and len(data["results"]) == 2
-    assert data["summary_path"] == summary.summary_path == str(tmp_path / "arithmetic_summary.json")
-    assert (tmp_path / "arithmetic_seed1.png").exists()
+def test_bad_arguments():
     with pytest.raises(ValueError, match="layers must end with a 1-unit layer"):
         train_arithmetic(layers=(3, 2), epochs=1, n=64, verbose=0)
     with pytest.raises(ValueError, match="epochs"):
         train_arithmetic(epochs=0, n=64, verbose=0)
-    with pytest.raises(SystemExit):
-        cli.main(["arithmetic", "--seed", "1", "--seeds", "2"])
+
+
+def test_report_option_runs_the_published_recipe(tmp_path):
+    result = train_arithmetic("x1 + x2", num_inputs=2, layers=(1,), epochs=1, n=640, verbose=0,
+                              controller_options={"report": True})
+    assert result.config["recipe"]["detector"] == "authors"
+    assert result.config["recipe"]["init_families"] == ["published"]
 
 
 @pytest.mark.slow

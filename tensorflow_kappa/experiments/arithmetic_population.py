@@ -1,0 +1,446 @@
+"""Many seeds of the main job as one vectorised population (``kappa arithmetic --seeds/--suite``).
+
+:class:`ArithmeticPopulation` trains the runs of several seeds at once: every
+seed's run is ``recipe.candidates`` candidate iNALU stacks (a portfolio
+multi-start), and every candidate of every seed is one *member* of one
+population.  The members' variables are stacked on a leading axis; the summed
+loss gives each member exactly its own gradient and RMSprop is element-wise,
+so each member trains as if alone, and one epoch is one XLA-compiled loop.
+
+The recipe is the same :class:`~tensorflow_kappa.recipes.InaluRecipe` record
+the ``model.fit`` path runs with :class:`~tensorflow_kappa.recipes.InaluController`,
+and its rules are the same methods, called per member:
+
+* every batch: ``recipe.gate_open(step)`` (which branch trains; the gradients
+  clipped to ``clipping`` / ``gate_clipping``), then the regularisation step
+  where ``recipe.regularize(epochs since the member's last reinit, its last
+  batch MSE)`` holds;
+* every epoch end, per member: interpolation and extrapolation MSE, then
+  ``recipe.stuck(losses since its last reinit)`` (reinitialise that member
+  only, from ``recipe.family(candidate, attempt)``), then
+  ``recipe.converged(...)`` (the member stops, and with it its seed's other
+  candidates: the seed is solved).
+
+A seed's result is its candidate with the lowest interpolation MSE (at that
+candidate's best epoch), judged by Madsen & Johansen's criterion and read back
+with :func:`~tensorflow_kappa.layers.explain`.  Candidate 0 of a seed starts
+from exactly the weights ``train_arithmetic(seed=s)`` starts from; the other
+candidates and every redraw come from NumPy generators seeded by
+``(seed, candidate)``.  What differs from ``model.fit``: the shuffling stream
+(NumPy instead of ``tf.data``), so single runs and members share decisions
+(rules) but not bit-identical losses.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import time
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tensorflow_kappa import _checks
+from tensorflow_kappa.datasets.arithmetic import arithmetic_task
+from tensorflow_kappa.datasets.expression import Expression
+from tensorflow_kappa.experiments.arithmetic import _check_layers
+from tensorflow_kappa.evaluation import (formula_matches, perturbed_threshold, succeeded,
+                                         wilson_interval)
+from tensorflow_kappa.experiments.reporting import jsonable, write_json
+from tensorflow_kappa.layers import INALU, explain
+from tensorflow_kappa.recipes import InaluRecipe, draw_initial_weights
+
+__all__ = ["ArithmeticPopulation", "DEFAULT_POPULATION_EPOCHS", "SeedResult", "SuiteRow",
+           "format_suite_table", "train_population"]
+
+#: Epoch budget of a population run: a candidate's first attempt (about 15
+#: epochs when it succeeds) and room for restarts of the stuck ones (at 20
+#: epochs every failed seed of the suite had run out of budget; BENCHMARKS.md).
+DEFAULT_POPULATION_EPOCHS = 30
+
+VARIABLES = ("w_hat_a", "m_hat_a", "w_hat_m", "m_hat_m", "g")
+_RHO, _OPT_EPS = 0.9, 1e-7  # keras.optimizers.RMSprop defaults
+
+
+def _forward(x: tf.Tensor, flat: Sequence[tf.Tensor], epsilon: float, omega: float):
+    """The INALU stack for every member at once: ``x`` (P, B, I) → (P, B, 1).
+
+    INALU's published equations (``layers/inalu.py``) with a leading member
+    axis; tested against the Keras layers member by member.
+    """
+    h = x
+    for k in range(len(flat) // 5):
+        w_hat_a, m_hat_a, w_hat_m, m_hat_m, g = flat[5 * k:5 * k + 5]
+        w_a = tf.tanh(w_hat_a) * tf.sigmoid(m_hat_a)
+        w_m = tf.tanh(w_hat_m) * tf.sigmoid(m_hat_m)
+        a = tf.matmul(h, w_a)
+        log_h = tf.math.log(tf.maximum(tf.abs(h), epsilon))
+        m = tf.exp(tf.minimum(tf.matmul(log_h, w_m), omega))
+        abs_w = tf.abs(w_m)[:, None, :, :]
+        factors = tf.sign(h)[..., None] * abs_w + (1.0 - abs_w)
+        msv = tf.clip_by_value(tf.reduce_prod(factors, axis=-2), -1.0, 1.0)
+        gate = tf.sigmoid(g)[:, None, :]
+        h = gate * a + (1.0 - gate) * m * msv
+    return h
+
+
+def _sparsity(flat: Sequence[tf.Tensor], t: float) -> tf.Tensor:
+    """Per member, the sum over layers of INALU's regulariser R (eq. 2.15), shape (P,)."""
+    total = 0.0
+    for k in range(len(flat) // 5):
+        terms = [tf.reduce_mean(tf.maximum(tf.minimum(-w, w) + t, 0.0),
+                                axis=list(range(1, len(w.shape))))
+                 for w in flat[5 * k:5 * k + 5]]
+        total += tf.add_n(terms) / t
+    return total
+
+
+@dataclasses.dataclass
+class SeedResult:
+    """One seed's outcome: its best candidate, judged."""
+
+    expression: str
+    seed: int
+    success: bool
+    formula: str
+    formula_correct: bool
+    candidate: int
+    family: str
+    best_epoch: int
+    threshold: float
+    epochs: int
+    reinitializations: int
+    interpolation_mse: List[float]
+    extrapolation_mse: List[float]
+
+
+@dataclasses.dataclass
+class SuiteRow:
+    """One expression of a population run: what ``kappa arithmetic --seeds/--suite`` prints."""
+
+    expression: str
+    successes: int
+    seeds: int
+    wilson_95: Tuple[float, float]
+    formula_recovered: int
+    median_epochs: float
+    wall_time_s: float
+    reinitializations: int
+    results: List[SeedResult]
+
+    def to_dict(self) -> Dict[str, Any]:
+        return jsonable(dataclasses.asdict(self))
+
+
+class ArithmeticPopulation:
+    """Seeds × candidates iNALU stacks trained as one population by one recipe record.
+
+    Args:
+        expression: the task (text or parsed), over ``num_inputs`` inputs.
+        seeds: one run per seed (its data: ``arithmetic_task(..., seed=s)``).
+        recipe: the :class:`InaluRecipe` (default: ``InaluRecipe()``); each
+            seed gets ``recipe.candidates`` members.
+        layers, n, batch_size, learning_rate, train_range, extrapolation_range:
+            as for :func:`~tensorflow_kappa.experiments.arithmetic.train_arithmetic`.
+        initial_weights: optional per member (seed-major, then candidate) list
+            of per-layer ``{variable: array}`` replacing the initial draw.
+
+    Example (a few steps of two seeds):
+    >>> pop = ArithmeticPopulation("x1 * x2", [0, 1], InaluRecipe(candidates=1),
+    ...                            layers=(1,), n=640, num_inputs=2)
+    >>> [r.seed for r in pop.run(epochs=1)]
+    [0, 1]
+    """
+
+    def __init__(self, expression: Union[str, Expression], seeds: Sequence[int],
+                 recipe: Optional[InaluRecipe] = None, layers: Sequence[int] = (3, 2, 1),
+                 num_inputs: int = 7, n: int = 64000, batch_size: int = 64,
+                 learning_rate: float = 0.01, train_range=(-3, 3),
+                 extrapolation_range=(10, 15),
+                 initial_weights: Optional[List[List[Dict[str, np.ndarray]]]] = None):
+        self.recipe = InaluRecipe() if recipe is None else recipe
+        if not isinstance(self.recipe, InaluRecipe):
+            raise ValueError(f"recipe must be an InaluRecipe, got {recipe!r}")
+        if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Sequence) or not seeds:
+            raise ValueError(f"seeds must be a non-empty sequence of integers, got {seeds!r}")
+        # Keras' global seeding (the initial weights) takes seeds up to 2**32 - 1.
+        self.seeds = [_checks.random_seed("seeds", s, _checks.SEED32_MAX) for s in seeds]
+        if None in self.seeds:
+            raise ValueError(f"seeds must be integers, got {list(seeds)!r}")
+        self.layers = _check_layers(layers)
+        self.batch_size, self.learning_rate = int(batch_size), float(learning_rate)
+        self.tasks = [arithmetic_task(expression, num_inputs, n=n, train_range=train_range,
+                                      extrapolation_range=extrapolation_range, seed=s)
+                      for s in self.seeds]
+        self.expression = self.tasks[0].expression
+        self.num_inputs = self.expression.num_inputs
+        self.n = len(self.tasks[0].train[0])
+        self.steps_per_epoch = self.n // self.batch_size
+        if self.steps_per_epoch < 1:
+            raise ValueError(f"n ({n}) must be at least batch_size ({batch_size})")
+        self.candidates = self.recipe.candidates
+        self.members = [(i, c) for i in range(len(self.seeds)) for c in range(self.candidates)]
+        self.rngs = [np.random.default_rng([self.seeds[i], c]) for i, c in self.members]
+        self.thresholds = [perturbed_threshold(t.expression, t.extrapolation[0])
+                           for t in self.tasks]
+        self._x = tf.constant(np.concatenate([t.train[0] for t in self.tasks]))
+        self._y = tf.constant(np.concatenate([t.train[1][:, 0] for t in self.tasks]))
+        self.attempts = [0] * len(self.members)
+        if initial_weights is None:
+            initial_weights = [self._first_draw(p) for p in range(len(self.members))]
+        if len(initial_weights) != len(self.members):
+            raise ValueError(f"initial_weights needs one entry per member "
+                             f"({len(self.members)}), got {len(initial_weights)}")
+        self.flat = [np.stack([w[k][v] for w in initial_weights]).astype(np.float32)
+                     for k in range(len(self.layers)) for v in VARIABLES]
+        self.slots = [np.zeros_like(w) for w in self.flat]
+        self._epoch = self._build_epoch()
+        self._predict = tf.function(lambda x, flat: _forward(x, flat, 1e-7, 20.0)[..., 0],
+                                    jit_compile=True, reduce_retracing=True)
+
+    # ------------------------------------------------------------ weights
+    def _shapes(self) -> List[Dict[str, tuple]]:
+        shapes, fan_in = [], self.num_inputs
+        for units in self.layers:
+            shapes.append({v: ((units,) if v == "g" else (fan_in, units)) for v in VARIABLES})
+            fan_in = units
+        return shapes
+
+    def _first_draw(self, p: int) -> List[Dict[str, np.ndarray]]:
+        i, c = self.members[p]
+        family = self.recipe.family(c, 0)
+        if c == 0 and family == "published":  # what train_arithmetic(seed=s) starts from
+            keras.utils.set_random_seed(self.seeds[i])
+            model = self.keras_model()
+            return [{v: getattr(layer, v).numpy() for v in VARIABLES} for layer in model.layers]
+        return draw_initial_weights(family, self.rngs[p], self._shapes())
+
+    def keras_model(self, p: Optional[int] = None) -> keras.Model:
+        """A Keras ``Sequential`` of INALU layers (with member ``p``'s weights if given)."""
+        model = keras.Sequential([keras.Input((self.num_inputs,))]
+                                 + [INALU(u) for u in self.layers])
+        if p is not None:
+            for k, layer in enumerate(model.layers):
+                for j, v in enumerate(VARIABLES):
+                    getattr(layer, v).assign(self.flat[5 * k + j][p])
+        return model
+
+    def _reinitialize(self, p: int) -> str:
+        self.attempts[p] += 1
+        family = self.recipe.family(self.members[p][1], self.attempts[p])
+        drawn = draw_initial_weights(family, self.rngs[p], self._shapes())
+        for k in range(len(self.layers)):
+            for j, v in enumerate(VARIABLES):
+                self.flat[5 * k + j][p] = drawn[k][v]
+        return family
+
+    # ------------------------------------------------------------ the compiled epoch
+    def _build_epoch(self):
+        r, lr = self.recipe, self.learning_rate
+        is_gate = [j % 5 == 4 for j in range(5 * len(self.layers))]
+        steps = self.steps_per_epoch
+
+        def clip(grad, bounds):
+            return grad if bounds is None else tf.clip_by_value(grad, bounds[0], bounds[1])
+
+        def rmsprop(w, v, grad, mask):
+            mask = tf.reshape(mask, [-1] + [1] * (len(w.shape) - 1))
+            v_new = _RHO * v + (1.0 - _RHO) * tf.square(grad)
+            w_new = w - lr * grad / tf.sqrt(v_new + _OPT_EPS)
+            return tf.where(mask, w_new, w), tf.where(mask, v_new, v)
+
+        def epoch(flat, slots, x, y, rows, gate_open, active, reg_allowed, last_loss):
+            def body(i, flat, slots, last_loss, losses, regs):
+                xb, yb = tf.gather(x, rows[:, i]), tf.gather(y, rows[:, i])
+                with tf.GradientTape() as tape:
+                    tape.watch(flat)
+                    mse = tf.reduce_mean(tf.square(_forward(xb, flat, 1e-7, 20.0)[..., 0] - yb),
+                                         axis=1)
+                    total = tf.reduce_sum(mse)
+                grads = tape.gradient(total, flat)
+                reg_on = tf.logical_and(tf.logical_and(active, reg_allowed),
+                                        last_loss < r.regularization_loss_threshold)
+                on_open = tf.logical_and(active, gate_open[i])
+                on_gate = tf.logical_and(active, tf.logical_not(gate_open[i]))
+                stepped = [rmsprop(w, v, clip(g, r.gate_clipping if gate else r.clipping),
+                                   on_gate if gate else on_open)
+                           for w, v, g, gate in zip(flat, slots, grads, is_gate)]
+                flat, slots = [s[0] for s in stepped], [s[1] for s in stepped]
+                if r.regularization:
+                    with tf.GradientTape() as tape:
+                        tape.watch(flat)
+                        reg = tf.reduce_sum(_sparsity(flat, 20.0))
+                    stepped = [rmsprop(w, v, clip(g, r.regularization_clipping), reg_on)
+                               for w, v, g in zip(flat, slots, tape.gradient(reg, flat))]
+                    flat, slots = [s[0] for s in stepped], [s[1] for s in stepped]
+                last_loss = tf.where(active, mse, last_loss)
+                return (i + 1, flat, slots, last_loss, losses.write(i, mse),
+                        regs.write(i, reg_on))
+
+            loop = (tf.constant(0), list(flat), list(slots), last_loss,
+                    tf.TensorArray(tf.float32, size=steps), tf.TensorArray(tf.bool, size=steps))
+            _, flat, slots, last_loss, losses, regs = tf.while_loop(
+                lambda i, *_: i < steps, body, loop)
+            return (flat, slots, last_loss, tf.transpose(losses.stack()),
+                    tf.transpose(regs.stack()))
+
+        return tf.function(epoch, jit_compile=True, autograph=False)
+
+    def _evaluate(self, which: str, chunk: int = 8000) -> np.ndarray:
+        flat = [tf.constant(w) for w in self.flat]
+        sets = [getattr(self.tasks[i], which) for i, _ in self.members]
+        total = np.zeros(len(self.members))
+        for start in range(0, self.n, chunk):
+            x = tf.constant(np.stack([s[0][start:start + chunk] for s in sets]))
+            y = np.stack([s[1][start:start + chunk, 0] for s in sets]).astype(np.float64)
+            pred = self._predict(x, flat).numpy().astype(np.float64)
+            with np.errstate(over="ignore", invalid="ignore"):
+                total += np.sum((pred - y) ** 2, axis=1)
+        return total / self.n
+
+    # ------------------------------------------------------------ the run
+    def run(self, epochs: int = DEFAULT_POPULATION_EPOCHS, verbose: int = 0,
+            stream=None) -> List[SeedResult]:
+        """Train up to ``epochs`` epochs; one :class:`SeedResult` per seed.
+
+        After the run, ``self.events`` holds per member the recipe's decisions:
+        ``gate_steps`` (global steps that trained the gates),
+        ``regularization_started`` and ``reinitializations`` (epochs, 1-based),
+        ``stopped`` (epoch or ``None``).
+        """
+        r, members = self.recipe, self.members
+        P, steps = len(members), self.steps_per_epoch
+        active = np.ones(P, bool)
+        since: List[List[np.ndarray]] = [[] for _ in range(P)]
+        epochs_since = np.zeros(P, int)
+        last_loss = np.full(P, np.inf, np.float32)
+        interp, extrap = [[] for _ in range(P)], [[] for _ in range(P)]
+        self.events = [dict(gate_steps=[], regularization_started=[], reinitializations=[],
+                            families=[r.family(c, 0)], stopped=None) for _, c in members]
+        regularizing = np.zeros(P, bool)
+        shufflers = [np.random.default_rng([self.seeds[i], c, 1]) for i, c in members]
+        step = 0
+        for e in range(1, int(epochs) + 1):
+            if not active.any():
+                break
+            rows = np.stack([i * self.n + rng.permutation(self.n)[:steps * self.batch_size]
+                             .reshape(steps, self.batch_size)
+                             for (i, _), rng in zip(members, shufflers)]).astype(np.int32)
+            gate_open = np.array([r.gate_open(step + k) for k in range(steps)])
+            reg_allowed = np.array([r.regularize(epochs_since[p], -np.inf)
+                                    for p in range(P)])
+            flat, slots, ll, losses, regs = self._epoch(
+                [tf.constant(w) for w in self.flat], [tf.constant(v) for v in self.slots],
+                self._x, self._y, tf.constant(rows), tf.constant(gate_open),
+                tf.constant(active), tf.constant(reg_allowed), tf.constant(last_loss))
+            self.flat, self.slots = [w.numpy() for w in flat], [v.numpy() for v in slots]
+            losses, regs, last_loss = losses.numpy(), regs.numpy(), ll.numpy()
+            mse_int, mse_ext = self._evaluate("interpolation"), self._evaluate("extrapolation")
+            for p in np.flatnonzero(active):
+                self.events[p]["gate_steps"].extend(
+                    (step + np.flatnonzero(~gate_open)).tolist())
+                since[p].append(losses[p])
+                epochs_since[p] += 1
+                interp[p].append(float(mse_int[p]))
+                extrap[p].append(float(mse_ext[p]))
+                if regs[p].any() and not regularizing[p]:
+                    self.events[p]["regularization_started"].append(e)
+                    regularizing[p] = True
+            step += steps
+            self._end_of_epoch(e, active, since, epochs_since, regularizing, last_loss)
+            if verbose:
+                print(f"epoch {e}: members running {int(active.sum())}/{P}, reinitialisations "
+                      f"{sum(len(ev['reinitializations']) for ev in self.events)}",
+                      file=stream or sys.stdout, flush=True)
+        return [self._seed_result(i, interp, extrap) for i in range(len(self.seeds))]
+
+    def _end_of_epoch(self, epoch, active, since, epochs_since, regularizing, last_loss):
+        r = self.recipe
+        for p in np.flatnonzero(active):
+            recorded = np.concatenate(since[p])
+            events = self.events[p]
+            if r.stuck(recorded, len(events["reinitializations"])):
+                events["families"].append(self._reinitialize(p))
+                events["reinitializations"].append(epoch)
+                since[p], epochs_since[p], regularizing[p] = [], 0, False
+                last_loss[p] = np.inf
+            elif r.converged(recorded):
+                seed_index = self.members[p][0]
+                for q, (i, _) in enumerate(self.members):
+                    if i == seed_index and active[q]:
+                        active[q] = False
+                        self.events[q]["stopped"] = epoch
+
+    def _seed_result(self, i: int, interp, extrap) -> SeedResult:
+        mine = [p for p, (j, _) in enumerate(self.members) if j == i]
+        best = min(mine, key=lambda p: np.nanmin(np.asarray(interp[p], float))
+                   if interp[p] and not np.all(np.isnan(interp[p])) else np.inf)
+        task = self.tasks[i]
+        success, best_epoch = succeeded(interp[best], extrap[best], self.thresholds[i])
+        formula = explain(self.keras_model(best), input_names=list(task.input_names))[0]
+        return SeedResult(
+            expression=str(self.expression), seed=self.seeds[i], success=bool(success),
+            formula=str(formula), formula_correct=bool(formula_matches(formula, task.expression)),
+            candidate=self.members[best][1], family=self.events[best]["families"][-1],
+            best_epoch=int(best_epoch), threshold=float(self.thresholds[i]),
+            epochs=max(len(interp[p]) for p in mine),
+            reinitializations=sum(len(self.events[p]["reinitializations"]) for p in mine),
+            interpolation_mse=interp[best], extrapolation_mse=extrap[best])
+
+
+def train_population(expression: Union[str, Expression], seeds: Sequence[int],
+                     recipe: Optional[InaluRecipe] = None,
+                     epochs: int = DEFAULT_POPULATION_EPOCHS, verbose: int = 0,
+                     **options: Any) -> SuiteRow:
+    """Train ``seeds`` of one expression as one :class:`ArithmeticPopulation`; one table row.
+
+    Args:
+        expression, seeds, recipe: see :class:`ArithmeticPopulation`.
+        epochs: epoch budget.
+        verbose: 1 prints one line per epoch.
+        **options: further :class:`ArithmeticPopulation` arguments.
+
+    Returns:
+        A :class:`SuiteRow`.
+    """
+    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
+        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+    start = time.perf_counter()
+    population = ArithmeticPopulation(expression, seeds, recipe, **options)
+    results = population.run(epochs, verbose=verbose)
+    wall = time.perf_counter() - start
+    successes = sum(r.success for r in results)
+    return SuiteRow(expression=str(population.expression), successes=successes,
+                    seeds=len(results), wilson_95=wilson_interval(successes, len(results)),
+                    formula_recovered=sum(r.formula_correct for r in results),
+                    median_epochs=float(np.median([r.epochs for r in results])),
+                    wall_time_s=wall, reinitializations=sum(r.reinitializations
+                                                            for r in results),
+                    results=results)
+
+
+def format_suite_table(rows: Sequence[SuiteRow]) -> str:
+    """A Markdown table: expression, successes/seeds (Wilson 95 %), formula, epochs, wall, reinits."""
+    lines = ["| expression | successes | Wilson 95 % | formula recovered | median epochs "
+             "| wall time | reinitialisations |",
+             "|---|---|---|---|---|---|---|"]
+    for row in rows:
+        low, high = row.wilson_95
+        lines.append(f"| `{row.expression}` | {row.successes}/{row.seeds} | "
+                     f"{low:.0%}–{high:.0%} | {row.formula_recovered}/{row.seeds} | "
+                     f"{row.median_epochs:g} | {row.wall_time_s:.0f} s | "
+                     f"{row.reinitializations} |")
+    return "\n".join(lines)
+
+
+def write_suite(rows: Sequence[SuiteRow], out_dir: str, recipe: InaluRecipe) -> Tuple[str, str]:
+    """Write ``arithmetic_suite.md`` (the table) and ``arithmetic_suite.json``; their paths."""
+    os.makedirs(out_dir, exist_ok=True)
+    md = os.path.join(out_dir, "arithmetic_suite.md")
+    with open(md, "w", encoding="utf-8") as handle:
+        handle.write(format_suite_table(rows) + "\n")
+    js = os.path.join(out_dir, "arithmetic_suite.json")
+    write_json(js, dict(recipe=jsonable(recipe.to_dict()), rows=[r.to_dict() for r in rows]))
+    return md, js
