@@ -5,7 +5,7 @@
 #   test [args]   the whole test suite: `bazel test //...`, the CUDA check
 #                 program's compile, and pytest (args go to pytest)
 # Set-up: apt packages (Bazel 4 from bazel-bootstrap, a C++ compiler, venv
-# support), a virtual environment in .venv (KAPPA_VENV overrides) with
+# support, Python's headers), a virtual environment in .venv (KAPPA_VENV overrides) with
 # TensorFlow 2.21 (the CUDA build where an NVIDIA GPU is present), then
 # configure.py + Bazel + an editable install of the package. Idempotent:
 # a second run reuses what is there.
@@ -22,6 +22,10 @@ packages=()
 command -v bazel >/dev/null || packages+=(bazel-bootstrap)
 command -v g++ >/dev/null || packages+=(g++)
 python3 -c "import ensurepip" 2>/dev/null || packages+=(python3-venv)
+# Python.h: the NumPy binding (tensorflow_kappa.core) is a CPython extension.
+python3 -c "import os, sys, sysconfig
+sys.exit(not os.path.isfile(os.path.join(sysconfig.get_paths()['include'], 'Python.h')))" \
+  || packages+=(python3-dev)
 if [ "${#packages[@]}" -gt 0 ]; then
   echo "== apt-get install ${packages[*]}"
   $sudo apt-get update -q

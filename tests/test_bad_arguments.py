@@ -22,15 +22,17 @@ import tensorflow as tf
 
 import tensorflow_kappa as tk
 from tensorflow_kappa import evaluation, recipes
-from tensorflow_kappa.callbacks import InExtrapolationEvaluation, LoopController
+from tensorflow_kappa.callbacks import (InExtrapolationEvaluation, LoopController,
+                                        QuantizationMonitor)
 from tensorflow_kappa.datasets import BaseDataset, TeacherStudentDataset, arithmetic_task
 from tensorflow_kappa.datasets.expression import parse_expression
 from tensorflow_kappa.experiments import (ablation, arithmetic, arithmetic_population,
                                           loop_controller_bench, nalm,
                                           op_bench, trainer_bench)
 from tensorflow_kappa.experiments.reporting import check_output_dir
-from tensorflow_kappa.layers import INALU, explain, gate_variables, sparsity_error
+from tensorflow_kappa.layers import INALU, Quantize, explain, gate_variables, sparsity_error
 from tensorflow_kappa.models import FitHistory, LinearBlockModel, TrainConfig, stability
+from tensorflow_kappa.optimizers import FixedPointOptimizer
 from tensorflow_kappa.quantization import (FixedPoint, PrecisionDict, ensure_precision_dict,
                                            quantize_model, quantize_tensor, rail_stats,
                                            update_quantize_store)
@@ -223,8 +225,21 @@ ROWS: List[Bad] = [
         "extrapolation_data": [None, (np.zeros((0, 2)), np.zeros((0, 1)))],
         "every": POSITIVE_INT, "batch_size": POSITIVE_INT,
         "names": ["ab", ("a",), ("a", "a"), ("a", 3), None, 5]}),
+    *rows_for("QuantizationMonitor", QuantizationMonitor, {}, {
+        "every": POSITIVE_INT, "layers": [3, "dense", [3], {"dense": 1}],
+        "tensorboard_dir": [3, "", [], True]}),
+    # -- optimizers --------------------------------------------------------------
+    *rows_for("FixedPointOptimizer", FixedPointOptimizer,
+              dict(optimizer=keras.optimizers.SGD(0.1), precision="s8.4"), {
+                  "optimizer": [None, "sgd", 3, keras.layers.Dense(1)],
+                  "precision": ["s99.1", 3, True, [1], {"*": 5}],
+                  "seed": [-1, 1.5, "0", True, 2**70]},
+              says={"precision": "recision"}),
     # -- layers ------------------------------------------------------------------
     Bad("INALU", "units", INALU, POSITIVE_INT),
+    *rows_for("Quantize", Quantize, dict(forward="s8.4"), {
+        "forward": BAD_FORMAT, "backward": BAD_FORMAT, "ste": [None, "yes", 1, 2.5],
+        "seed": [-1, 1.5, "0", True]}),
     *rows_for("explain", explain, dict(model=NALM_MODEL, input_names=None, tolerance=0.1), {
         "model": [None, "model", keras.Sequential([keras.Input((2,)),
                                                    keras.layers.Dense(1)])],
@@ -312,8 +327,9 @@ def test_the_table_covers_every_public_function_of_the_package():
                          "PrecisionDict", "ensure_precision_dict", "quantize_model"],
         "datasets": ["arithmetic_task", "BaseDataset", "TeacherStudentDataset"],
         "models": ["TrainConfig", "LinearBlockModel", "FitHistory"],
-        "callbacks": ["LoopController", "InExtrapolationEvaluation"],
-        "layers": ["explain", "gate_variables", "sparsity_error", "INALU"],
+        "callbacks": ["LoopController", "InExtrapolationEvaluation", "QuantizationMonitor"],
+        "layers": ["explain", "gate_variables", "sparsity_error", "INALU", "Quantize"],
+        "optimizers": ["FixedPointOptimizer"],
     }
     for module, names in public.items():
         exported = set(getattr(tk, module).__all__)

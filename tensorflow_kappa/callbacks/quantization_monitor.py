@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
@@ -108,13 +109,15 @@ class QuantizationMonitor(keras.callbacks.Callback):
         super().__init__()
         self.every = _positive_int("every", every)
         if layers is not None:
-            if isinstance(layers, str) or not all(isinstance(n, str) for n in layers):
+            if (isinstance(layers, str) or not isinstance(layers, (list, tuple))
+                    or not all(isinstance(n, str) for n in layers)):
                 raise ValueError(f"layers must be None or a list of layer names, got "
                                  f"layers={layers!r}")
             layers = list(layers)
         self.layers = layers
-        if tensorboard_dir is not None and not isinstance(tensorboard_dir, (str, bytes)) \
-                and not hasattr(tensorboard_dir, "__fspath__"):
+        if tensorboard_dir is not None and (
+                not isinstance(tensorboard_dir, (str, bytes, os.PathLike))
+                or not os.fspath(tensorboard_dir)):
             raise ValueError(f"tensorboard_dir must be a path or None, got {tensorboard_dir!r}")
         self.tensorboard_dir = tensorboard_dir
         if isinstance(death_threshold, bool) or not isinstance(death_threshold, (int, float)) \

@@ -22,12 +22,13 @@ import sys
 import sysconfig
 import threading
 from types import ModuleType
-from typing import NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from tensorflow_kappa.core.fixed_point import FixedPoint, FormatLike
 from tensorflow_kappa.core.seeds import check_seed, rounds_stochastically
+from tensorflow_kappa.core.stats import RailStats, UpdateStats
 
 __all__ = ["RailStats", "UpdateStats", "check_near_rail", "extension", "get_num_threads",
            "quantize", "rail_stats", "set_num_threads", "update_quantize_store"]
@@ -61,28 +62,6 @@ def extension() -> ModuleType:
                     "build it with pybind11)."
                 ) from err
         return _extension
-
-
-class RailStats(NamedTuple):
-    """What :func:`rail_stats` measures, as float32 scalars (the op's values)."""
-
-    saturation_fraction: np.float32
-    near_rail_fraction: np.float32
-    underflow_fraction: np.float32
-
-
-class UpdateStats(NamedTuple):
-    """What :func:`update_quantize_store` did to the step, as float32 scalars (the op's values).
-
-    ``update_cosine = update_dot / (raw_update_norm * actual_update_norm)``
-    and ``update_radius_ratio = actual_update_norm / raw_update_norm`` follow.
-    """
-
-    raw_update_norm: np.float32
-    actual_update_norm: np.float32
-    update_dot: np.float32
-    update_underflow_fraction: np.float32
-    storage_saturation_fraction: np.float32
 
 
 # Arguments --------------------------------------------------------------------

@@ -1,24 +1,15 @@
 """``rail_stats``: one-pass statistics of how close a tensor runs to the rails of a format."""
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import tensorflow as tf
 
 from tensorflow_kappa import _ops
 from tensorflow_kappa.core.ops import check_near_rail
+from tensorflow_kappa.core.stats import RailStats
 from tensorflow_kappa.quantization import composite
 from tensorflow_kappa.quantization._op_inputs import FormatLike, prepare
 
 tf.no_gradient("Kappa>RailStats")
-
-
-class RailStats(NamedTuple):
-    """What :func:`rail_stats` measures; float32 scalar tensors."""
-
-    saturation_fraction: tf.Tensor
-    near_rail_fraction: tf.Tensor
-    underflow_fraction: tf.Tensor
 
 
 def rail_stats(x: tf.Tensor, fmt: FormatLike, near_rail: float = 0.9) -> RailStats:

@@ -2,15 +2,15 @@
 from __future__ import annotations
 
 import threading
-from typing import NamedTuple, Optional, Union
+from typing import Optional, Union
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from tensorflow_kappa import _ops
+from tensorflow_kappa import _checks, _ops
+from tensorflow_kappa.core.stats import UpdateStats
 from tensorflow_kappa.quantization import composite
-from tensorflow_kappa import _checks
 from tensorflow_kappa.quantization._op_inputs import HALF_TYPES, FormatLike, prepare
 from tensorflow_kappa.quantization.fixed_point import FixedPoint
 from tensorflow_kappa.quantization.seeds import SeedLike, op_seed
@@ -18,20 +18,6 @@ from tensorflow_kappa.quantization.seeds import SeedLike, op_seed
 _FLOAT_TYPES = HALF_TYPES + (tf.float32, tf.float64)
 
 tf.no_gradient("Kappa>UpdateQuantizeStore")
-
-
-class UpdateStats(NamedTuple):
-    """What :func:`update_quantize_store` did to the step; float32 scalar tensors.
-
-    ``update_cosine = update_dot / (raw_update_norm * actual_update_norm)``
-    and ``update_radius_ratio = actual_update_norm / raw_update_norm`` follow.
-    """
-
-    raw_update_norm: tf.Tensor
-    actual_update_norm: tf.Tensor
-    update_dot: tf.Tensor
-    update_underflow_fraction: tf.Tensor
-    storage_saturation_fraction: tf.Tensor
 
 
 def _resource_variable(var: object) -> tf.Variable:

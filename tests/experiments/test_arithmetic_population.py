@@ -112,7 +112,7 @@ def test_train_population_row_and_bad_arguments():
         ArithmeticPopulation("x1 + x2", [], num_inputs=2, n=64)
     with pytest.raises(ValueError, match="recipe"):
         ArithmeticPopulation("x1 + x2", [0], recipe={"candidates": 2}, num_inputs=2, n=64)
-    with pytest.raises(ValueError, match="last layer"):
+    with pytest.raises(ValueError, match="layers must end with a 1-unit layer"):
         ArithmeticPopulation("x1 + x2", [0], layers=(2,), num_inputs=2, n=64)
 
 
