@@ -13,6 +13,7 @@ Marker:
   gpu             skipped, with that reason, where TensorFlow sees no GPU
 """
 import os
+import socket
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -62,3 +63,15 @@ def mirrored_strategy():
     instance" when the second one's all-reduce meets the first one's state.
     """
     return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+
+
+@pytest.fixture
+def worker_addresses():
+    """``localhost:<port>`` of two free ports, for a two-worker cluster of subprocesses."""
+    sockets = [socket.socket() for _ in range(2)]
+    for s in sockets:
+        s.bind(("localhost", 0))
+    addresses = [f"localhost:{s.getsockname()[1]}" for s in sockets]
+    for s in sockets:
+        s.close()
+    return addresses

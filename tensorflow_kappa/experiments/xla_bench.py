@@ -1,9 +1,10 @@
 """The ops' XLA lowerings timed side by side (``kappa bench xla``).
 
-Two groups, in one process, each candidate inside a ``tf.function``, warmed
-up, then called in turn round after round (interleaved, so that load from
-other processes hits all alike); medians over rounds of wall-clock and process CPU time (all threads; less
-sensitive to other processes' load):
+Two groups, in one process, each candidate inside a ``tf.function``, timed
+by :func:`~tensorflow_kappa.experiments.op_bench.measure` (warmed up, then
+called in turn round after round, so that load from other processes hits all
+alike); medians over rounds of wall-clock and process CPU time (all threads;
+less sensitive to other processes' load):
 
 * fused: ``y = quantize(x @ W + b)`` with ``fused_size`` output elements
   (2**20 by default: ``x`` is [1024, k], ``W`` [k, fused_size / 1024]),
@@ -22,34 +23,16 @@ Run: ``kappa bench xla [--size N] [--repeats R]``.
 """
 from __future__ import annotations
 
-import statistics
-import time
-from dataclasses import dataclass, field
-from typing import Callable, List
+from dataclasses import dataclass
+from typing import List
 
 import tensorflow as tf
 
+from tensorflow_kappa.experiments.op_bench import Candidate, measure
 from tensorflow_kappa.quantization import composite_ops, quantize_tensor
 
 FORMAT = "s8.4"
 ROWS = 1024
-
-
-@dataclass
-class Candidate:
-    group: str
-    name: str
-    fn: Callable[[], tf.Tensor]
-    wall_ms: List[float] = field(default_factory=list)
-    cpu_ms: List[float] = field(default_factory=list)
-
-    @property
-    def median_ms(self) -> float:
-        return statistics.median(self.wall_ms)
-
-    @property
-    def median_cpu_ms(self) -> float:
-        return statistics.median(self.cpu_ms)
 
 
 @dataclass
@@ -104,19 +87,15 @@ def _candidates(size: int, fused_size: int, inner: int) -> List[Candidate]:
     alone_xla = jit(lambda v: quantize_tensor(v, FORMAT))
     unfused = tf.function(lowered)
     kernel = tf.function(lambda v: quantize_tensor(v, FORMAT))
+    fused_bytes, alone_bytes = 4 * fused_size, 8 * size  # the output; input + output
     return [
-        Candidate("fused", "XLA, without quantize", lambda: plain_xla(x)),
-        Candidate("fused", "XLA, lowered op", lambda: lowered_xla(x)),
-        Candidate("fused", "XLA, pure-TF twin", lambda: twin_xla(x)),
-        Candidate("fused", "tf.function, CPU kernel", lambda: unfused(x)),
-        Candidate("standalone", "XLA, lowered op alone", lambda: alone_xla(big)),
-        Candidate("standalone", "CPU kernel, tf.function", lambda: kernel(big)),
+        Candidate("fused", "XLA, without quantize", lambda: plain_xla(x), fused_bytes),
+        Candidate("fused", "XLA, lowered op", lambda: lowered_xla(x), fused_bytes),
+        Candidate("fused", "XLA, pure-TF twin", lambda: twin_xla(x), fused_bytes),
+        Candidate("fused", "tf.function, CPU kernel", lambda: unfused(x), fused_bytes),
+        Candidate("standalone", "XLA, lowered op alone", lambda: alone_xla(big), alone_bytes),
+        Candidate("standalone", "CPU kernel, tf.function", lambda: kernel(big), alone_bytes),
     ]
-
-
-def _wait(t: tf.Tensor) -> None:
-    """Block until t is computed (one element fetched: no copy of the whole tensor)."""
-    tf.reshape(t, [-1])[0].numpy()
 
 
 def run(size: int = 1 << 24, fused_size: int = 1 << 20, inner: int = 256,
@@ -126,15 +105,7 @@ def run(size: int = 1 << 24, fused_size: int = 1 << 20, inner: int = 256,
         raise ValueError(f"fused_size must be a multiple of {ROWS}, got {fused_size}")
     with tf.device(device):
         candidates = _candidates(size, fused_size, inner)
-        for _ in range(3):
-            for c in candidates:
-                _wait(c.fn())
-        for _ in range(repeats):
-            for c in candidates:
-                wall, cpu = time.perf_counter(), time.process_time()
-                _wait(c.fn())
-                c.wall_ms.append((time.perf_counter() - wall) * 1e3)
-                c.cpu_ms.append((time.process_time() - cpu) * 1e3)
+        measure(candidates, repeats)
     return Report(size, fused_size, inner, repeats, candidates)
 
 

@@ -1,7 +1,6 @@
 """LoopController under tf.distribute: results must match the single-device run."""
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -54,22 +53,13 @@ def test_mirrored_strategy_over_two_cpus_matches_single_device(mirrored_strategy
     assert int(model.optimizer.iterations.numpy()) == 8 + 3
 
 
-def free_ports(n):
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("localhost", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
 
 @pytest.mark.slow
-def test_multi_worker_mirrored_strategy_two_processes_matches_single_device(tmp_path):
+def test_multi_worker_mirrored_strategy_two_processes_matches_single_device(tmp_path,
+                                                                             worker_addresses):
     initial = dist_model(packed=True).get_weights()
     np.savez(tmp_path / "initial.npz", *initial)
-    ports = free_ports(2)
-    cluster = {"worker": [f"localhost:{p}" for p in ports]}
+    cluster = {"worker": worker_addresses}
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(HERE), env.get("PYTHONPATH", "")])
     workers = []

@@ -1,7 +1,6 @@
 """FixedPointOptimizer, Quantize and QuantizationMonitor under MultiWorkerMirroredStrategy."""
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,21 +16,12 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 
 
-def free_ports(n):
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("localhost", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
 
 @pytest.mark.slow
-def test_two_worker_processes_match_one_device(tmp_path):
+def test_two_worker_processes_match_one_device(tmp_path, worker_addresses):
     initial = make_model().get_weights()
     np.savez(tmp_path / "initial.npz", *initial)
-    cluster = {"worker": [f"localhost:{p}" for p in free_ports(2)]}
+    cluster = {"worker": worker_addresses}
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), str(HERE),
                                                        os.environ.get("PYTHONPATH", "")]))
     workers = [subprocess.Popen(
