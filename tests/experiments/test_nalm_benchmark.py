@@ -90,7 +90,7 @@ def test_inalu_specs_run_the_reports_record_with_the_stated_deviations():
         assert MODELS[name].recipe is INALU_RECIPE
     changed = {k for k, v in INALU_RECIPE.to_dict().items() if report[k] != v}
     assert changed == {"reinit_min_steps", "reinit_window", "reinit_loss_threshold",
-                       "early_stopping_threshold"}
+                       "regularization_delay_epochs", "early_stopping_threshold"}
     assert MODELS["inalu"].settings()["recipe"]["detector"] == "authors"
     with pytest.raises(ValueError, match="recipe.candidates"):
         ModelSpec("x", MODELS["inalu"].make_layer, ("add",), recipe=InaluRecipe())

@@ -32,7 +32,7 @@ Module kinds and their training (each a :class:`~.specs.ModelSpec`, see
   executed through its rule methods: ``gate_open``, ``regularize``, ``stuck``,
   ``family``).  It is the report's record (:meth:`InaluRecipe.report`): gates trained
   alone on 2 of every 10 steps, gradients clipped to ±0.1 in both branches, the
-  sparsity regulariser as its own step once more than 10 epochs of 1 000 steps
+  sparsity regulariser as its own step once enough epochs of 1 000 steps
   (``ModelSpec.steps_per_epoch``, the one unit conversion) have completed since the
   last (re)initialisation and while the member's last step loss is below 1, and the
   authors' reinitialisation rule, checked every ``eval_every`` steps (the report: every
@@ -40,8 +40,10 @@ Module kinds and their training (each a :class:`~.specs.ModelSpec`, see
   for single modules, are fields of that record: the rule looks at the last 5 000 step
   losses once more than 5 000 are recorded (report: all, more than 10 000) and calls a
   member bad above a loss of 1e-5 (report: 1.0; on U(0.1, 0.2) the targets are below
-  0.04, so "loss above 1" would never reinitialise a stuck member there).  Early
-  stopping is the benchmark's own: the run ends once every member is solved.
+  0.04, so "loss above 1" would never reinitialise a stuck member there); the
+  regulariser waits for more than 20 epochs (report: 10; why: the comment at
+  :data:`~.specs.INALU_RECIPE`).  Early stopping is the benchmark's own: the run ends
+  once every member is solved.
 * ``nalu``: Adam(0.01), no regulariser, 20 000 steps (Trask et al. use none).
 * ``nau`` (``+ −``) and ``nmu`` (``×``): Adam(0.01), their own regulariser (λ̂ = 10)
   warmed up linearly from 20 % to 35 % of the 20 000 steps (Madsen & Johansen: from
