@@ -296,7 +296,7 @@ def _cmd_nalm_benchmark(args: argparse.Namespace) -> int:
     _check_out(args.out)
     start = time.time()
     result = nalm.run_nalm_benchmark(
-        ops=ops, ranges=ranges, models=models, seeds=args.seeds,
+        ops=ops, ranges=ranges, models=models, seeds=args.seeds, first_seed=args.first_seed,
         steps=args.steps, eval_every=args.eval_every, n_eval=args.n_eval, out_dir=args.out,
         verbose=1)
     print()
@@ -592,6 +592,8 @@ def build_parser() -> argparse.ArgumentParser:
     nb.add_argument("--models", default="inalu,inalu-shared,nalu,nau,nmu",
                     help="subset of inalu,inalu-shared,nalu,nau,nmu")
     nb.add_argument("--seeds", type=_positive_int, default=10, help="runs per cell")
+    nb.add_argument("--first-seed", type=_seed, default=0,
+                    help="seeds start here (e.g. 10 for 10 ... 19); also seeds the batches")
     nb.add_argument("--steps", type=_positive_int, default=None,
                     help="training steps per run (default: per module)")
     nb.add_argument("--eval-every", type=_positive_int, default=1000)

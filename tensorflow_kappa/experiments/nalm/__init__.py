@@ -26,16 +26,24 @@ The package: :mod:`.specs` (operations, ranges, module kinds), :mod:`.population
 Module kinds and their training (each a :class:`~.specs.ModelSpec`, see
 :data:`~.specs.MODELS`):
 
-* ``inalu`` (separate weights) and ``inalu-shared``: the report's recipe per member,
-  with RMSprop(0.01), batch 64, up to 100 000 steps: gates trained alone on 2 of every
-  10 steps, gradients clipped to ±0.1 in both branches, the sparsity regulariser as its
-  own step once 10 000 steps have passed since the last (re)initialisation (the report's
-  10 epochs of 1 000 steps) and while the member's last step loss is below 1, and the
-  authors' reinitialisation rule, checked every 1 000 steps (the report: every epoch).
-  Deviations from the report's values, for single modules: the rule looks at the last
-  5 000 step losses once more than 5 000 are recorded (report: all, more than 10 000)
-  and calls a member bad above a loss of 1e-5 (report: 1.0; on U(0.1, 0.2) the targets
-  are below 0.04, so "loss above 1" would never reinitialise a stuck member there).
+* ``inalu`` (separate weights) and ``inalu-shared``: RMSprop(0.01), batch 64, up to
+  100 000 steps, each member trained by the one record of the iNALU recipe,
+  :data:`~.specs.INALU_RECIPE` (an :class:`~tensorflow_kappa.recipes.InaluRecipe`,
+  executed through its rule methods: ``gate_open``, ``regularize``, ``stuck``,
+  ``family``).  It is the report's record (:meth:`InaluRecipe.report`): gates trained
+  alone on 2 of every 10 steps, gradients clipped to ±0.1 in both branches, the
+  sparsity regulariser as its own step once enough epochs of 1 000 steps
+  (``ModelSpec.steps_per_epoch``, the one unit conversion) have completed since the
+  last (re)initialisation and while the member's last step loss is below 1, and the
+  authors' reinitialisation rule, checked every ``eval_every`` steps (the report: every
+  epoch) on the member's per-step data losses.  Deviations from the report's values,
+  for single modules, are fields of that record: the rule looks at the last 5 000 step
+  losses once more than 5 000 are recorded (report: all, more than 10 000) and calls a
+  member bad above a loss of 1e-5 (report: 1.0; on U(0.1, 0.2) the targets are below
+  0.04, so "loss above 1" would never reinitialise a stuck member there); the
+  regulariser waits for more than 20 epochs (report: 10; why: the comment at
+  :data:`~.specs.INALU_RECIPE`).  Early stopping is the benchmark's own: the run ends
+  once every member is solved.
 * ``nalu``: Adam(0.01), no regulariser, 20 000 steps (Trask et al. use none).
 * ``nau`` (``+ −``) and ``nmu`` (``×``): Adam(0.01), their own regulariser (λ̂ = 10)
   warmed up linearly from 20 % to 35 % of the 20 000 steps (Madsen & Johansen: from
@@ -61,12 +69,14 @@ from tensorflow_kappa.evaluation import EPSILON
 from tensorflow_kappa.experiments.nalm.population import Population, quiet_retracing
 from tensorflow_kappa.experiments.nalm.results import (BenchmarkResult, CellResult, Member,
                                                        aggregate, format_table)
-from tensorflow_kappa.experiments.nalm.specs import DEFAULT_RANGES, MODELS, OPS, ModelSpec
+from tensorflow_kappa.experiments.nalm.specs import (DEFAULT_RANGES, INALU_RECIPE, MODELS, OPS,
+                                                     ModelSpec)
 from tensorflow_kappa.experiments.reporting import (check_output_dir, try_write, write_json,
                                                     write_text)
 
 __all__ = [
     "DEFAULT_RANGES",
+    "INALU_RECIPE",
     "MODELS",
     "OPS",
     "BenchmarkResult",
@@ -146,6 +156,7 @@ def run_nalm_benchmark(
     out_dir: Optional[str] = None,
     verbose: int = 1,
     specs: Optional[Mapping[str, ModelSpec]] = None,
+    first_seed: int = 0,
 ) -> BenchmarkResult:
     """Run the single-module arithmetic benchmark (module docstring).
 
@@ -166,6 +177,10 @@ def run_nalm_benchmark(
             and the result is still returned).
         verbose: 1 shows a Keras progress bar per module.
         specs: replaces :data:`MODELS` (e.g. with other optimiser settings).
+        first_seed: runs use seeds ``first_seed … first_seed + seeds - 1`` (their
+            weights and evaluation sets), and each module's stream of training
+            batches is seeded from ``first_seed`` too: another ``first_seed`` is
+            another random stream throughout.
 
     Returns:
         A :class:`BenchmarkResult` (``.table()`` gives the Markdown table).
@@ -178,6 +193,7 @@ def run_nalm_benchmark(
     specs = dict(MODELS if specs is None else specs)
     ops = tuple(ops)
     _check_arguments(ops, models, specs, seeds, eval_every)
+    _checks.integer("first_seed", first_seed, minimum=0)
     for name, value in (("batch_size", batch_size), ("n_eval", n_eval)):
         _checks.integer(name, value, minimum=1)
     if steps is not None:
@@ -197,17 +213,17 @@ def run_nalm_benchmark(
             continue
         members = [Member(spec.name, op, r, s)
                    for op, r, s in itertools.product(run_ops, range(len(ranges)),
-                                                     range(int(seeds)))]
+                                                     range(first_seed, first_seed + seeds))]
         total = int(steps if steps is not None else spec.steps)
         chunk = min(eval_every, total)
         total = int(math.ceil(total / chunk) * chunk)
         used_steps[name], discrepancy = _run_module(
             spec, members, ranges, total, chunk, batch_size, n_eval, epsilon,
-            base_seed=1000 + k, verbose=verbose)
+            base_seed=1000 + 100 * first_seed + k, verbose=verbose)
         worst = max(worst, discrepancy)
         members_all.extend(members)
     config = dict(ops=list(ops), ranges=[[r[0], r[1]] for r in ranges], models=list(models),
-                  seeds=int(seeds), steps=steps, steps_run=used_steps, batch_size=batch_size,
+                  seeds=int(seeds), first_seed=int(first_seed), steps=steps, steps_run=used_steps, batch_size=batch_size,
                   eval_every=eval_every, n_eval=n_eval, epsilon=epsilon,
                   specs={name: specs[name].settings() for name in models})
     result = BenchmarkResult(aggregate(members_all, ranges), members_all, config,

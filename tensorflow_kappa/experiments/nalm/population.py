@@ -27,7 +27,7 @@ from tensorflow_kappa.experiments.nalm.optimizers import MaskedOptimizer
 from tensorflow_kappa.experiments.nalm.results import Member
 from tensorflow_kappa.experiments.nalm.specs import OPS, ModelSpec
 from tensorflow_kappa.layers import sparsity_error
-from tensorflow_kappa.recipes import stuck
+from tensorflow_kappa.recipes import draw_initial_weights
 
 __all__ = ["Population", "quiet_retracing"]
 
@@ -130,6 +130,7 @@ class Population:
     def __init__(self, spec: ModelSpec, members: List[Member], ranges, steps: int,
                  batch_size: int, n_eval: int, epsilon: float, base_seed: int):
         self.spec = spec
+        self.recipe = spec.recipe  # the InaluRecipe record whose rules run here, or None
         self.members = members
         self.P = len(members)
         self.steps = steps
@@ -162,8 +163,20 @@ class Population:
         self.reinits = np.zeros(self.P, np.int64)
 
     def _draw(self, member: Member, attempt: int) -> List[np.ndarray]:
-        keras.utils.set_random_seed(member_seed(member) + attempt)
-        self.layer.reinitialize()
+        """A member's weights for its ``attempt`` (0: first draw), from the recipe's
+        init family for that attempt (``recipe.family(0, attempt)``; the layer's own
+        initialisers for ``"published"`` and without a recipe)."""
+        seed = member_seed(member) + attempt
+        keras.utils.set_random_seed(seed)
+        family = "published" if self.recipe is None else self.recipe.family(0, attempt)
+        if family == "published":
+            self.layer.reinitialize()
+        else:
+            shapes = [{name: tuple(getattr(self.layer, name).shape)
+                       for name in self.layer._drawn}]
+            drawn = draw_initial_weights(family, np.random.default_rng(seed), shapes)[0]
+            for name, value in drawn.items():
+                getattr(self.layer, name).assign(value)
         return [v.numpy() for v in self.variables_template]
 
     # -------------------------------------------------------------- graph pieces
@@ -183,20 +196,21 @@ class Population:
 
         return tf.vectorized_map(member, [x, steps] + list(values))
 
-    def _data_step(self, x, y, selected, mae=False):
-        """One optimizer step on the members' data losses for the ``selected`` variables."""
-        spec, variables = self.spec, self.vars
+    def _data_step(self, x, y, selected, mae=False, clipping=None):
+        """One optimizer step on the members' data losses for the ``selected`` variables,
+        gradients clipped to ``clipping`` (``None``: not clipped)."""
+        variables = self.vars
         with tf.GradientTape() as tape:
             pred, reg = self.forward(x, variables, self.member_steps, True)
             per_member = tf.reduce_mean(tf.square(pred - y), axis=1)
             trained = tf.reduce_mean(tf.abs(pred - y), axis=1) if mae else per_member
             objective = tf.reduce_sum(tf.where(tf.math.is_finite(trained), trained, 0.0))
-            if not spec.recipe:
+            if self.recipe is None:
                 objective += tf.reduce_sum(reg)
         chosen = [v for v, s in zip(variables, selected) if s]
         grads = [tf.where(tf.math.is_finite(g), g, 0.0) for g in tape.gradient(objective, chosen)]
-        if spec.recipe and spec.clipping is not None:
-            grads = [tf.clip_by_value(g, *spec.clipping) for g in grads]
+        if clipping is not None:
+            grads = [tf.clip_by_value(g, *clipping) for g in grads]
         constraints = [c for c, s in zip(self.constraints, selected) if s]
         self.optimizer.apply(grads, chosen, tf.ones((self.P,), tf.bool), constraints)
         return per_member
@@ -207,34 +221,50 @@ class Population:
             _, reg = self.forward(x[:, :1], self.vars, self.member_steps, True)
             objective = tf.reduce_sum(tf.where(self.reg_on, reg, 0.0))
         grads = tape.gradient(objective, self.vars)
+        clipping = self.recipe.regularization_clipping
+        if clipping is not None:
+            grads = [tf.clip_by_value(g, *clipping) for g in grads]
         self.optimizer.apply(grads, self.vars, self.reg_on, self.constraints)
 
-    def _recipe_step(self, x, y, step):
-        """The iNALU recipe's step: the gate schedule, then the delayed regulariser."""
-        spec = self.spec
-        if any(self.is_gate) and spec.gate_batches > 0:
+    def _recipe_step(self, x, y, step, reg_by_epoch):
+        """The recipe's step: ``recipe.gate_open(step)`` picks the branch, then the
+        regulariser alone for the members ``recipe.regularize`` allows (its epoch
+        condition tabulated in ``reg_by_epoch``, see :meth:`_regularize_by_epoch`)."""
+        r = self.recipe
+        if any(self.is_gate) and r.gate_batches > 0:
             weights_only = [not g for g in self.is_gate]
             per_member = tf.cond(
-                step % spec.gate_period < spec.gate_period - spec.gate_batches,
-                lambda: self._data_step(x, y, weights_only),
-                lambda: self._data_step(x, y, self.is_gate, spec.gate_loss == "mae"))
+                r.gate_open(step),
+                lambda: self._data_step(x, y, weights_only, clipping=r.clipping),
+                lambda: self._data_step(x, y, self.is_gate, r.gate_loss == "mae",
+                                        r.gate_clipping))
         else:
-            per_member = self._data_step(x, y, [True] * len(self.vars))
-        old_enough = self.member_steps >= spec.regularization_delay
-        limit = spec.regularization_loss_threshold * tf.constant(self.loss_scale, tf.float32)
-        self.reg_on.assign(tf.logical_and(old_enough, per_member < limit))
-        if tf.reduce_any(self.reg_on):
-            self._reg_step(x)
+            per_member = self._data_step(x, y, [True] * len(self.vars), clipping=r.clipping)
+        if r.regularization:
+            epochs = self.member_steps // self.spec.steps_per_epoch
+            allowed = tf.gather(reg_by_epoch, tf.minimum(epochs, reg_by_epoch.shape[0] - 1))
+            limit = r.regularization_loss_threshold * tf.constant(self.loss_scale, tf.float32)
+            self.reg_on.assign(tf.logical_and(allowed, per_member < limit))
+            if tf.reduce_any(self.reg_on):
+                self._reg_step(x)
         return per_member
 
+    def _regularize_by_epoch(self) -> tf.Tensor:
+        """``recipe.regularize``'s epoch condition for 0, 1, … completed epochs since a
+        member's last (re)initialisation (the loss condition is checked per step)."""
+        epochs = self.steps // self.spec.steps_per_epoch + 2
+        return tf.constant([self.recipe.regularize(e, -np.inf) for e in range(epochs)])
+
     def _build(self, chunk: int) -> None:
+        reg_by_epoch = self._regularize_by_epoch() if self.recipe is not None else None
+
         @tf.function
         def train_chunk(start):
             log = tf.TensorArray(tf.float32, size=chunk)
             for i in tf.range(chunk):
                 x, y = self.sample()
-                per_member = (self._recipe_step(x, y, start + i) if self.spec.recipe
-                              else self._data_step(x, y, [True] * len(self.vars)))
+                per_member = (self._recipe_step(x, y, start + i, reg_by_epoch)
+                              if self.recipe is not None else self._data_step(x, y, [True] * len(self.vars)))
                 self.member_steps.assign_add(tf.ones((self.P,), tf.int64))
                 log = log.write(i, per_member)
             return log.stack()
@@ -267,7 +297,7 @@ class Population:
                 self.loss_log[p].append(log[:, p])
             mse_int, mse_ext = (v.numpy() for v in self._evaluate())
             self._record(step, mse_int, mse_ext)
-            if self.spec.recipe:
+            if self.recipe is not None:
                 self._reinitialize_stuck()
             solved = int(np.sum(self._currently_solved(mse_ext)))
             if progress is not None:
@@ -296,14 +326,13 @@ class Population:
                 self.solved_at[p] = step
 
     def _reinitialize_stuck(self) -> None:
-        spec = self.spec
+        """Redraw the members for which ``recipe.stuck`` holds on their step losses since
+        their last (re)initialisation (in units of their target scale, see
+        ``ModelSpec.relative_thresholds``)."""
         redo = np.zeros(self.P, bool)
         for p in range(self.P):
-            if self.since_reinit[p] <= spec.reinit_min_steps:
-                continue
             losses = np.concatenate(self.loss_log[p])[-int(self.since_reinit[p]):]
-            redo[p] = stuck(losses, spec.reinit_min_steps,
-                            spec.reinit_loss_threshold * self.loss_scale[p], spec.reinit_window)
+            redo[p] = self.recipe.stuck(losses / self.loss_scale[p], int(self.reinits[p]))
         if not redo.any():
             return
         values = [v.numpy() for v in self.vars]
