@@ -274,8 +274,9 @@ def _arithmetic_population(args: argparse.Namespace, expressions: list, recipe,
         print(pop.format_suite_table([row]).splitlines()[-1], flush=True)
     print()
     print(pop.format_suite_table(rows))
-    md, js = pop.write_suite(rows, args.out, recipe)
-    print(f"wrote {md} and {js}")
+    written = [path for path in pop.write_suite(rows, args.out, recipe) if path is not None]
+    if written:
+        print(f"wrote {' and '.join(written)}")
     return 0
 
 

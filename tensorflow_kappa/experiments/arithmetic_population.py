@@ -48,7 +48,7 @@ from tensorflow_kappa.datasets.expression import Expression
 from tensorflow_kappa.experiments.arithmetic import _check_layers
 from tensorflow_kappa.evaluation import (formula_matches, perturbed_threshold, succeeded,
                                          wilson_interval)
-from tensorflow_kappa.experiments.reporting import jsonable, write_json
+from tensorflow_kappa.experiments.reporting import jsonable, try_write, write_json
 from tensorflow_kappa.layers import INALU, explain
 from tensorflow_kappa.recipes import InaluRecipe, draw_initial_weights
 
@@ -435,12 +435,20 @@ def format_suite_table(rows: Sequence[SuiteRow]) -> str:
     return "\n".join(lines)
 
 
-def write_suite(rows: Sequence[SuiteRow], out_dir: str, recipe: InaluRecipe) -> Tuple[str, str]:
-    """Write ``arithmetic_suite.md`` (the table) and ``arithmetic_suite.json``; their paths."""
-    os.makedirs(out_dir, exist_ok=True)
-    md = os.path.join(out_dir, "arithmetic_suite.md")
-    with open(md, "w", encoding="utf-8") as handle:
-        handle.write(format_suite_table(rows) + "\n")
-    js = os.path.join(out_dir, "arithmetic_suite.json")
-    write_json(js, dict(recipe=jsonable(recipe.to_dict()), rows=[r.to_dict() for r in rows]))
+def write_suite(rows: Sequence[SuiteRow], out_dir: str,
+                recipe: InaluRecipe) -> Tuple[Optional[str], Optional[str]]:
+    """Write ``arithmetic_suite.md`` (the table) and ``arithmetic_suite.json`` into the
+    folder ``out_dir`` (check it first with
+    :func:`~tensorflow_kappa.experiments.reporting.check_output_dir`, as ``kappa
+    arithmetic`` does before training); their paths, None for a file that could not
+    be written (an OutputWriteWarning names it)."""
+    table = format_suite_table(rows) + "\n"
+
+    def write_table(path: str) -> None:
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(table)
+
+    record = dict(recipe=jsonable(recipe.to_dict()), rows=[r.to_dict() for r in rows])
+    md = try_write(write_table, os.path.join(out_dir, "arithmetic_suite.md"))
+    js = try_write(lambda p: write_json(p, record), os.path.join(out_dir, "arithmetic_suite.json"))
     return md, js

@@ -150,3 +150,26 @@ def test_kappa_arithmetic_seeds_runs_one_population(tmp_path, capsys):
     assert [r["seed"] for r in data["rows"][0]["results"]] == [10, 11]
     with pytest.raises(SystemExit):
         cli.main(["arithmetic", "--seed", "1", "--seeds", "2"])
+
+
+def test_a_suite_table_that_cannot_be_written_is_still_printed(tmp_path, capsys, monkeypatch):
+    """The population's results are not lost to a full disk: the table is printed, the
+    JSON that could be written is, the missing file is named, and the exit status is 1."""
+    import builtins
+
+    real_open = builtins.open
+
+    def full_disk(path, mode="r", *args, **kwargs):
+        if str(path).endswith("arithmetic_suite.md") and "w" in mode:
+            raise OSError(28, "No space left on device")
+        return real_open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", full_disk)
+    status = cli.main(["arithmetic", "--expression", "x1 + x2", "--inputs", "2", "--layers",
+                       "1", "--seeds", "1", "--epochs", "1", "--n", "640", "--candidates", "1",
+                       "--out", str(tmp_path)])
+    out, err = capsys.readouterr()
+    assert status == 1
+    assert "| `x1 + x2` | " in out and "arithmetic_suite.json" in out
+    assert "could not write" in err and "arithmetic_suite.md" in err
+    assert json.loads((tmp_path / "arithmetic_suite.json").read_text())["rows"]
