@@ -9,11 +9,17 @@ Fixtures:
   implementation  runs a test with the custom ops and with their pure-TF twins
   execution       a ``run(fn, *args)`` calling fn eagerly and under tf.function
   mirrored_strategy  the session's one MirroredStrategy over the two logical CPUs
+  two_workers     runs a worker script as a two-task MultiWorkerMirroredStrategy cluster
 Marker:
   gpu             skipped, with that reason, where TensorFlow sees no GPU
 """
+import json
 import os
 import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Callable
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -66,12 +72,35 @@ def mirrored_strategy():
 
 
 @pytest.fixture
-def worker_addresses():
-    """``localhost:<port>`` of two free ports, for a two-worker cluster of subprocesses."""
+def two_workers() -> Callable[[Path, Callable[[int], list], float], list]:
+    """``two_workers(script, args_for, timeout)``: :func:`run_two_workers`."""
+    return run_two_workers
+
+
+def run_two_workers(script: Path, args_for: Callable[[int], list], timeout: float) -> list:
+    """Run ``script`` as the two tasks of a MultiWorkerMirroredStrategy cluster on
+    localhost (``python script *args_for(index)`` with its TF_CONFIG); their outputs,
+    after asserting that both exited cleanly (the failing one's output is shown)."""
     sockets = [socket.socket() for _ in range(2)]
     for s in sockets:
         s.bind(("localhost", 0))
-    addresses = [f"localhost:{s.getsockname()[1]}" for s in sockets]
+    cluster = {"worker": [f"localhost:{s.getsockname()[1]}" for s in sockets]}
     for s in sockets:
         s.close()
-    return addresses
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(Path(__file__).resolve().parents[1]), str(script.parent),
+         os.environ.get("PYTHONPATH", "")]))
+    workers = [subprocess.Popen(
+        [sys.executable, str(script), *map(str, args_for(index))],
+        env=dict(env, TF_CONFIG=json.dumps({"cluster": cluster,
+                                            "task": {"type": "worker", "index": index}})),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for index in range(2)]
+    try:
+        outputs = [w.communicate(timeout=timeout)[0] for w in workers]
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                w.kill()
+    for w, out in zip(workers, outputs):
+        assert w.returncode == 0, out[-3000:]
+    return outputs

@@ -1,8 +1,4 @@
 """LoopController under tf.distribute: results must match the single-device run."""
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +9,6 @@ from loop_controller_testlib import DIST_BATCH, dist_config, dist_data, dist_mod
 from tensorflow_kappa.callbacks import LoopController
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent.parent
 
 
 def single_device_run(initial_weights, packed=False):
@@ -55,29 +50,11 @@ def test_mirrored_strategy_over_two_cpus_matches_single_device(mirrored_strategy
 
 
 @pytest.mark.slow
-def test_multi_worker_mirrored_strategy_two_processes_matches_single_device(tmp_path,
-                                                                             worker_addresses):
+def test_multi_worker_mirrored_strategy_two_processes_matches_single_device(tmp_path, two_workers):
     initial = dist_model(packed=True).get_weights()
     np.savez(tmp_path / "initial.npz", *initial)
-    cluster = {"worker": worker_addresses}
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(HERE), env.get("PYTHONPATH", "")])
-    workers = []
-    for index in range(2):
-        env_i = dict(env, TF_CONFIG=json.dumps(
-            {"cluster": cluster, "task": {"type": "worker", "index": index}}))
-        workers.append(subprocess.Popen(
-            [sys.executable, str(HERE / "loop_controller_mwms_worker.py"),
-             str(tmp_path / "initial.npz"), str(tmp_path / f"worker{index}.npz")],
-            env=env_i, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-    try:
-        outputs = [w.communicate(timeout=120)[0] for w in workers]
-    finally:
-        for w in workers:
-            if w.poll() is None:
-                w.kill()
-    for w, out in zip(workers, outputs):
-        assert w.returncode == 0, out[-3000:]
+    two_workers(HERE / "loop_controller_mwms_worker.py",
+                lambda i: [tmp_path / "initial.npz", tmp_path / f"worker{i}.npz"], timeout=120)
 
     ref_weights, ref_history, ref_cb = single_device_run(initial, packed=True)
     assert not all(np.allclose(a, b) for a, b in zip(initial, ref_weights))  # it trained

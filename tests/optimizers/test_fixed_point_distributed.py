@@ -1,8 +1,4 @@
 """FixedPointOptimizer, Quantize and QuantizationMonitor under MultiWorkerMirroredStrategy."""
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,31 +9,15 @@ from tensorflow_kappa.callbacks import QuantizationMonitor
 from tensorflow_kappa.quantization import PrecisionDict
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
 
 
 
 @pytest.mark.slow
-def test_two_worker_processes_match_one_device(tmp_path, worker_addresses):
+def test_two_worker_processes_match_one_device(tmp_path, two_workers):
     initial = make_model().get_weights()
     np.savez(tmp_path / "initial.npz", *initial)
-    cluster = {"worker": worker_addresses}
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), str(HERE),
-                                                       os.environ.get("PYTHONPATH", "")]))
-    workers = [subprocess.Popen(
-        [sys.executable, str(HERE / "fixed_point_mwms_worker.py"), str(tmp_path / "initial.npz"),
-         str(tmp_path / f"worker{i}.npz")],
-        env=dict(env, TF_CONFIG=json.dumps({"cluster": cluster,
-                                            "task": {"type": "worker", "index": i}})),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(2)]
-    try:
-        outputs = [w.communicate(timeout=300)[0] for w in workers]
-    finally:
-        for w in workers:
-            if w.poll() is None:
-                w.kill()
-    for w, out in zip(workers, outputs):
-        assert w.returncode == 0, out[-3000:]
+    two_workers(HERE / "fixed_point_mwms_worker.py",
+                lambda i: [tmp_path / "initial.npz", tmp_path / f"worker{i}.npz"], timeout=300)
 
     model = make_model()
     model.set_weights(initial)
