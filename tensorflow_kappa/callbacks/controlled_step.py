@@ -45,7 +45,7 @@ from tensorflow_kappa.callbacks.loop_controller_config import (
     LoopControllerConfigError,
 )
 
-__all__ = ["build_train_step"]
+__all__ = ["build_train_step", "compile_train_function"]
 
 
 def _num_replicas() -> int:
@@ -65,6 +65,25 @@ def multi_worker(strategy) -> bool:
     resolver = strategy.cluster_resolver
     spec = resolver.cluster_spec().as_dict() if resolver is not None else {}
     return sum(len(spec.get(job, [])) for job in ("chief", "worker")) > 1
+
+
+def compile_train_function(model: keras.Model, train_step: Callable) -> Callable:
+    """Keras' compiled train function of ``model`` with ``train_step`` in place of its
+    own, leaving ``model.train_step`` and ``model.train_function`` as they were (so
+    ``fit`` keeps its plain function and a callback swaps the returned one in)."""
+    unset = object()
+    saved_step = model.__dict__.get("train_step", unset)
+    previous_function = model.train_function
+    model.train_step = train_step
+    try:
+        model.make_train_function(force=True)
+        return model.train_function
+    finally:
+        if saved_step is unset:
+            del model.train_step
+        else:
+            model.train_step = saved_step
+        model.train_function = previous_function
 
 
 def _batch_size(x):

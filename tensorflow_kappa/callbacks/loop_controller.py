@@ -87,7 +87,7 @@ import keras
 import numpy as np
 
 from tensorflow_kappa import _checks
-from tensorflow_kappa.callbacks.controlled_step import build_train_step
+from tensorflow_kappa.callbacks.controlled_step import build_train_step, compile_train_function
 from tensorflow_kappa.callbacks.loop_controller_config import (
     LoopControllerConfigError,
     parse_async_config,
@@ -309,19 +309,7 @@ class LoopController(keras.callbacks.Callback):
             own_loss_tracker=self._own_loss_tracker,
             on_trace=self._count_trace,
         )
-        previous_function = model.train_function
-        saved_step = model.__dict__.get("train_step", _MARK)
-        model.train_step = step
-        try:
-            model.make_train_function(force=True)
-            compiled = model.train_function
-        finally:
-            if saved_step is _MARK:
-                del model.train_step
-            else:
-                model.train_step = saved_step
-            model.train_function = previous_function
-        fn = self._wrap(compiled, model)
+        fn = self._wrap(compile_train_function(model, step), model)
         self._functions[states] = fn
         return fn
 

@@ -10,13 +10,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tensorflow_kappa.callbacks.controlled_step import multi_worker
+from tensorflow_kappa.callbacks.controlled_step import compile_train_function, multi_worker
 from tensorflow_kappa.quantization.recording import recording
 
 __all__ = ["LearningDeathWarning", "QuantizationMonitor"]
 
 _PACKED = "__kappa_quantization__"
-_UNSET = object()
 
 
 class LearningDeathWarning(UserWarning):
@@ -186,18 +185,7 @@ class QuantizationMonitor(keras.callbacks.Callback):
 
     def _build_monitored_function(self) -> Callable:
         model = self.model
-        plain = model.train_function
-        saved = model.__dict__.get("train_step", _UNSET)
-        model.train_step = self._monitored_step(model.train_step)
-        try:
-            model.make_train_function(force=True)
-            compiled = model.train_function
-        finally:
-            if saved is _UNSET:
-                del model.train_step
-            else:
-                model.train_step = saved
-            model.train_function = plain
+        compiled = compile_train_function(model, self._monitored_step(model.train_step))
 
         def monitored_train_function(iterator):
             logs = compiled(iterator)
