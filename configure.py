@@ -180,6 +180,29 @@ def find_python_headers(pybind11_include: str | None) -> dict:
     return {"include": str(include), "pybind11": str(Path(pybind11_include).resolve())}
 
 
+def binding_libstdcxx() -> tuple[str, str]:
+    """How the NumPy binding links the C++ runtime, and a line saying so.
+
+    ``static`` where this is x86-64 glibc Linux and the C compiler Bazel uses
+    has libstdc++.a: the binding then carries its own hidden libstdc++ and
+    needs glibc 2.17 only (cc/python/glibc_floor.c), so a wheel built here
+    keeps the op library's manylinux tag. ``shared`` otherwise (a local build
+    whose binding needs this machine's libstdc++ and glibc versions).
+    """
+    if platform.machine() != "x86_64" or platform.libc_ver()[0] != "glibc":
+        return "shared", f"libstdc++ shared ({platform.machine()}, not x86-64 glibc)"
+    cc = os.environ.get("CC") or "gcc"
+    try:
+        found = subprocess.run([cc, "-print-file-name=libstdc++.a"], capture_output=True,
+                               text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        found = ""
+    if not Path(found).is_absolute() or not Path(found).is_file():
+        return "shared", (f"libstdc++ shared ({cc} has no libstdc++.a; the wheel's "
+                          "manylinux tag then follows this machine's glibc)")
+    return "static", "libstdc++ static and hidden, needs glibc 2.17 (cc/python/glibc_floor.c)"
+
+
 def bazel_version() -> tuple[str, tuple[int, ...] | None]:
     """The Bazel on PATH: its printed version and (major, minor), if any."""
     bazel = shutil.which("bazel")
@@ -308,6 +331,7 @@ def render(tf: dict, cuda: dict | None, archs: list[str], march_flags: list[str]
         f"build --repo_env=KAPPA_TF_LINKOPTS={','.join(tf['linkopts'])}",
         f"build --repo_env=KAPPA_PYTHON_INCLUDE={python['include']}",
         f"build --repo_env=KAPPA_PYBIND11_INCLUDE={python['pybind11']}",
+        f"build --repo_env=KAPPA_BINDING_LIBSTDCXX={python.get('libstdcxx', 'shared')}",
         f"build --cxxopt={tf['cxx_std']}",
         f"build --host_cxxopt={tf['cxx_std']}",
     ]
@@ -398,6 +422,7 @@ def main(argv: list[str] | None = None) -> int:
         tf = find_tensorflow()
         xla, xla_line = find_xla(args.xla, Path(tf["include"]), Path(tf["libdir"]))
         python = find_python_headers(args.pybind11_include)
+        python["libstdcxx"], libstdcxx_line = binding_libstdcxx()
         bazel_out, bazel_mm = bazel_version()
         cuda = find_cuda(args.cuda, args.cuda_path, args.cuda_runtime)
     except ConfigureError as err:
@@ -427,6 +452,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  flags      {tf['cxx_std']} {' '.join(tf['defines'])}")
     print(f"  XLA        {xla_line}")
     print(f"Python       {python['include']} (pybind11 {python['pybind11']})")
+    print(f"  binding    {libstdcxx_line}")
     print(f"Bazel        {bazel_out or 'unknown'}"
           + (" (offline stand-ins)" if stand_ins else ""))
     print(f"CPU flags    {' '.join(CPU_FLAGS + march_flags)}"

@@ -1,7 +1,7 @@
 """Build macros for tensorflow_kappa's C++ core (per-op functors) and op library."""
 
-load("@local_config_kappa//:defs.bzl", "KAPPA_CUDA", "KAPPA_CUDA_ARCHS", "KAPPA_CUDA_ROUTE",
-     "KAPPA_XLA")
+load("@local_config_kappa//:defs.bzl", "KAPPA_BINDING_STATIC_LIBSTDCXX", "KAPPA_CUDA",
+     "KAPPA_CUDA_ARCHS", "KAPPA_CUDA_ROUTE", "KAPPA_XLA")
 
 # Compiler options for everything that includes TensorFlow headers. The
 # optimisation flags and TensorFlow's own flags come from configure.py.
@@ -110,4 +110,37 @@ def kappa_op_library(name, deps, testonly = 0):
         deps = deps + ["@local_config_kappa//:tf_framework"],
         testonly = testonly,
         visibility = ["//visibility:public"],
+    )
+
+def kappa_python_extension(name, deps):
+    """A CPython extension module (the NumPy binding), exporting PyInit only.
+
+    Python's own symbols stay undefined (the interpreter provides them), so it
+    links neither libpython nor TensorFlow. Where configure.py found
+    libstdc++.a (KAPPA_BINDING_STATIC_LIBSTDCXX), the module carries its own
+    libstdc++, hidden by the version script, and cc/python/glibc_floor.c
+    binds the glibc symbols a current glibc would version too new: the module
+    then needs glibc 2.17 and no libstdc++ at all, whatever machine built it.
+    """
+    version_script = "//cc/python:extension.lds"
+    linkopts = ["-Wl,--version-script=$(location %s)" % version_script]
+    if KAPPA_BINDING_STATIC_LIBSTDCXX:
+        deps = deps + ["//cc/python:glibc_floor"]
+        # The archive before the toolchain's -lstdc++, which --as-needed then
+        # drops; libpthread stays needed: glibc before 2.34 has the thread
+        # functions there.
+        linkopts += [
+            "-l:libstdc++.a",
+            "-Wl,--no-as-needed",
+            "-l:libpthread.so.0",
+            "-Wl,--as-needed",
+        ]
+    native.cc_binary(
+        name = name,
+        linkshared = 1,
+        linkstatic = 1,
+        additional_linker_inputs = [version_script],
+        linkopts = linkopts,
+        visibility = ["//visibility:public"],
+        deps = deps,
     )

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build and check a release of tensorflow_kappa: sdist, the wheel built from
-# that sdist alone, auditwheel's report and a manylinux tag, the portable-CPU
+# that sdist alone, auditwheel's report and a manylinux tag no newer than
+# TensorFlow's own wheel's, the portable-CPU
 # disassembly check, and a smoke test of the wheel installed into a fresh
 # virtual environment next to tensorflow-cpu, run from outside the checkout.
 #
@@ -109,6 +110,36 @@ if not tag.startswith("manylinux_"):
     sys.exit(f"release.sh: no manylinux policy holds the wheel'"'"'s symbol versions ({tag})")
 print(tag)')
 echo "external libraries: TensorFlow's own only (excluded); symbol versions allow $tag"
+# The wheel must install wherever TensorFlow's own wheel does.
+"$python" - "$tag" <<'EOF'
+import re
+import sys
+from importlib.metadata import PackageNotFoundError, distribution
+
+
+def glibc(tag):
+    match = re.search(r"manylinux_(\d+)_(\d+)_", tag)
+    return (int(match[1]), int(match[2])) if match else None
+
+
+ours = sys.argv[1]
+for name in ("tensorflow", "tensorflow-cpu"):
+    try:
+        wheel = distribution(name).read_text("WHEEL") or ""
+    except PackageNotFoundError:
+        continue
+    tf_tags = [t for t in re.findall(r"^Tag: \S+?-\S+?-(\S+)$", wheel, re.M) if glibc(t)]
+    if not tf_tags:
+        sys.exit(f"release.sh: no manylinux tag in {name}'s WHEEL file")
+    tf_tag = min(tf_tags, key=glibc)
+    if glibc(ours) > glibc(tf_tag):
+        sys.exit(f"release.sh: the wheel needs glibc {'.'.join(map(str, glibc(ours)))} "
+                 f"({ours}), newer than TensorFlow's own wheel ({name}: {tf_tag})")
+    print(f"{ours}: no newer glibc than TensorFlow's own wheel ({name}: {tf_tag})")
+    break
+else:
+    sys.exit("release.sh: TensorFlow's distribution metadata not found")
+EOF
 
 step "auditwheel repair --plat $tag (excluding TensorFlow's libraries)"
 auditwheel repair -w "$out" --plat "$tag" --exclude libtensorflow_framework.so.2 \
@@ -164,6 +195,11 @@ np.testing.assert_array_equal([v.numpy() for v in stats], np.float32([0.4, 0.6, 
 var = tf.Variable([1.0, 2.0])
 tk.quantization.update_quantize_store(var, [0.5, -0.5], 0.25, "s8.4", "s8.4")
 assert var.numpy().tolist() == [0.875, 2.125], var.numpy()
+from tensorflow_kappa import core  # the NumPy binding: the same bits as the op
+
+np.testing.assert_array_equal(core.quantize(x, "s8.4:stochastic", seed=(1, 2)), s)
+np.testing.assert_array_equal(core.rail_stats(x, "s8.4"),
+                              [v.numpy() for v in tk.quantization.rail_stats(x, "s8.4")])
 digest = float(np.sum(s.astype(np.float64) * np.arange(s.size)))
 print(f"smoke test on CPU path {path}: passed (stochastic digest {digest.hex()})")
 EOF

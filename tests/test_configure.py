@@ -37,6 +37,26 @@ def test_writes_flags_from_tf_sysconfig_and_is_idempotent(configure, capsys):
     assert "TensorFlow   " + tf.__version__ in capsys.readouterr().out
 
 
+def test_the_binding_links_libstdcxx_statically_where_the_compiler_has_the_archive(
+        configure, monkeypatch, tmp_path):
+    """The static link (glibc 2.17 binding) where the C compiler has
+    libstdc++.a; the shared one, said so, where it has not (a compiler that
+    prints the bare file name, as GCC does for a file it cannot find)."""
+    mode, line = configure.binding_libstdcxx()
+    found = subprocess.run(["gcc", "-print-file-name=libstdc++.a"], capture_output=True,
+                           text=True).stdout.strip()
+    assert mode == ("static" if Path(found).is_absolute() else "shared"), (found, line)
+    assert configure.main(["--cuda=no"]) == 0
+    assert f"build --repo_env=KAPPA_BINDING_LIBSTDCXX={mode}\n" in configure.OUTPUT.read_text()
+
+    no_archive = tmp_path / "cc"
+    no_archive.write_text("#!/bin/sh\necho libstdc++.a\n")
+    no_archive.chmod(0o755)
+    monkeypatch.setenv("CC", str(no_archive))
+    mode, line = configure.binding_libstdcxx()
+    assert mode == "shared" and "has no libstdc++.a" in line and str(no_archive) in line
+
+
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="needs nvcc on PATH")
 def test_finds_the_cuda_toolkit_behind_nvcc(configure):
     assert configure.main(["--cuda=auto", "--cuda-runtime=static", "--cuda-archs=80"]) == 0

@@ -1,15 +1,23 @@
-"""The portable CPU build, checked by disassembly (scripts/check_portable.py):
-nothing outside the dispatched clones needs more than x86-64-v2, no AVX-512 in
-the AVX2 clones, no FMA anywhere; configure.py's default is that build."""
+"""The portable build. CPU code, checked by disassembly
+(scripts/check_portable.py): nothing outside the dispatched clones needs more
+than x86-64-v2, no AVX-512 in the AVX2 clones, no FMA anywhere; configure.py's
+default is that build. Runtime libraries, checked by symbol versions: the op
+library and the NumPy binding need no newer glibc or libstdc++ than
+TensorFlow's own libraries (scripts/release.sh checks the wheel's manylinux
+tag the same way)."""
 import importlib.util
+import platform
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import tensorflow as tf
 
 from tensorflow_kappa import _ops
+from tensorflow_kappa.core import ops as core_ops
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -127,3 +135,78 @@ def test_configure_rejects_a_bad_march(monkeypatch, capsys):
     assert configure.cpu_flags(None) == ([], False)
     with pytest.raises(configure.ConfigureError, match="--march=portable is for x86-64"):
         configure.cpu_flags("portable")
+
+
+# Symbol versions of the runtime libraries a library needs, by namespace
+# (libgcc_s's GCC_* versions date from GCC 4.2, 2007, and every manylinux
+# policy has them; auditwheel checks those with the rest in release.sh).
+_RUNTIME_VERSION = re.compile(r"\((GLIBC|GLIBCXX|CXXABI)_([0-9.]+)\)")
+
+
+def newest_versions(*libraries: Path) -> dict:
+    """{'GLIBC': (2, 27), 'GLIBCXX': (3, 4, 22), ...}: the newest version of
+    each namespace that the libraries' dynamic symbols reference or define."""
+    newest = {}
+    for library in libraries:
+        table = subprocess.run(["objdump", "-T", str(library)], capture_output=True,
+                               text=True, check=True).stdout
+        for namespace, version in _RUNTIME_VERSION.findall(table):
+            v = tuple(int(part) for part in version.split("."))
+            newest[namespace] = max(newest.get(namespace, v), v)
+    return newest
+
+
+def tensorflow_newest_versions() -> dict:
+    root = Path(tf.__file__).parent
+    return newest_versions(root / "libtensorflow_framework.so.2",
+                           *root.glob("libtensorflow_cc.so.2"))
+
+
+def _too_new(library: Path, limits: dict) -> dict:
+    return {ns: v for ns, v in newest_versions(library).items()
+            if ns not in limits or v > limits[ns]}
+
+
+@needs_objdump
+def test_the_op_library_needs_no_newer_runtime_than_tensorflow():
+    limits = tensorflow_newest_versions()
+    assert limits["GLIBC"] >= (2, 17), limits  # read, not guessed
+    assert _too_new(_ops.LIBRARY_PATH, limits) == {}
+
+
+@needs_objdump
+def test_the_numpy_binding_needs_glibc_2_17_and_no_libstdcxx():
+    if _ops.read_build_info().get("binding_libstdcxx") != "static":
+        pytest.skip("configure.py found no libstdc++.a: the binding links the "
+                    "shared libstdc++ of this machine")
+    binding = Path(core_ops.extension().__file__)
+    newest = newest_versions(binding)
+    assert newest["GLIBC"] <= (2, 17), newest
+    assert "GLIBCXX" not in newest and "CXXABI" not in newest, newest
+    assert _too_new(binding, tensorflow_newest_versions()) == {}
+    exported = subprocess.run(["nm", "-D", "--defined-only", str(binding)],
+                              capture_output=True, text=True, check=True).stdout
+    functions = {line.split()[-1] for line in exported.splitlines()
+                 if line.split()[1] in ("T", "W")}
+    assert functions == {"PyInit__kappa_core"}
+
+
+@needs_objdump
+def test_the_version_check_finds_a_newer_runtime(tmp_path):
+    """A module using threads and vectors, linked the usual way on this
+    machine, needs what a glibc 2.34 / GCC 11 or newer toolchain versions
+    (where the build machine is that new): the check can fail."""
+    source = tmp_path / "module.cc"
+    source.write_text(
+        "#include <thread>\n#include <vector>\n"
+        "extern \"C\" int run(int n) {\n"
+        "  std::vector<std::thread> pool;\n"
+        "  for (int i = 0; i < n; ++i) pool.emplace_back([] {});\n"
+        "  for (auto& t : pool) t.join();\n  return static_cast<int>(pool.size());\n}\n")
+    library = tmp_path / "module.so"
+    subprocess.run(["g++", "-O2", "-shared", "-fPIC", "-pthread", str(source), "-o",
+                    str(library)], check=True, timeout=300)
+    libc, version = platform.libc_ver()
+    if libc != "glibc" or tuple(int(v) for v in version.split(".")) < (2, 34):
+        pytest.skip("this machine's glibc predates the thread functions' 2.34 versions")
+    assert _too_new(library, {"GLIBC": (2, 17), "GLIBCXX": (3, 4, 21)}) != {}
