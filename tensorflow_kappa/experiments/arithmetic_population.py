@@ -49,7 +49,7 @@ from tensorflow_kappa.experiments.arithmetic import _check_layers
 from tensorflow_kappa.evaluation import (formula_matches, perturbed_threshold, succeeded,
                                          wilson_interval)
 from tensorflow_kappa.experiments.reporting import jsonable, try_write, write_json
-from tensorflow_kappa.layers import INALU, explain
+from tensorflow_kappa.layers import INALU, _math, explain
 from tensorflow_kappa.recipes import InaluRecipe, draw_initial_weights
 
 __all__ = ["ArithmeticPopulation", "DEFAULT_POPULATION_EPOCHS", "SeedResult", "SuiteRow",
@@ -67,34 +67,21 @@ _RHO, _OPT_EPS = 0.9, 1e-7  # keras.optimizers.RMSprop defaults
 def _forward(x: tf.Tensor, flat: Sequence[tf.Tensor], epsilon: float, omega: float):
     """The INALU stack for every member at once: ``x`` (P, B, I) → (P, B, 1).
 
-    INALU's published equations (``layers/inalu.py``) with a leading member
-    axis; tested against the Keras layers member by member.
+    The layer's own equations (``layers/_math.py``) on weights with a leading
+    member axis; tested against the Keras layers member by member.
     """
-    h = x
+    h = tf.convert_to_tensor(x)
     for k in range(len(flat) // 5):
         w_hat_a, m_hat_a, w_hat_m, m_hat_m, g = flat[5 * k:5 * k + 5]
-        w_a = tf.tanh(w_hat_a) * tf.sigmoid(m_hat_a)
-        w_m = tf.tanh(w_hat_m) * tf.sigmoid(m_hat_m)
-        a = tf.matmul(h, w_a)
-        log_h = tf.math.log(tf.maximum(tf.abs(h), epsilon))
-        m = tf.exp(tf.minimum(tf.matmul(log_h, w_m), omega))
-        abs_w = tf.abs(w_m)[:, None, :, :]
-        factors = tf.sign(h)[..., None] * abs_w + (1.0 - abs_w)
-        msv = tf.clip_by_value(tf.reduce_prod(factors, axis=-2), -1.0, 1.0)
-        gate = tf.sigmoid(g)[:, None, :]
-        h = gate * a + (1.0 - gate) * m * msv
+        h = _math.inalu_output(h, _math.nac_weight(w_hat_a, m_hat_a),
+                               _math.nac_weight(w_hat_m, m_hat_m), g, epsilon, omega)
     return h
 
 
 def _sparsity(flat: Sequence[tf.Tensor], t: float) -> tf.Tensor:
     """Per member, the sum over layers of INALU's regulariser R (eq. 2.15), shape (P,)."""
-    total = 0.0
-    for k in range(len(flat) // 5):
-        terms = [tf.reduce_mean(tf.maximum(tf.minimum(-w, w) + t, 0.0),
-                                axis=list(range(1, len(w.shape))))
-                 for w in flat[5 * k:5 * k + 5]]
-        total += tf.add_n(terms) / t
-    return total
+    return tf.add_n([_math.inalu_sparsity_penalty(flat[5 * k:5 * k + 5], t, members=True)
+                     for k in range(len(flat) // 5)])
 
 
 @dataclasses.dataclass

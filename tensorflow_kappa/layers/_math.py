@@ -16,6 +16,9 @@ every layer whose mathematics contains it:
 
 All functions take inputs of shape ``(..., I)`` and weights of shape ``(I, O)`` and
 return ``(..., O)``; they work in the dtype of their arguments (float32 or float64).
+The iNALU functions also take a population of ``P`` members at once (the arithmetic
+population trains many candidates in one loop): inputs ``(P, B, I)``, weights
+``(P, I, O)``, gates ``(P, O)``, results ``(P, B, O)``.
 Python constants enter as ``tf.constant(value, dtype)``: ``tf.cast(1e-7, tf.float64)``
 would round through float32 first.
 """
@@ -32,8 +35,9 @@ def nac_weight(w_hat: tf.Tensor, m_hat: tf.Tensor) -> tf.Tensor:
 
 
 def linear_map(x: tf.Tensor, w: tf.Tensor) -> tf.Tensor:
-    """``x W`` over the last axis of ``x`` (inputs of any rank ≥ 2)."""
-    if x.shape.rank == 2:
+    """``x W`` over the last axis of ``x`` (inputs of any rank ≥ 2; for members'
+    weights ``(P, I, O)``, each member's ``(P, B, I)`` slice by its own)."""
+    if x.shape.rank == 2 or len(w.shape) == 3:
         return tf.matmul(x, w)
     return tf.tensordot(x, w, axes=[[x.shape.rank - 1], [0]])
 
@@ -70,8 +74,34 @@ def multiplication_sign(x: tf.Tensor, w: tf.Tensor) -> tf.Tensor:
     The sign itself carries no gradient to ``x``.
     """
     abs_w = tf.abs(w)
+    if len(w.shape) == 3:  # members: (P, I, O) against x (P, B, I)
+        abs_w = abs_w[:, None]
     factors = tf.expand_dims(tf.sign(x), -1) * abs_w + (1.0 - abs_w)  # (..., I, O)
     return tf.clip_by_value(tf.reduce_prod(factors, axis=-2), -1.0, 1.0)
+
+
+def inalu_output(x: tf.Tensor, w_a: tf.Tensor, w_m: tf.Tensor, g: tf.Tensor,
+                 epsilon: float, omega: float) -> tf.Tensor:
+    """iNALU's output ``σ(G) ⊙ x W_a + (1 − σ(G)) ⊙ m ⊙ msv`` (report eq. 2.12).
+
+    ``m`` is :func:`inalu_log_product` and ``msv`` :func:`multiplication_sign` of
+    ``W_m``; ``G`` is the raw gate, one per output (``(O,)``, or ``(P, O)`` for members).
+
+    Example:
+    >>> import tensorflow as tf
+    >>> w = tf.ones([2, 1])  # both paths: W = [1, 1]
+    >>> x = tf.constant([[3.0, -4.0]])
+    >>> [round(float(inalu_output(x, w, w, tf.constant([g]), 1e-7, 20.0)[0, 0]), 4)
+    ...  for g in (100.0, -100.0)]  # gate open: x1 + x2; closed: x1 * x2
+    [-1.0, -12.0]
+    """
+    a = linear_map(x, w_a)
+    m = inalu_log_product(x, w_m, epsilon, omega)
+    msv = multiplication_sign(x, w_m)
+    gate = tf.sigmoid(g)
+    if len(g.shape) == 2:  # members: (P, O) against (P, B, O)
+        gate = gate[:, None, :]
+    return gate * a + (1.0 - gate) * m * msv
 
 
 def nmu_product(x: tf.Tensor, w: tf.Tensor) -> tf.Tensor:
@@ -80,16 +110,19 @@ def nmu_product(x: tf.Tensor, w: tf.Tensor) -> tf.Tensor:
     return tf.reduce_prod(factors, axis=-2)
 
 
-def inalu_sparsity_penalty(variables: Iterable[tf.Tensor], t: float) -> tf.Tensor:
+def inalu_sparsity_penalty(variables: Iterable[tf.Tensor], t: float,
+                           members: bool = False) -> tf.Tensor:
     """``(1/t) Σ_w mean(max(min(−w, w) + t, 0))`` over the raw variables (report eq. 2.14–2.15).
 
     The penalty is zero once every entry has ``|w| ≥ t``: it drives the raw variables away
-    from zero, hence ``tanh``/``σ`` towards their saturated values {−1, 0, 1}.
+    from zero, hence ``tanh``/``σ`` towards their saturated values {−1, 0, 1}. With
+    ``members``, each variable's first axis is the member and the result has shape ``(P,)``.
     """
     terms = []
     for w in variables:
         t_w = tf.constant(t, w.dtype)
-        terms.append(tf.reduce_mean(tf.maximum(tf.minimum(-w, w) + t_w, 0.0)))
+        axes = list(range(1, len(w.shape))) if members else None
+        terms.append(tf.reduce_mean(tf.maximum(tf.minimum(-w, w) + t_w, 0.0), axis=axes))
     total = tf.add_n(terms)
     return total / tf.constant(t, total.dtype)
 

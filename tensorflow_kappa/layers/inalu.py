@@ -124,13 +124,10 @@ class INALU(NALMLayer):
     def call(self, inputs: tf.Tensor) -> tf.Tensor:
         x = self._inputs(inputs)
         w_a, w_m = self._path_weights()
-        a = _math.linear_map(x, w_a)
-        m = _math.inalu_log_product(x, w_m, self.epsilon, self.omega)
-        msv = _math.multiplication_sign(x, w_m)
-        g = tf.sigmoid(self.g)
         if self.sparsity_regularization:
             self._add_regularization_loss(self.sparsity_loss())
-        return g * a + (1.0 - g) * m * msv
+        return _math.inalu_output(x, w_a, w_m, tf.convert_to_tensor(self.g), self.epsilon,
+                                  self.omega)
 
     def sparsity_loss(self) -> tf.Tensor:
         """The regulariser ``R`` at the current weights (whether or not it is switched on)."""
