@@ -46,7 +46,7 @@ import tempfile
 import time
 import warnings
 from functools import partial
-from typing import Iterator, Sequence
+from typing import Iterator, Optional, Sequence
 
 # A native log line: severity letter, MMDD, time (glog/absl format).
 _NATIVE_LINE = re.compile(r"^([IWEF])\d{4} \d")
@@ -164,6 +164,23 @@ def _option(option: str) -> Iterator[None]:
                            ) from None
 
 
+def _range(text: Optional[str], option: str, default: tuple):
+    """``--train-range`` / ``--extrapolation-range``: JSON ``[lo, hi]`` or a union
+    ``[[lo, hi], ...]``, checked as :func:`~tensorflow_kappa.datasets.check_range` does."""
+    from tensorflow_kappa.datasets.arithmetic import check_range
+
+    if text is None:
+        return default
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        raise _OptionError(option, f"{text!r} is not JSON [lo, hi] or [[lo, hi], ...]"
+                           ) from None
+    with _option(option):
+        check_range(value, option)
+    return value
+
+
 def _check_out(folder: str) -> str:
     from tensorflow_kappa.experiments.reporting import check_output_dir
 
@@ -212,20 +229,23 @@ def _cmd_arithmetic(args: argparse.Namespace) -> int:
     expressions = [_expression(text, args.inputs) for text in texts]  # parsed once
     with _option("--layers"):
         _check_layers(args.layers)
+    ranges = dict(train_range=_range(args.train_range, "--train-range", (-3, 3)),
+                  extrapolation_range=_range(args.extrapolation_range,
+                                             "--extrapolation-range", (10, 15)))
     _check_out(args.out)
     recipe = InaluRecipe.report() if args.report else InaluRecipe()
     if args.candidates is not None:
         recipe = dataclasses.replace(recipe, candidates=args.candidates)
     name = "the report's recipe" if args.report else "the default recipe"
     if args.suite or args.seeds is not None:
-        return _arithmetic_population(args, expressions, recipe, name)
+        return _arithmetic_population(args, expressions, recipe, name, ranges)
     expression = expressions[0]
     options = dict(expression=expression, num_inputs=args.inputs, layers=args.layers,
                    epochs=args.epochs or 60, n=args.n, out_dir=args.out, verbose=args.verbose,
-                   controller_options={"report": args.report})
+                   controller_options={"report": args.report}, **ranges)
     print(f"kappa arithmetic: y = {args.expression} on {args.inputs} inputs, INALU layers "
           f"{args.layers}, up to {options['epochs']} epochs of {args.n} samples, batch 64, "
-          f"RMSprop(0.01), {name}")
+          f"RMSprop(0.01), {name}; {_ranges_text(ranges)}")
     r = train_arithmetic(seed=args.seed, **options)
     e = r.best_epoch
     verdict = "SUCCESS" if r.success else "NO SUCCESS"
@@ -255,8 +275,13 @@ def _expression(text: str, num_inputs: int):
                            f"{shown!r}") from None
 
 
+def _ranges_text(ranges: dict) -> str:
+    return (f"training range {json.dumps(ranges['train_range'])}, extrapolation range "
+            f"{json.dumps(ranges['extrapolation_range'])}")
+
+
 def _arithmetic_population(args: argparse.Namespace, expressions: list, recipe,
-                           name: str) -> int:
+                           name: str, ranges: dict) -> int:
     """``--seeds M`` / ``--suite``: each expression's seeds as one population; one table."""
     from tensorflow_kappa.experiments import arithmetic_population as pop
 
@@ -264,17 +289,19 @@ def _arithmetic_population(args: argparse.Namespace, expressions: list, recipe,
     epochs = args.epochs or pop.DEFAULT_POPULATION_EPOCHS
     print(f"kappa arithmetic: {len(expressions)} expression(s) on {args.inputs} inputs, "
           f"seeds {seeds[0]}-{seeds[-1]}, {recipe.candidates} candidate(s) per seed, up to "
-          f"{epochs} epochs of {args.n} samples, {name}, one population per expression")
+          f"{epochs} epochs of {args.n} samples, {name}, one population per expression; "
+          f"{_ranges_text(ranges)}")
     rows = []
     for expression in expressions:
         row = pop.train_population(expression, seeds, recipe, epochs=epochs,
                                    verbose=int(args.verbose >= 2), layers=args.layers,
-                                   num_inputs=args.inputs, n=args.n)
+                                   num_inputs=args.inputs, n=args.n, **ranges)
         rows.append(row)
         print(pop.format_suite_table([row]).splitlines()[-1], flush=True)
     print()
     print(pop.format_suite_table(rows))
-    written = [path for path in pop.write_suite(rows, args.out, recipe) if path is not None]
+    written = [path for path in pop.write_suite(rows, args.out, recipe, ranges)
+               if path is not None]
     if written:
         print(f"wrote {' and '.join(written)}")
     return 0
@@ -575,6 +602,12 @@ def build_parser() -> argparse.ArgumentParser:
     ari.add_argument("--candidates", type=_positive_int, default=None, metavar="K",
                      help="with --seeds/--suite: candidates per seed (default: the "
                      "recipe's)")
+    ari.add_argument("--train-range", default=None, metavar="JSON",
+                     help="where training and interpolation inputs are drawn: [lo, hi] or "
+                     "a union [[lo, hi], ...] (default [-3, 3], the report's)")
+    ari.add_argument("--extrapolation-range", default=None, metavar="JSON",
+                     help="the same for the extrapolation set (default [10, 15], the "
+                     "report's; e.g. [[-15, -10], [10, 15]] for both signs)")
     ari.add_argument("--out", default="runs/arithmetic", help="output folder")
     ari.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2),
                      help="Keras verbosity (1: progress bar)")

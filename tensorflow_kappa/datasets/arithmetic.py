@@ -29,7 +29,7 @@ REPORT_EXPRESSION = "(x1 - x2) * (x3 - x4) + x5 * x6"
 #: A public suite of expressions over 7 inputs of the report's task's size
 #: (two or three products of sums): the report's task, its sign variants, a
 #: reordering and a permutation of the inputs.  Use them with the report's
-#: ranges (training U(−3, 3), extrapolation ±U(10, 15)), as ``kappa arithmetic
+#: ranges (training U(−3, 3), extrapolation U(10, 15)), as ``kappa arithmetic
 #: --suite`` does.
 ARITHMETIC_SUITE = (
     REPORT_EXPRESSION,

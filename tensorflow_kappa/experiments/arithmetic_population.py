@@ -422,9 +422,10 @@ def format_suite_table(rows: Sequence[SuiteRow]) -> str:
     return "\n".join(lines)
 
 
-def write_suite(rows: Sequence[SuiteRow], out_dir: str,
-                recipe: InaluRecipe) -> Tuple[Optional[str], Optional[str]]:
-    """Write ``arithmetic_suite.md`` (the table) and ``arithmetic_suite.json`` into the
+def write_suite(rows: Sequence[SuiteRow], out_dir: str, recipe: InaluRecipe,
+                ranges: Optional[Dict[str, Any]] = None) -> Tuple[Optional[str], Optional[str]]:
+    """Write ``arithmetic_suite.md`` (the table) and ``arithmetic_suite.json`` (with the
+    recipe and, when given, the ``train_range``/``extrapolation_range`` used) into the
     folder ``out_dir`` (check it first with
     :func:`~tensorflow_kappa.experiments.reporting.check_output_dir`, as ``kappa
     arithmetic`` does before training); their paths, None for a file that could not
@@ -435,7 +436,8 @@ def write_suite(rows: Sequence[SuiteRow], out_dir: str,
         with open(path, "w", encoding="utf-8") as handle:
             handle.write(table)
 
-    record = dict(recipe=jsonable(recipe.to_dict()), rows=[r.to_dict() for r in rows])
+    record = dict(recipe=jsonable(recipe.to_dict()), **jsonable(dict(ranges or {})),
+                  rows=[r.to_dict() for r in rows])
     md = try_write(write_table, os.path.join(out_dir, "arithmetic_suite.md"))
     js = try_write(lambda p: write_json(p, record), os.path.join(out_dir, "arithmetic_suite.json"))
     return md, js

@@ -12,7 +12,7 @@ from tensorflow_kappa.experiments.arithmetic import train_arithmetic
 def test_kappa_arithmetic_one_epoch_smoke(tmp_path, capsys):
     out = tmp_path / "run"
     code = cli.main(["arithmetic", "--epochs", "1", "--n", "3000", "--seed", "3",
-                     "--out", str(out), "--verbose", "2"])
+                     "--train-range", "[-2, 2]", "--out", str(out), "--verbose", "2"])
     assert code == 0
     text = capsys.readouterr().out
     assert "epoch 1: loss" in text and "interpolation MSE" in text and "controller:" in text
@@ -29,6 +29,8 @@ def test_kappa_arithmetic_one_epoch_smoke(tmp_path, capsys):
     assert len(summary["interpolation_mse"]) == len(summary["extrapolation_mse"]) == 1
     assert summary["success"] is False and summary["formula_correct"] is False
     assert 1e-6 < summary["threshold"] < 1e-4
+    assert summary["config"]["train_range"] == [-2, 2]
+    assert summary["config"]["extrapolation_range"] == [10, 15]
     assert summary["config"]["recipe"]["gate_period"] == 10
     assert summary["config"]["recipe"]["loss_key"] == "batch_mse"
 

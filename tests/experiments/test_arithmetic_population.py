@@ -143,11 +143,25 @@ def test_kappa_arithmetic_suite_smoke_writes_its_table(tmp_path, capsys):
 def test_kappa_arithmetic_seeds_runs_one_population(tmp_path, capsys):
     assert cli.main(["arithmetic", "--expression", "x1 + x2", "--inputs", "2", "--layers", "1",
                      "--seeds", "2", "--first-seed", "10", "--epochs", "1", "--n", "640",
+                     "--extrapolation-range", "[[-15, -10], [10, 15]]",
                      "--report", "--out", str(tmp_path)]) == 0
     text = capsys.readouterr().out
     assert "seeds 10-11, 1 candidate(s) per seed" in text and "the report's recipe" in text
+    assert "training range [-3, 3], extrapolation range [[-15, -10], [10, 15]]" in text
     data = json.loads((tmp_path / "arithmetic_suite.json").read_text())
     assert [r["seed"] for r in data["rows"][0]["results"]] == [10, 11]
+    assert data["extrapolation_range"] == [[-15, -10], [10, 15]]
+    assert data["train_range"] == [-3, 3]
+
+
+def test_the_population_draws_from_the_ranges_it_is_given():
+    pop = ArithmeticPopulation("x1 - x2", [0], InaluRecipe(candidates=1), layers=(1,),
+                               num_inputs=2, n=4000, train_range=(-2, 2),
+                               extrapolation_range=[[-15, -10], [10, 15]])
+    x_train, x_extra = pop.tasks[0].train[0], pop.tasks[0].extrapolation[0]
+    assert np.all(np.abs(x_train) <= 2)
+    assert np.all((np.abs(x_extra) >= 10) & (np.abs(x_extra) <= 15))
+    assert (x_extra < 0).any() and (x_extra > 0).any()
     with pytest.raises(SystemExit):
         cli.main(["arithmetic", "--seed", "1", "--seeds", "2"])
 
