@@ -2,9 +2,9 @@
 // builds it, so that a wheel built on a current distribution keeps the
 // manylinux tag of the op library (older than TensorFlow's own).
 //
-// The binding links libstdc++ statically and hides it (tensorflow_kappa/BUILD,
-// KAPPA_BINDING_LINKOPTS: the way manylinux toolchains ship the C++ runtime
-// that is newer than the system's), so its symbol versions are glibc's
+// The binding links libstdc++ statically and hides it (build_deps/kappa.bzl,
+// kappa_python_extension: the way manylinux toolchains ship the parts of the
+// C++ runtime newer than the system's), so its symbol versions are glibc's
 // alone. A build against glibc 2.34 or newer still binds a few of them at
 // versions old systems lack; this file, linked into the binding only
 // (hidden, so nothing outside the binding sees it), fixes those:
