@@ -82,7 +82,7 @@ def multiplication_sign(x: tf.Tensor, w: tf.Tensor) -> tf.Tensor:
 
 def inalu_output(x: tf.Tensor, w_a: tf.Tensor, w_m: tf.Tensor, g: tf.Tensor,
                  epsilon: float, omega: float) -> tf.Tensor:
-    """iNALU's output ``σ(G) ⊙ x W_a + (1 − σ(G)) ⊙ m ⊙ msv`` (report eq. 2.12).
+    """iNALU's output ``g ⊙ x W_a + (1 − g) ⊙ m ⊙ msv``, ``g = σ(G)`` (report eq. 2.12–2.13).
 
     ``m`` is :func:`inalu_log_product` and ``msv`` :func:`multiplication_sign` of
     ``W_m``; ``G`` is the raw gate, one per output (``(O,)``, or ``(P, O)`` for members).
