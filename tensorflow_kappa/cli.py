@@ -222,13 +222,13 @@ def _cmd_ablation(args: argparse.Namespace) -> int:
 
 def _cmd_arithmetic(args: argparse.Namespace) -> int:
     from tensorflow_kappa.datasets import ARITHMETIC_SUITE
-    from tensorflow_kappa.experiments.arithmetic import _check_layers, train_arithmetic
+    from tensorflow_kappa.experiments.arithmetic import check_layers, train_arithmetic
     from tensorflow_kappa.recipes import InaluRecipe
 
     texts = list(ARITHMETIC_SUITE) if args.suite else [args.expression]
     expressions = [_expression(text, args.inputs) for text in texts]  # parsed once
     with _option("--layers"):
-        _check_layers(args.layers)
+        check_layers(args.layers)
     ranges = dict(train_range=_range(args.train_range, "--train-range", (-3, 3)),
                   extrapolation_range=_range(args.extrapolation_range,
                                              "--extrapolation-range", (10, 15)))
@@ -396,7 +396,7 @@ def _nalm_ranges(text: str) -> list:
         raise _OptionError("--ranges", f"{text!r} is neither indices such as 0,2 nor JSON "
                            f"[[train, extrapolation], ...] ({err})") from None
     with _option("--ranges"):
-        nalm._parse_ranges(ranges if isinstance(ranges, list) else [ranges])
+        nalm.parse_ranges(ranges if isinstance(ranges, list) else [ranges])
     return ranges
 
 

@@ -48,6 +48,7 @@ from tensorflow_kappa.recipes import BatchMSE, inalu_controller
 __all__ = [
     "ArithmeticResult",
     "DEFAULT_EPOCHS",
+    "check_layers",
     "plot_run",
     "train_arithmetic",
 ]
@@ -106,7 +107,17 @@ class ArithmeticResult:
         return jsonable(dataclasses.asdict(self))
 
 
-def _check_layers(layers) -> Tuple[int, ...]:
+def check_layers(layers) -> Tuple[int, ...]:
+    """An INALU stack's widths: positive integers (or their comma-separated text)
+    ending in 1 (one target).
+
+    Raises:
+        ValueError: anything else, with the value.
+
+    Example:
+    >>> check_layers("3,2,1")
+    (3, 2, 1)
+    """
     if isinstance(layers, str):
         try:
             layers = [int(v) for v in layers.split(",") if v.strip()]
@@ -191,7 +202,7 @@ def train_arithmetic(
     Returns:
         An :class:`ArithmeticResult`.
     """
-    layers = _check_layers(layers)
+    layers = check_layers(layers)
     if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
     seed = _checks.random_seed("seed", seed, maximum=_checks.SEED32_MAX)

@@ -45,7 +45,7 @@ import tensorflow as tf
 from tensorflow_kappa import _checks
 from tensorflow_kappa.datasets.arithmetic import arithmetic_task
 from tensorflow_kappa.datasets.expression import Expression
-from tensorflow_kappa.experiments.arithmetic import _check_layers
+from tensorflow_kappa.experiments.arithmetic import check_layers
 from tensorflow_kappa.evaluation import (formula_matches, perturbed_threshold, succeeded,
                                          wilson_interval)
 from tensorflow_kappa.experiments.reporting import jsonable, try_write, write_json
@@ -156,7 +156,7 @@ class ArithmeticPopulation:
         self.seeds = [_checks.random_seed("seeds", s, _checks.SEED32_MAX) for s in seeds]
         if None in self.seeds:
             raise ValueError(f"seeds must be integers, got {list(seeds)!r}")
-        self.layers = _check_layers(layers)
+        self.layers = check_layers(layers)
         self.batch_size, self.learning_rate = int(batch_size), float(learning_rate)
         self.tasks = [arithmetic_task(expression, num_inputs, n=n, train_range=train_range,
                                       extrapolation_range=extrapolation_range, seed=s)

@@ -84,11 +84,23 @@ __all__ = [
     "Member",
     "ModelSpec",
     "format_table",
+    "parse_ranges",
     "run_nalm_benchmark",
 ]
 
 
-def _parse_ranges(ranges) -> Tuple[Tuple[Any, Any], ...]:
+def parse_ranges(ranges) -> Tuple[Tuple[Any, Any], ...]:
+    """The benchmark's ``(train_range, extrapolation_range)`` pairs, each range checked.
+
+    A range is ``(lo, hi)`` or a union of such pairs (see ``check_range``).
+
+    Raises:
+        ValueError: not a list of pairs, an empty list or a bad range (named).
+
+    Example:
+    >>> parse_ranges([((-2, 2), (2, 6))])
+    (((-2, 2), (2, 6)),)
+    """
     if isinstance(ranges, (str, bytes)) or not hasattr(ranges, "__iter__"):
         raise ValueError(f"ranges must be a list of (train_range, extrapolation_range) pairs, "
                          f"got {ranges!r}")
@@ -199,7 +211,7 @@ def run_nalm_benchmark(
     if steps is not None:
         _checks.integer("steps", steps, minimum=1)
     _checks.number("epsilon", epsilon, minimum=0.0, strict_minimum=True)
-    ranges = _parse_ranges(ranges)
+    ranges = parse_ranges(ranges)
     if out_dir is not None:
         out_dir = check_output_dir(out_dir)
     start = time.perf_counter()
