@@ -201,7 +201,7 @@ def output(default: str) -> argparse.ArgumentParser:
     """``--out FOLDER``: where the command writes its files; :func:`check_out` checks
     that files can be written there before any work."""
     parent = _parent()
-    parent.add_argument("--out", default=default,
+    parent.add_argument("--out", default=default, metavar="FOLDER",
                         help="output folder, created if needed (default %(default)s)")
     return parent
 
@@ -214,7 +214,7 @@ def seed() -> argparse.ArgumentParser:
 
 
 def _add_seed(container) -> None:
-    container.add_argument("--seed", type=keras_seed, default=0,
+    container.add_argument("--seed", type=keras_seed, default=0, metavar="S",
                            help="seed of the run: weights and data (default %(default)s)")
 
 
@@ -227,7 +227,7 @@ def population(seeds: Optional[int], seeds_help: str, one_seed: bool = False
     if one_seed:
         _add_seed(group)
     group.add_argument("--seeds", type=count, default=seeds, metavar="M", help=seeds_help)
-    parent.add_argument("--first-seed", type=keras_seed, default=0,
+    parent.add_argument("--first-seed", type=keras_seed, default=0, metavar="S",
                         help="the population's seeds start here (e.g. 10 for 10 ... 19)")
     return parent
 
