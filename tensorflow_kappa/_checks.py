@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Optional
+from typing import Any, Iterable, Optional
 
 import numpy as np
 
-__all__ = ["SEED32_MAX", "bool_result", "float_array", "integer", "number", "random_seed",
-           "tensor"]
+__all__ = ["SEED32_MAX", "bool_result", "float_array", "integer", "number", "one_of",
+           "random_seed", "tensor"]
 
 INT64_MAX = 2 ** 63 - 1
 #: The largest seed NumPy's legacy seeding takes (``keras.utils.set_random_seed``).
@@ -86,6 +86,23 @@ def random_seed(name: str, value: Any, maximum: int = INT64_MAX) -> Optional[int
                                                          else str(maximum))
         raise ValueError(f"{name} must be None or an integer in [0, {top}], got {value!r}")
     return int(value)
+
+
+def one_of(name: str, value: Any, choices: Iterable[Any]) -> Any:
+    """``value``, if it is one of ``choices`` (a sequence, or a mapping's keys).
+
+    >>> one_of("op", "mul", ("add", "sub", "mul", "div"))
+    'mul'
+    >>> one_of("op", "pow", ("add", "sub", "mul", "div"))
+    Traceback (most recent call last):
+    ...
+    ValueError: op must be one of 'add', 'sub', 'mul', 'div', got 'pow'
+    """
+    choices = list(choices)
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, "
+                         f"got {value!r}")
+    return value
 
 
 def bool_result(what: str, value: Any) -> bool:

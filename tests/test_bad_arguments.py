@@ -306,12 +306,11 @@ ROWS: List[Bad] = [
               says={"ops": "op", "models": "model", "ranges": "range"}),
     Bad("op_bench.run", "size", lambda v: op_bench.run(size=v, repeats=1), POSITIVE_INT),
     Bad("op_bench.run", "repeats", lambda v: op_bench.run(size=8, repeats=v), POSITIVE_INT),
-    Bad("loop_controller_bench.run", "rounds",
-        lambda v: loop_controller_bench.run(rounds=v, log=lambda line: None), POSITIVE_INT),
+    Bad("loop_controller_bench.run", "repeats",
+        lambda v: loop_controller_bench.run(repeats=v), POSITIVE_INT),
     Bad("loop_controller_bench.run", "epochs",
-        lambda v: loop_controller_bench.run(epochs=v, log=lambda line: None), [1, 0, "4"]),
-    Bad("trainer_bench.run", "rounds",
-        lambda v: trainer_bench.run(rounds=v, log=lambda line: None), POSITIVE_INT),
+        lambda v: loop_controller_bench.run(epochs=v), [1, 0, "4"]),
+    Bad("trainer_bench.run", "repeats", lambda v: trainer_bench.run(repeats=v), POSITIVE_INT),
     Bad("check_output_dir", "path", check_output_dir, [None, 3, ""], says="out_dir"),
 ]
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import tensorflow_kappa as tk
-from tensorflow_kappa import cli
+from tensorflow_kappa.cli.quiet import keep_native_lines
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -110,9 +110,9 @@ def test_native_line_filter_keeps_errors_and_their_continuations():
         "  details of the error",
         "Traceback (most recent call last):",
     ])
-    assert cli._keep_native_lines(text, 2) == [
+    assert keep_native_lines(text, 2) == [
         "E0000 00:00:1.3 1 cuda_driver.cc:1] failed call to cuInit",
         "  details of the error", "Traceback (most recent call last):"]
-    assert len(cli._keep_native_lines(text, 0)) == 7
-    warnings_up = cli._keep_native_lines(text, 1)
+    assert len(keep_native_lines(text, 0)) == 7
+    warnings_up = keep_native_lines(text, 1)
     assert len(warnings_up) == 6 and not any(line.startswith("I0000") for line in warnings_up)

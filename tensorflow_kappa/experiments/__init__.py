@@ -8,6 +8,7 @@
 ``loop_controller_bench``   ``kappa bench loop-controller``: LoopController vs plain fit
 ``trainer_bench``           ``kappa bench trainer``: the instrumented trainer vs fit
 ``core_bench``              ``kappa bench core``: the NumPy binding vs the custom ops
+``timing``                  the one timing harness and report format of every bench
 ``inspect_weights``         ``kappa inspect``: saved weights in fixed-point formats (no TF)
 ``reporting``               JSON records, numbers and text tables shared by the above
 ==========================  ===========================================================

@@ -12,9 +12,11 @@ included):
 * rail statistics: the op and ``core.rail_stats``;
 * update: the op on a variable and ``core.update_quantize_store`` in place.
 
-Interleaved rounds and medians, as in :mod:`tensorflow_kappa.experiments.op_bench`
-(whose timing loop this uses). The ratio the issue's target names,
-``core.quantize / op <= 1.1``, follows the table with the other groups'.
+Interleaved rounds and medians by :func:`~tensorflow_kappa.experiments.timing.measure`,
+as in :mod:`tensorflow_kappa.experiments.op_bench`. The ratio the target names,
+``core.quantize / op <= 1.1``, follows the table with the other groups', in wall
+clock (judged) and process CPU time (steadier where other processes load the
+machine).
 
 Run: ``kappa bench core [--size N] [--repeats R]``.
 """
@@ -25,11 +27,14 @@ from typing import List
 import numpy as np
 import tensorflow as tf
 
-from tensorflow_kappa import core
+from tensorflow_kappa import _checks, core
 from tensorflow_kappa.experiments.op_bench import (LEARNING_RATE, QUANT_FORMAT, STORAGE_FORMAT,
-                                                   UPDATE_FORMAT, Candidate, Target, measure)
-from tensorflow_kappa.experiments.reporting import text_table
+                                                   UPDATE_FORMAT, block_until_ready)
+from tensorflow_kappa.experiments.timing import Candidate, Report, measure, target
 from tensorflow_kappa.quantization import quantize_tensor, rail_stats, update_quantize_store
+
+#: ``run`` options of a smoke run (``--quick``).
+QUICK = dict(size=1 << 16, repeats=2)
 
 OP, CORE, CORE_OUT = "kappa custom op (tf.function)", "core (NumPy)", "core (NumPy), out="
 #: The NumPy binding's time over the op's, at most.
@@ -65,32 +70,18 @@ def _candidates(size: int) -> List[Candidate]:
     return out
 
 
-def run(size: int = 1 << 24, repeats: int = 7) -> tuple:
-    """(candidates, targets): every candidate timed; the core/op ratio of the
-    wall-clock medians per group."""
+def run(size: int = 1 << 24, repeats: int = 7) -> Report:
+    """Every candidate timed; the targets: each core candidate's medians over the op's
+    of its group."""
+    _checks.integer("size", size, minimum=1)
     with tf.device("/CPU:0"):
         candidates = _candidates(size)
-        measure(candidates, repeats)
-    ops = {c.group: c.median_ms for c in candidates if c.name == OP}
-    targets = [Target(f"{c.group}: {c.name} / op", c.median_ms / ops[c.group], TARGET, True)
-               for c in candidates if c.name != OP]
-    return candidates, targets
-
-
-def format_report(candidates: List[Candidate], targets: List[Target], size: int,
-                  repeats: int) -> str:
-    """The table, then per group the wall-clock ratio the target is judged on and
-    the process-CPU ratio (steadier where other processes load the machine)."""
-    rows = [("group", "candidate", "wall ms", "cpu ms", "GB/s")]
-    rows += [(c.group, c.name, f"{c.median_ms:.2f}", f"{c.median_cpu_ms:.2f}",
-              f"{c.gb_per_s:.2f}") for c in candidates]
-    op_cpu = {c.group: c.median_cpu_ms for c in candidates if c.name == OP}
-    cpu = [c.median_cpu_ms / op_cpu[c.group] for c in candidates if c.name != OP]
-    lines = [f"kappa bench core: {size} float32 elements, CPU; core threads "
-             f"{core.get_num_threads()}, TensorFlow intra-op threads "
-             f"{tf.config.threading.get_intra_op_parallelism_threads() or 'default'}; "
-             f"median of {repeats} interleaved rounds", "", text_table(rows, left=2), "",
-             f"ratios of medians, wall clock (target <= {TARGET:g}) and process CPU:"]
-    lines += [f"  {t.description:<48} wall {t.ratio:5.2f}  cpu {c:5.2f}  "
-              f"{'met' if t.met else 'MISSED'}" for t, c in zip(targets, cpu)]
-    return "\n".join(lines)
+        measure(candidates, repeats, block=block_until_ready)
+    ops = {c.group: c for c in candidates if c.name == OP}
+    threads = tf.config.threading.get_intra_op_parallelism_threads() or "default"
+    return Report(
+        f"kappa bench core: {size} float32 elements, CPU; core threads "
+        f"{core.get_num_threads()}, TensorFlow intra-op threads {threads}; median of "
+        f"{repeats} interleaved rounds", candidates,
+        [target(f"{c.group}: {c.name} / op", c, ops[c.group], TARGET)
+         for c in candidates if c.name != OP])

@@ -3,8 +3,9 @@
 On the study's CNN (:mod:`tensorflow_kappa.experiments.fixed_point`, 8x8
 digits) and batch size, per round and candidate, one epoch of ``model.fit``
 (steady state: every candidate is traced in a warm-up epoch first),
-interleaved round by round in one process, the order rotated every round (the
-machine is shared and noisy: only medians over rounds are quoted):
+interleaved round by round in one process by
+:func:`~tensorflow_kappa.experiments.timing.measure`, the order rotated every
+round (the machine is shared and noisy: only medians over rounds are quoted):
 
 * ``float``: the plain Keras model with SGD;
 * ``fixed``: :func:`~tensorflow_kappa.quantization.quantize_model` +
@@ -21,7 +22,7 @@ machine is shared and noisy: only medians over rounds are quoted):
   "monitor at default interval, derived"), a number the machine's noise
   does not swamp as it does the direct comparison.
 
-Goals (issue 14): fixed / float <= 1.5 on CPU; twins / fixed > 1;
+Goals: fixed / float <= 1.5 on CPU; twins / fixed > 1;
 (fixed + monitor) / fixed <= 1.05.
 
 Run::
@@ -31,21 +32,24 @@ Run::
 """
 from __future__ import annotations
 
-import statistics
-import time
-from typing import Callable, Dict, List
+from typing import Callable, List, Sequence
 
 import numpy as np
+
+from tensorflow_kappa import _checks
+from tensorflow_kappa.experiments.timing import Candidate, Report, Target, measure, target
 
 __all__ = ["QUICK", "run"]
 
 #: ``run`` options of a smoke run (``--quick``).
-QUICK = dict(rounds=2, batch_sizes=(32,), limit=256)
+QUICK = dict(repeats=2, batch_sizes=(32,), limit=256)
 
 CANDIDATES = ("float", "fixed", "fixed, twins", "fixed + monitor",
               "fixed + monitor every step")
 GOALS = (("fixed", "float", 1.5, "<="), ("fixed, twins", "fixed", 1.0, ">"),
          ("fixed + monitor", "fixed", 1.05, "<="))
+#: QuantizationMonitor's default interval, in steps.
+MONITOR_INTERVAL = 100
 
 
 def _epoch(kind: str, data, batch_size: int) -> Callable[[], None]:
@@ -82,48 +86,43 @@ def _epoch(kind: str, data, batch_size: int) -> Callable[[], None]:
     return epoch
 
 
-def bench(batch_size: int, rounds: int, limit=None) -> Dict[str, List[float]]:
-    """Seconds per epoch of every candidate, ``rounds`` interleaved rounds."""
+def _targets(group: str, candidates: List[Candidate]) -> List[Target]:
+    """The goals of one batch size, and the monitor's cost at its default interval derived
+    from the every-step candidate: ``1 + (every-step / fixed - 1) / interval``."""
+    by = {c.name: c for c in candidates}
+    goals = [target(f"{group}: {a} / {b}", by[a], by[b], goal, op) for a, b, goal, op in GOALS]
+    every = by["fixed + monitor every step"].median_ms / by["fixed"].median_ms
+    goals.append(Target(f"{group}: monitor at default interval, derived",
+                        1 + (every - 1) / MONITOR_INTERVAL, 1.05))
+    return goals
+
+
+def run(repeats: int = 10, batch_sizes: Sequence[int] = (32,), limit=None) -> Report:
+    """Median ms per step of every candidate, per batch size (a group each), and the goals.
+
+    Args:
+        repeats: interleaved rounds (one epoch of every candidate each).
+        batch_sizes: the batch sizes timed, one after the other.
+        limit: use only this many images (smoke runs).
+    """
     from tensorflow_kappa.experiments.fixed_point import load_digits
 
-    x, y, _, _ = load_digits(0, limit=limit)
-    epochs = {kind: _epoch(kind, (x, y), batch_size) for kind in CANDIDATES}
-    times: Dict[str, List[float]] = {kind: [] for kind in CANDIDATES}
-    order = list(CANDIDATES)
-    for r in range(rounds):
-        # Rotate the order every round: no candidate always runs right after another.
-        for kind in order[r % len(order):] + order[:r % len(order)]:
-            start = time.perf_counter()
-            epochs[kind]()
-            times[kind].append(time.perf_counter() - start)
-    return times
-
-
-def run(rounds: int = 10, batch_sizes=(32,), limit=None,
-        log: Callable[[str], None] = print) -> Dict[int, Dict[str, float]]:
-    """Print (via ``log``) and return median ms per step per batch size and candidate."""
-    from tensorflow_kappa.experiments.fixed_point import load_digits
-    from tensorflow_kappa.experiments.reporting import text_table
-
-    n = len(load_digits(0, limit=limit)[0])
-    out = {}
+    _checks.integer("repeats", repeats, minimum=1)
     for batch_size in batch_sizes:
-        steps = int(np.ceil(n / batch_size))
-        times = bench(batch_size, rounds, limit)
-        median = {k: 1e3 * statistics.median(v) / steps for k, v in times.items()}
-        out[batch_size] = median
-        log(f"kappa bench fixed-point: digits CNN, {n} images, batch {batch_size} "
-            f"({steps} steps/epoch), median of {rounds} interleaved rounds (order rotated)")
-        rows = [("candidate", "ms/step", "x float")]
-        rows += [(k, f"{median[k]:.2f}", f"{median[k] / median['float']:.2f}")
-                 for k in CANDIDATES]
-        log(text_table(rows))
-        for a, b, goal, op in GOALS:
-            ratio = median[a] / median[b]
-            met = ratio <= goal if op == "<=" else ratio > goal
-            log(f"  {a} / {b}: {ratio:.3f} (goal {op} {goal})  {'met' if met else 'MISSED'}")
-        derived = 1 + (median["fixed + monitor every step"] / median["fixed"] - 1) / 100
-        log(f"  monitor at default interval, derived: {derived:.4f} (goal <= 1.05)  "
-            f"{'met' if derived <= 1.05 else 'MISSED'}")
-        log("")
-    return out
+        _checks.integer("batch_sizes entries", batch_size, minimum=1)
+    x, y, _, _ = load_digits(0, limit=limit)
+    candidates: List[Candidate] = []
+    targets: List[Target] = []
+    sizes = []
+    for batch_size in batch_sizes:
+        steps = int(np.ceil(len(x) / batch_size))
+        group = f"batch {batch_size}"
+        timed = [Candidate(group, kind, _epoch(kind, (x, y), batch_size), units=steps)
+                 for kind in CANDIDATES]
+        measure(timed, repeats, warmup=0, rotate=True)  # _epoch traced each already
+        candidates += timed
+        targets += _targets(group, timed)
+        sizes.append(f"batch {batch_size} ({steps} steps/epoch)")
+    return Report(f"kappa bench fixed-point: digits CNN, {len(x)} images, {', '.join(sizes)}, "
+                  f"median of {repeats} interleaved rounds (order rotated)", candidates,
+                  targets, unit="ms/step")

@@ -1,7 +1,8 @@
 """Benchmark of tensorflow_kappa.callbacks.LoopController against plain ``model.fit``.
 
-Measures, in one process and interleaved round by round (the machine is
-shared and noisy, so only medians are quoted):
+Measures, in one process and interleaved round by round by
+:func:`~tensorflow_kappa.experiments.timing.measure` (the machine is shared and
+noisy, so only medians are quoted):
 
 1. time per step on the same MLP and data for plain ``fit``, plain ``fit``
    with a no-op ``on_train_batch_end`` callback, ``fit`` with one action
@@ -25,37 +26,36 @@ Run::
 from __future__ import annotations
 
 import statistics
-import time
-from typing import Callable, Sequence
+from typing import List, Sequence
 
 import keras
 import numpy as np
 
 from tensorflow_kappa import _checks
 from tensorflow_kappa.callbacks import LoopController
+from tensorflow_kappa.experiments.timing import Candidate, Report, Samples, Stopwatch, Table, measure
 
 __all__ = ["QUICK", "run"]
 
 #: ``run`` options of a smoke run (``--quick``).
-QUICK = dict(rounds=2, steps=20, epochs=3)
+QUICK = dict(repeats=2, steps=20, epochs=3)
 
 BATCH = 64
 FEATURES = 32
 
 
 class EpochTimer(keras.callbacks.Callback):
-    """Wall and process-CPU seconds per epoch; no per-batch hooks on purpose."""
+    """Wall and process-CPU milliseconds per epoch; no per-batch hooks on purpose."""
 
     def __init__(self):
         super().__init__()
-        self.wall, self.cpu = [], []
+        self.watch, self.times = Stopwatch(), []
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._t = (time.perf_counter(), time.process_time())
+        self.watch.start()
 
     def on_epoch_end(self, epoch, logs=None):
-        self.wall.append(time.perf_counter() - self._t[0])
-        self.cpu.append(time.process_time() - self._t[1])
+        self.times.append(self.watch.stop())
 
 
 class NoOpBatchHook(keras.callbacks.Callback):
@@ -64,19 +64,21 @@ class NoOpBatchHook(keras.callbacks.Callback):
 
 
 class BatchClock:
-    """Two callbacks: put ``start`` first and ``stop`` last in the list."""
+    """Two callbacks timing every batch (wall, CPU ms): put ``start`` first and ``stop``
+    last in the list."""
 
     def __init__(self):
         self.times = []
+        watch = Stopwatch()
         clock = self
 
         class Start(keras.callbacks.Callback):
             def on_train_batch_begin(self, batch, logs=None):
-                clock._t = time.perf_counter()
+                watch.start()
 
         class Stop(keras.callbacks.Callback):
             def on_train_batch_end(self, batch, logs=None):
-                clock.times.append(time.perf_counter() - clock._t)
+                clock.times.append(watch.stop())
 
         self.start, self.stop = Start(), Stop()
 
@@ -110,54 +112,39 @@ def actions(n: int) -> dict:
     return {f"a{i}": {"cond": always, True: {}} for i in range(n)}
 
 
-def step_times(callbacks, x, y, steps, epochs):
-    """(wall, cpu) seconds per step for epochs 2..n (epoch 1 includes tracing)."""
+def step_times(callbacks, x, y, epochs) -> Samples:
+    """Epochs 2..n of a fit of a fresh model (epoch 1 includes tracing), timed each."""
     model = make_model()
     timer = EpochTimer()
     model.fit(x, y, batch_size=BATCH, epochs=epochs, shuffle=False, verbose=0,
               callbacks=[timer, *callbacks])
-    return [t / steps for t in timer.wall[1:]], [t / steps for t in timer.cpu[1:]]
+    return Samples(timer.times[1:])
 
 
-def trace_time(n_actions: int, x, y) -> float:
-    """First-batch time (trace + run) minus the median batch time."""
+def trace_time(n_actions: int, x, y) -> Samples:
+    """First-batch time (trace + run) minus the median batch time (wall, CPU)."""
     model = make_model()
     clock = BatchClock()
     model.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0,
               callbacks=[clock.start, LoopController(actions(n_actions)), clock.stop])
-    return clock.times[0] - statistics.median(clock.times[1:])
+    first, rest = clock.times[0], clock.times[1:]
+    return Samples([tuple(first[i] - statistics.median(t[i] for t in rest) for i in (0, 1))])
 
 
-def _step_time_table(x, y, rounds: int, steps: int, epochs: int, log) -> None:
+def _step_time_candidates(x, y, steps: int, epochs: int) -> List[Candidate]:
     variants = {
         "plain fit": lambda: [],
         "plain fit + no-op batch callback": lambda: [NoOpBatchHook()],
         "1 action (all variables)": lambda: [LoopController(actions(1))],
         "2 actions": lambda: [LoopController(actions(2))],
     }
-    wall = {name: [] for name in variants}
-    cpu = {name: [] for name in variants}
-    for _ in range(rounds):
-        for name, make in variants.items():
-            w, c = step_times(make(), x, y, steps, epochs)
-            wall[name] += w
-            cpu[name] += c
-    base_w, base_c = statistics.median(wall["plain fit"]), statistics.median(cpu["plain fit"])
-    log(f"\nTime per step, median over {len(wall['plain fit'])} epochs per variant "
-        f"({rounds} rounds x epochs 2..{epochs})")
-    log("| variant | wall (ms) | wall ratio | CPU (ms) | CPU ratio |")
-    log("|---|---|---|---|---|")
-    for name in variants:
-        mw, mc = statistics.median(wall[name]), statistics.median(cpu[name])
-        log(f"| {name} | {1e3 * mw:.3f} | {mw / base_w:.3f} | {1e3 * mc:.3f} | "
-            f"{mc / base_c:.3f} |")
+    return [Candidate("step", name, lambda make=make: step_times(make(), x, y, epochs),
+                      units=steps) for name, make in variants.items()]
 
 
-def _trace_count_table(x, y, log) -> None:
+def _trace_count_table(x, y) -> Table:
     """Retraces when flipping a control every batch."""
-    log("\nTraces per fit (one action with two branches, 2 epochs)")
-    log("| control | batches | state changes | traces |")
-    log("|---|---|---|---|")
+    rows = [("control", "batches", "state changes", "traces")]
     for label, cond in (
         ("constant", lambda cb: True),
         ("flips every batch", lambda cb: cb.batches % 2 == 0),
@@ -168,38 +155,44 @@ def _trace_count_table(x, y, log) -> None:
                   callbacks=[cb])
         gate = cb.history["gate"]
         changes = int(np.sum(gate[1:] != gate[:-1]))
-        log(f"| {label} | {len(gate)} | {changes} | {cb.trace_count} |")
+        rows.append((label, str(len(gate)), str(changes), str(cb.trace_count)))
+    return Table("Traces per fit (one action with two branches, 2 epochs)", rows)
 
 
-def _trace_time_table(rounds: int, trace_actions: Sequence[int], log) -> None:
-    """Tracing time against the number of actions."""
-    log("\nTracing time (first batch minus median batch), median over rounds")
-    log("| actions | trace time (s) | per action (s) |")
-    log("|---|---|---|")
+def _trace_time_table(repeats: int, trace_actions: Sequence[int]) -> Table:
+    """Tracing time against the number of actions, interleaved over ``repeats`` rounds."""
     tx, ty = make_data(20)
-    for n in trace_actions:
-        t = statistics.median(trace_time(n, tx, ty) for _ in range(max(3, rounds // 2)))
-        log(f"| {n} | {t:.3f} | {t / n:.3f} |")
+    timed = [Candidate("tracing", str(n), lambda n=n: trace_time(n, tx, ty))
+             for n in trace_actions]
+    measure(timed, repeats, warmup=0)
+    rows = [("actions", "trace wall ms", "trace cpu ms", "per action wall ms")]
+    rows += [(c.name, f"{c.median_ms:.1f}", f"{c.median_cpu_ms:.1f}",
+              f"{c.median_ms / int(c.name):.1f}") for c in timed]
+    return Table(f"Tracing time (first batch minus median batch), median of {repeats} "
+                 "interleaved rounds", rows)
 
 
-def run(rounds: int = 7, steps: int = 100, epochs: int = 4,
-        trace_actions: Sequence[int] = (1, 2, 4, 8),
-        log: Callable[[str], None] = print) -> None:
-    """Run the three measurements of the module docstring, writing Markdown tables to ``log``.
+def run(repeats: int = 7, steps: int = 100, epochs: int = 4,
+        trace_actions: Sequence[int] = (1, 2, 4, 8)) -> Report:
+    """Run the three measurements of the module docstring.
 
     Args:
-        rounds: interleaved rounds of the step-time table.
+        repeats: interleaved rounds of the step times (tracing: half as many, at least 3).
         steps: steps per epoch; ``epochs``: epochs per ``fit`` (the first is not timed).
         trace_actions: the action counts of the tracing-time table.
-        log: called with each line of output.
     """
-    for name, value, low in (("rounds", rounds, 1), ("steps", steps, 1), ("epochs", epochs, 2)):
+    for name, value, low in (("repeats", repeats, 1), ("steps", steps, 1), ("epochs", epochs, 2)):
         _checks.integer(name, value, minimum=low)
     for count in trace_actions:
         _checks.integer("trace_actions entries", count, minimum=1)
     x, y = make_data(steps)
-    log(f"MLP {FEATURES}-64-64-1, Adam, batch {BATCH}, {steps} steps/epoch, "
-        f"{epochs} epochs per fit, {rounds} rounds")
-    _step_time_table(x, y, rounds, steps, epochs, log)
-    _trace_count_table(x, y, log)
-    _trace_time_table(rounds, trace_actions, log)
+    candidates = _step_time_candidates(x, y, steps, epochs)
+    measure(candidates, repeats, warmup=0)
+    return Report(
+        f"kappa bench loop-controller: MLP {FEATURES}-64-64-1, Adam, batch {BATCH}, {steps} "
+        f"steps/epoch, {epochs} epochs per fit; time per step, median over "
+        f"{len(candidates[0].wall_ms)} epochs per variant ({repeats} interleaved rounds x "
+        f"epochs 2..{epochs})", candidates,
+        tables=[_trace_count_table(x, y),
+                _trace_time_table(max(3, repeats // 2), trace_actions)],
+        unit="ms/step")

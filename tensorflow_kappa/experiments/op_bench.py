@@ -11,31 +11,30 @@ twin compiled by XLA, and TensorFlow's nearest built-in:
 * update: ``update_quantize_store`` vs ``assign_sub(learning_rate * grad)``.
 
 Every candidate runs inside a ``tf.function`` (so Python dispatch is not
-measured), is called twice to warm up, then the candidates are called in
-turn, round after round (interleaved, so that load from other processes hits
-all of them alike), and the median over rounds is reported: wall-clock
-milliseconds, process CPU milliseconds (all threads; insensitive to other
-processes), and the bandwidth the candidate's compulsory memory traffic
-implies. The ratios that the project's performance targets name follow the
-table, with a verdict each.
+measured) and is timed by :func:`~tensorflow_kappa.experiments.timing.measure`:
+called twice to warm up, then the candidates are called in turn, round after
+round (interleaved, so that load from other processes hits all of them alike),
+and the median over rounds is reported: wall-clock milliseconds, process CPU
+milliseconds (all threads; insensitive to other processes), and the bandwidth
+the candidate's compulsory memory traffic implies. The ratios that the
+project's performance targets name follow the table, with a verdict each.
 
 Where TensorFlow sees a GPU, the custom ops are also timed on it next to the
-device-to-device copy bandwidth (``tf.raw_ops.DeepCopy``) of the same run,
-with enough calls inside one function that launch overhead does not count.
+device-to-device copy (``tf.raw_ops.DeepCopy``) of the same run, with enough
+calls inside one function that launch overhead does not count; the target is
+at least :data:`GPU_FRACTION_OF_COPY` of the copy's bandwidth.
 
 Run: ``kappa bench ops [--size N] [--repeats R]``.
 """
 from __future__ import annotations
 
 import os
-import statistics
-import time
-from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional
+from typing import List
 
 import tensorflow as tf
 
 from tensorflow_kappa import _checks, _ops
+from tensorflow_kappa.experiments.timing import Candidate, Report, Target, measure, target
 from tensorflow_kappa.quantization import (
     composite_ops,
     quantize_tensor,
@@ -43,57 +42,20 @@ from tensorflow_kappa.quantization import (
     update_quantize_store,
 )
 
+#: ``run`` options of a smoke run (``--quick``).
+QUICK = dict(size=1 << 16, repeats=2)
+
 QUANT_FORMAT = "s8.4"
 UPDATE_FORMAT = "s16.16"
 STORAGE_FORMAT = "s16.12"
 LEARNING_RATE = 1e-3
+#: The GPU targets: the custom ops' bandwidth over the device-to-device copy's, at least.
+GPU_FRACTION_OF_COPY = 0.7
 
 
-@dataclass
-class Candidate:
-    group: str
-    name: str
-    fn: Callable[[], object]
-    bytes_moved: int
-    wall_ms: List[float] = field(default_factory=list)
-    cpu_ms: List[float] = field(default_factory=list)
-
-    @property
-    def median_ms(self) -> float:
-        return statistics.median(self.wall_ms)
-
-    @property
-    def median_cpu_ms(self) -> float:
-        return statistics.median(self.cpu_ms)
-
-    @property
-    def gb_per_s(self) -> float:
-        return self.bytes_moved / self.median_ms / 1e6
-
-
-@dataclass
-class Target:
-    description: str
-    ratio: float
-    limit: float
-    at_most: bool  # ratio must be <= limit (else >= limit)
-
-    @property
-    def met(self) -> bool:
-        return self.ratio <= self.limit if self.at_most else self.ratio >= self.limit
-
-
-@dataclass
-class Report:
-    size: int
-    repeats: int
-    candidates: List[Candidate]
-    targets: List[Target]
-    gpu: Optional[Dict[str, float]] = None
-
-
-def _block(result) -> None:
-    """Wait for a candidate's result (scalars fetched; large tensors left on device)."""
+def block_until_ready(result) -> None:
+    """Wait for a TensorFlow call's result (scalars fetched; large tensors left on the
+    device, whose queue is drained)."""
     for t in tf.nest.flatten(result):
         if isinstance(t, tf.Tensor) and t.shape.rank == 0:
             t.numpy()
@@ -165,86 +127,65 @@ def _candidates(size: int) -> List[Candidate]:
     return out
 
 
-def _targets(c: Dict[str, Candidate]) -> List[Target]:
-    def t(name):
-        return c[name].median_ms
+def _targets(report: Report) -> List[Target]:
+    def c(group, name):
+        return report.candidate(group, name)
 
-    q, qs = t("quantize/kappa custom op, nearest_even"), t("quantize/kappa custom op, stochastic")
-    r, u = t("rail_stats/kappa custom op"), t("update/kappa custom op, nearest_even")
-    best_builtin = min(t("quantize/tf fake_quant_with_min_max_args"), t("quantize/kappa twin, XLA"))
+    q, qs = c("quantize", "kappa custom op, nearest_even"), c("quantize", "kappa custom op, stochastic")
+    r, u = c("rail_stats", "kappa custom op"), c("update", "kappa custom op, nearest_even")
+    best_builtin = min(c("quantize", "tf fake_quant_with_min_max_args"),
+                       c("quantize", "kappa twin, XLA"), key=lambda k: k.median_ms)
     return [
-        Target("quantize / best of (fake_quant, XLA twin)", q / best_builtin, 1.0, True),
-        Target("quantize twin tf.function / quantize", t("quantize/kappa twin, tf.function") / q,
-               3.5, False),
-        Target("quantize stochastic / nearest_even", qs / q, 1.5, True),
-        Target("rail_stats / tf.reduce_sum", r / t("rail_stats/tf.reduce_sum"), 2.0, True),
-        Target("rail_stats XLA twin / rail_stats", t("rail_stats/kappa twin, XLA") / r, 10.0, False),
-        Target("update / XLA twin", u / t("update/kappa twin, XLA"), 0.6, True),
-        Target("update twin tf.function / update", t("update/kappa twin, tf.function") / u,
-               5.0, False),
+        target("quantize / best of (fake_quant, XLA twin)", q, best_builtin, 1.0),
+        target("quantize twin tf.function / quantize", c("quantize", "kappa twin, tf.function"),
+               q, 3.5, ">="),
+        target("quantize stochastic / nearest_even", qs, q, 1.5),
+        target("rail_stats / tf.reduce_sum", r, c("rail_stats", "tf.reduce_sum"), 2.0),
+        target("rail_stats XLA twin / rail_stats", c("rail_stats", "kappa twin, XLA"), r, 10.0,
+               ">="),
+        target("update / XLA twin", u, c("update", "kappa twin, XLA"), 0.6),
+        target("update twin tf.function / update", c("update", "kappa twin, tf.function"), u,
+               5.0, ">="),
     ]
 
 
-def _gpu_bandwidth(size: int, repeats: int, calls: int = 20) -> Optional[Dict[str, float]]:
-    """GB/s of DeepCopy, quantize and update on the first GPU (calls per function)."""
-    if not tf.config.list_logical_devices("GPU") or _ops.custom_ops() is None:
-        return None
-    with tf.device("/GPU:0"):
-        x = tf.random.stateless_normal([size], seed=(1, 2), stddev=3.0)
-        g = tf.random.stateless_normal([size], seed=(3, 4))
-        var = tf.Variable(x)
-        lr = tf.constant(LEARNING_RATE)
+def _gpu_candidates(size: int, calls: int = 20) -> List[Candidate]:
+    """The device-to-device copy, quantize and update, ``calls`` of each in one function
+    (so that launch overhead does not count), on the current device; times per call."""
+    x = tf.random.stateless_normal([size], seed=(1, 2), stddev=3.0)
+    g = tf.random.stateless_normal([size], seed=(3, 4))
+    var = tf.Variable(x)
+    lr = tf.constant(LEARNING_RATE)
 
-        @tf.function
-        def copy(x):
-            for _ in range(calls):
-                x = tf.raw_ops.DeepCopy(x=x)
-            return x
+    @tf.function
+    def copy(x):
+        for _ in range(calls):
+            x = tf.raw_ops.DeepCopy(x=x)
+        return x
 
-        @tf.function
-        def quantize(x):
-            for _ in range(calls):
-                x = quantize_tensor(x, QUANT_FORMAT)
-            return x
+    @tf.function
+    def quantize(x):
+        for _ in range(calls):
+            x = quantize_tensor(x, QUANT_FORMAT)
+        return x
 
-        @tf.function
-        def update(g, lr):
-            s = None
-            for _ in range(calls):
-                s = update_quantize_store(var, g, lr, UPDATE_FORMAT, STORAGE_FORMAT, seed=(7, 8))
-            return s.raw_update_norm
+    @tf.function
+    def update(g, lr):
+        s = None
+        for _ in range(calls):
+            s = update_quantize_store(var, g, lr, UPDATE_FORMAT, STORAGE_FORMAT, seed=(7, 8))
+        return s.raw_update_norm
 
-        runs = {"copy": (lambda: copy(x), 2), "quantize": (lambda: quantize(x), 2),
-                "update": (lambda: update(g, lr), 3)}
-        times: Dict[str, List[float]] = {k: [] for k in runs}
-        for fn, _ in runs.values():
-            fn()
-            tf.test.experimental.sync_devices()
-        for _ in range(repeats):
-            for name, (fn, _) in runs.items():
-                tf.test.experimental.sync_devices()
-                start = time.perf_counter()
-                fn()
-                tf.test.experimental.sync_devices()
-                times[name].append((time.perf_counter() - start) / calls)
-    gbs = {name: runs[name][1] * size * 4 / statistics.median(v) / 1e9 for name, v in times.items()}
-    gbs["quantize/copy"] = gbs["quantize"] / gbs["copy"]
-    gbs["update/copy"] = gbs["update"] / gbs["copy"]
-    return gbs
+    n4 = size * 4
+    return [Candidate("GPU", "device-to-device copy", lambda: copy(x), 2 * n4, units=calls),
+            Candidate("GPU", "quantize", lambda: quantize(x), 2 * n4, units=calls),
+            Candidate("GPU", "update", lambda: update(g, lr), 3 * n4, units=calls)]
 
 
-def measure(candidates: List[Candidate], repeats: int) -> None:
-    """Two warm-up calls each, then ``repeats`` interleaved rounds of one call per
-    candidate, each call's wall and process CPU time appended to the candidate."""
-    for _ in range(2):
-        for c in candidates:
-            _block(c.fn())
-    for _ in range(repeats):
-        for c in candidates:
-            wall, cpu = time.perf_counter(), time.process_time()
-            _block(c.fn())
-            c.wall_ms.append((time.perf_counter() - wall) * 1e3)
-            c.cpu_ms.append((time.process_time() - cpu) * 1e3)
+def _gpu_targets(copy: Candidate, quantize: Candidate, update: Candidate) -> List[Target]:
+    """The custom ops' GB/s over the copy's (the bandwidth the device reaches)."""
+    return [Target(f"GPU {c.name} GB/s / copy GB/s", c.gb_per_s / copy.gb_per_s,
+                   GPU_FRACTION_OF_COPY, ">=") for c in (quantize, update)]
 
 
 def run(size: int = 1 << 24, repeats: int = 7, device: str = "/CPU:0") -> Report:
@@ -253,38 +194,19 @@ def run(size: int = 1 << 24, repeats: int = 7, device: str = "/CPU:0") -> Report
     _checks.integer("repeats", repeats, minimum=1)
     with tf.device(device):
         candidates = _candidates(size)
-        measure(candidates, repeats)
-    by_name = {f"{c.group}/{c.name}": c for c in candidates}
-    return Report(size, repeats, candidates, _targets(by_name), _gpu_bandwidth(size, repeats))
-
-
-def format_report(report: Report) -> str:
+        measure(candidates, repeats, block=block_until_ready)
     threads = (os.environ.get("TF_NUM_INTRAOP_THREADS")
                or tf.config.threading.get_intra_op_parallelism_threads() or "default")
-    lines = [
-        f"kappa bench: {report.size} float32 elements ({report.size * 4 / 2**20:.0f} MiB), "
-        f"CPU, {threads} intra-op threads, median of {report.repeats} interleaved rounds",
-        "",
-        f"{'group':<11} {'candidate':<44} {'wall ms':>9} {'cpu ms':>9} {'GB/s':>7} {'x ours':>7}",
-    ]
-    ours = {}
-    for c in report.candidates:
-        ours.setdefault(c.group, c.median_ms)
-        lines.append(f"{c.group:<11} {c.name:<44} {c.median_ms:9.2f} {c.median_cpu_ms:9.2f} "
-                     f"{c.gb_per_s:7.2f} {c.median_ms / ours[c.group]:7.2f}")
-    lines += ["", "targets (ratios of wall-clock medians in this run):"]
-    for t in report.targets:
-        sign = "<=" if t.at_most else ">="
-        lines.append(f"  {t.description:<44} {t.ratio:7.2f}  (target {sign} {t.limit:g})  "
-                     f"{'met' if t.met else 'MISSED'}")
-    if report.gpu is not None:
-        gpu = report.gpu
-        lines += ["", "GPU (custom ops, GB/s of compulsory traffic):",
-                  f"  device-to-device copy {gpu['copy']:8.1f}",
-                  f"  quantize              {gpu['quantize']:8.1f}  ({gpu['quantize/copy']:.0%} of copy; "
-                  f"target >= 70%)",
-                  f"  update                {gpu['update']:8.1f}  ({gpu['update/copy']:.0%} of copy; "
-                  f"target >= 70%)"]
+    report = Report(f"kappa bench ops: {size} float32 elements ({size * 4 / 2**20:.0f} MiB), "
+                    f"CPU, {threads} intra-op threads, median of {repeats} interleaved rounds",
+                    candidates)
+    report.targets = _targets(report)
+    if tf.config.list_logical_devices("GPU") and _ops.custom_ops() is not None:
+        with tf.device("/GPU:0"):
+            gpu = _gpu_candidates(size)
+            measure(gpu, repeats, warmup=1, block=block_until_ready)
+        report.candidates += gpu
+        report.targets += _gpu_targets(*gpu)
     else:
-        lines += ["", "GPU: none visible to TensorFlow (GPU targets not measured)"]
-    return "\n".join(lines)
+        report.notes.append("GPU: none visible to TensorFlow (GPU targets not measured)")
+    return report

@@ -1,6 +1,7 @@
 """Benchmark of ``train_instrumented``: compiled vs the same loop eagerly vs ``model.fit``.
 
-Per model and path, interleaved round by round (the machine is shared and
+Per model and path, interleaved round by round by
+:func:`~tensorflow_kappa.experiments.timing.measure` (the machine is shared and
 noisy; only medians over rounds are quoted), in one process:
 
 * ``compiled``: the instrumented step (every metric of the spec's Metric
@@ -14,8 +15,9 @@ noisy; only medians over rounds are quoted), in one process:
   data (batch size, shuffling), steady state (a warm-up fit traces first);
   ``fit+trace`` the first ``fit`` after ``compile``.
 
-Reports milliseconds per step, and the ratios eager/compiled and
-compiled/fit from the same rounds.
+Reports milliseconds per step, and the ratios of medians eager/compiled
+(target: at least 5), compiled/fit (target: at most 2, while logging every
+metric) and, for comparison, compiled+trace / fit+trace.
 
 Run::
 
@@ -24,10 +26,8 @@ Run::
 """
 from __future__ import annotations
 
-import statistics
-import time
 import warnings
-from typing import Callable
+from typing import List
 
 import keras
 import numpy as np
@@ -36,23 +36,25 @@ import tensorflow as tf
 from tensorflow_kappa import _checks
 from tensorflow_kappa.datasets import TeacherStudentDataset
 from tensorflow_kappa.experiments.ablation import DEFAULT_PRECISION
+from tensorflow_kappa.experiments.timing import (Candidate, Report, Samples, Stopwatch, Target,
+                                                 measure, target)
 from tensorflow_kappa.models import LinearBlockModel, TrainConfig
 from tensorflow_kappa.models.instrumented import InstrumentedTrainer
 
 __all__ = ["QUICK", "run"]
 
 #: ``run`` options of a smoke run (``--quick``).
-QUICK = dict(rounds=2, epochs=1, eager_steps=8)
+QUICK = dict(repeats=2, epochs=1, eager_steps=8)
 
 BATCH = 32
 LR = 0.05
+#: eager / compiled, at least; compiled / fit, at most.
+EAGER_OVER_COMPILED, COMPILED_OVER_FIT = 5.0, 2.0
 
 
-def _ms_per_step(seconds: float, steps: int) -> float:
-    return 1e3 * seconds / steps
-
-
-def bench(config: str, precision, rounds: int, epochs: int, eager_steps: int):
+def _candidates(config: str, label: str, precision, epochs: int, eager_steps: int
+                ) -> List[Candidate]:
+    """The five paths of one model (module docstring), traced where steady state is timed."""
     ds = TeacherStudentDataset(2048, 16, 4, noise=0.1, seed=0)
     hidden = [] if config == "linear" else [64, 64]
     model = LinearBlockModel(dataset=ds, num_hidden=hidden, activation="relu" if hidden else None,
@@ -73,63 +75,60 @@ def bench(config: str, precision, rounds: int, epochs: int, eager_steps: int):
     fit_model.compile(optimizer=keras.optimizers.SGD(LR), loss="mse")
     fit_model.fit(ds.X, ds.Y, batch_size=BATCH, epochs=1, verbose=0)  # trace
 
-    results = {k: [] for k in ("compiled", "compiled+trace", "eager", "fit", "fit+trace")}
-    for _ in range(rounds):
-        # compiled, steady state
-        t = time.perf_counter()
-        for _e in range(epochs):
+    def run_compiled():
+        for _ in range(epochs):
             compiled.run(rng.permutation(len(ds.X)), 0, steps)
-        results["compiled"].append(_ms_per_step(time.perf_counter() - t, epochs * steps))
-        # eager
-        t = time.perf_counter()
-        eager.run(rng.permutation(len(ds.X)), 0, eager_steps)
-        results["eager"].append(_ms_per_step(time.perf_counter() - t, eager_steps))
-        # fit, steady state
-        t = time.perf_counter()
+
+    def fit():
         fit_model.fit(ds.X, ds.Y, batch_size=BATCH, epochs=epochs, verbose=0, shuffle=True)
-        results["fit"].append(_ms_per_step(time.perf_counter() - t, epochs * steps))
-        # whole calls, tracing included
-        t = time.perf_counter()
+
+    def traced():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             model.train_instrumented(ds.X, ds.Y, epochs=epochs, **kw)
-        results["compiled+trace"].append(_ms_per_step(time.perf_counter() - t, epochs * steps))
+
+    def fit_traced():  # the first fit after compile; compile itself is not timed
         fit_model.compile(optimizer=keras.optimizers.SGD(LR), loss="mse")
-        t = time.perf_counter()
-        fit_model.fit(ds.X, ds.Y, batch_size=BATCH, epochs=epochs, verbose=0, shuffle=True)
-        results["fit+trace"].append(_ms_per_step(time.perf_counter() - t, epochs * steps))
-    med = {k: statistics.median(v) for k, v in results.items()}
-    ratio_eager = statistics.median(e / c for e, c in zip(results["eager"], results["compiled"]))
-    ratio_fit = statistics.median(c / f for c, f in zip(results["compiled"], results["fit"]))
-    ratio_fit_traced = statistics.median(
-        c / f for c, f in zip(results["compiled+trace"], results["fit+trace"]))
-    return med, ratio_eager, ratio_fit, ratio_fit_traced, len(compiled.metric_names)
+        watch = Stopwatch()
+        fit()
+        return Samples([watch.stop()])
+
+    group = f"{config} {label} ({len(compiled.metric_names)} metrics)"
+    return [Candidate(group, "compiled", run_compiled, units=epochs * steps),
+            Candidate(group, "eager", lambda: eager.run(rng.permutation(len(ds.X)), 0,
+                                                        eager_steps), units=eager_steps),
+            Candidate(group, "fit", fit, units=epochs * steps),
+            Candidate(group, "compiled+trace", traced, units=epochs * steps),
+            Candidate(group, "fit+trace", fit_traced, units=epochs * steps)]
 
 
-def run(rounds: int = 5, epochs: int = 5, eager_steps: int = 32,
-        log: Callable[[str], None] = print) -> None:
-    """Time every model and path (module docstring) and write one table row each to ``log``.
+def _targets(candidates: List[Candidate]) -> List[Target]:
+    compiled, eager, fit, traced, fit_traced = candidates
+    group = compiled.group
+    return [target(f"{group}: eager / compiled", eager, compiled, EAGER_OVER_COMPILED, ">="),
+            target(f"{group}: compiled / fit", compiled, fit, COMPILED_OVER_FIT),
+            target(f"{group}: compiled+trace / fit+trace", traced, fit_traced)]
+
+
+def run(repeats: int = 5, epochs: int = 5, eager_steps: int = 32) -> Report:
+    """Time every model and path (module docstring), per model a group.
 
     Args:
-        rounds: interleaved rounds; medians over them are reported.
+        repeats: interleaved rounds; medians over them are reported.
         epochs: epochs per timing.
         eager_steps: steps the eager path is timed over (it is slow).
-        log: called with each line of output.
     """
-    for name, value in (("rounds", rounds), ("epochs", epochs), ("eager_steps", eager_steps)):
+    for name, value in (("repeats", repeats), ("epochs", epochs), ("eager_steps", eager_steps)):
         _checks.integer(name, value, minimum=1)
-    log(f"TensorFlow {tf.__version__}, Keras {keras.__version__}; batch {BATCH}, "
-        f"2048 rows (64 steps/epoch), {epochs} epochs per timing, {rounds} interleaved "
-        f"rounds, eager timed over {eager_steps} steps; medians, ms/step")
-    header = (f"{'model':<14}{'path':<8}{'metrics':>8}{'compiled':>10}{'+trace':>9}"
-              f"{'eager':>9}{'fit':>8}{'fit+trace':>11}{'eager/comp':>12}{'comp/fit':>10}"
-              f"{'(+trace)':>10}")
-    log(header)
-    log("-" * len(header))
+    candidates: List[Candidate] = []
+    targets: List[Target] = []
     for config in ("linear", "mlp-64-64"):
         for label, precision in (("float", None), ("fixed", DEFAULT_PRECISION)):
-            med, r_eager, r_fit, r_fit_t, n_metrics = bench(
-                config, precision, rounds, epochs, eager_steps)
-            log(f"{config:<14}{label:<8}{n_metrics:>8}{med['compiled']:>10.3f}"
-                f"{med['compiled+trace']:>9.3f}{med['eager']:>9.2f}{med['fit']:>8.3f}"
-                f"{med['fit+trace']:>11.3f}{r_eager:>11.1f}x{r_fit:>9.2f}x{r_fit_t:>9.2f}x")
+            timed = _candidates(config, label, precision, epochs, eager_steps)
+            measure(timed, repeats, warmup=0)  # traced in _candidates where it should be
+            candidates += timed
+            targets += _targets(timed)
+    return Report(f"kappa bench trainer: TensorFlow {tf.__version__}, Keras {keras.__version__}; "
+                  f"batch {BATCH}, 2048 rows (64 steps/epoch), {epochs} epochs per timing, "
+                  f"{repeats} interleaved rounds, eager timed over {eager_steps} steps; medians",
+                  candidates, targets, unit="ms/step")

@@ -1,7 +1,7 @@
 """The ops' XLA lowerings timed side by side (``kappa bench xla``).
 
 Two groups, in one process, each candidate inside a ``tf.function``, timed
-by :func:`~tensorflow_kappa.experiments.op_bench.measure` (warmed up, then
+by :func:`~tensorflow_kappa.experiments.timing.measure` (warmed up, then
 called in turn round after round, so that load from other processes hits all
 alike); medians over rounds of wall-clock and process CPU time (all threads;
 less sensitive to other processes' load):
@@ -23,44 +23,38 @@ Run: ``kappa bench xla [--size N] [--repeats R]``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import List
 
 import tensorflow as tf
 
-from tensorflow_kappa.experiments.op_bench import Candidate, measure
+from tensorflow_kappa.experiments.op_bench import block_until_ready
+from tensorflow_kappa.experiments.timing import Candidate, Report, Target, measure, target
 from tensorflow_kappa.quantization import composite_ops, quantize_tensor
+
+#: ``run`` options of a smoke run (``--quick``).
+QUICK = dict(size=1 << 16, repeats=2)
 
 FORMAT = "s8.4"
 ROWS = 1024
 
 
-@dataclass
-class Report:
-    size: int
-    fused_size: int
-    inner: int
-    repeats: int
-    candidates: List[Candidate]
+def _targets(report: Report) -> List[Target]:
+    """The two goals (fused: quantize costs at most 10 %; standalone: at most 1.2 times the
+    kernel) and two ratios shown for comparison."""
+    def c(group, name):
+        return report.candidate(group, name)
 
-    def ratios(self) -> List[tuple]:
-        """(description, wall-clock ratio, CPU-time ratio, limit): a goal's limit bounds the
-        wall-clock ratio; None for a ratio shown for comparison."""
-        by_name = {c.name: c for c in self.candidates}
-
-        def ratio(a, b):
-            a, b = by_name[a], by_name[b]
-            return a.median_ms / b.median_ms, a.median_cpu_ms / b.median_cpu_ms
-
-        return [
-            ("fused: lowered op / without quantize",
-             *ratio("XLA, lowered op", "XLA, without quantize"), 1.10),
-            ("fused: lowered op / twin", *ratio("XLA, lowered op", "XLA, pure-TF twin"), None),
-            ("fused: lowered op / CPU kernel without XLA",
-             *ratio("XLA, lowered op", "tf.function, CPU kernel"), None),
-            ("standalone: lowered op under XLA / CPU kernel",
-             *ratio("XLA, lowered op alone", "CPU kernel, tf.function"), 1.2),
-        ]
+    lowered = c("fused", "XLA, lowered op")
+    return [
+        target("fused: lowered op / without quantize", lowered,
+               c("fused", "XLA, without quantize"), 1.10),
+        target("fused: lowered op / twin", lowered, c("fused", "XLA, pure-TF twin")),
+        target("fused: lowered op / CPU kernel without XLA", lowered,
+               c("fused", "tf.function, CPU kernel")),
+        target("standalone: lowered op under XLA / CPU kernel",
+               c("standalone", "XLA, lowered op alone"),
+               c("standalone", "CPU kernel, tf.function"), 1.2),
+    ]
 
 
 def _candidates(size: int, fused_size: int, inner: int) -> List[Candidate]:
@@ -105,25 +99,10 @@ def run(size: int = 1 << 24, fused_size: int = 1 << 20, inner: int = 256,
         raise ValueError(f"fused_size must be a multiple of {ROWS}, got {fused_size}")
     with tf.device(device):
         candidates = _candidates(size, fused_size, inner)
-        measure(candidates, repeats)
-    return Report(size, fused_size, inner, repeats, candidates)
-
-
-def format_report(report: Report) -> str:
-    lines = [
-        f"kappa bench xla: quantize {FORMAT} under XLA, CPU, median of {report.repeats} "
-        "interleaved rounds",
-        f"  fused: y = quantize(x @ W + b), x [{ROWS}, {report.inner}], "
-        f"{report.fused_size} output elements",
-        f"  standalone: {report.size} float32 elements",
-        "",
-        f"{'group':<11} {'candidate':<30} {'wall ms':>9} {'cpu ms':>9}",
-    ]
-    lines += [f"{c.group:<11} {c.name:<30} {c.median_ms:9.3f} {c.median_cpu_ms:9.3f}"
-              for c in report.candidates]
-    lines += ["", "ratios of medians in this run (wall clock; process CPU time):"]
-    for description, wall, cpu, limit in report.ratios():
-        goal = "" if limit is None else (
-            f"  (target <= {limit:g})  {'met' if wall <= limit else 'MISSED'}")
-        lines.append(f"  {description:<46} {wall:6.3f}  {cpu:6.3f}{goal}")
-    return "\n".join(lines)
+        measure(candidates, repeats, block=block_until_ready)
+    report = Report(
+        f"kappa bench xla: quantize {FORMAT} under XLA, CPU, median of {repeats} interleaved "
+        f"rounds\n  fused: y = quantize(x @ W + b), x [{ROWS}, {inner}], {fused_size} output "
+        f"elements\n  standalone: {size} float32 elements", candidates)
+    report.targets = _targets(report)
+    return report

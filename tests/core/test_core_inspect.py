@@ -162,9 +162,10 @@ def test_kappa_inspect_bad_input(tmp_path, capsys):
         cli.main(["inspect", str(tmp_path / "broken.keras"), "--format", "s8.4"])
     assert "cannot be read" in capsys.readouterr().err
     for bad, message in [(["--format", "s8"], "Cannot parse fixed-point format 's8'"),
-                         (["--format", ","], "names no format"),
-                         (["--format", "s8.4", "--seed", "1"], "is not two integers"),
-                         (["--format", "s8.4", "--near-rail", "2"], "is not in [0, 1]")]:
+                         (["--format", ","], "must name at least one format"),
+                         (["--format", "s8.4", "--seed", "1"], "seed must be two integers"),
+                         (["--format", "s8.4", "--near-rail", "2"],
+                          "must be a finite number in [0, 1], got 2")]:
         with pytest.raises(SystemExit) as exit_info:
             cli.main(["inspect", str(tmp_path / "w.npy"), *bad])
         assert exit_info.value.code == 2 and message in capsys.readouterr().err, bad

@@ -1,48 +1,61 @@
 """``kappa bench loop-controller`` and ``kappa bench trainer``: the modules run and report."""
-import re
-
 import pytest
 
 from tensorflow_kappa import cli
 from tensorflow_kappa.experiments import loop_controller_bench
+from tensorflow_kappa.experiments.timing import Report, format_report
 
 
 def test_loop_controller_bench_reports_its_three_tables():
-    lines = []
-    loop_controller_bench.run(rounds=1, steps=4, epochs=2, trace_actions=(1, 2),
-                              log=lines.append)
-    text = "\n".join(lines)
-    rows = {line.split(" | ")[0].strip("| "): line for line in lines if line.startswith("| ")}
-    assert rows["plain fit"].split(" | ")[2] == "1.000"  # ratios are against plain fit
-    for name in ("plain fit + no-op batch callback", "1 action (all variables)", "2 actions"):
-        assert float(rows[name].split(" | ")[2]) > 0, name
+    report = loop_controller_bench.run(repeats=1, steps=4, epochs=2, trace_actions=(1, 2))
+    assert [c.name for c in report.candidates] == [
+        "plain fit", "plain fit + no-op batch callback", "1 action (all variables)",
+        "2 actions"]
+    for c in report.candidates:  # one round of epochs 2..2, per step
+        assert len(c.wall_ms) == 1 and c.median_ms > 0 and c.median_cpu_ms > 0, c.name
+    counts, tracing = report.tables
+    rows = {row[0]: tuple(row[1:]) for row in counts.rows[1:]}
     # a control flipping every batch traces each of its two states once
-    flips = rows["flips every batch"].strip("| ").split(" | ")
-    assert flips[1:] == ["8", "7", "2"]
-    assert rows["constant"].strip("| ").split(" | ")[1:] == ["8", "0", "1"]
-    assert re.search(r"\| 2 \| -?\d+\.\d{3} \| -?\d+\.\d{3} \|", text)
+    assert rows == {"flips every batch": ("8", "7", "2"), "constant": ("8", "0", "1")}
+    assert [row[0] for row in tracing.rows[1:]] == ["1", "2"]
+    text = format_report(report)
+    [plain] = [line.split() for line in text.splitlines()
+               if line.split()[:3] == ["step", "plain", "fit"] and len(line.split()) == 7]
+    assert plain[-2:] == ["1.000", "1.000"]  # the ratios are against plain fit
+    assert "Traces per fit" in text and "Tracing time" in text
 
 
 def test_trainer_bench_reports_every_model_and_path(capsys):
     assert cli.main(["bench", "trainer", "--quick", "--repeats", "1"]) == 0
     out = capsys.readouterr().out
     assert "1 interleaved rounds" in out and "eager timed over 8 steps" in out
-    rows = [line.split() for line in out.splitlines()
+    rows = [line.split(")", 1) for line in out.splitlines()
             if line.startswith(("linear ", "mlp-64-64 "))]
-    assert [(r[0], r[1]) for r in rows] == [("linear", "float"), ("linear", "fixed"),
-                                            ("mlp-64-64", "float"), ("mlp-64-64", "fixed")]
-    for row in rows:
-        assert int(row[2]) >= 22 and all(float(v.rstrip("x")) > 0 for v in row[3:]), row
+    groups = [group for group, _ in rows[::5]]
+    assert groups == ["linear float (22 metrics", "linear fixed (28 metrics",
+                      "mlp-64-64 float (22 metrics", "mlp-64-64 fixed (28 metrics"]
+    assert [cells.split()[0] for _, cells in rows[:5]] == [
+        "compiled", "eager", "fit", "compiled+trace", "fit+trace"]
+    for _, cells in rows:  # wall, cpu, ratios: positive numbers
+        assert all(float(v) > 0 for v in cells.split()[1:]), cells
+    for label in ("eager / compiled", "compiled / fit", "compiled+trace / fit+trace"):
+        assert out.count(f": {label}  ") == 4, label
 
 
 @pytest.mark.parametrize("argv, expected", [
     (["bench", "loop-controller"], {}),
     (["bench", "loop-controller", "--quick"], loop_controller_bench.QUICK),
     (["bench", "loop-controller", "--quick", "--repeats", "3"],
-     {**loop_controller_bench.QUICK, "rounds": 3}),
+     {**loop_controller_bench.QUICK, "repeats": 3}),
+    (["bench", "loop-controller", "--size", "8"], {}),
 ])
 def test_cli_passes_the_options_to_the_loop_controller_bench(argv, expected, monkeypatch):
     seen = {}
-    monkeypatch.setattr(loop_controller_bench, "run", lambda log, **kw: seen.update(kw))
+
+    def run(**options):
+        seen.update(options)
+        return Report("stub", [])
+
+    monkeypatch.setattr(loop_controller_bench, "run", run)
     assert cli.main(argv) == 0
     assert seen == expected

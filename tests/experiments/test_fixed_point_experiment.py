@@ -6,6 +6,7 @@ import pytest
 
 from tensorflow_kappa import cli
 from tensorflow_kappa.experiments import fixed_point, fixed_point_bench
+from tensorflow_kappa.experiments.timing import format_report
 from tensorflow_kappa.quantization import PrecisionDict
 
 
@@ -72,10 +73,13 @@ def test_bad_formats_and_roundings_are_usage_errors(capsys):
 
 
 def test_the_bench_reports_its_candidates_and_goals():
-    lines = []
-    result = fixed_point_bench.run(rounds=1, batch_sizes=(64,), limit=128, log=lines.append)
-    text = "\n".join(lines)
-    assert set(result[64]) == set(fixed_point_bench.CANDIDATES)
-    assert all(v > 0 for v in result[64].values())
-    for a, b, _, _ in fixed_point_bench.GOALS:
-        assert f"{a} / {b}:" in text
+    report = fixed_point_bench.run(repeats=1, batch_sizes=(64,), limit=128)
+    text = format_report(report)
+    assert [(c.group, c.name) for c in report.candidates] == [
+        ("batch 64", name) for name in fixed_point_bench.CANDIDATES]
+    assert all(c.median_ms > 0 for c in report.candidates) and report.unit == "ms/step"
+    for a, b, goal, op in fixed_point_bench.GOALS:
+        assert f"batch 64: {a} / {b} " in text and f"(target {op} {goal:g})" in text
+    derived = report.targets[-1]
+    every = report.candidate("batch 64", "fixed + monitor every step").median_ms
+    assert derived.ratio == 1 + (every / report.candidate("batch 64", "fixed").median_ms - 1) / 100

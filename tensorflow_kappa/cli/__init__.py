@@ -1,0 +1,102 @@
+"""The ``kappa`` command line: thin commands over :mod:`tensorflow_kappa.experiments`.
+
+    kappa info     versions, the op library, its kernels, the active ops
+    kappa ablation 2x2 float/fixed-point x controller ablation, with plots
+    kappa arithmetic  a deep iNALU stack on the report's arithmetic task, end to end
+    kappa nalm-benchmark  single-module arithmetic benchmark: INALU, NALU, NAU, NMU
+    kappa fixed-point  a small CNN on 8x8 digits, float32 vs 16-bit fixed point with
+                   round-to-nearest and stochastic rounding (Gupta et al. 2015)
+    kappa bench [ops|xla|loop-controller|trainer|core|fixed-point]  timings:
+                   the quantization ops against their twins and TF built-ins
+                   (default), the ops' XLA lowerings,
+                   LoopController against plain fit, the instrumented trainer
+                   against fit, the NumPy binding against the op, fixed-point fit
+                   against float fit and the twins
+    kappa inspect MODEL_FILE --format s8.4  what storing saved weights in fixed
+                   point would do to them (no TensorFlow)
+
+One module per command holds its parser and its handler: ``register(commands)`` adds
+the subcommand and sets its handler, ``run(args)``; the options several commands share
+are parent parsers in :mod:`~tensorflow_kappa.cli.options`. This module only registers
+the commands and runs one.
+
+TensorFlow is imported by :func:`main` after the arguments are parsed
+(:func:`~tensorflow_kappa.cli.quiet.import_tensorflow_quietly`, without its native
+start-up lines), not by this package, so ``kappa --help`` and argument errors need no
+TensorFlow.
+
+Bad input ends with one line that names the option and the value, and exit
+status 2, before any work: argparse's own errors (without the usage block),
+the option checks of each command (``--out`` must be a writable folder,
+``--precision`` a readable JSON file or a format, ...), and the package's
+ValueErrors. A result file that cannot be written at the end of a run does
+not lose the run: the command prints its results, then says which files are
+missing, and exits with status 1.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import warnings
+from typing import Iterator, List, Sequence
+
+from tensorflow_kappa.cli import (ablation, arithmetic, bench, fixed_point, info, inspect,
+                                  nalm_benchmark)
+from tensorflow_kappa.cli.options import OptionError, Parser
+from tensorflow_kappa.cli.quiet import import_tensorflow_quietly
+
+__all__ = ["COMMANDS", "build_parser", "main"]
+
+#: The command modules, in the order ``kappa --help`` lists them.
+COMMANDS = (info, ablation, arithmetic, nalm_benchmark, fixed_point, bench, inspect)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``kappa`` parser with every command of :data:`COMMANDS` registered."""
+    parser = Parser(prog="kappa", description="tensorflow_kappa command line")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for command in COMMANDS:
+        command.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run a command. Bad input ends with one line naming the option (or, for the
+    package's ValueErrors, the parameter) and the value, and exit status 2, as
+    argparse's own errors do, not with a traceback. Returns the command's exit
+    status, or 1 when result files could not be written (the results were
+    printed)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "needs_tensorflow", True):  # a command without TF sets it False
+        import_tensorflow_quietly()
+    failed_writes: List[str] = []
+    try:
+        with _collect_write_failures(failed_writes):
+            status = args.func(args)
+    except (OptionError, ValueError) as err:
+        parser.exit(2, f"kappa {args.command}: error: {err}\n")
+    for message in failed_writes:
+        print(f"kappa {args.command}: error: {message}", file=sys.stderr)
+    return 1 if failed_writes else status
+
+
+@contextlib.contextmanager
+def _collect_write_failures(messages: List[str]) -> Iterator[None]:
+    """Collect the OutputWriteWarnings of a command (files it could not write at the
+    end); other warnings are shown as usual."""
+    from tensorflow_kappa.experiments.reporting import OutputWriteWarning
+
+    with warnings.catch_warnings():
+        shown = warnings.showwarning
+
+        def show(message, category, *args, **kwargs):
+            if issubclass(category, OutputWriteWarning):
+                messages.append(str(message))
+            else:
+                shown(message, category, *args, **kwargs)
+
+        warnings.showwarning = show
+        warnings.simplefilter("always", OutputWriteWarning)
+        yield

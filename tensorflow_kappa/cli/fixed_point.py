@@ -1,0 +1,59 @@
+"""``kappa fixed-point``: a small CNN on 8x8 digits, float32 vs 16-bit fixed point with
+round-to-nearest and stochastic rounding (Gupta et al. 2015)."""
+from __future__ import annotations
+
+import argparse
+
+from tensorflow_kappa.cli import options
+
+
+def register(commands: "argparse._SubParsersAction") -> argparse.ArgumentParser:
+    """Add ``fixed-point`` to the subcommands ``commands``."""
+    parser = commands.add_parser(
+        "fixed-point", help="float32 vs 16-bit fixed-point training of a CNN on 8x8 digits",
+        description="Train a small CNN on scikit-learn's bundled 8x8 digits (no download) "
+        "with model.fit in float32 and with its weights stored in each 16-bit fixed-point "
+        "format, with round-to-nearest and stochastic rounding (activations, errors, "
+        "gradients and input in 16-bit fixed point too); print a table (test accuracy, "
+        "epochs to a target, update underflow, progress along the requested step, "
+        "saturation) and write it with a JSON record and a PNG of accuracy and underflow "
+        "per epoch. Reproduces Gupta et al. 2015. Needs scikit-learn.",
+        parents=[options.training(epochs=30, learning_rate=0.05), options.seed(),
+                 options.output("runs/fixed-point")])
+    parser.add_argument("--formats", type=options.formats, default="s16.14,s16.12,s16.10,s16.8",
+                        help="storage formats of weights and biases, comma-separated")
+    parser.add_argument("--roundings", default="nearest_even,stochastic",
+                        help="rounding modes, comma-separated")
+    parser.add_argument("--every", type=options.count, default=10,
+                        help="QuantizationMonitor interval in steps")
+    parser.add_argument("--target", type=options.fraction, default=0.9,
+                        help="test accuracy whose first epoch the table reports")
+    parser.add_argument("--limit", type=options.count, default=None,
+                        help="use only this many images (smoke runs)")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Check the roundings and the folder, run the study, print and write its table."""
+    from tensorflow_kappa.experiments import fixed_point
+
+    roundings = options.subset("--roundings", args.roundings, fixed_point.ROUNDINGS)
+    options.check_out(args.out)
+    print(f"kappa fixed-point: digits CNN, SGD(lr={args.learning_rate}), batch "
+          f"{args.batch_size}, {args.epochs} epochs, seed {args.seed}; float32, then weights "
+          f"stored in {', '.join(args.formats)} with {', '.join(roundings)}", flush=True)
+    try:
+        runs = fixed_point.run_study(
+            args.formats, roundings, epochs=args.epochs, learning_rate=args.learning_rate,
+            batch_size=args.batch_size, seed=args.seed, every=args.every, limit=args.limit,
+            log=lambda line: print(line, flush=True))
+    except ImportError as err:  # scikit-learn missing: say how to get it
+        raise SystemExit(f"kappa fixed-point: error: {err}") from None
+    config = {k: v for k, v in vars(args).items() if k not in ("func", "command")}
+    paths = fixed_point.write_results(runs, args.out, args.target, {**config,
+                                                                     "roundings": roundings})
+    print()
+    print(fixed_point.format_table(runs, args.target))
+    print(f"\nwrote {paths['table']}, {paths['json']} and {paths['plot']}")
+    return 0
