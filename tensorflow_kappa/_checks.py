@@ -26,8 +26,8 @@ from typing import Any, Optional
 
 import numpy as np
 
-__all__ = ["SEED32_MAX", "bool_result", "float_array", "integer", "number", "random_seed",
-           "tensor"]
+__all__ = ["SEED32_MAX", "bool_result", "float_array", "integer", "number", "number_format",
+           "random_seed", "tensor"]
 
 INT64_MAX = 2 ** 63 - 1
 #: The largest seed NumPy's legacy seeding takes (``keras.utils.set_random_seed``).
@@ -86,6 +86,29 @@ def random_seed(name: str, value: Any, maximum: int = INT64_MAX) -> Optional[int
                                                          else str(maximum))
         raise ValueError(f"{name} must be None or an integer in [0, {top}], got {value!r}")
     return int(value)
+
+
+def number_format(name: str, value: Any, optional: bool = False):
+    """A number format: a format object or its string form (``"s8.4"``), parsed; None
+    passes where ``optional``. Anything else is a ValueError naming ``name``, the
+    value and why it does not parse.
+
+    Example:
+    >>> str(number_format("forward", "s8.4:stochastic"))
+    's8.4:stochastic'
+    >>> number_format("forward", "s8.x")
+    Traceback (most recent call last):
+    ...
+    ValueError: forward='s8.x' is not a number format: Cannot parse fixed-point format 's8.x': ...
+    """
+    from tensorflow_kappa.core.fixed_point import FixedPoint
+
+    if value is None and optional:
+        return None
+    try:
+        return FixedPoint.coerce(value)
+    except ValueError as err:
+        raise ValueError(f"{name}={value!r} is not a number format: {err}") from None
 
 
 def bool_result(what: str, value: Any) -> bool:

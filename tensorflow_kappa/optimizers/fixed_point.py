@@ -24,7 +24,7 @@ wrapped optimizer is built (its ``add_variable_from_reference`` calls).
 from __future__ import annotations
 
 import random
-from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional
 
 import keras
 import tensorflow as tf
@@ -32,68 +32,30 @@ import tensorflow as tf
 from tensorflow_kappa import _checks
 from tensorflow_kappa.optimizers.statistics import (ALL_STATS, MONITOR_STATS, UPDATE_STATS,
                                                     geometry_columns, layer_statistics,
-                                                    rail_columns, update_columns)
+                                                    measured_columns, rail_columns, stat_rows,
+                                                    update_columns)
 from tensorflow_kappa.quantization.fixed_point import FixedPoint
 from tensorflow_kappa.quantization.precision import PrecisionDict, ensure_precision_dict
 from tensorflow_kappa.quantization.quantize import quantize_tensor
 from tensorflow_kappa.quantization.recording import is_recording
 from tensorflow_kappa.quantization.seeds import SeedStream
 from tensorflow_kappa.quantization.update_store import update_quantize_store
+from tensorflow_kappa.optimizers.state import (DEFAULT_STATE_FIELDS, StateVariable,
+                                               build_recording_states, check_state_fields,
+                                               map_states)
 from tensorflow_kappa.quantization.variables import (STATE_FIELDS, VariableRecord,
                                                      variable_path, variable_records)
 
 __all__ = ["DEFAULT_STATE_FIELDS", "FixedPointOptimizer"]
-
-#: The precision field of each kind of per-variable optimizer state, by the name
-#: Keras 3's optimizers give it (``add_variable_from_reference(var, name)``);
-#: None keeps that state in float.
-DEFAULT_STATE_FIELDS: Dict[str, Optional[str]] = {
-    "momentum": "momentum",               # SGD, Adam/AdamW/Nadam/Lamb/Lion/Adamax m, RMSprop
-    "average_gradient": "momentum",       # centered RMSprop's mean gradient
-    "linear": "momentum",                 # Ftrl's z
-    "velocity": "second_moment",          # Adam v, RMSprop's mean square, Adafactor
-    "velocity_hat": "second_moment",      # AMSGrad's max of v
-    "norm": "second_moment",              # Adamax's infinity norm
-    "accumulator": "second_moment",       # Adagrad, Ftrl
-    "accumulated_grad": "second_moment",  # Adadelta
-    "accumulated_delta_var": "second_moment",
-    "gradient_accumulator": None,         # gradient_accumulation_steps
-    "average": None,                      # use_ema's moving averages
-}
 
 # Seed sites per variable: gradient, store, regrid, then one per state variable.
 _GRADIENT, _STORE, _REGRID, _FIRST_STATE = range(4)
 _SITES_PER_VARIABLE = 16
 
 
-class _State(NamedTuple):
-    """A state variable of the wrapped optimizer: whose, which field, its format."""
-
-    index: int
-    name: str
-    field: Optional[str]
-    fmt: Optional[FixedPoint]
-    site: int
-
-
 def _check_seed(seed: Any) -> int:
     seed = _checks.random_seed("seed", seed)
     return random.SystemRandom().randrange(2**31) if seed is None else seed
-
-
-def _check_state_fields(state_fields: Optional[Mapping[str, Optional[str]]]) -> Dict:
-    fields = dict(DEFAULT_STATE_FIELDS)
-    if state_fields is None:
-        return fields
-    if not isinstance(state_fields, Mapping):
-        raise ValueError(f"state_fields must be a mapping {{state name: field or None}}, got "
-                         f"state_fields={state_fields!r}")
-    for name, field in state_fields.items():
-        if not isinstance(name, str) or (field is not None and field not in STATE_FIELDS):
-            raise ValueError(f"state_fields maps optimizer state names to one of "
-                             f"{STATE_FIELDS} or None, got {name!r}: {field!r}")
-        fields[name] = field
-    return fields
 
 
 def _dense(value: Any, like: Any) -> tf.Tensor:
@@ -223,9 +185,9 @@ class FixedPointOptimizer(keras.optimizers.Optimizer):
         self.inner_optimizer = optimizer
         self.precision = ensure_precision_dict(precision) or PrecisionDict()
         self.seed = _check_seed(seed)
-        self.state_fields = _check_state_fields(state_fields)
+        self.state_fields = check_state_fields(state_fields)
         self._records: List[VariableRecord] = []
-        self._states: Dict[Any, _State] = {}
+        self._states: Dict[Any, StateVariable] = {}
         self._update_stats: List[Optional[keras.Variable]] = []
         self._monitor_stats: List[Optional[keras.Variable]] = []
         self._seeds: Optional[SeedStream] = None
@@ -268,22 +230,14 @@ class FixedPointOptimizer(keras.optimizers.Optimizer):
     def build(self, var_list):
         var_list = list(var_list)
         self._records = variable_records(var_list, self.precision)
-        created: List[Tuple[Any, Any, str]] = []
         inner = self.inner_optimizer
-        original = inner.add_variable_from_reference
-
-        def recording_add(reference_variable, name=None, initializer="zeros"):
-            state = original(reference_variable, name=name, initializer=initializer)
-            created.append((state, reference_variable, name or "var"))
-            return state
-
-        object.__setattr__(inner, "add_variable_from_reference", recording_add)
-        try:
-            inner.build(var_list)
-        finally:
-            object.__delattr__(inner, "add_variable_from_reference")
+        created = build_recording_states(inner, var_list)
         super().build(var_list)
-        self._states = self._map_states(created)
+        self._states = map_states(inner, created, self._records, self.state_fields)
+        too_many = [s for s in self._states.values() if _FIRST_STATE + s.ordinal >= _SITES_PER_VARIABLE]
+        if too_many:
+            raise ValueError(f"more than {_SITES_PER_VARIABLE - _FIRST_STATE} state variables "
+                             f"for {self._records[too_many[0].index].path!r}")
         with tf.init_scope():  # build may run inside the first trace of the train step
             self._seeds = SeedStream(self.seed, inner.iterations,
                                      sites_per_step=_SITES_PER_VARIABLE * len(var_list) + 1)
@@ -303,29 +257,6 @@ class FixedPointOptimizer(keras.optimizers.Optimizer):
         """Whether a monitored step measures anything of the variable."""
         return record.quantized_store or record.gradient is not None or any(
             record.state_format(field) is not None for field in STATE_FIELDS)
-
-    def _map_states(self, created) -> Dict[Any, _State]:
-        inner = self.inner_optimizer
-        states, per_variable = {}, {}
-        for state, reference, name in created:
-            index = inner._get_variable_index(reference)
-            field = self.state_fields.get(name, "unknown")
-            record = self._records[index]
-            if field == "unknown":
-                if any(record.state_format(f) is not None for f in STATE_FIELDS):
-                    raise ValueError(
-                        f"{type(inner).__name__} keeps per-variable state {name!r}, which "
-                        f"FixedPointOptimizer cannot place: pass state_fields={{{name!r}: "
-                        f"'momentum' | 'second_moment' | None}}")
-                field = None
-            n = per_variable.get(index, 0)
-            per_variable[index] = n + 1
-            if _FIRST_STATE + n >= _SITES_PER_VARIABLE:
-                raise ValueError(f"more than {_SITES_PER_VARIABLE - _FIRST_STATE} state variables "
-                                 f"for {variable_path(reference)!r}")
-            states[inner._var_key(state)] = _State(index, name, field, record.state_format(field),
-                                                   _FIRST_STATE + n)
-        return states
 
     def _round_onto_grids(self, var_list) -> None:
         """Put every variable with a storage format onto its grid (eagerly)."""
@@ -526,13 +457,13 @@ class FixedPointOptimizer(keras.optimizers.Optimizer):
             new = _new_value(kind, variable, value)
             if self._monitored():
                 self._note_state(state, new)
-            seed = self._seeds.at(self._site(state.index, state.site), state.fmt)
+            seed = self._seeds.at(self._site(state.index, _FIRST_STATE + state.ordinal), state.fmt)
             return self._originals["assign"](variable, quantize_tensor(new, state.fmt, ste=False,
                                                                       seed=seed))
 
         return write
 
-    def _note_state(self, state: _State, new: tf.Tensor) -> None:
+    def _note_state(self, state: StateVariable, new: tf.Tensor) -> None:
         """Add the new state's rail statistics to the step's columns (the largest over
         the variable's states of one field)."""
         for name, value in rail_columns(state.field, new, state.fmt,
@@ -582,75 +513,30 @@ class FixedPointOptimizer(keras.optimizers.Optimizer):
     def statistics(self, monitored: bool = False) -> Dict[str, tf.Tensor]:
         """What quantization did to the last step, per layer (float32 scalars).
 
-        From the fused op, for every layer with an update or storage format:
-        ``update_norm/<layer>/requested`` and ``.../applied`` (the norms of the
-        step the optimizer computed and of the change actually stored, over
-        the layer's variables), ``cosine/<layer>/update`` and
-        ``progress/<layer>/update`` (their cosine, and the stored change
-        projected on the requested step over its squared norm, with the
-        conventions of :mod:`~tensorflow_kappa.quantization.geometry`: 1 where
-        nothing was requested and nothing moved; progress is 1 in float and, in
-        expectation, under stochastic rounding, and falls below 1 as
-        round-to-nearest loses updates), ``underflow/<layer>/update_format``
-        (the fraction of the step's nonzero entries the update format rounded
-        to 0) and ``saturation/<layer>/storage`` (the fraction of entries pushed
-        beyond the storage rails). Fractions are element-weighted means over
-        the layer's variables.
-
+        Every step, for each layer with an update or storage format:
+        ``update_norm/<layer>/requested`` and ``.../applied``,
+        ``cosine/<layer>/update``, ``progress/<layer>/update``,
+        ``underflow/<layer>/update_format`` and ``saturation/<layer>/storage``.
         With ``monitored=True`` (QuantizationMonitor's steps), also what the
         step measured when it was traced as a monitored step:
-        ``underflow/<layer>/update`` (the fraction of the step's nonzero
-        entries that left the stored variable unchanged, whether the update
-        format or the storage rounding swallowed them: learning that died),
-        ``saturation/<layer>/update_format`` (the step beyond the update
-        format's rails), ``saturation|near_rail|underflow/<layer>/gradient``
-        (the gradient against its format, before rounding),
-        ``near_rail/<layer>/weight`` (the stored variables against their
-        storage format) and ``saturation|underflow/<layer>/momentum`` and
-        ``.../second_moment`` (the optimizer's new state against its format,
-        before rounding). Every column is described in
-        :mod:`~tensorflow_kappa.optimizers.statistics`.
+        ``underflow/<layer>/update`` (the share of the step lost: learning
+        that died), ``saturation/<layer>/update_format``,
+        ``saturation|near_rail|underflow/<layer>/gradient``,
+        ``near_rail/<layer>/weight`` and
+        ``saturation|underflow/<layer>/momentum|second_moment``. Each key is
+        defined in :mod:`~tensorflow_kappa.optimizers.statistics`; fractions
+        are element-weighted means over the layer's variables.
 
         Raises:
             ValueError: the optimizer is not built.
         """
         if not self.built:
             raise ValueError("FixedPointOptimizer.statistics(): the optimizer is not built")
-        layers: Dict[str, List[int]] = {}
-        for i, record in enumerate(self._records):
-            layers.setdefault(record.layer, []).append(i)
-        rows = self._rows(self._update_stats, UPDATE_STATS)
+        rows = stat_rows(self._update_stats, UPDATE_STATS)
         if monitored:
-            rows.update(self._rows(self._monitor_stats, MONITOR_STATS))
-        return layer_statistics(layers, rows, [r.size for r in self._records],
-                                self._measured())
-
-    def _rows(self, variables: List[Optional[keras.Variable]],
-              names: Tuple[str, ...]) -> Dict[str, tf.Tensor]:
-        """The columns ``names`` of the per-variable statistics ``variables`` (NaN where a
-        variable has none)."""
-        nan = tf.fill([len(names)], float("nan"))
-        table = tf.stack([nan if v is None else _read(v) for v in variables])
-        return {name: table[:, k] for k, name in enumerate(names)}
-
-    def _measured(self) -> Dict[str, List[bool]]:
-        """Which variables each statistics column applies to (by their formats and the
-        wrapped optimizer's state)."""
-        fields = {(s.index, s.field) for s in self._states.values() if s.fmt is not None}
-        applies = {
-            "update_underflow": lambda i, r: r.update is not None,
-            "storage_saturation": lambda i, r: r.storage is not None,
-            "update_saturation": lambda i, r: r.update is not None,
-            "weight_near_rail": lambda i, r: r.storage is not None,
-        }
-        for stat in ("saturation", "near_rail", "underflow"):
-            applies[f"gradient_{stat}"] = lambda i, r: r.gradient is not None
-        for field in STATE_FIELDS:
-            for stat in ("saturation", "underflow"):
-                applies[f"{field}_{stat}"] = lambda i, r, f=field: (i, f) in fields
-        return {name: [applies.get(name, lambda i, r: r.quantized_store)(i, r)
-                       for i, r in enumerate(self._records)]
-                for name in ALL_STATS}
+            rows.update(stat_rows(self._monitor_stats, MONITOR_STATS))
+        return layer_statistics(self._records, rows, measured_columns(
+            self._records, {(s.index, s.field) for s in self._states.values() if s.fmt}))
 
     # ------------------------------------------------------------------
     # Serialization

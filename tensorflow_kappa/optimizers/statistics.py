@@ -38,14 +38,17 @@ Example:
 >>> rows = {"requested_sq": [9.0, 16.0], "applied_sq": [9.0, 0.0], "dot": [9.0, 0.0],
 ...         "update_underflow": [0.0, 1.0]}
 >>> rows = {k: tf.constant(v) for k, v in rows.items()}
->>> stats = layer_statistics({"dense": [0, 1]}, rows, sizes=[1, 3])
+>>> records = [VariableRecord(f"dense/{name}", "dense", field, None, None, None, None, None,
+...                           size) for name, field, size in (("bias", "bias", 1),
+...                                                           ("kernel", "weight", 3))]
+>>> stats = layer_statistics(records, rows)
 >>> [round(float(stats[k]), 3) for k in ("update_norm/dense/requested", "cosine/dense/update",
 ...                                      "underflow/dense/update_format")]
 [5.0, 0.6, 0.75]
 """
 from __future__ import annotations
 
-from typing import Dict, Mapping, Optional, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 import tensorflow as tf
 
@@ -53,9 +56,10 @@ from tensorflow_kappa.core.fixed_point import FixedPoint
 from tensorflow_kappa.quantization.geometry import update_geometry
 from tensorflow_kappa.quantization.rail_stats import rail_stats
 from tensorflow_kappa.quantization.update_store import UpdateStats
+from tensorflow_kappa.quantization.variables import STATE_FIELDS, VariableRecord
 
-__all__ = ["ALL_STATS", "MONITOR_STATS", "UPDATE_STATS", "layer_statistics", "rail_columns",
-           "update_columns"]
+__all__ = ["ALL_STATS", "MONITOR_STATS", "UPDATE_STATS", "geometry_columns", "layer_statistics",
+           "measured_columns", "rail_columns", "stat_rows", "update_columns"]
 
 #: The columns every step measures for a variable with an update or storage format.
 UPDATE_STATS = ("requested_sq", "applied_sq", "dot", "update_underflow", "storage_saturation")
@@ -121,34 +125,66 @@ def _weighted_mean(values: tf.Tensor, sizes: tf.Tensor) -> Optional[tf.Tensor]:
                     / tf.maximum(total, 1.0), float("nan"))
 
 
-def layer_statistics(layers: Mapping[str, Sequence[int]], rows: Mapping[str, tf.Tensor],
-                     sizes: Sequence[int], measured: Optional[Mapping[str, Sequence[bool]]] = None,
+def stat_rows(variables: Sequence[Optional[tf.Variable]],
+              names: Sequence[str]) -> Dict[str, tf.Tensor]:
+    """The columns ``names`` of per-variable statistics vectors (NaN for a variable
+    that keeps none): ``{column: vector over the variables}``."""
+    nan = tf.fill([len(names)], float("nan"))
+    table = tf.stack([nan if v is None else tf.convert_to_tensor(v) for v in variables])
+    return {name: table[:, k] for k, name in enumerate(names)}
+
+
+def measured_columns(records: Sequence[VariableRecord],
+                     state_fields: Set[Tuple[int, str]]) -> Dict[str, List[bool]]:
+    """Which variables each column applies to: by their formats, and for state
+    columns by ``state_fields``, the ``(variable index, field)`` pairs of the
+    optimizer's state that has a format."""
+    applies = {
+        "update_underflow": lambda i, r: r.update is not None,
+        "storage_saturation": lambda i, r: r.storage is not None,
+        "update_saturation": lambda i, r: r.update is not None,
+        "weight_near_rail": lambda i, r: r.storage is not None,
+    }
+    for stat in ("saturation", "near_rail", "underflow"):
+        applies[f"gradient_{stat}"] = lambda i, r: r.gradient is not None
+    for field in STATE_FIELDS:
+        for stat in ("saturation", "underflow"):
+            applies[f"{field}_{stat}"] = lambda i, r, f=field: (i, f) in state_fields
+    default = lambda i, r: r.quantized_store  # noqa: E731 (the geometry columns, lost)
+    return {name: [applies.get(name, default)(i, r) for i, r in enumerate(records)]
+            for name in ALL_STATS}
+
+
+def layer_statistics(records: Sequence[VariableRecord], rows: Mapping[str, tf.Tensor],
+                     measured: Optional[Mapping[str, Sequence[bool]]] = None,
                      ) -> Dict[str, tf.Tensor]:
     """Per-layer statistics from per-variable columns.
 
     Args:
-        layers: ``{layer: [variable index, ...]}``.
+        records: the variables' records (their layers group them; fractions
+            are means over a layer's variables weighted by their sizes).
         rows: ``{column: float32 vector over the variables}``; columns may be
             missing.
-        sizes: the variables' element counts (fractions are element-weighted
-            means over a layer's variables).
         measured: ``{column: [bool per variable]}``: which variables a column
-            applies to at all (default: all); NaN entries count as not
-            measured this step either.
+            applies to at all (default: all; see :func:`measured_columns`);
+            NaN entries count as not measured this step either.
 
     Returns:
         For each layer with geometry columns: ``update_norm/<layer>/requested``
         and ``.../applied``, ``cosine/<layer>/update`` and
         ``progress/<layer>/update``
         (:func:`~tensorflow_kappa.quantization.geometry.update_geometry` of the
-        layer's sums); for each fraction column (see :data:`_LAYER_KEYS`) with a
-        measured variable in the layer, its ``stat/<layer>/<field>`` mean.
+        layer's sums); for each fraction column with a measured variable in the
+        layer, its ``stat/<layer>/<field>`` mean (the module docstring's table).
         Sorted by key.
     """
+    layers: Dict[str, List[int]] = {}
+    for i, record in enumerate(records):
+        layers.setdefault(record.layer, []).append(i)
     out: Dict[str, tf.Tensor] = {}
-    size_vector = tf.constant([float(s) for s in sizes], tf.float32)
+    size_vector = tf.constant([float(r.size) for r in records], tf.float32)
     for layer, indices in layers.items():
-        def pick(column: str) -> Optional[tf.Tensor]:
+        def pick(column: str):
             chosen = [i for i in indices if measured is None or measured[column][i]]
             if column not in rows or not chosen:
                 return None

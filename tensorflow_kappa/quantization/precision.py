@@ -52,6 +52,7 @@ from typing import Any, Dict, Iterable, Mapping, Optional, Union
 
 import tensorflow as tf
 
+from tensorflow_kappa import _checks
 from tensorflow_kappa.core.fixed_point import FixedPoint, FormatLike
 
 __all__ = [
@@ -70,10 +71,7 @@ DEFAULT_LAYER = "*"
 INPUT_LAYER = "input"
 
 def _coerce_format(fmt: Any, where: str) -> FixedPoint:
-    try:
-        fmt = FixedPoint.coerce(fmt)
-    except ValueError as err:
-        raise ValueError(f"Precision for {where}: {err}") from None
+    fmt = _checks.number_format(f"precision[{where!r}]", fmt)
     try:
         fmt.check_dtype(tf.float32)
     except ValueError as err:
