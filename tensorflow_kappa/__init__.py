@@ -59,8 +59,6 @@ _SUBMODULES = (
     "callbacks", "core", "datasets", "evaluation", "experiments", "layers", "models",
     "optimizers", "quantization", "recipes",
 )
-#: Old module paths, imported (with a DeprecationWarning) only when used.
-_DEPRECATED_MODULES = ("history", "precision", "utils")
 #: The modules whose import registers Keras serializables and op gradients.
 _REGISTERING_MODULES = ("quantization", "layers", "optimizers", "recipes")
 
@@ -105,12 +103,11 @@ def register_all() -> None:
 def __getattr__(name: str) -> Any:
     if name in _ATTRIBUTES:
         value = getattr(_import(_ATTRIBUTES[name]), name)
-    elif name in _SUBMODULES or name in _DEPRECATED_MODULES:
+    elif name in _SUBMODULES:
         value = _import(name)
     else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    if name not in _DEPRECATED_MODULES:
-        globals()[name] = value
+    globals()[name] = value
     return value
 
 

@@ -26,8 +26,8 @@ from typing import Any, Iterable, Optional
 
 import numpy as np
 
-__all__ = ["SEED32_MAX", "bool_result", "float_array", "integer", "number", "one_of",
-           "random_seed", "tensor"]
+__all__ = ["SEED32_MAX", "bool_result", "float_array", "integer", "number", "number_format",
+           "one_of", "random_seed", "tensor"]
 
 INT64_MAX = 2 ** 63 - 1
 #: The largest seed NumPy's legacy seeding takes (``keras.utils.set_random_seed``).
@@ -103,6 +103,29 @@ def one_of(name: str, value: Any, choices: Iterable[Any]) -> Any:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, "
                          f"got {value!r}")
     return value
+
+
+def number_format(name: str, value: Any, optional: bool = False):
+    """A number format: a format object or its string form (``"s8.4"``), parsed; None
+    passes where ``optional``. Anything else is a ValueError naming ``name``, the
+    value and why it does not parse.
+
+    Example:
+    >>> str(number_format("forward", "s8.4:stochastic"))
+    's8.4:stochastic'
+    >>> number_format("forward", "s8.x")
+    Traceback (most recent call last):
+    ...
+    ValueError: forward='s8.x' is not a number format: Cannot parse fixed-point format 's8.x': ...
+    """
+    from tensorflow_kappa.core.fixed_point import FixedPoint
+
+    if value is None and optional:
+        return None
+    try:
+        return FixedPoint.coerce(value)
+    except ValueError as err:
+        raise ValueError(f"{name}={value!r} is not a number format: {err}") from None
 
 
 def bool_result(what: str, value: Any) -> bool:

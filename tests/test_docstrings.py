@@ -10,11 +10,10 @@ import tensorflow as tf
 
 import tensorflow_kappa
 
-DEPRECATED = {"tensorflow_kappa.history", "tensorflow_kappa.precision", "tensorflow_kappa.utils"}
 MODULES = sorted(info.name for info in pkgutil.walk_packages(tensorflow_kappa.__path__,
                                                               "tensorflow_kappa.")
-                 if info.name not in DEPRECATED  # Python sources only, not the op library
-                 and importlib.util.find_spec(info.name).origin.endswith(".py"))
+                 # Python sources only, not the op library
+                 if importlib.util.find_spec(info.name).origin.endswith(".py"))
 
 
 def test_the_walk_finds_the_package():

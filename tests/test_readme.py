@@ -74,12 +74,8 @@ def _resolves(name, modules):
 
 
 def test_every_name_in_the_readme_module_table_imports():
-    import warnings
-
     rows = list(_module_table())
     assert len(rows) >= 9
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # the deprecated aliases' row
-        missing = [(modules, name) for modules, names in rows for name in names
-                   if not _resolves(name, modules)]
+    missing = [(modules, name) for modules, names in rows for name in names
+               if not _resolves(name, modules)]
     assert not missing, missing

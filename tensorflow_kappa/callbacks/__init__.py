@@ -1,7 +1,6 @@
 """Callbacks of tensorflow_kappa."""
 from tensorflow_kappa.callbacks.in_extrapolation import InExtrapolationEvaluation
 from tensorflow_kappa.callbacks.loop_controller import LoopController
-from tensorflow_kappa.callbacks.loop_controller import LoopControllerCallback
 from tensorflow_kappa.callbacks.loop_controller import LoopControllerConfigError
 from tensorflow_kappa.callbacks.quantization_monitor import (LearningDeathWarning,
                                                              QuantizationMonitor)
@@ -10,7 +9,6 @@ __all__ = [
     "InExtrapolationEvaluation",
     "LearningDeathWarning",
     "LoopController",
-    "LoopControllerCallback",
     "LoopControllerConfigError",
     "QuantizationMonitor",
 ]

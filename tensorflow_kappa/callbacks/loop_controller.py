@@ -1,7 +1,6 @@
 """Training-loop control from plain Python dictionaries, inside ``model.fit``.
 
-:class:`LoopController` (also importable as ``LoopControllerCallback``, the
-name the report used) lets a user decide, batch by batch, what a training
+:class:`LoopController` (the report's ``LoopControllerCallback``) lets a user decide, batch by batch, what a training
 step does: which loss, which variables, whether regularisation enters, how
 gradients are clipped or transformed, while keeping ``model.fit`` and
 everything it brings (progress bar, validation, other callbacks,
@@ -96,7 +95,7 @@ from tensorflow_kappa.callbacks.loop_controller_config import (
 )
 from tensorflow_kappa.callbacks.step_history import HistoryView, StepHistory
 
-__all__ = ["LoopController", "LoopControllerCallback", "LoopControllerConfigError"]
+__all__ = ["LoopController", "LoopControllerConfigError"]
 
 _logger = logging.getLogger(__name__)
 _MARK = "_tensorflow_kappa_loop_controller"
@@ -246,10 +245,6 @@ class LoopController(keras.callbacks.Callback):
         if "loss" not in self._store.keys():
             return np.empty(0)
         return self._store.column("loss", self._store.first)
-
-    @property
-    def batches_in_epochs(self) -> int:  # the report's spelling
-        return self.batches_in_epoch
 
     @property
     def states(self) -> Dict[str, bool]:
@@ -434,7 +429,3 @@ def _evaluate_cond(action, controller: "LoopController", kind: str) -> bool:
         err.add_note(f"raised by the 'cond' of LoopController {kind} {action.name!r}")
         raise
     return _checks.bool_result(f"the 'cond' of LoopController {kind} {action.name!r}", value)
-
-
-#: The report's name for :class:`LoopController`.
-LoopControllerCallback = LoopController

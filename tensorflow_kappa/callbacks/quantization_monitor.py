@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tensorflow_kappa import _checks
 from tensorflow_kappa.callbacks.controlled_step import compile_train_function, multi_worker
 from tensorflow_kappa.quantization.recording import recording
 
@@ -20,12 +21,6 @@ _PACKED = "__kappa_quantization__"
 
 class LearningDeathWarning(UserWarning):
     """A layer's updates have (almost) all underflowed for a while: it no longer learns."""
-
-
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {name}={value!r}")
-    return int(value)
 
 
 def _layer_of(key: str) -> str:
@@ -106,7 +101,7 @@ class QuantizationMonitor(keras.callbacks.Callback):
                  tensorboard_dir: Optional[str] = None, death_threshold: float = 0.99,
                  death_steps: int = 200):
         super().__init__()
-        self.every = _positive_int("every", every)
+        self.every = _checks.integer("every", every, minimum=1)
         if layers is not None:
             if (isinstance(layers, str) or not isinstance(layers, (list, tuple))
                     or not all(isinstance(n, str) for n in layers)):
@@ -119,12 +114,9 @@ class QuantizationMonitor(keras.callbacks.Callback):
                 or not os.fspath(tensorboard_dir)):
             raise ValueError(f"tensorboard_dir must be a path or None, got {tensorboard_dir!r}")
         self.tensorboard_dir = tensorboard_dir
-        if isinstance(death_threshold, bool) or not isinstance(death_threshold, (int, float)) \
-                or not 0 < death_threshold <= 1:
-            raise ValueError(f"death_threshold must be a number in (0, 1], got "
-                             f"death_threshold={death_threshold!r}")
-        self.death_threshold = float(death_threshold)
-        self.death_steps = _positive_int("death_steps", death_steps)
+        self.death_threshold = _checks.number("death_threshold", death_threshold, minimum=0.0,
+                                              maximum=1.0, strict_minimum=True)
+        self.death_steps = _checks.integer("death_steps", death_steps, minimum=1)
         self.steps: List[int] = []
         self.records: Dict[str, List[float]] = {}
         self.dead_layers: List[str] = []

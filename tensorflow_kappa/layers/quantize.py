@@ -1,12 +1,12 @@
 """``Quantize``: fixed-point rounding of a tensor forward and of its gradient backward."""
 from __future__ import annotations
 
-import numbers
-from typing import Any, Optional, Union
+from typing import Optional, Union
 
 import keras
 import tensorflow as tf
 
+from tensorflow_kappa import _checks
 from tensorflow_kappa.quantization.fixed_point import FixedPoint
 from tensorflow_kappa.quantization.quantize import _ste_mode, quantize_tensor
 from tensorflow_kappa.quantization.recording import record_rail_stats
@@ -19,23 +19,6 @@ FormatLike = Union[FixedPoint, str, None]
 # device draws (a, b); b grows by one per call, so the streams never meet.
 _REPLICA_STRIDE = 2**40
 _SEED_STATE = "seed_generator_state"
-
-
-def _check_format(name: str, fmt: FormatLike) -> Optional[FixedPoint]:
-    if fmt is None:
-        return None
-    try:
-        return FixedPoint.coerce(fmt)
-    except ValueError as err:
-        raise ValueError(f"{name}={fmt!r} is not a fixed-point format: {err}") from None
-
-
-def _check_seed(seed: Any) -> Optional[int]:
-    if seed is None:
-        return None
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**31:
-        raise ValueError(f"seed must be None or an integer in [0, 2**31), got seed={seed!r}")
-    return int(seed)
 
 
 def _quantize_gradient(x: tf.Tensor, fmt: FixedPoint, seed: Optional[tf.Tensor],
@@ -89,7 +72,7 @@ class Quantize(keras.layers.Layer):
         ste: the forward quantizer's gradient: True (straight through),
             ``"clipped"`` (zero where the input lies beyond the rails) or
             False (none: nothing flows back through this layer).
-        seed: seed of the stochastic streams (an int in ``[0, 2**31)``); None
+        seed: seed of the stochastic streams (an int in ``[0, 2**63 - 1]``); None
             draws one (reproducible under ``keras.utils.set_random_seed``).
         **kwargs: the options of ``keras.layers.Layer`` (``name``, ...).
 
@@ -113,11 +96,11 @@ class Quantize(keras.layers.Layer):
     def __init__(self, forward: FormatLike = None, backward: FormatLike = None,
                  ste: Union[bool, str] = True, seed: Optional[int] = None, **kwargs):
         super().__init__(**kwargs)
-        self.forward = _check_format("forward", forward)
-        self.backward = _check_format("backward", backward)
+        self.forward = _checks.number_format("forward", forward, optional=True)
+        self.backward = _checks.number_format("backward", backward, optional=True)
         _ste_mode(ste)
         self.ste = ste
-        self.seed = _check_seed(seed)
+        self.seed = _checks.random_seed("seed", seed)
         self.supports_masking = True
         self.seed_generator = None
         if rounds_stochastically(self.forward, self.backward):

@@ -11,8 +11,20 @@ chunk with ``verbose``). The loop stops inside the graph after the first
 step whose loss, gradient, step size or weights are not finite, and puts the
 weights back to what they were before that step. Metrics of non-finite
 tensors are NaN (never an exception). Every setting comes in one
-:class:`~tensorflow_kappa.models.TrainConfig`; stochastic rounding draws its
-seeds from one :class:`~tensorflow_kappa.quantization.seeds.SeedStream`.
+:class:`~tensorflow_kappa.models.TrainConfig`.
+
+The update itself is Keras' ``SGD`` (with momentum for
+``update_rule="momentum"``) inside
+:class:`~tensorflow_kappa.optimizers.FixedPointOptimizer`, the package's one
+low-precision training step: gradients, momentum, updates and stored weights
+are rounded there, per the run's precision dict, and the wrapper's per-variable
+statistics (:meth:`~tensorflow_kappa.optimizers.FixedPointOptimizer.apply_and_record`)
+give the update geometry and the rail metrics. The trainer sets the
+optimizer's learning rate to the throttled ``eta_eff`` every step. The forward
+pass's quantizers draw their seeds from the trainer's
+:class:`~tensorflow_kappa.quantization.seeds.SeedStream` (the model's seed);
+the optimizer's stochastic rounding from a seed derived from it
+(:func:`optimizer_seed`).
 """
 from __future__ import annotations
 
@@ -37,8 +49,9 @@ from tensorflow_kappa.models.stability import (
     tensor_l2_norm,
 )
 from tensorflow_kappa.models.train_config import TrainConfig
-from tensorflow_kappa.models.update_rules import VarSpec, apply_update
-from tensorflow_kappa.quantization import quantize_tensor, rail_stats
+from tensorflow_kappa.optimizers import FixedPointOptimizer
+from tensorflow_kappa.quantization import quantize_tensor
+from tensorflow_kappa.quantization.geometry import update_geometry
 from tensorflow_kappa.quantization.precision import INPUT_LAYER
 from tensorflow_kappa.quantization.seeds import SeedStream
 
@@ -47,6 +60,7 @@ __all__ = [
     "MOMENTUM_QUANT_METRICS",
     "QUANT_METRICS",
     "InstrumentedTrainer",
+    "optimizer_seed",
     "train_instrumented",
 ]
 
@@ -66,10 +80,38 @@ QUANT_METRICS = (
     "update_saturation_fraction_max", "update_underflow_fraction_max",
 )
 MOMENTUM_QUANT_METRICS = ("momentum_saturation_fraction_max", "momentum_underflow_fraction_max")
+#: Each quantization metric: the largest value over the variables of the statistics
+#: column of FixedPointOptimizer.apply_and_record it is taken from.
+_WORST = {
+    "weight_saturation_fraction_max": "storage_saturation",
+    "weight_near_rail_fraction_max": "weight_near_rail",
+    "gradient_saturation_fraction_max": "gradient_saturation",
+    "gradient_near_rail_fraction_max": "gradient_near_rail",
+    "update_saturation_fraction_max": "update_saturation",
+    "update_underflow_fraction_max": "update_underflow",
+    "momentum_saturation_fraction_max": "momentum_saturation",
+    "momentum_underflow_fraction_max": "momentum_underflow",
+}
 _HESSIAN_METRICS = (
     "hessian_lambda_max", "stability_margin_lambda_raw", "stability_margin_lambda_ctrl",
     "spectral_radius_raw", "spectral_radius_ctrl",
 )
+
+
+def optimizer_seed(run_seed: int) -> int:
+    """The seed of the run's optimizer, derived from the run's seed (so the optimizer's
+    stochastic streams differ from the forward pass's): one step of a 63-bit LCG.
+
+    Example:
+    >>> optimizer_seed(0) != optimizer_seed(1) != 1
+    True
+    """
+    return (int(run_seed) * 6364136223846793005 + 1442695040888963407) % 2**63
+
+
+def _worst(values: tf.Tensor) -> tf.Tensor:
+    """The largest measured (non-NaN) fraction, 0 where none was measured."""
+    return tf.reduce_max(tf.where(tf.math.is_nan(values), 0.0, values))
 
 
 def _spectral_norm(kernel: tf.Tensor) -> tf.Tensor:
@@ -111,15 +153,9 @@ class InstrumentedTrainer:
         if p is not None:
             p.validate(qf.layer_names(model))
             qf.check_layer_chain(model)
-        self.specs: List[VarSpec] = [
-            VarSpec(r.variable, r.layer_name, r.field,
-                    *(None if p is None else p.format(r.layer_name, f)
-                      for f in (r.field, "update", "gradient", "momentum")))
-            for r in qf.variable_roles(model)
-        ]
-        if not self.specs:
+        self.variables = list(model.trainable_variables)
+        if not self.variables:
             raise ValueError(f"Model {model.name!r} has no trainable variables")
-        self.variables = [s.variable for s in self.specs]
         # What a diverged step puts back: the trainable variables, then the rest
         # of the model's state (BatchNorm statistics, ...).
         self._restorable = self.variables + [
@@ -131,7 +167,7 @@ class InstrumentedTrainer:
         self.kernels = [l.kernel for l in dense]
         single = (len(layers) == 1 and len(dense) == 1 and dense[0].bias is None
                   and dense[0].activation is keras.activations.linear
-                  and len(self.specs) == 1 and len(X.shape) == 2)
+                  and len(self.variables) == 1 and len(X.shape) == 2)
         self.hessian = config.compute_analytic_hessian and single
         self.reference = self._reference(config.reference_A, dense)
 
@@ -145,10 +181,11 @@ class InstrumentedTrainer:
         self._prev_grad = tf.Variable(tf.zeros([size]), trainable=False)
         self._ema = tf.Variable(0.0, trainable=False)
         self._step = tf.Variable(tf.constant(0, tf.int64), trainable=False)
-        self._velocities = [tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False)
-                            for v in self.variables] if config.update_rule == "momentum" else None
-        run_seed = owner.seed if owner.seed is not None else np.random.randint(2**31)
-        self.seeds = SeedStream(int(run_seed), self._step)
+        run_seed = int(owner.seed if owner.seed is not None else np.random.randint(2**31))
+        self.seeds = SeedStream(run_seed, self._step)
+        self.optimizer = FixedPointOptimizer(
+            keras.optimizers.SGD(config.learning_rate, momentum=config.effective_momentum),
+            p, seed=optimizer_seed(run_seed))
         self._run = (tf.function(self._run_steps, autograph=False) if config.compiled
                      else self._run_steps)
 
@@ -176,17 +213,16 @@ class InstrumentedTrainer:
 
     # -- host side ------------------------------------------------------------------
     def initialize(self) -> None:
-        """Round every stored variable onto its storage format (before step 0)."""
-        for i, spec in enumerate(self.specs):
-            if spec.storage is not None:
-                spec.variable.assign(quantize_tensor(
-                    tf.convert_to_tensor(spec.variable), spec.storage, ste=False,
-                    seed=self.seeds.initial(i)))
+        """Build the optimizer, which rounds every stored variable onto its storage
+        format (before step 0); :meth:`run` does it first where needed."""
+        if not self.optimizer.built:
+            self.optimizer.build(self.variables)
 
     def run(self, perm, start: int, stop: int) -> np.ndarray:
         """Run steps ``[start, stop)`` of an epoch with row order ``perm``; return
         their metric rows, ``(k, len(metric_names))``, k < stop - start when the
         run diverged."""
+        self.initialize()
         block = self._run(tf.constant(perm, tf.int32), tf.constant(start, tf.int32),
                           tf.constant(stop, tf.int32))
         return block.numpy()
@@ -241,12 +277,8 @@ class InstrumentedTrainer:
         grads = tape.gradient(loss, variables)
         grads = [tf.zeros_like(tf.convert_to_tensor(v)) if g is None else g
                  for g, v in zip(grads, variables)]
-        if p is not None:
-            raw_grads = grads
-            grads = [g if s.gradient is None else
-                     quantize_tensor(g, s.gradient, ste=False, seed=seeds.next(s.gradient))
-                     for g, s in zip(grads, self.specs)]
-        grad_flat = flatten_tensors(grads)
+        # The gradients as the optimizer rounds them: the throttle reads them.
+        grad_flat = flatten_tensors(self.optimizer.quantize_gradients(grads, variables))
         m["loss"] = loss
         m["rmse"] = tf.sqrt(keras_mse_batch_loss(yb, y_pred))
         m["grad_norm"] = tensor_l2_norm(grad_flat)
@@ -271,23 +303,18 @@ class InstrumentedTrainer:
         self._prev_theta.assign(theta_before)
         self._ema.assign(ema)
 
-        # The update. The update ops reject a non-finite step size; such a step
-        # (NaN gradients, or 0/0 in C with eps=0) counts as diverged below.
-        eta_update = tf.where(tf.math.is_finite(eta_eff), eta_eff, 0.0)
-        result = apply_update(config.update_rule, self.specs, grads, eta_update,
-                              quantized=p is not None, velocities=self._velocities,
-                              momentum=config.momentum, seeds=seeds)
-        raw = tf.sqrt(result.raw_sq)
-        actual = tf.sqrt(result.actual_sq)
-        ok = (raw > 0) & (actual > 0)
-        cosine = tf.where(ok, result.dot / tf.where(ok, raw * actual, 1.0), 0.0)
-        cosine = tf.cast(tf.clip_by_value(cosine, -1.0, 1.0), tf.float32)
-        m["raw_update_norm"] = tf.cast(raw, tf.float32)
-        m["actual_update_norm"] = tf.cast(actual, tf.float32)
-        m["update_cosine"] = cosine
-        m["update_angle_rad"] = tf.acos(cosine)
-        m["update_radius_ratio"] = tf.cast(
-            tf.where(raw > 0, actual / tf.where(raw > 0, raw, 1.0), 0.0), tf.float32)
+        # The update, through the optimizer. The update ops reject a non-finite step
+        # size; such a step (NaN gradients, or 0/0 in C with eps=0) counts as diverged
+        # below.
+        self.optimizer.learning_rate = tf.where(tf.math.is_finite(eta_eff), eta_eff, 0.0)
+        stats = self.optimizer.apply_and_record(grads, variables)
+        geometry = update_geometry(*(tf.reduce_sum(stats[k])
+                                     for k in ("requested_sq", "applied_sq", "dot")))
+        m["raw_update_norm"] = geometry.requested_norm
+        m["actual_update_norm"] = geometry.applied_norm
+        m["update_cosine"] = geometry.cosine
+        m["update_angle_rad"] = geometry.angle
+        m["update_radius_ratio"] = geometry.radius_ratio
 
         # The weights after the step.
         theta_after = flatten_tensors(variables)
@@ -309,23 +336,9 @@ class InstrumentedTrainer:
         m["weight_error_fro"] = nan if self.reference is None else tensor_l2_norm(
             tf.convert_to_tensor(self.kernels[0]) - self.reference)
 
-        if p is not None:
-            m.update(result.quant)
-            near, g_sat, g_near = [], [], []
-            for spec, g in zip(self.specs, raw_grads):
-                if spec.storage is not None:
-                    stored = tf.convert_to_tensor(spec.variable)
-                    near.append(rail_stats(stored, spec.storage).near_rail_fraction)
-                if spec.gradient is not None:
-                    rs = rail_stats(g, spec.gradient)
-                    g_sat.append(rs.saturation_fraction)
-                    g_near.append(rs.near_rail_fraction)
-            zero = tf.constant(0.0)
-            m["weight_near_rail_fraction_max"] = tf.reduce_max(tf.stack(near)) if near else zero
-            m["gradient_saturation_fraction_max"] = (
-                tf.reduce_max(tf.stack(g_sat)) if g_sat else zero)
-            m["gradient_near_rail_fraction_max"] = (
-                tf.reduce_max(tf.stack(g_near)) if g_near else zero)
+        for name in self.metric_names:
+            if name in _WORST:
+                m[name] = _worst(stats[_WORST[name]])
 
         finite = (tf.math.is_finite(loss) & tf.reduce_all(tf.math.is_finite(grad_flat))
                   & tf.reduce_all(tf.math.is_finite(theta_after))

@@ -1,26 +1,19 @@
-"""Variables to (layer, field), and the forward pass with fake quantization.
-
-The mapping ties a model's trainable variables to the entries of a
-:class:`~tensorflow_kappa.quantization.PrecisionDict`:
-
-* a Dense kernel is stored in the ``weight`` format,
-* a Dense bias in the ``bias`` format,
-* any other trainable variable (e.g. BatchNormalization gamma/beta) in the
-  layer's ``value`` format;
-
-its gradient, update and momentum use the owning layer's ``gradient``,
-``update`` and ``momentum`` formats.
+"""The instrumented trainer's forward pass with fake quantization.
 
 The forward pass walks a chain of layers (each consuming the previous
-layer's output, as in :class:`LinearBlockModel`): the input is quantized to
-``("input", "value")``; a Dense layer computes
+layer's output, as in :class:`~tensorflow_kappa.models.LinearBlockModel`):
+the input is quantized to ``("input", "value")``; a Dense layer computes
 ``q_act(act(q_acc(x @ q_w(W)) + q_b(b)))``; any other layer is called as
-usual and its output quantized to its ``activation`` format. Every quantizer
-uses the straight-through estimator, so gradients flow as in float.
+usual (its variables as stored: the optimizer keeps them on their storage
+grids) and its output quantized to its ``activation`` format. Every
+quantizer uses the straight-through estimator, so gradients flow as in
+float. Which format a variable is stored in, and every other per-variable
+format, comes from the one mapping in
+:mod:`~tensorflow_kappa.quantization.variables`.
 """
 from __future__ import annotations
 
-from typing import List, NamedTuple, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence
 
 import keras
 import tensorflow as tf
@@ -29,77 +22,13 @@ from tensorflow_kappa.quantization import FixedPoint, quantize_tensor
 from tensorflow_kappa.quantization.precision import INPUT_LAYER, PrecisionDict
 from tensorflow_kappa.quantization.seeds import SeedStream
 
-__all__ = [
-    "VariableRole",
-    "check_layer_chain",
-    "forward_with_precision",
-    "layer_and_field_for_variable",
-    "layer_names",
-    "same_variable",
-    "variable_roles",
-]
+__all__ = ["check_layer_chain", "forward_with_precision", "layer_names"]
 
 RESERVED_LAYER_NAMES = ("input", "loss")
 
 
-class VariableRole(NamedTuple):
-    """A trainable variable, the layer that owns it and its storage field."""
-
-    variable: keras.Variable
-    layer_name: str
-    field: str
-
-
-def same_variable(a, b) -> bool:
-    """Identity first, then the variable path, then the name (as the spec's helper)."""
-    if a is b:
-        return True
-    pa, pb = getattr(a, "path", None), getattr(b, "path", None)
-    if pa is not None and pb is not None:
-        return pa == pb
-    return getattr(a, "name", None) == getattr(b, "name", None)
-
-
-def _storage_field(layer: keras.layers.Layer, var) -> str:
-    if isinstance(layer, keras.layers.Dense):
-        if var is layer.kernel:
-            return "weight"
-        if layer.bias is not None and var is layer.bias:
-            return "bias"
-    return "value"
-
-
 def _model_layers(model: keras.Model) -> List[keras.layers.Layer]:
     return [l for l in model.layers if not isinstance(l, keras.layers.InputLayer)]
-
-
-def layer_and_field_for_variable(model: keras.Model, var) -> Tuple[str, str]:
-    """``(layer_name, storage_field)`` of a trainable variable of ``model``.
-
-    Example: ``dense0/kernel -> ("dense0", "weight")``,
-    ``dense0/bias -> ("dense0", "bias")``, ``batchnorm0/gamma ->
-    ("batchnorm0", "value")``.
-    """
-    layers = _model_layers(model)
-    for layer in layers:  # identity first, over every layer
-        for w in layer.trainable_weights:
-            if w is var:
-                return layer.name, _storage_field(layer, w)
-    for layer in layers:
-        for w in layer.trainable_weights:
-            if same_variable(w, var):
-                return layer.name, _storage_field(layer, w)
-    raise ValueError(
-        f"Variable {getattr(var, 'path', var)!r} belongs to no layer of model "
-        f"{model.name!r} (layers: {[l.name for l in layers]})"
-    )
-
-
-def variable_roles(model: keras.Model) -> List[VariableRole]:
-    """Every trainable variable of ``model`` with its owning layer and field, in
-    ``model.trainable_variables`` order."""
-    return [VariableRole(v, *layer_and_field_for_variable(model, v))
-            for v in model.trainable_variables]
 
 
 def check_layer_chain(model: keras.Model) -> None:

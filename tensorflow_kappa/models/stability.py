@@ -4,13 +4,12 @@ The exact Hessian of a one-layer linear model, the stability margins and
 spectral radii of the (heavy-ball) gradient-descent update map, and the small
 tensor helpers the spec lists with them. Each takes tensors or NumPy arrays
 and returns tensors, so the trainer can call them inside its compiled step.
-(Formerly ``tensorflow_kappa.utils``.)
 
 ========================================  ========================================
 ``flatten_tensors``                       variables/gradients -> one global vector
 ``half_mse_batch_loss``                   ``(1/2N) sum_n ||y_n - p_n||^2``
 ``tensor_l2_norm``                        overflow/underflow-safe 2-norm
-``safe_cosine``                           cosine that is 0 where a vector is 0
+``safe_cosine``                           cosine, by the package's zero-vector convention
 ``analytic_single_dense_hessian``         exact Hessian of a one-layer no-bias model
 ``stability_metrics_from_hessian``        ``eta * lambda_max`` and update-map radii
 ``finite_eigvalsh``                       eigenvalues, NaN for a non-finite matrix
@@ -26,6 +25,7 @@ from typing import Dict, Optional, Sequence
 import tensorflow as tf
 
 from tensorflow_kappa import _checks
+from tensorflow_kappa.quantization.geometry import update_geometry
 
 __all__ = [
     "LOSS_MODES",
@@ -125,22 +125,33 @@ def tensor_l2_norm(x) -> tf.Tensor:
     return tf.where(tf.reduce_any(tf.math.is_nan(x)), zero + float("nan"), norm)
 
 
-def safe_cosine(a, b, eps: float = 1e-12) -> tf.Tensor:
-    """``<a, b> / (||a|| ||b||)`` clipped to [-1, 1]; 0 where either norm is below eps.
+def safe_cosine(a, b) -> tf.Tensor:
+    """``<a, b> / (||a|| ||b||)`` clipped to [-1, 1], with the package's one convention
+    where a vector is zero (:mod:`~tensorflow_kappa.quantization.geometry`): 1 if
+    both are, 0 if one is.
 
-    Returning 0 (not NaN) for a zero vector is deliberate: an applied update
-    that underflowed to zero has no direction in common with the intended one.
+    Returning 0 (not NaN) for one zero vector is deliberate: an applied update
+    that underflowed to zero has no direction in common with the intended one;
+    a step that asked for nothing and changed nothing was followed exactly.
+    Each vector is scaled by its largest entry first, so neither overflow nor
+    underflow of the squares matters.
 
     Example:
     >>> float(safe_cosine([1.0, 0.0], [1.0, 1.0]))  # doctest: +ELLIPSIS
     0.7071067...
+    >>> float(safe_cosine([1.0, 0.0], [0.0, 0.0])), float(safe_cosine([0.0], [0.0]))
+    (0.0, 1.0)
     """
     a = tf.reshape(_checks.tensor("a", a), [-1])
     b = tf.reshape(tf.cast(_checks.tensor("b", b), a.dtype), [-1])
-    na, nb = tensor_l2_norm(a), tensor_l2_norm(b)
-    ok = (na > eps) & (nb > eps)
-    dot = tf.reduce_sum((a / tf.where(ok, na, 1.0)) * (b / tf.where(ok, nb, 1.0)))
-    return tf.where(ok, tf.clip_by_value(dot, -1.0, 1.0), tf.zeros_like(dot))
+
+    def scaled(x):
+        top = tf.reduce_max(tf.concat([tf.abs(x), tf.zeros([1], x.dtype)], 0))
+        return x / tf.where(top > 0, top, tf.ones_like(top))
+
+    a, b = scaled(a), scaled(b)
+    return update_geometry(tf.reduce_sum(a * a), tf.reduce_sum(b * b), tf.reduce_sum(a * b),
+                           dtype=a.dtype).cosine
 
 
 def analytic_single_dense_hessian(X, output_dim: int = 1, loss_mode: str = "half_mse",

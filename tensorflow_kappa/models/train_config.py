@@ -22,10 +22,12 @@ import numpy as np
 
 from tensorflow_kappa import _checks
 from tensorflow_kappa.models.stability import LOSS_MODES
-from tensorflow_kappa.models.update_rules import UPDATE_RULES
 from tensorflow_kappa.quantization.precision import PrecisionDict, ensure_precision_dict
 
-__all__ = ["TrainConfig"]
+__all__ = ["UPDATE_RULES", "TrainConfig"]
+
+#: The trainer's update rules: Keras' SGD without and with momentum.
+UPDATE_RULES = ("sgd", "momentum")
 
 
 def _number(name: str, value: Any, *, integer: bool = False, allow_zero: bool = False):

@@ -23,99 +23,39 @@ wrapped optimizer is built (its ``add_variable_from_reference`` calls).
 """
 from __future__ import annotations
 
-import math
-import numbers
 import random
-from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional
 
 import keras
 import tensorflow as tf
 
+from tensorflow_kappa import _checks
+from tensorflow_kappa.optimizers.statistics import (ALL_STATS, MONITOR_STATS, UPDATE_STATS,
+                                                    geometry_columns, layer_statistics,
+                                                    measured_columns, rail_columns, stat_rows,
+                                                    update_columns)
 from tensorflow_kappa.quantization.fixed_point import FixedPoint
-from tensorflow_kappa.quantization.precision import (PrecisionDict, ensure_precision_dict,
-                                                     variable_layer_and_field)
+from tensorflow_kappa.quantization.precision import PrecisionDict, ensure_precision_dict
 from tensorflow_kappa.quantization.quantize import quantize_tensor
-from tensorflow_kappa.quantization.rail_stats import rail_stats
 from tensorflow_kappa.quantization.recording import is_recording
 from tensorflow_kappa.quantization.seeds import SeedStream
 from tensorflow_kappa.quantization.update_store import update_quantize_store
+from tensorflow_kappa.optimizers.state import (DEFAULT_STATE_FIELDS, StateVariable,
+                                               build_recording_states, check_state_fields,
+                                               map_states)
+from tensorflow_kappa.quantization.variables import (STATE_FIELDS, VariableRecord,
+                                                     variable_path, variable_records)
 
 __all__ = ["DEFAULT_STATE_FIELDS", "FixedPointOptimizer"]
 
-#: The precision field of each kind of per-variable optimizer state, by the name
-#: Keras 3's optimizers give it (``add_variable_from_reference(var, name)``);
-#: None keeps that state in float.
-DEFAULT_STATE_FIELDS: Dict[str, Optional[str]] = {
-    "momentum": "momentum",               # SGD, Adam/AdamW/Nadam/Lamb/Lion/Adamax m, RMSprop
-    "average_gradient": "momentum",       # centered RMSprop's mean gradient
-    "linear": "momentum",                 # Ftrl's z
-    "velocity": "second_moment",          # Adam v, RMSprop's mean square, Adafactor
-    "velocity_hat": "second_moment",      # AMSGrad's max of v
-    "norm": "second_moment",              # Adamax's infinity norm
-    "accumulator": "second_moment",       # Adagrad, Ftrl
-    "accumulated_grad": "second_moment",  # Adadelta
-    "accumulated_delta_var": "second_moment",
-    "gradient_accumulator": None,         # gradient_accumulation_steps
-    "average": None,                      # use_ema's moving averages
-}
-_STATE_FIELDS = ("momentum", "second_moment")
-
-#: What the fused op reports per variable, every step.
-UPDATE_STATS = ("requested_sq", "applied_sq", "dot", "update_underflow", "storage_saturation")
-#: What a monitored step adds per variable (see QuantizationMonitor).
-MONITOR_STATS = ("lost", "gradient_saturation", "gradient_near_rail", "gradient_underflow",
-                 "weight_near_rail")
 # Seed sites per variable: gradient, store, regrid, then one per state variable.
 _GRADIENT, _STORE, _REGRID, _FIRST_STATE = range(4)
 _SITES_PER_VARIABLE = 16
 
 
-class _Role(NamedTuple):
-    """A model variable's place in the precision dict and its formats (None: float)."""
-
-    layer: str
-    field: str
-    storage: Optional[FixedPoint]
-    update: Optional[FixedPoint]
-    gradient: Optional[FixedPoint]
-    size: int
-
-    @property
-    def quantized_store(self) -> bool:
-        return self.storage is not None or self.update is not None
-
-
-class _State(NamedTuple):
-    """A state variable of the wrapped optimizer: whose, which field, its format."""
-
-    index: int
-    name: str
-    field: Optional[str]
-    fmt: Optional[FixedPoint]
-    site: int
-
-
 def _check_seed(seed: Any) -> int:
-    if seed is None:
-        return random.SystemRandom().randrange(2**31)
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**63:
-        raise ValueError(f"seed must be None or an integer in [0, 2**63), got seed={seed!r}")
-    return int(seed)
-
-
-def _check_state_fields(state_fields: Optional[Mapping[str, Optional[str]]]) -> Dict:
-    fields = dict(DEFAULT_STATE_FIELDS)
-    if state_fields is None:
-        return fields
-    if not isinstance(state_fields, Mapping):
-        raise ValueError(f"state_fields must be a mapping {{state name: field or None}}, got "
-                         f"state_fields={state_fields!r}")
-    for name, field in state_fields.items():
-        if not isinstance(name, str) or (field is not None and field not in _STATE_FIELDS):
-            raise ValueError(f"state_fields maps optimizer state names to one of "
-                             f"{_STATE_FIELDS} or None, got {name!r}: {field!r}")
-        fields[name] = field
-    return fields
+    seed = _checks.random_seed("seed", seed)
+    return random.SystemRandom().randrange(2**31) if seed is None else seed
 
 
 def _dense(value: Any, like: Any) -> tf.Tensor:
@@ -152,7 +92,7 @@ class FixedPointOptimizer(keras.optimizers.Optimizer):
     Per model variable, by its layer (the innermost layer in its path that
     the precision dict names, else the innermost one) and
     field (``weight`` for kernels and embeddings, ``bias``, else ``value``;
-    see :func:`~tensorflow_kappa.quantization.precision.variable_layer_and_field`),
+    see :func:`~tensorflow_kappa.quantization.variables.variable_layer_and_field`),
     every step:
 
     1. the gradient is rounded to the layer's ``gradient`` format;
@@ -175,12 +115,15 @@ class FixedPointOptimizer(keras.optimizers.Optimizer):
     step and per variable from ``seed`` and the optimizer's iteration count,
     so a run is reproducible from its seed (also across replicas).
 
-    Statistics: per variable, the fused op's requested and applied update
-    norms, their dot product, the fraction of the update that underflowed
-    the update format and the storage saturation are kept in non-trainable
-    optimizer variables; :meth:`statistics` gives them per layer (and
+    Statistics (:mod:`~tensorflow_kappa.optimizers.statistics`): per
+    variable, the fused op's requested and applied update norms, their dot
+    product, the fraction of the update that underflowed the update format
+    and the storage saturation, every step; on monitored steps also the
+    rail statistics of gradients, updates, weights and optimizer state.
+    They are kept in non-trainable optimizer variables; :meth:`statistics`
+    gives them per layer (and
     :class:`~tensorflow_kappa.callbacks.QuantizationMonitor` puts them into
-    the logs, with what a monitored step adds).
+    the logs); :meth:`apply_and_record` returns them per variable.
 
     Distribution: under ``tf.distribute`` the wrapped optimizer updates
     each replica's copy (``strategy.extended.update``) after the gradients
@@ -195,7 +138,7 @@ class FixedPointOptimizer(keras.optimizers.Optimizer):
         precision: a :class:`~tensorflow_kappa.quantization.PrecisionDict`, a
             mapping ``{layer: {field: format}}``, one format for every field,
             or None (nothing quantized).
-        seed: seed of stochastic rounding (an int in ``[0, 2**63)``); None
+        seed: seed of stochastic rounding (an int in ``[0, 2**63 - 1]``); None
             draws one (kept in the config, so a saved run continues it).
         state_fields: ``{state name: "momentum" | "second_moment" | None}``
             for state names not in :data:`DEFAULT_STATE_FIELDS` (or to
@@ -242,13 +185,14 @@ class FixedPointOptimizer(keras.optimizers.Optimizer):
         self.inner_optimizer = optimizer
         self.precision = ensure_precision_dict(precision) or PrecisionDict()
         self.seed = _check_seed(seed)
-        self.state_fields = _check_state_fields(state_fields)
-        self._roles: List[_Role] = []
-        self._states: Dict[Any, _State] = {}
+        self.state_fields = check_state_fields(state_fields)
+        self._records: List[VariableRecord] = []
+        self._states: Dict[Any, StateVariable] = {}
         self._update_stats: List[Optional[keras.Variable]] = []
         self._monitor_stats: List[Optional[keras.Variable]] = []
         self._seeds: Optional[SeedStream] = None
         self._pending: Dict[str, tf.Tensor] = {}
+        self._record: Optional[Dict[int, Dict[str, tf.Tensor]]] = None
         self._route_writes()
 
     # ------------------------------------------------------------------
@@ -285,78 +229,43 @@ class FixedPointOptimizer(keras.optimizers.Optimizer):
     # ------------------------------------------------------------------
     def build(self, var_list):
         var_list = list(var_list)
-        self._roles = [self._role(v) for v in var_list]
-        created: List[Tuple[Any, Any, str]] = []
+        self._records = variable_records(var_list, self.precision)
         inner = self.inner_optimizer
-        original = inner.add_variable_from_reference
-
-        def recording_add(reference_variable, name=None, initializer="zeros"):
-            state = original(reference_variable, name=name, initializer=initializer)
-            created.append((state, reference_variable, name or "var"))
-            return state
-
-        object.__setattr__(inner, "add_variable_from_reference", recording_add)
-        try:
-            inner.build(var_list)
-        finally:
-            object.__delattr__(inner, "add_variable_from_reference")
+        created = build_recording_states(inner, var_list)
         super().build(var_list)
-        self._states = self._map_states(created)
+        self._states = map_states(inner, created, self._records, self.state_fields)
+        too_many = [s for s in self._states.values() if _FIRST_STATE + s.ordinal >= _SITES_PER_VARIABLE]
+        if too_many:
+            raise ValueError(f"more than {_SITES_PER_VARIABLE - _FIRST_STATE} state variables "
+                             f"for {self._records[too_many[0].index].path!r}")
         with tf.init_scope():  # build may run inside the first trace of the train step
             self._seeds = SeedStream(self.seed, inner.iterations,
                                      sites_per_step=_SITES_PER_VARIABLE * len(var_list) + 1)
         self._update_stats, self._monitor_stats = [], []
-        for v, role in zip(var_list, self._roles):
-            tracked = role.quantized_store or role.gradient is not None
-            base = self._path(v).replace("/", "_")
+        for v, record in zip(var_list, self._records):
+            base = variable_path(v).replace("/", "_")
             self._update_stats.append(self.add_variable(
-                (len(UPDATE_STATS),), name=f"{base}_update_stats") if role.quantized_store
-                else None)
+                (len(UPDATE_STATS),), name=f"{base}_update_stats")
+                if record.quantized_store else None)
             self._monitor_stats.append(self.add_variable(
-                (len(MONITOR_STATS),), name=f"{base}_monitor_stats") if tracked else None)
+                (len(MONITOR_STATS),), name=f"{base}_monitor_stats")
+                if self._tracked(record) else None)
         self._round_onto_grids(var_list)
 
     @staticmethod
-    def _path(variable) -> str:
-        return getattr(variable, "path", None) or variable.name.split(":")[0]
-
-    def _role(self, variable) -> _Role:
-        layer, field = variable_layer_and_field(variable, named=self.precision.layer_names)
-        fmt = self.precision.format
-        return _Role(layer, field, fmt(layer, field), fmt(layer, "update"), fmt(layer, "gradient"),
-                     int(math.prod(variable.shape)))
-
-    def _map_states(self, created) -> Dict[Any, _State]:
-        inner = self.inner_optimizer
-        states, per_variable = {}, {}
-        for state, reference, name in created:
-            index = inner._get_variable_index(reference)
-            field = self.state_fields.get(name, "unknown")
-            role = self._roles[index]
-            if field == "unknown":
-                if any(self.precision.format(role.layer, f) is not None for f in _STATE_FIELDS):
-                    raise ValueError(
-                        f"{type(inner).__name__} keeps per-variable state {name!r}, which "
-                        f"FixedPointOptimizer cannot place: pass state_fields={{{name!r}: "
-                        f"'momentum' | 'second_moment' | None}}")
-                field = None
-            n = per_variable.get(index, 0)
-            per_variable[index] = n + 1
-            if _FIRST_STATE + n >= _SITES_PER_VARIABLE:
-                raise ValueError(f"more than {_SITES_PER_VARIABLE - _FIRST_STATE} state variables "
-                                 f"for {self._path(reference)!r}")
-            fmt = None if field is None else self.precision.format(role.layer, field)
-            states[inner._var_key(state)] = _State(index, name, field, fmt, _FIRST_STATE + n)
-        return states
+    def _tracked(record: VariableRecord) -> bool:
+        """Whether a monitored step measures anything of the variable."""
+        return record.quantized_store or record.gradient is not None or any(
+            record.state_format(field) is not None for field in STATE_FIELDS)
 
     def _round_onto_grids(self, var_list) -> None:
         """Put every variable with a storage format onto its grid (eagerly)."""
         with tf.init_scope():
-            for i, (v, role) in enumerate(zip(var_list, self._roles)):
-                if role.storage is not None:
-                    seed = self._seeds.initial(i) if role.storage.rounding == "stochastic" \
+            for i, (v, record) in enumerate(zip(var_list, self._records)):
+                if record.storage is not None:
+                    seed = self._seeds.initial(i) if record.storage.rounding == "stochastic" \
                         else None
-                    v.assign(quantize_tensor(_read(v), role.storage, ste=False, seed=seed))
+                    v.assign(quantize_tensor(_read(v), record.storage, ste=False, seed=seed))
 
     # ------------------------------------------------------------------
     # Apply
@@ -372,6 +281,80 @@ class FixedPointOptimizer(keras.optimizers.Optimizer):
         self.inner_optimizer.apply(grads, trainable_variables)
         self._regrid_direct_writes(trainable_variables)
 
+    def quantize_gradients(self, grads, trainable_variables) -> List[Any]:
+        """The gradients as this step's :meth:`apply` rounds them: each to its
+        variable's ``gradient`` format, with the same seeds (None stays None).
+
+        For training loops that need the rounded gradients before applying them
+        (a step size computed from them, as the instrumented trainer's
+        controller does). Pass the original gradients to :meth:`apply`: it
+        rounds them again to the same values (rounding is idempotent) and
+        measures their rail statistics before rounding.
+
+        Raises:
+            ValueError: the optimizer is not built, or a variable is not one it
+                was built with.
+
+        Example:
+        >>> v = tf.Variable([0.0, 0.0], name="dense/kernel")
+        >>> opt = FixedPointOptimizer(keras.optimizers.SGD(0.1), {"dense": {"gradient": "s8.2"}})
+        >>> opt.build([v])
+        >>> [g.numpy().tolist() for g in opt.quantize_gradients([tf.constant([0.3, -0.6])], [v])]
+        [[0.25, -0.5]]
+        """
+        if not self.built:
+            raise ValueError("FixedPointOptimizer.quantize_gradients(): build the optimizer first "
+                             "(optimizer.build(variables))")
+        inner = self.inner_optimizer
+        return [g if g is None else self._quantize_gradient(inner._get_variable_index(v), g)
+                for g, v in zip(grads, trainable_variables)]
+
+    def apply_and_record(self, grads, trainable_variables) -> Dict[str, tf.Tensor]:
+        """:meth:`apply` one step, measuring everything a monitored step measures, and
+        return it per variable (for training loops that log every step, such as the
+        instrumented trainer).
+
+        Args:
+            grads: the gradients, one per variable.
+            trainable_variables: the variables (the optimizer's, or a subset).
+
+        Returns:
+            Every column of :mod:`~tensorflow_kappa.optimizers.statistics`
+            (:data:`UPDATE_STATS` and :data:`MONITOR_STATS`) as a float32
+            vector over ``trainable_variables``, NaN where not measured; the
+            geometry columns (``requested_sq``, ``applied_sq``, ``dot``) are
+            measured for every variable, float ones included.
+
+        Raises:
+            ValueError: called under a ``tf.distribute`` strategy (each
+                replica updates its own copy there; use
+                :class:`~tensorflow_kappa.callbacks.QuantizationMonitor`).
+
+        Example:
+        >>> v = tf.Variable([0.5, -0.25], name="dense/kernel")
+        >>> opt = FixedPointOptimizer(keras.optimizers.SGD(0.1), {"dense": {"weight": "s8.4"}})
+        >>> stats = opt.apply_and_record([tf.constant([0.4, 0.1])], [v])
+        >>> v.numpy().tolist(), float(stats["lost"][0])
+        ([0.4375, -0.25], 0.5)
+        """
+        if tf.distribute.has_strategy():
+            raise ValueError("apply_and_record runs outside tf.distribute strategies; under one, "
+                             "use QuantizationMonitor for the statistics")
+        variables = list(trainable_variables)
+        if not self.built:
+            with keras.name_scope(self.name, caller=self):
+                self.build(variables)
+        inner = self.inner_optimizer
+        self._record = {}
+        try:
+            self.apply(grads, variables)
+            rows = [self._record.get(inner._get_variable_index(v), {}) for v in variables]
+        finally:
+            self._record = None
+        nan = tf.constant(float("nan"))
+        return {name: tf.stack([row.get(name, nan) for row in rows])
+                for name in ALL_STATS}
+
     def _regrid_direct_writes(self, trainable_variables) -> None:
         """Round again the variables the wrapped optimizer may have written directly."""
         inner = self.inner_optimizer
@@ -382,14 +365,14 @@ class FixedPointOptimizer(keras.optimizers.Optimizer):
             i = inner._get_variable_index(v)
             direct = ema or getattr(v, "constraint", None) is not None or \
                 getattr(v, "overwrite_with_gradient", False)
-            if direct and self._roles[i].storage is not None:
+            if direct and self._records[i].storage is not None:
                 targets.append((i, v))
         if not targets:
             return
 
         def regrid(strategy=None):
             for i, v in targets:
-                fmt = self._roles[i].storage
+                fmt = self._records[i].storage
                 seed = self._seeds.at(self._site(i, _REGRID), fmt)
 
                 def fn(var, fmt=fmt, seed=seed):
@@ -426,31 +409,36 @@ class FixedPointOptimizer(keras.optimizers.Optimizer):
     def _site(self, index: int, kind: int) -> int:
         return _SITES_PER_VARIABLE * index + 1 + kind
 
+    def _monitored(self) -> bool:
+        """Whether this step measures the monitor columns (a monitored or recorded step)."""
+        return is_recording() or self._record is not None
+
     def _update_step(self, gradient, variable, learning_rate):
-        inner = self.inner_optimizer
-        i = inner._get_variable_index(variable)
-        role = self._roles[i]
-        monitored = is_recording() and self._monitor_stats[i] is not None
+        i = self.inner_optimizer._get_variable_index(variable)
+        record = self._records[i]
+        monitored = self._monitored() and self._monitor_stats[i] is not None
         self._pending = {}
-        if role.gradient is not None:
+        if record.gradient is not None:
             if monitored:
                 values = gradient.values if isinstance(gradient, tf.IndexedSlices) else gradient
-                stats = rail_stats(values, role.gradient)
-                self._pending["gradient_saturation"] = stats.saturation_fraction
-                self._pending["gradient_near_rail"] = stats.near_rail_fraction
-                self._pending["gradient_underflow"] = stats.underflow_fraction
-            gradient = self._quantize_gradient(gradient, role.gradient,
-                                               self._seeds.at(self._site(i, _GRADIENT),
-                                                              role.gradient))
+                self._pending.update(rail_columns("gradient", values, record.gradient))
+            gradient = self._quantize_gradient(i, gradient)
         result = self._originals["update_step"](gradient, variable, learning_rate)
         if monitored:
-            values = [self._pending.get(name, tf.constant(0.0)) for name in MONITOR_STATS]
-            self._monitor_stats[i].assign(tf.stack([tf.cast(v, tf.float32) for v in values]))
+            nan = tf.constant(float("nan"))
+            self._monitor_stats[i].assign(tf.stack([self._pending.get(name, nan)
+                                                    for name in MONITOR_STATS]))
+        if self._record is not None:
+            self._record[i] = self._pending
         self._pending = {}
         return result
 
-    @staticmethod
-    def _quantize_gradient(gradient, fmt: FixedPoint, seed):
+    def _quantize_gradient(self, i: int, gradient):
+        """Variable ``i``'s gradient rounded to its format with this step's seed."""
+        fmt = self._records[i].gradient
+        if fmt is None:
+            return gradient
+        seed = self._seeds.at(self._site(i, _GRADIENT), fmt)
         if isinstance(gradient, tf.IndexedSlices):
             return tf.IndexedSlices(quantize_tensor(gradient.values, fmt, ste=False, seed=seed),
                                     gradient.indices, gradient.dense_shape)
@@ -467,17 +455,28 @@ class FixedPointOptimizer(keras.optimizers.Optimizer):
             if state is None or state.fmt is None:
                 return self._originals[kind](variable, value)
             new = _new_value(kind, variable, value)
-            seed = self._seeds.at(self._site(state.index, state.site), state.fmt)
+            if self._monitored():
+                self._note_state(state, new)
+            seed = self._seeds.at(self._site(state.index, _FIRST_STATE + state.ordinal), state.fmt)
             return self._originals["assign"](variable, quantize_tensor(new, state.fmt, ste=False,
                                                                       seed=seed))
 
         return write
 
+    def _note_state(self, state: StateVariable, new: tf.Tensor) -> None:
+        """Add the new state's rail statistics to the step's columns (the largest over
+        the variable's states of one field)."""
+        for name, value in rail_columns(state.field, new, state.fmt,
+                                        ("saturation", "underflow")).items():
+            old = self._pending.get(name)
+            self._pending[name] = value if old is None else tf.maximum(old, value)
+
     def _write_variable(self, kind: str, i: int, variable, value):
-        role = self._roles[i]
-        if not role.quantized_store:
+        record = self._records[i]
+        recorded = self._record is not None
+        if not record.quantized_store and not recorded:
             return self._originals[kind](variable, value)
-        monitored = is_recording()
+        monitored = self._monitored()
         old = _read(variable) if monitored or kind == "assign" else None
         if kind == "assign_add":
             delta = _dense(value, variable)
@@ -485,21 +484,27 @@ class FixedPointOptimizer(keras.optimizers.Optimizer):
             delta = -_dense(value, variable)
         else:
             delta = _new_value(kind, variable, value) - old
-        seed = self._seeds.at(self._site(i, _STORE), role.update, role.storage)
-        stats = update_quantize_store(variable, -delta, tf.constant(1.0, delta.dtype),
-                                      role.update, role.storage, seed)
-        self._update_stats[i].assign(tf.stack([
-            tf.square(stats.raw_update_norm), tf.square(stats.actual_update_norm),
-            stats.update_dot, stats.update_underflow_fraction,
-            stats.storage_saturation_fraction]))
+        if not record.quantized_store:
+            result = self._originals[kind](variable, value)
+            self._pending.update(geometry_columns(delta, _read(variable) - old))
+            return result
+        seed = self._seeds.at(self._site(i, _STORE), record.update, record.storage)
+        stats = update_columns(update_quantize_store(
+            variable, -delta, tf.constant(1.0, delta.dtype), record.update, record.storage, seed))
+        self._update_stats[i].assign(tf.stack([stats[name] for name in UPDATE_STATS]))
+        if recorded:
+            self._pending.update(stats)
         if monitored:
             new = _read(variable)
             nonzero = tf.logical_and(tf.not_equal(delta, 0), tf.equal(delta, delta))
             lost = tf.logical_and(nonzero, tf.equal(new, old))
             self._pending["lost"] = _fraction(tf.reduce_sum(tf.cast(lost, tf.float32)),
                                               tf.reduce_sum(tf.cast(nonzero, tf.float32)))
-            if role.storage is not None:
-                self._pending["weight_near_rail"] = rail_stats(new, role.storage).near_rail_fraction
+            if record.update is not None:
+                self._pending.update(rail_columns("update", delta, record.update,
+                                                  ("saturation",)))
+            if record.storage is not None:
+                self._pending.update(rail_columns("weight", new, record.storage, ("near_rail",)))
         return None
 
     # ------------------------------------------------------------------
@@ -508,100 +513,30 @@ class FixedPointOptimizer(keras.optimizers.Optimizer):
     def statistics(self, monitored: bool = False) -> Dict[str, tf.Tensor]:
         """What quantization did to the last step, per layer (float32 scalars).
 
-        From the fused op, for every layer with an update or storage format:
-        ``update_norm/<layer>/requested`` and ``.../applied`` (the norms of the
-        step the optimizer computed and of the change actually stored, over
-        the layer's variables), ``cosine/<layer>/update`` (their cosine; 1
-        where nothing moved), ``progress/<layer>/update`` (the stored change
-        projected on the requested step, over its squared norm: 1 in float
-        and, in expectation, under stochastic rounding; it falls below 1 as
-        round-to-nearest loses updates), ``underflow/<layer>/update_format`` (the
-        fraction of the step's nonzero entries the update format rounded to
-        0) and ``saturation/<layer>/storage`` (the fraction of entries pushed
-        beyond the storage rails). Fractions are element-weighted means over
-        the layer's variables.
-
+        Every step, for each layer with an update or storage format:
+        ``update_norm/<layer>/requested`` and ``.../applied``,
+        ``cosine/<layer>/update``, ``progress/<layer>/update``,
+        ``underflow/<layer>/update_format`` and ``saturation/<layer>/storage``.
         With ``monitored=True`` (QuantizationMonitor's steps), also what the
         step measured when it was traced as a monitored step:
-        ``underflow/<layer>/update`` (the fraction of the step's nonzero
-        entries that left the stored variable unchanged, whether the update
-        format or the storage rounding swallowed them: learning that died),
-        ``saturation|near_rail|underflow/<layer>/gradient`` (the gradient
-        against its format, before rounding) and ``near_rail/<layer>/weight``
-        (the stored variables against their storage format).
+        ``underflow/<layer>/update`` (the share of the step lost: learning
+        that died), ``saturation/<layer>/update_format``,
+        ``saturation|near_rail|underflow/<layer>/gradient``,
+        ``near_rail/<layer>/weight`` and
+        ``saturation|underflow/<layer>/momentum|second_moment``. Each key is
+        defined in :mod:`~tensorflow_kappa.optimizers.statistics`; fractions
+        are element-weighted means over the layer's variables.
 
         Raises:
             ValueError: the optimizer is not built.
         """
         if not self.built:
             raise ValueError("FixedPointOptimizer.statistics(): the optimizer is not built")
-        out: Dict[str, tf.Tensor] = {}
-        for layer, indices in self._layers().items():
-            update = [i for i in indices if self._update_stats[i] is not None]
-            if update:
-                out.update(self._update_statistics(layer, update))
-            if monitored:
-                out.update(self._monitor_statistics(layer, indices))
-        return dict(sorted(out.items()))
-
-    def _layers(self) -> Dict[str, List[int]]:
-        layers: Dict[str, List[int]] = {}
-        for i, role in enumerate(self._roles):
-            layers.setdefault(role.layer, []).append(i)
-        return layers
-
-    def _weights(self, indices: List[int]) -> tf.Tensor:
-        sizes = [self._roles[i].size for i in indices]
-        total = float(sum(sizes)) or 1.0
-        return tf.constant([s / total for s in sizes], tf.float32)
-
-    def _update_statistics(self, layer: str, indices: List[int]) -> Dict[str, tf.Tensor]:
-        rows = tf.stack([_read(self._update_stats[i]) for i in indices])
-        requested = tf.sqrt(tf.reduce_sum(rows[:, 0]))
-        applied = tf.sqrt(tf.reduce_sum(rows[:, 1]))
-        dot = tf.reduce_sum(rows[:, 2])
-        both = requested * applied
-        cosine = tf.where(both > 0, dot / tf.maximum(both, 1e-30),
-                          tf.where(requested == applied, 1.0, 0.0))
-        w = self._weights(indices)
-        out = {
-            f"update_norm/{layer}/requested": requested,
-            f"update_norm/{layer}/applied": applied,
-            f"cosine/{layer}/update": cosine,
-            # How far the stored change went along the requested step: 1 in float and,
-            # in expectation, under stochastic rounding; below 1 where rounding loses it.
-            f"progress/{layer}/update": tf.where(requested > 0,
-                                                 dot / tf.maximum(requested * requested, 1e-30),
-                                                 1.0),
-        }
-        if any(self._roles[i].update is not None for i in indices):
-            out[f"underflow/{layer}/update_format"] = tf.reduce_sum(w * rows[:, 3])
-        if any(self._roles[i].storage is not None for i in indices):
-            out[f"saturation/{layer}/storage"] = tf.reduce_sum(w * rows[:, 4])
-        return out
-
-    def _monitor_statistics(self, layer: str, indices: List[int]) -> Dict[str, tf.Tensor]:
-        roles = self._roles
-
-        def mean(column: int, applies: Callable[[_Role], bool]) -> Optional[tf.Tensor]:
-            chosen = [i for i in indices if applies(roles[i])]
-            if not chosen:
-                return None
-            values = tf.stack([_read(self._monitor_stats[i])[column] for i in chosen])
-            return tf.reduce_sum(self._weights(chosen) * values)
-
-        out = {}
-        lost = mean(0, lambda r: r.quantized_store)
-        if lost is not None:
-            out[f"underflow/{layer}/update"] = lost
-        for column, stat in enumerate(("saturation", "near_rail", "underflow"), start=1):
-            value = mean(column, lambda r: r.gradient is not None)
-            if value is not None:
-                out[f"{stat}/{layer}/gradient"] = value
-        near = mean(4, lambda r: r.storage is not None)
-        if near is not None:
-            out[f"near_rail/{layer}/weight"] = near
-        return out
+        rows = stat_rows(self._update_stats, UPDATE_STATS)
+        if monitored:
+            rows.update(stat_rows(self._monitor_stats, MONITOR_STATS))
+        return layer_statistics(self._records, rows, measured_columns(
+            self._records, {(s.index, s.field) for s in self._states.values() if s.fmt}))
 
     # ------------------------------------------------------------------
     # Serialization

@@ -28,8 +28,9 @@ not given stays in float32. The fields:
                    accumulator (``FixedPointOptimizer`` only)
 =================  ===========================================================
 
-:func:`variable_layer_and_field` names the layer and storage field of a
-Keras variable from its path (``"conv2d/kernel"`` -> ``("conv2d", "weight")``).
+:func:`~tensorflow_kappa.quantization.variables.variable_layer_and_field`
+names the layer and storage field of a Keras variable from its path
+(``"conv2d/kernel"`` -> ``("conv2d", "weight")``).
 
 The layer name ``"*"`` gives defaults for every layer (``"input"`` included);
 a layer's own entry wins field by field. A layer's entry is either a dict
@@ -47,11 +48,11 @@ True
 from __future__ import annotations
 
 import json
-import warnings
-from typing import Any, Dict, Iterable, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, Iterable, Mapping, Optional, Union
 
 import tensorflow as tf
 
+from tensorflow_kappa import _checks
 from tensorflow_kappa.core.fixed_point import FixedPoint, FormatLike
 
 __all__ = [
@@ -60,7 +61,6 @@ __all__ = [
     "INPUT_LAYER",
     "PrecisionDict",
     "ensure_precision_dict",
-    "variable_layer_and_field",
 ]
 
 FIELDS = (
@@ -70,16 +70,8 @@ FIELDS = (
 DEFAULT_LAYER = "*"
 INPUT_LAYER = "input"
 
-#: Variable names (the last part of a Keras variable's path) stored in the
-#: ``weight`` field; every other name but ``bias`` is a ``value``.
-KERNEL_NAMES = ("kernel", "embeddings")
-
-
 def _coerce_format(fmt: Any, where: str) -> FixedPoint:
-    try:
-        fmt = FixedPoint.coerce(fmt)
-    except ValueError as err:
-        raise ValueError(f"Precision for {where}: {err}") from None
+    fmt = _checks.number_format(f"precision[{where!r}]", fmt)
     try:
         fmt.check_dtype(tf.float32)
     except ValueError as err:
@@ -144,12 +136,6 @@ class PrecisionDict:
         if field in own:
             return own[field]
         return self._formats.get(DEFAULT_LAYER, {}).get(field)
-
-    def dtype(self, layer_name: str, field: str) -> Optional[FixedPoint]:
-        """Deprecated name of :meth:`format` (the spec's): it returns a FixedPoint, not a dtype."""
-        warnings.warn("PrecisionDict.dtype() is deprecated: it returns a FixedPoint format; "
-                      "use PrecisionDict.format()", DeprecationWarning, stacklevel=2)
-        return self.format(layer_name, field)
 
     @property
     def layer_names(self) -> tuple:
@@ -218,51 +204,3 @@ def ensure_precision_dict(
         "precision_dict must be None, a PrecisionDict, a mapping "
         f"{{layer_name: {{field: format}}}} or one format such as 's8.6', got {precision!r}"
     )
-
-
-def variable_layer_and_field(variable: Any, named: Iterable[str] = ()) -> Tuple[str, str]:
-    """The layer name and storage field of a model variable, from its path.
-
-    A Keras 3 variable's path is ``".../<layer name>/<variable name>"`` (the
-    name scopes of the layers that built it); the layer is the innermost one
-    of them that ``named`` holds (the layer names of a precision dict), else
-    the innermost one. So an entry for a layer with sublayers of its own
-    (``"rnn"``, whose variables live in its cell ``rnn/simple_rnn_cell/...``;
-    a MultiHeadAttention's ``mha/query/...``) covers their variables.
-    ``kernel``, any ``*_kernel`` (``depthwise_kernel``, ``recurrent_kernel``)
-    and ``embeddings`` are ``weight``, ``bias`` is ``bias``, anything else
-    (BatchNormalization's ``gamma``/``beta``, ...) is ``value``. A plain
-    ``tf.Variable`` is read from its name (``"dense/kernel:0"``).
-
-    Raises:
-        ValueError: the path has no layer part (a variable created outside
-            any layer, e.g. ``keras.Variable(0.0, name="v")``).
-
-    Example:
-    >>> variable_layer_and_field(tf.Variable([0.0], name="dense/kernel"))
-    ('dense', 'weight')
-    >>> class Path: path = "model/conv2d/bias"   # a keras.Variable has .path
-    >>> variable_layer_and_field(Path())
-    ('conv2d', 'bias')
-    >>> class Cell: path = "model/rnn/simple_rnn_cell/kernel"
-    >>> variable_layer_and_field(Cell()), variable_layer_and_field(Cell(), named=["rnn"])
-    (('simple_rnn_cell', 'weight'), ('rnn', 'weight'))
-    """
-    path = getattr(variable, "path", None) or str(getattr(variable, "name", ""))
-    path = path.split(":")[0]
-    parts = path.split("/")
-    if len(parts) < 2 or not parts[-2]:
-        raise ValueError(
-            f"Variable {path!r} belongs to no layer (its path has no '<layer>/<name>' "
-            "part), so no precision dict entry can name it; create it inside a layer"
-        )
-    name = parts[-1]
-    if name == "bias":
-        field = "bias"
-    elif name in KERNEL_NAMES or name.endswith("_kernel"):
-        field = "weight"
-    else:
-        field = "value"
-    named = set(named)
-    layer = next((p for p in reversed(parts[:-1]) if p in named), parts[-2])
-    return layer, field

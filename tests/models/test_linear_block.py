@@ -5,7 +5,7 @@ import pytest
 
 from tensorflow_kappa.datasets import BaseDataset, TeacherStudentDataset
 from tensorflow_kappa.models import BaseModel, LinearBlockModel
-from tensorflow_kappa.models import quantized_forward as qf
+from tensorflow_kappa.quantization.variables import variable_layer_and_field
 
 
 def _ds(out=2):
@@ -41,23 +41,8 @@ def test_every_variable_maps_to_its_layer_and_field(use_bias, use_batchnorm):
     expect.append(("dense1/kernel", "dense1", "weight"))
     if use_bias:
         expect.append(("dense1/bias", "dense1", "bias"))
-    got = [(v.path, *qf.layer_and_field_for_variable(m.model, v))
-           for v in m.model.trainable_variables]
+    got = [(v.path, *variable_layer_and_field(v)) for v in m.model.trainable_variables]
     assert sorted(got) == sorted(expect)
-    assert [(r.layer_name, r.field) for r in qf.variable_roles(m.model)] == [
-        qf.layer_and_field_for_variable(m.model, v) for v in m.model.trainable_variables]
-
-
-def test_mapping_rejects_a_foreign_variable():
-    m = LinearBlockModel(dataset=_ds(), num_hidden=[], seed=0)
-    with pytest.raises(ValueError, match="belongs to no layer"):
-        qf.layer_and_field_for_variable(m.model, keras.Variable(np.zeros(2), name="stray"))
-
-
-def test_same_variable_identity_then_path():
-    m = LinearBlockModel(dataset=_ds(), num_hidden=[4], seed=0)
-    a, b = m.model.trainable_variables[:2]
-    assert qf.same_variable(a, a) and not qf.same_variable(a, b)
 
 
 def test_reinitialize_weights_restores_the_seeded_start():

@@ -7,6 +7,7 @@ import tensorflow as tf
 from tensorflow_kappa.datasets import TeacherStudentDataset
 from tensorflow_kappa.models import LinearBlockModel, TrainConfig
 from tensorflow_kappa.models import quantized_forward as qf
+from tensorflow_kappa.quantization.variables import variable_layer_and_field
 from tensorflow_kappa.models.instrumented import InstrumentedTrainer
 from tensorflow_kappa.quantization import PrecisionDict
 from trainer_np_reference import assert_on_grid, np_quantize
@@ -103,7 +104,7 @@ def test_trainer_rounds_each_stored_variable_to_its_fields_format(implementation
     InstrumentedTrainer(model, ds.X, ds.Y, config).initialize()
     seen = set()
     for v in model.model.trainable_variables:
-        _, field = qf.layer_and_field_for_variable(model.model, v)
+        _, field = variable_layer_and_field(v)
         want = np_quantize(before[v.path], fields[field])
         assert not np.array_equal(want, before[v.path])
         np.testing.assert_array_equal(v.numpy(), want, err_msg=v.path)

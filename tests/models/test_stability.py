@@ -59,7 +59,11 @@ def test_safe_cosine_against_numpy_and_zero_vectors():
     assert stability.safe_cosine(a, 3 * a).numpy() == pytest.approx(1.0)
     assert stability.safe_cosine(a, -a).numpy() == pytest.approx(-1.0)
     assert stability.safe_cosine(a, np.zeros(50)).numpy() == 0.0
-    assert stability.safe_cosine(np.zeros(50), np.zeros(50)).numpy() == 0.0
+    # The package's one convention (quantization.geometry): nothing vs nothing agrees.
+    assert stability.safe_cosine(np.zeros(50), np.zeros(50)).numpy() == 1.0
+    c = rng.standard_normal(50)   # times 1e200: the squares overflow float64 unless scaled
+    np.testing.assert_allclose(stability.safe_cosine(c * 1e200, a).numpy(),
+                               c @ a / (np.linalg.norm(c) * np.linalg.norm(a)), rtol=1e-12)
 
 
 @pytest.mark.parametrize("loss_mode", ["half_mse", "keras_mse"])

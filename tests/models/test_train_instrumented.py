@@ -6,6 +6,7 @@ import tensorflow as tf
 from tensorflow_kappa.datasets import BaseDataset, TeacherStudentDataset
 from tensorflow_kappa.models import FitHistory, LinearBlockModel, TrainConfig
 from tensorflow_kappa.models import quantized_forward as qf
+from tensorflow_kappa.quantization.variables import variable_layer_and_field
 from tensorflow_kappa.models.instrumented import BASE_METRICS, QUANT_METRICS, InstrumentedTrainer
 from trainer_np_reference import assert_on_grid, np_quantize
 
@@ -242,7 +243,7 @@ def test_storage_stays_on_its_grid_after_every_step(implementation):
         row = trainer.run(np.arange(48), step % 3, step % 3 + 1)
         assert row.shape == (1, len(trainer.metric_names))
         for v in model.model.trainable_variables:
-            field = qf.layer_and_field_for_variable(model.model, v)[1]
+            field = variable_layer_and_field(v)[1]
             assert_on_grid(v.numpy(), formats[field], f"{v.path} after step {step}")
             seen.add(field)
     assert seen == {"weight", "bias", "value"}

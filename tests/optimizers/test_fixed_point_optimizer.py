@@ -274,6 +274,108 @@ def test_statistics_match_numpy_per_layer():
     assert 0 < underflow < 1 and saturated == pytest.approx(4 / 24)
 
 
+def test_apply_and_record_columns_match_numpy_per_variable():
+    """Every column of a recorded step against NumPy: a quantized layer (update,
+    storage, gradient and momentum formats) beside a float one."""
+    update, storage, grad_fmt, mom = (FixedPoint.parse(f) for f in
+                                      ("s10.7", "s8.5", "s6.4", "s6.5"))
+    keras.utils.set_random_seed(2)
+    model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(4, name="q"),
+                              keras.layers.Dense(3, name="f")])
+    precision = {"q": {"update": update, "weight": storage, "bias": storage,
+                       "gradient": grad_fmt, "momentum": mom}}
+    lr, mu = 0.3, 0.9
+    opt = FixedPointOptimizer(keras.optimizers.SGD(lr, momentum=mu), precision, seed=1)
+    variables = model.trainable_variables
+    opt.build(variables)
+    velocity = [np.zeros(v.shape, np.float32) for v in variables]
+    f32 = np.float32
+    for step in range(3):
+        old = [v.numpy().astype(np.float64) for v in variables]
+        grads = [(RNG.standard_normal(v.shape) * 1.5).astype("float32") for v in variables]
+        stats = {k: v.numpy() for k, v in
+                 opt.apply_and_record([tf.constant(g) for g in grads], variables).items()}
+        for i, (v, g) in enumerate(zip(variables, grads)):
+            new = v.numpy().astype(np.float64)
+            if i < 2:   # the quantized layer: the step is the stored (rounded) velocity
+                q_g = ref.q(g, grad_fmt)
+                u = velocity[i] * f32(mu) - q_g * f32(lr)   # Keras' float32 order
+                velocity[i] = ref.q(u, mom)
+                step_ = velocity[i].astype(np.float64)
+                added = ref.q(step_, update)
+                assert stats["update_underflow"][i] == pytest.approx(
+                    np.sum((step_ != 0) & (added == 0)) / np.sum(step_ != 0), abs=1e-6)
+                assert stats["update_saturation"][i] == pytest.approx(
+                    np.mean((step_ > update.max_value) | (step_ < update.min_value)), abs=1e-6)
+                assert stats["gradient_saturation"][i] == pytest.approx(
+                    np.mean((g > grad_fmt.max_value) | (g < grad_fmt.min_value)), abs=1e-6)
+                assert stats["momentum_saturation"][i] == pytest.approx(
+                    np.mean((u > mom.max_value) | (u < mom.min_value)), abs=1e-6)
+                assert stats["momentum_underflow"][i] == pytest.approx(
+                    np.sum((u != 0) & (velocity[i] == 0)) / max(np.sum(u != 0), 1), abs=1e-6)
+                nonzero = step_ != 0
+                assert stats["lost"][i] == pytest.approx(
+                    np.sum(nonzero & (new == old[i])) / max(np.sum(nonzero), 1), abs=1e-6)
+                np.testing.assert_array_equal(new, ref.q(old[i] + added, storage))
+            else:       # the float layer: only the geometry is measured
+                velocity[i] = velocity[i] * f32(mu) - g * f32(lr)
+                step_ = velocity[i].astype(np.float64)
+                for column in ("update_underflow", "lost", "gradient_saturation",
+                               "momentum_saturation", "weight_near_rail"):
+                    assert np.isnan(stats[column][i]), column
+            applied = new - old[i]
+            assert stats["requested_sq"][i] == pytest.approx(np.sum(step_ ** 2), rel=1e-5)
+            assert stats["applied_sq"][i] == pytest.approx(np.sum(applied ** 2), rel=1e-5)
+            assert stats["dot"][i] == pytest.approx(np.sum(step_ * applied), rel=1e-5, abs=1e-9)
+    assert 0 < stats["update_saturation"][0] or 0 < stats["gradient_saturation"][0]
+
+
+def test_quantize_gradients_gives_what_apply_feeds_the_wrapped_optimizer():
+    fmt = FixedPoint.parse("s8.5:stochastic")
+    v = tf.Variable(np.zeros((3, 4), "float32"), name="dense/kernel")
+    opt = FixedPointOptimizer(keras.optimizers.SGD(1.0), {"dense": {"gradient": fmt}}, seed=7)
+    opt.build([v])
+    g = tf.constant(RNG.standard_normal((3, 4)).astype("float32"))
+    for _ in range(3):
+        before = v.numpy()
+        (q,) = opt.quantize_gradients([g], [v])
+        assert on_grid(q.numpy(), fmt)
+        opt.apply([g], [v])
+        np.testing.assert_array_equal(v.numpy(), before - q.numpy())
+    with pytest.raises(ValueError, match="build"):
+        FixedPointOptimizer(keras.optimizers.SGD()).quantize_gradients([g], [v])
+
+
+def test_monitored_statistics_report_the_update_format_and_state_per_layer():
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="d")])
+    opt = FixedPointOptimizer(keras.optimizers.Adam(0.5), {
+        "d": {"update": "s4.3", "momentum": "s4.4", "second_moment": "u8.8"}})
+    opt.build(model.trainable_variables)
+    grads = [tf.constant((RNG.standard_normal(v.shape) * 3).astype("float32"))
+             for v in model.trainable_variables]
+    per_variable = {k: v.numpy() for k, v in
+                    opt.apply_and_record(grads, model.trainable_variables).items()}
+    from tensorflow_kappa.quantization.recording import recording
+    with recording():
+        opt.apply(grads, model.trainable_variables)
+    stats = {k: float(v) for k, v in opt.statistics(monitored=True).items()}
+    for key in ("saturation/d/update_format", "saturation/d/momentum",
+                "underflow/d/momentum", "saturation/d/second_moment",
+                "underflow/d/second_moment"):
+        assert key in stats, key
+    assert "saturation/d/gradient" not in stats   # no gradient format: not reported
+    # Adam's second moment g^2 (1 - beta_2) underflows u8.8 for small gradients.
+    assert per_variable["second_moment_underflow"].max() > 0
+    assert stats["saturation/d/momentum"] == pytest.approx(
+        np.average(opt_column(opt, "momentum_saturation"), weights=[12, 3]), abs=1e-6)
+
+
+def opt_column(opt, column):
+    from tensorflow_kappa.optimizers.statistics import MONITOR_STATS
+    return [v.numpy()[MONITOR_STATS.index(column)] for v in opt._monitor_stats]
+
+
 def test_statistics_of_an_unbuilt_optimizer_are_a_clear_error():
     with pytest.raises(ValueError, match="not built"):
         FixedPointOptimizer(keras.optimizers.SGD()).statistics()

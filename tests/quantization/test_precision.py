@@ -90,42 +90,6 @@ def test_train_instrumented_rejects_a_bad_precision_dict_before_training():
         np.testing.assert_array_equal(v.numpy(), b)
 
 
-def test_dtype_is_a_deprecated_alias_of_format():
-    p = PrecisionDict({"*": {"weight": "s8.6"}})
-    with pytest.warns(DeprecationWarning, match=r"format\(\)"):
-        assert p.dtype("dense0", "weight") == p.format("dense0", "weight") == FixedPoint(8, 6)
-
-
-def test_variable_layer_and_field_of_every_kind_of_keras_variable():
-    import keras
-
-    from tensorflow_kappa.quantization.precision import variable_layer_and_field
-
-    model = keras.Sequential([
-        keras.Input((4, 4, 2)),
-        keras.layers.DepthwiseConv2D(3, name="dw"),
-        keras.layers.BatchNormalization(name="bn"),
-        keras.layers.Reshape((4, 2), name="flat"),
-        keras.layers.SimpleRNN(3, name="rnn"),
-        keras.layers.Dense(2, name="head"),
-    ])
-    emb = keras.layers.Embedding(5, 2, name="emb")
-    emb.build((None,))
-    fields = {"kernel": "weight", "depthwise_kernel": "weight", "recurrent_kernel": "weight",
-              "embeddings": "weight", "bias": "bias", "gamma": "value", "beta": "value",
-              "moving_mean": "value", "moving_variance": "value"}
-    cell = model.get_layer("rnn").cell.name
-    for v in model.weights + emb.weights:
-        *outer, layer, name = v.path.split("/")
-        assert variable_layer_and_field(v) == (layer, fields[name]), v.path
-        # A precision dict entry for an outer layer covers its sublayers' variables.
-        named = variable_layer_and_field(v, named=["rnn", "head", "*", "input"])
-        assert named == ("rnn" if layer == cell else layer, fields[name]), v.path
-    assert {variable_layer_and_field(v)[0] for v in model.weights} == {"dw", "bn", cell, "head"}
-    with pytest.raises(ValueError, match="belongs to no layer"):
-        variable_layer_and_field(keras.Variable(0.0, name="v"))
-
-
 def test_error_and_second_moment_are_fields():
     precision = PrecisionDict({"*": {"error": "s16.14", "second_moment": "u16.16"}})
     assert precision.format("dense", "error") == FixedPoint.coerce("s16.14")
