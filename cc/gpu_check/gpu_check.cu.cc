@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "cc/bench/timing.h"
 #include "cc/core/fixed_point.h"
 #include "cc/core/parallel.h"
 #include "cc/core/quantize/quantize.h"
@@ -184,22 +185,17 @@ void CheckUpdate() {
   }
 }
 
-// Median milliseconds of `launch` over `reps` timed runs.
-template <typename F>
-float MedianMs(int reps, F&& launch) {
-  gpu_check::Event a, b;
-  launch();
-  gpu_check::Synchronize();
-  std::vector<float> ms;
-  for (int r = 0; r < reps; ++r) {
+// Milliseconds that one call of launch() takes on the device, by CUDA events.
+struct EventClockMs {
+  template <typename Launch>
+  double operator()(Launch& launch) const {
+    gpu_check::Event a, b;
     a.Record();
     launch();
     b.Record();
-    ms.push_back(b.MsSince(a));
+    return b.MsSince(a);
   }
-  std::sort(ms.begin(), ms.end());
-  return ms[ms.size() / 2];
-}
+};
 
 void Bandwidth() {
   const int64_t n = int64_t{1} << 24;
@@ -214,39 +210,41 @@ void Bandwidth() {
                                 kappa::RailStatsGpuScratchBytes(n)));
   Device<float> out(5);
   const int reps = 20;
-  const float copy = MedianMs(reps, [&] { gpu_check::DeviceCopyAsync(y.p, x.p, n * sizeof(float)); });
+  const EventClockMs events;
+  const double copy = kappa_bench::MedianMs(
+      reps, [&] { gpu_check::DeviceCopyAsync(y.p, x.p, n * sizeof(float)); }, events);
   const double copy_gbs = 2 * bytes / copy / 1e6;
   std::printf("\nbandwidth on %lld float32 (median of %d, CUDA events)\n",
               static_cast<long long>(n), reps);
   std::printf("%-40s %8.3f ms %8.1f GB/s\n", "device-to-device copy", copy, copy_gbs);
-  auto row = [&](const char* name, double traffic, float ms) {
+  auto row = [&](const char* name, double traffic, double ms) {
     const double gbs = traffic * bytes / ms / 1e6;
     std::printf("%-40s %8.3f ms %8.1f GB/s  %5.1f%% of copy\n", name, ms, gbs,
                 100.0 * gbs / copy_gbs);
   };
-  row("quantize s8.4 nearest_even", 2, MedianMs(reps, [&] {
+  row("quantize s8.4 nearest_even", 2, kappa_bench::MedianMs(reps, [&] {
         kappa::QuantizeGpu<float>(x.p, y.p, n, Format(8, 4, true), 1, 2, nullptr);
-      }));
-  row("quantize s8.4 stochastic", 2, MedianMs(reps, [&] {
+      }, events));
+  row("quantize s8.4 stochastic", 2, kappa_bench::MedianMs(reps, [&] {
         kappa::QuantizeGpu<float>(x.p, y.p, n, Format(8, 4, true, Rounding::kStochastic), 1, 2,
                                   nullptr);
-      }));
-  row("rail_stats s8.4 (read only)", 1, MedianMs(reps, [&] {
+      }, events));
+  row("rail_stats s8.4 (read only)", 1, kappa_bench::MedianMs(reps, [&] {
         kappa::RailStatsGpu<float>(x.p, n, Format(8, 4, true), 0.9, scratch.p, out.p, out.p + 1,
                                    out.p + 2, nullptr);
-      }));
+      }, events));
   kappa::UpdateStatsOutputs o{out.p, out.p + 1, out.p + 2, out.p + 3, out.p + 4};
   kappa::UpdateConfig c;
   c.has_update_format = c.has_storage_format = true;
   c.update_format = Format(16, 16, true);
   c.storage_format = Format(16, 12, true);
-  row("update s16.16 / s16.12 nearest_even", 3, MedianMs(reps, [&] {
+  row("update s16.16 / s16.12 nearest_even", 3, kappa_bench::MedianMs(reps, [&] {
         kappa::UpdateStoreGpu<float>(w.p, w.p, g.p, lr.p, n, c, scratch.p, o, nullptr);
-      }));
+      }, events));
   c.update_format.rounding = Rounding::kStochastic;
-  row("update s16.16 stochastic / s16.12", 3, MedianMs(reps, [&] {
+  row("update s16.16 stochastic / s16.12", 3, kappa_bench::MedianMs(reps, [&] {
         kappa::UpdateStoreGpu<float>(w.p, w.p, g.p, lr.p, n, c, scratch.p, o, nullptr);
-      }));
+      }, events));
 }
 
 }  // namespace
