@@ -4,7 +4,11 @@
 // static route) or, for the NVRTC route, with g++ (this file as C++; the
 // kernels compiled at first use by NVRTC and launched through the driver).
 //
-// For each functor, on random inputs mixed with edge values, every mode:
+//   gpu_check [--fail-fast]      --fail-fast: exit at the first mismatch
+//
+// For each functor, on random inputs mixed with edge values, every mode, at
+// sizes 0, 1, 31, 32, 33, 1023, 1025, the device's full grid less one
+// element and 4.5 full grids (the grid-stride loops wrap):
 //   quantize:     GPU output == CPU output, bit for bit;
 //   rail_stats:   counts and fractions equal;
 //   update_store: stored weights bit for bit, counts equal, the double sums
@@ -24,6 +28,7 @@
 
 #include "cc/bench/timing.h"
 #include "cc/core/fixed_point.h"
+#include "cc/core/gpu_launch.h"
 #include "cc/core/parallel.h"
 #include "cc/core/quantize/quantize.h"
 #include "cc/core/rail_stats/rail_stats.h"
@@ -47,9 +52,33 @@ using kappa_test::Inputs;
 using kappa_test::SameBits;
 
 int failures = 0;
+bool fail_fast = false;
 
 void Fail(const std::string& what) {
   if (++failures <= 30) std::fprintf(stderr, "MISMATCH %s\n", what.c_str());
+  if (fail_fast) {
+    std::printf("\nFAILED (--fail-fast: stopped at the first mismatch)\n");
+    std::exit(1);
+  }
+}
+
+// The sizes every check runs at: empty, one element, around a warp, around
+// four blocks, the full grid that the functors launch on this device less one
+// element (every block; the last thread idle), and 4.5 full grids (the
+// grid-stride loops wrap: the unrolled loop, then the remainder loop for half
+// of the threads).
+std::vector<int64_t> Sizes() {
+  const int64_t grid =
+      int64_t{kappa::GridSizeFor(int64_t{1} << 40, nullptr)} * kappa::kThreadsPerBlock;
+  return {0, 1, 31, 32, 33, 1023, 1025, grid - 1, 4 * grid + grid / 2 + 3};
+}
+
+// Test inputs of exactly n elements: the edge values first, then random ones.
+template <typename T>
+std::vector<T> InputsOfSize(const FixedPointFormat& f, int64_t n, uint64_t seed) {
+  std::vector<T> x = Inputs<T>(f, static_cast<size_t>(n), seed);
+  x.resize(static_cast<size_t>(n));
+  return x;
 }
 
 template <typename T>
@@ -70,7 +99,7 @@ struct Device {
 };
 
 template <typename T>
-void CheckQuantize() {
+void CheckQuantize(const std::vector<int64_t>& sizes) {
   const FixedPointFormat shapes[] = {Format(8, 4, true), Format(8, 8, false), Format(4, -2, true),
                                      Format(16, 10, true), Format(2, 0, true)};
   for (const FixedPointFormat& shape : shapes) {
@@ -79,58 +108,66 @@ void CheckQuantize() {
         FixedPointFormat f = shape;
         f.rounding = static_cast<Rounding>(r);
         f.overflow = static_cast<Overflow>(o);
-        const std::vector<T> x = Inputs<T>(f, 100003, 1 + r * 2 + o);
-        std::vector<T> want(x.size());
-        kappa::QuantizeCpu<T>(x.data(), want.data(), x.size(), f, 3, -4, kappa::SerialFor);
-        Device<T> dx(x), dy(x.size());
-        const char* err = kappa::QuantizeGpu<T>(dx.p, dy.p, x.size(), f, 3, -4, nullptr);
-        if (err) Fail(std::string("quantize launch: ") + err);
-        const std::vector<T> got = dy.Download();
-        size_t bad = 0;
-        for (size_t i = 0; i < x.size(); ++i) bad += !SameBits(got[i], want[i]);
-        if (bad) Fail("quantize " + Describe(f) + ": " + std::to_string(bad) + " elements differ");
+        for (const int64_t n : sizes) {
+          const std::vector<T> x = InputsOfSize<T>(f, n, 1 + r * 2 + o);
+          std::vector<T> want(x.size());
+          kappa::QuantizeCpu<T>(x.data(), want.data(), n, f, 3, -4, kappa::SerialFor);
+          Device<T> dx(x), dy(x.size());
+          const std::string what = "quantize " + Describe(f) + " n=" + std::to_string(n);
+          const char* err = kappa::QuantizeGpu<T>(dx.p, dy.p, n, f, 3, -4, nullptr);
+          if (err) Fail(what + " launch: " + err);
+          const std::vector<T> got = dy.Download();
+          size_t bad = 0;
+          for (size_t i = 0; i < x.size(); ++i) bad += !SameBits(got[i], want[i]);
+          if (bad) Fail(what + ": " + std::to_string(bad) + " elements differ");
+        }
       }
     }
   }
 }
 
 template <typename T>
-void CheckRailStats() {
+void CheckRailStats(const std::vector<int64_t>& sizes) {
   const FixedPointFormat formats[] = {Format(8, 4, true), Format(8, 8, false), Format(6, 0, true),
                                       Format(12, 14, true)};
   for (const FixedPointFormat& f : formats) {
     for (double near_rail : {0.9, 0.5, 1.0, 0.0}) {
-      const std::vector<T> x = Inputs<T>(f, 1000003, 7);
-      const kappa::RailCounts want =
-          kappa::RailStatsCpu<T>(x.data(), x.size(), f, near_rail, kappa::SerialFor);
-      Device<T> dx(x);
-      Device<char> scratch(kappa::RailStatsGpuScratchBytes(x.size()));
-      Device<float> out(3);
-      const char* err = kappa::RailStatsGpu<T>(dx.p, x.size(), f, near_rail, scratch.p, out.p,
-                                               out.p + 1, out.p + 2, nullptr);
-      if (err) Fail(std::string("rail_stats launch: ") + err);
-      kappa::RailCounts got;
-      gpu_check::ToHost(&got, scratch.p, sizeof(got));
-      const std::vector<float> fr = out.Download();
-      const kappa::RailFractions wf = kappa::FractionsFromCounts(want);
-      if (std::memcmp(&got, &want, sizeof(got)) != 0 || fr[0] != wf.saturation ||
-          fr[1] != wf.near_rail || fr[2] != wf.underflow) {
-        Fail("rail_stats " + Describe(f) + " near_rail=" + std::to_string(near_rail));
+      for (const int64_t n : sizes) {
+        const std::vector<T> x = InputsOfSize<T>(f, n, 7);
+        const kappa::RailCounts want =
+            kappa::RailStatsCpu<T>(x.data(), n, f, near_rail, kappa::SerialFor);
+        Device<T> dx(x);
+        Device<char> scratch(kappa::RailStatsGpuScratchBytes(n));
+        Device<float> out(3);
+        const std::string what = "rail_stats " + Describe(f) +
+                                 " near_rail=" + std::to_string(near_rail) +
+                                 " n=" + std::to_string(n);
+        const char* err = kappa::RailStatsGpu<T>(dx.p, n, f, near_rail, scratch.p, out.p,
+                                                 out.p + 1, out.p + 2, nullptr);
+        if (err) Fail(what + " launch: " + err);
+        kappa::RailCounts got;
+        gpu_check::ToHost(&got, scratch.p, sizeof(got));
+        const std::vector<float> fr = out.Download();
+        const kappa::RailFractions wf = kappa::FractionsFromCounts(want);
+        if (std::memcmp(&got, &want, sizeof(got)) != 0 || fr[0] != wf.saturation ||
+            fr[1] != wf.near_rail || fr[2] != wf.underflow) {
+          Fail(what);
+        }
       }
     }
   }
 }
 
+// Every pair of (update, storage) steps: none, or s8.6 in each of the 10 modes.
 template <typename T>
-void CheckUpdate() {
+void CheckUpdateAtSize(int64_t n) {
   std::vector<std::pair<bool, FixedPointFormat>> steps = {{false, Format(8, 0, true)}};
   for (int r = 0; r < 5; ++r) {
     for (int o = 0; o < 2; ++o) {
       steps.push_back({true, Format(8, 6, true, static_cast<Rounding>(r), static_cast<Overflow>(o))});
     }
   }
-  const std::vector<T> w0 = Inputs<T>(Format(8, 6, true), 200003, 11);
-  const size_t n = w0.size();
+  const std::vector<T> w0 = InputsOfSize<T>(Format(8, 6, true), n, 11);
   std::vector<T> g(n);
   std::mt19937_64 rng(12);
   std::normal_distribution<double> normal(0.0, 1.0);
@@ -160,13 +197,13 @@ void CheckUpdate() {
       const char* err = kappa::UpdateStoreGpu<T>(dw.p, dw.p, dg.p, dlr.p, n, c, scratch.p, o,
                                                  nullptr);
       const std::string what = std::string("update ") + (has_u ? Describe(c.update_format) : "none") +
-                               " / " + (has_s ? Describe(sf) : "none");
+                               " / " + (has_s ? Describe(sf) : "none") + " n=" + std::to_string(n);
       if (err) Fail(what + " launch: " + err);
       kappa::UpdateSums gs;
       gpu_check::ToHost(&gs, scratch.p, sizeof(gs));
       const std::vector<T> got = dw.Download();
       size_t bad = 0;
-      for (size_t i = 0; i < n; ++i) bad += !SameBits(got[i], want[i]);
+      for (int64_t i = 0; i < n; ++i) bad += !SameBits(got[i], want[i]);
       if (bad) Fail(what + ": " + std::to_string(bad) + " weights differ");
       if (gs.total != ws.total || gs.nonzero_raw != ws.nonzero_raw ||
           gs.underflow != ws.underflow || gs.saturated != ws.saturated) {
@@ -183,6 +220,11 @@ void CheckUpdate() {
       }
     }
   }
+}
+
+template <typename T>
+void CheckUpdate(const std::vector<int64_t>& sizes) {
+  for (const int64_t n : sizes) CheckUpdateAtSize<T>(n);
 }
 
 // Milliseconds that one call of launch() takes on the device, by CUDA events.
@@ -249,7 +291,14 @@ void Bandwidth() {
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    if (std::string(argv[i]) != "--fail-fast") {
+      std::fprintf(stderr, "usage: %s [--fail-fast]\n", argv[0]);
+      return 2;
+    }
+    fail_fast = true;
+  }
   std::string name;
   int sms = 0, arch = 0;
   if (!gpu_check::Init(&name, &sms, &arch)) {
@@ -266,21 +315,25 @@ int main() {
   std::printf("route: nvrtc (kernels compiled here at first use, launched through the "
               "driver API): %s\n", kappa::rtc::StatusJson().c_str());
 #endif
-  CheckQuantize<float>();
-  CheckQuantize<double>();
-  std::printf("quantize:     GPU == CPU bit for bit, 5 shapes x 10 modes x 2 dtypes%s\n",
-              failures ? " -- MISMATCHES above" : "");
+  const std::vector<int64_t> sizes = Sizes();
+  std::printf("sizes:");
+  for (const int64_t n : sizes) std::printf(" %lld", static_cast<long long>(n));
+  std::printf("\n");
+  CheckQuantize<float>(sizes);
+  CheckQuantize<double>(sizes);
+  std::printf("quantize:     GPU == CPU bit for bit, 5 shapes x 10 modes x 2 dtypes x %zu sizes%s\n",
+              sizes.size(), failures ? " -- MISMATCHES above" : "");
   const int before_rail = failures;
-  CheckRailStats<float>();
-  CheckRailStats<double>();
-  std::printf("rail_stats:   counts and fractions equal, 4 formats x 4 near_rail x 2 dtypes%s\n",
-              failures > before_rail ? " -- MISMATCHES above" : "");
+  CheckRailStats<float>(sizes);
+  CheckRailStats<double>(sizes);
+  std::printf("rail_stats:   counts and fractions equal, 4 formats x 4 near_rail x 2 dtypes x %zu "
+              "sizes%s\n", sizes.size(), failures > before_rail ? " -- MISMATCHES above" : "");
   const int before_update = failures;
-  CheckUpdate<float>();
-  CheckUpdate<double>();
+  CheckUpdate<float>(sizes);
+  CheckUpdate<double>(sizes);
   std::printf("update_store: weights bit for bit, counts equal, sums within bound, "
-              "11 x 11 step pairs x 2 dtypes%s\n",
-              failures > before_update ? " -- MISMATCHES above" : "");
+              "11 x 11 step pairs x 2 dtypes x %zu sizes%s\n",
+              sizes.size(), failures > before_update ? " -- MISMATCHES above" : "");
   Bandwidth();
   std::printf("\n%s (%d mismatches)\n", failures ? "FAILED" : "PASSED", failures);
   return failures ? 1 : 0;
