@@ -1,8 +1,10 @@
 // Standalone check of the CUDA functors against the CPU functors (no
 // TensorFlow), and their bandwidth next to a device-to-device copy measured
 // in the same run. Build and run with cc/gpu_check/run.sh: with nvcc (the
-// static route) or, for the NVRTC route, with g++ (this file as C++; the
-// kernels compiled at first use by NVRTC and launched through the driver).
+// static route), for the NVRTC route with g++ (this file as C++; the kernels
+// compiled at first use by NVRTC and launched through the driver), or with
+// --emulate on the CPU (the kernels' source and this file compiled by g++
+// against cc/gpu_check/emulation/cuda_host.h; no bandwidth).
 //
 //   gpu_check [--fail-fast]      --fail-fast: exit at the first mismatch
 //
@@ -227,6 +229,7 @@ void CheckUpdate(const std::vector<int64_t>& sizes) {
   for (const int64_t n : sizes) CheckUpdateAtSize<T>(n);
 }
 
+#if !defined(KAPPA_CUDA_EMULATION)
 // Milliseconds that one call of launch() takes on the device, by CUDA events.
 struct EventClockMs {
   template <typename Launch>
@@ -288,6 +291,7 @@ void Bandwidth() {
         kappa::UpdateStoreGpu<float>(w.p, w.p, g.p, lr.p, n, c, scratch.p, o, nullptr);
       }, events));
 }
+#endif  // !defined(KAPPA_CUDA_EMULATION)
 
 }  // namespace
 
@@ -305,6 +309,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "gpu_check: no CUDA device\n");
     return 2;
   }
+#if defined(KAPPA_CUDA_EMULATION)
+  std::printf("gpu_check on %s (%d SMs)\n", name.c_str(), sms);
+  std::printf("route: emulated (the kernels' source compiled by the host compiler against "
+              "cc/gpu_check/emulation/cuda_host.h, each block's threads run as fibers)\n");
+#else
   const int driver = gpu_check::DriverVersion();
   std::printf("gpu_check on %s (sm_%d, %d SMs), driver for CUDA %d.%d\n", name.c_str(), arch,
               sms, driver / 1000, driver % 1000 / 10);
@@ -315,14 +324,15 @@ int main(int argc, char** argv) {
   std::printf("route: nvrtc (kernels compiled here at first use, launched through the "
               "driver API): %s\n", kappa::rtc::StatusJson().c_str());
 #endif
+#endif
   const std::vector<int64_t> sizes = Sizes();
   std::printf("sizes:");
   for (const int64_t n : sizes) std::printf(" %lld", static_cast<long long>(n));
   std::printf("\n");
   CheckQuantize<float>(sizes);
   CheckQuantize<double>(sizes);
-  std::printf("quantize:     GPU == CPU bit for bit, 5 shapes x 10 modes x 2 dtypes x %zu sizes%s\n",
-              sizes.size(), failures ? " -- MISMATCHES above" : "");
+  std::printf("quantize:     GPU == CPU bit for bit, 5 shapes x 10 modes x 2 dtypes x %zu "
+              "sizes%s\n", sizes.size(), failures ? " -- MISMATCHES above" : "");
   const int before_rail = failures;
   CheckRailStats<float>(sizes);
   CheckRailStats<double>(sizes);
@@ -334,7 +344,12 @@ int main(int argc, char** argv) {
   std::printf("update_store: weights bit for bit, counts equal, sums within bound, "
               "11 x 11 step pairs x 2 dtypes x %zu sizes%s\n",
               sizes.size(), failures > before_update ? " -- MISMATCHES above" : "");
+#if defined(KAPPA_CUDA_EMULATION)
+  std::printf("\nbandwidth: not measured on the emulated device\n");
+  cuda_emulation::PrintLaunches();
+#else
   Bandwidth();
+#endif
   std::printf("\n%s (%d mismatches)\n", failures ? "FAILED" : "PASSED", failures);
   return failures ? 1 : 0;
 }
