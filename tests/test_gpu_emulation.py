@@ -148,18 +148,19 @@ def emulation_test(tmp_path_factory):
 
 
 @pytest.mark.parametrize("case, reason", [
-    ("divergent_barrier", "deadlock: of 256 threads, 128 wait at __syncthreads(), 0 at a "
-                          "shuffle, 128 returned"),
-    ("caller_outside_mask", "__shfl_down_sync with mask 0x0000ffff, which leaves out the "
-                            "calling lane"),
-    ("source_outside_mask", "__shfl_down_sync: lane 8 reads lane 16, outside the mask 0x0000ffff"),
-    ("overlapping_masks", "the warp diverged at a shuffle"),
-    ("past_the_end", "invalid memory access at"),
+    ("divergent_barrier", r"deadlock: of 256 threads, 128 wait at __syncthreads\(\), 0 at a "
+                          r"shuffle, 128 returned"),
+    ("caller_outside_mask", r"thread \((1[6-9]|2\d|3[01]),0,0\): __shfl_down_sync with mask "
+                            r"0x0000ffff, which leaves out the calling lane"),
+    ("source_outside_mask", r"thread \((\d+),0,0\): __shfl_down_sync: lane \1 reads lane "
+                            r"(2[0-3]|1[6-9]), outside the mask 0x0000ffff"),
+    ("overlapping_masks", r"with overlapping masks 0x[0f]{8} and 0x[0f]{8}: the warp diverged"),
+    ("past_the_end", r"thread \(\d+,0,0\): invalid memory access at"),
 ])
 def test_the_emulation_rejects_a_kernel_that_breaks_cudas_rules(emulation_test, case, reason):
     run = subprocess.run([str(emulation_test), case], capture_output=True, text=True, timeout=60)
     assert run.returncode == 1, run.stderr
-    assert run.stderr.startswith("cuda emulation: ") and reason in run.stderr, run.stderr
+    assert run.stderr.startswith("cuda emulation: ") and re.search(reason, run.stderr), run.stderr
 
 
 def test_lanes_with_disjoint_masks_shuffle_independently(emulation_test):

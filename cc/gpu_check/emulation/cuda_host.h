@@ -368,6 +368,31 @@ __attribute__((noinline)) inline void Barrier() {
   Yield();
 }
 
+// The threads and warps of a block of shape `block`, a stack for each thread.
+inline void ShapeBlocks(dim3 block) {
+  Device& d = TheDevice();
+  const size_t threads = size_t{block.x} * block.y * block.z;
+  d.threads.resize(threads);
+  d.warps.assign((threads + kWarpSize - 1) / kWarpSize, Warp{});
+  for (size_t k = 0; k < threads; ++k) {
+    Thread& t = d.threads[k];
+    t.idx = {static_cast<unsigned>(k % block.x), static_cast<unsigned>(k / block.x % block.y),
+             static_cast<unsigned>(k / (block.x * block.y))};
+    t.lane = static_cast<int>(k % kWarpSize);
+    t.warp = static_cast<int>(k / kWarpSize);
+    d.warps[t.warp].lanes |= 1u << t.lane;
+  }
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  while (d.stack_tops.size() < threads) {  // each with an inaccessible page below
+    char* map = static_cast<char*>(mmap(nullptr, kStackBytes + page, PROT_READ | PROT_WRITE,
+                                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    if (map == MAP_FAILED || mprotect(map, page, PROT_NONE) != 0) {
+      Fail("no memory for a thread's stack");
+    }
+    d.stack_tops.push_back(map + page + kStackBytes);
+  }
+}
+
 inline void CheckAllocations() {
   for (const auto& [start, a] : Allocations()) {
     if (!CanaryIntact(start, a)) {
@@ -403,25 +428,7 @@ void Launch(const char* file, const char* name, dim3 grid, dim3 block, size_t sh
   const std::tuple<P...> args(params...);
   d.entry = [](const void* a) { std::apply(Kernel, *static_cast<const std::tuple<P...>*>(a)); };
   d.params = &args;
-  d.threads.resize(threads);
-  d.warps.assign((threads + kWarpSize - 1) / kWarpSize, detail::Warp{});
-  for (uint64_t k = 0; k < threads; ++k) {
-    detail::Thread& t = d.threads[k];
-    t.idx = {static_cast<unsigned>(k % block.x), static_cast<unsigned>(k / block.x % block.y),
-             static_cast<unsigned>(k / (block.x * block.y))};
-    t.lane = static_cast<int>(k % kWarpSize);
-    t.warp = static_cast<int>(k / kWarpSize);
-    d.warps[t.warp].lanes |= 1u << t.lane;
-  }
-  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-  while (d.stack_tops.size() < threads) {  // each with an inaccessible page below
-    char* map = static_cast<char*>(mmap(nullptr, detail::kStackBytes + page, PROT_READ | PROT_WRITE,
-                                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
-    if (map == MAP_FAILED || mprotect(map, page, PROT_NONE) != 0) {
-      detail::Fail("no memory for a thread's stack");
-    }
-    d.stack_tops.push_back(map + page + detail::kStackBytes);
-  }
+  detail::ShapeBlocks(block);
   blockDim = block;
   gridDim = grid;
   ++d.launches;
@@ -429,8 +436,8 @@ void Launch(const char* file, const char* name, dim3 grid, dim3 block, size_t sh
     for (unsigned y = 0; y < grid.y; ++y) {
       for (unsigned x = 0; x < grid.x; ++x) {
         blockIdx = {x, y, z};
-        d.rng = (d.launches * 0x9E3779B97F4A7C15ull) ^
-                ((uint64_t{z} << 48) + (uint64_t{y} << 32) + x + 1);  // nonzero: xorshift
+        d.rng = ((d.launches * 0x9E3779B97F4A7C15ull) ^
+                 ((uint64_t{z} << 48) + (uint64_t{y} << 32) + x)) | 1;  // xorshift: nonzero
         detail::RunBlock();
       }
     }
