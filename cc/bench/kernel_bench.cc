@@ -7,13 +7,13 @@
 //   bazel run //cc/bench:kernel_bench -- --long
 // Not a timed test: it fails only if a functor's result is inconsistent.
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "cc/bench/timing.h"
 #include "cc/core/cpu_dispatch.h"
 #include "cc/core/quantize/quantize.h"
 #include "cc/core/rail_stats/rail_stats.h"
@@ -24,20 +24,8 @@
 namespace {
 
 using kappa_test::Format;
-using Clock = std::chrono::steady_clock;
-
-template <typename F>
-double MedianMs(int repeats, F&& f) {
-  f();  // warm up
-  std::vector<double> ms;
-  for (int r = 0; r < repeats; ++r) {
-    const auto t0 = Clock::now();
-    f();
-    ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
-  }
-  std::sort(ms.begin(), ms.end());
-  return ms[ms.size() / 2];
-}
+using kappa_bench::MedianMs;
+constexpr kappa_bench::SteadyClockMs kClock;
 
 void Row(const std::string& name, double ms, double bytes) {
   std::printf("%-44s %9.2f ms %8.2f GB/s\n", name.c_str(), ms, bytes / ms / 1e6);
@@ -76,7 +64,7 @@ int main(int argc, char** argv) {
           std::memcpy(y.data() + n * b0 / 64, x.data() + n * b0 / 64,
                       static_cast<size_t>(n * (b1 - b0) / 64) * sizeof(float));
         });
-      }), 2 * b);
+      }, kClock), 2 * b);
   volatile double sink = 0;
   Row("sum (read)", MedianMs(repeats, [&] {
         std::vector<double> part(64);
@@ -89,7 +77,7 @@ int main(int argc, char** argv) {
           }
         });
         sink = part[0];
-      }), b);
+      }, kClock), b);
 
   std::vector<kappa::Rounding> roundings = {kappa::Rounding::kNearestEven,
                                             kappa::Rounding::kStochastic};
@@ -101,16 +89,16 @@ int main(int argc, char** argv) {
     const kappa::FixedPointFormat f = Format(8, 4, true, r);
     Row(std::string("quantize s8.4 ") + kappa::RoundingName(r), MedianMs(repeats, [&] {
           kappa::QuantizeCpu<float>(x.data(), y.data(), n, f, 1, 2, pf);
-        }), 2 * b);
+        }, kClock), 2 * b);
   }
   Row("quantize s8.4 nearest_even (in place)", MedianMs(repeats, [&] {
         kappa::QuantizeCpu<float>(y.data(), y.data(), n, Format(8, 4, true), 1, 2, pf);
-      }), 2 * b);
+      }, kClock), 2 * b);
 
   kappa::RailCounts counts{};
   Row("rail_stats s8.4", MedianMs(repeats, [&] {
         counts = kappa::RailStatsCpu<float>(x.data(), n, Format(8, 4, true), 0.9, pf);
-      }), b);
+      }, kClock), b);
   const kappa::RailCounts serial =
       kappa::RailStatsCpu<float>(x.data(), n, Format(8, 4, true), 0.9, kappa::SerialFor);
   int failed = std::memcmp(&serial, &counts, sizeof(counts)) != 0;
@@ -142,7 +130,7 @@ int main(int argc, char** argv) {
     config.seed0 = 3;
     Row(c.name, MedianMs(repeats, [&] {
           kappa::UpdateStoreCpu<float>(w.data(), w.data(), g.data(), 1e-3f, n, config, pf);
-        }), 3 * b);
+        }, kClock), 3 * b);
   }
   (void)sink;
   return failed;

@@ -73,7 +73,6 @@ inline void ToHost(void* dst, const void* src, size_t bytes) {
 inline void DeviceCopyAsync(void* dst, const void* src, size_t bytes) {
   Ok(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice), "cudaMemcpyAsync");
 }
-inline void Synchronize() { Ok(cudaDeviceSynchronize(), "cudaDeviceSynchronize"); }
 struct Event {
   cudaEvent_t e;
   Event() { Ok(cudaEventCreate(&e), "cudaEventCreate"); }
@@ -138,7 +137,6 @@ inline void DeviceCopyAsync(void* dst, const void* src, size_t bytes) {
                        bytes, nullptr),
      "cuMemcpyDtoDAsync");
 }
-inline void Synchronize() { Ok(KAPPA_CU(cuCtxSynchronize)(), "cuCtxSynchronize"); }
 struct Event {
   CUevent e;
   Event() { Ok(KAPPA_CU(cuEventCreate)(&e, CU_EVENT_DEFAULT), "cuEventCreate"); }

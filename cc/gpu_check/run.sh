@@ -5,6 +5,7 @@
 # op library's CUDA route (configure.py --cuda-runtime=nvrtc, cc/core/gpu_rtc.h):
 #
 #   cc/gpu_check/run.sh [--route nvrtc|static] [--build-only]
+#   cc/gpu_check/run.sh --emulate [--overlay DIR] [--build-only] [-- CHECK_ARGS]
 #
 # --route nvrtc (default, the op library's route): g++ compiles the host code
 #   and no CUDA library is linked (checked with ldd); the kernels are compiled
@@ -27,29 +28,57 @@
 # --route static: nvcc compiles kernels and host code, and its toolkit's CUDA
 #   runtime is linked in (configure.py --cuda-runtime=static).
 # --build-only: build, do not run (CI, no GPU needed).
+# --emulate: no GPU needed: g++ compiles the kernels' unchanged source against
+#   a host emulation of CUDA (cc/gpu_check/emulation/cuda_host.h) and the
+#   check program runs them on the CPU, each block's threads as fibers: the
+#   same checks over the same sizes and the same verdict lines (no bandwidth),
+#   then which kernels ran. What this proves and what only a GPU proves: the
+#   README, "GPU build". --overlay DIR: files under DIR stand in for the
+#   checkout's files of the same path (tests/test_gpu_emulation.py compiles
+#   its mutants so). CHECK_ARGS go to the check program (--fail-fast).
 # Environment: NVCC (default: nvcc on PATH, else /usr/local/cuda/bin/nvcc; its
 # toolkit, or CUDA_HOME, also gives cuda.h for the nvrtc route), CUDA_ARCH
 # (static route; default: native when running, sm_80 with --build-only), OUT
-# (the binary; default /tmp/kappa_gpu_check_<route>).
+# (the binary; default /tmp/kappa_gpu_check_<route>, or _emulate), OBJECTS
+# (--emulate: a folder of object files, kept by a hash of each file's
+# preprocessed source and flags, so that a rebuild compiles only what
+# changed; default $OUT.objects).
 # Exit status: 0 when every check passed, 1 on a mismatch or failed check,
-# 2 without a GPU or without NVRTC 12.
+# 2 without a GPU or without NVRTC 12, 3 when the emulated build fails.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 NVCC="${NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}"
 route=nvrtc
 build_only=0
+overlay=""
+check_args=()
+usage="usage: $0 [--route nvrtc|static] [--build-only]
+       $0 --emulate [--overlay DIR] [--build-only] [-- CHECK_ARGS]"
 while [ $# -gt 0 ]; do
   case "$1" in
     --build-only) build_only=1; shift ;;
-    --route) route=${2:-}; shift 2 ;;
-    *) echo "usage: $0 [--route nvrtc|static] [--build-only]" >&2; exit 2 ;;
+    --route)
+      route=${2:-}
+      case "$route" in
+        static|nvrtc) shift 2 ;;
+        *) echo "run.sh: --route must be nvrtc or static, not '$route'" >&2; exit 2 ;;
+      esac ;;
+    --emulate) route=emulate; shift ;;
+    --overlay) overlay=${2:-}; shift 2 ;;
+    --) shift; check_args=("$@"); break ;;
+    *) echo "$usage" >&2; exit 2 ;;
   esac
 done
+if [[ -n "$overlay" || ${#check_args[@]} -gt 0 ]] && [ "$route" != emulate ]; then
+  echo "$usage" >&2
+  exit 2
+fi
 OUT="${OUT:-/tmp/kappa_gpu_check_$route}"
 cpu_sources=(cc/core/cpu_dispatch.cc cc/core/quantize/quantize_cpu.cc
              cc/core/rail_stats/rail_stats_cpu.cc cc/core/update_store/update_store_cpu.cc)
-gpu_sources=(cc/core/quantize/quantize_gpu.cu.cc cc/core/rail_stats/rail_stats_gpu.cu.cc
-             cc/core/update_store/update_store_gpu.cu.cc)
+# Every kernel source: the emulated run's list of kernels that ran is checked
+# against these (tests/test_gpu_emulation.py).
+mapfile -t gpu_sources < <(find cc/core -name '*_gpu.cu.cc' | sort)
 
 build_static() {
   local arch
@@ -84,6 +113,46 @@ build_nvrtc() {
   rm -rf "$generated"
 }
 
+# g++ compiles the CPU functors, and the kernels' source and the check program
+# against the CUDA host emulation (cc/gpu_check/emulation/launch.h,
+# force-included), in parallel; object files already in $OBJECTS are reused.
+# -Og: quick to compile (results do not depend on the optimisation level:
+# -ffp-contract=off, no fast-math).
+build_emulate() {
+  local objects_dir="${OBJECTS:-$OUT.objects}" src file key object pid failed=0
+  local -a common=(-std=c++17 -Og -fno-trapping-math -ffp-contract=off -Wall -Werror)
+  local -a flags objects pids
+  if [ -n "$overlay" ]; then common+=(-I"$overlay" -fmacro-prefix-map="$overlay/="); fi
+  common+=(-I.)
+  mkdir -p "$objects_dir"
+  for src in "${cpu_sources[@]}" cc/gpu_check/gpu_check.cu.cc "${gpu_sources[@]}"; do
+    file="$src"
+    if [ -n "$overlay" ] && [ -f "$overlay/$src" ]; then file="$overlay/$src"; fi
+    flags=("${common[@]}")
+    case "$src" in
+      *.cu.cc) flags+=(-Wno-unknown-pragmas -Icc/gpu_check/emulation
+                       -include cc/gpu_check/emulation/launch.h -x c++) ;;
+    esac
+    # The key: the flags (include paths aside) and the preprocessed source,
+    # with the overlay's paths read as the checkout's: an unchanged copy
+    # reuses the checkout's object file.
+    key=$({ printf '%s\n' "${flags[@]}" | grep -v -e '^-I' -e '^-fmacro-prefix-map'
+            g++ "${flags[@]}" -E -P "$file"; } | sha1sum | cut -c1-16)
+    object="$objects_dir/$(basename "$src")-$key.o"
+    objects+=("$object")
+    if [ ! -f "$object" ]; then
+      echo "g++ -c $file"
+      { g++ "${flags[@]}" -c "$file" -o "$object.$$" && mv "$object.$$" "$object"; } &
+      pids+=("$!")
+    fi
+  done
+  for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
+  if (( failed )) || ! g++ "${objects[@]}" -pthread -o "$OUT"; then
+    echo "run.sh: the emulated build failed" >&2
+    exit 3
+  fi
+}
+
 # Sets KAPPA_NVRTC to a libnvrtc.so.12, or exits 2.
 find_nvrtc12() {
   local nvrtc="${KAPPA_NVRTC:-}" unpacked f
@@ -104,13 +173,22 @@ print((glob.glob(os.path.join(list(m.__path__)[0], "lib", "libnvrtc.so.12")) + [
   export KAPPA_NVRTC="$nvrtc"
 }
 
-case "$route" in
-  static|nvrtc) ;;
-  *) echo "run.sh: --route must be nvrtc or static, not '$route'" >&2; exit 2 ;;
-esac
 if (( build_only )); then
   "build_$route"
   exit 0
+fi
+
+if [ "$route" = emulate ]; then
+  echo "== gpu_check on the CUDA host emulation (no GPU)"
+  build_emulate
+  status=0
+  "$OUT" "${check_args[@]}" || status=$?
+  if (( status == 0 )); then
+    echo "EMULATED: every kernel's logic, indexing, synchronisation and numerics match the CPU" \
+         "functors on the emulated device; the memory model, speed and the NVRTC and driver" \
+         "route are proven only by this script on a GPU"
+  fi
+  exit "$status"
 fi
 
 echo "== 1. GPU and driver"
