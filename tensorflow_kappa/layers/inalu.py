@@ -7,9 +7,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tensorflow_kappa import _checks
 from tensorflow_kappa.layers import _formula, _math
-from tensorflow_kappa.layers._base import (NALMLayer, check_bool, check_initializer,
-                                           check_positive)
+from tensorflow_kappa.layers._base import NALMLayer, check_initializer
 
 
 def _default_w_hat() -> keras.initializers.Initializer:
@@ -88,12 +88,13 @@ class INALU(NALMLayer):
                  t: float = 20.0, w_hat_initializer: Any = None,
                  m_hat_initializer: Any = None, g_initializer: Any = None, **kwargs: Any):
         super().__init__(units, **kwargs)
-        self.omega = check_positive("omega", omega)
-        self.epsilon = check_positive("epsilon", epsilon)
-        self.share_weights = check_bool("share_weights", share_weights)
-        self.sparsity_regularization = check_bool("sparsity_regularization",
-                                                  sparsity_regularization)
-        self.t = check_positive("t", t)
+        positive = dict(minimum=0.0, strict_minimum=True)
+        self.omega = _checks.number("omega", omega, **positive)
+        self.epsilon = _checks.number("epsilon", epsilon, **positive)
+        self.share_weights = _checks.flag("share_weights", share_weights)
+        self.sparsity_regularization = _checks.flag("sparsity_regularization",
+                                                    sparsity_regularization)
+        self.t = _checks.number("t", t, **positive)
         self.w_hat_initializer = check_initializer("w_hat_initializer", w_hat_initializer,
                                                    _default_w_hat())
         self.m_hat_initializer = check_initializer("m_hat_initializer", m_hat_initializer,
