@@ -157,17 +157,13 @@ def product(pairs: Iterable[tuple]) -> Expr:
     """``∏ expr ** power`` from ``(expr, power)`` pairs, normalised (constants pulled out)."""
     acc: dict = {}
     coeff = Fraction(1)
-
-    def add(e: Expr, power: int) -> None:
-        _accumulate(acc, e, power)
-
     for e, power in pairs:
         power = int(power)
         if power == 0:
             continue
         if isinstance(e, Product):
             for base, p in e.factors:
-                add(base, p * power)
+                _accumulate(acc, base, p * power)
         elif _is_constant(e) and (e.const != 0 or power > 0):
             coeff *= e.const**power
         elif isinstance(e, Sum) and len(e.terms) == 1 and e.const == 0:
@@ -175,15 +171,15 @@ def product(pairs: Iterable[tuple]) -> Expr:
             coeff *= c**power
             if isinstance(term, Product):
                 for base, p in term.factors:
-                    add(base, p * power)
+                    _accumulate(acc, base, p * power)
             else:
-                add(term, power)
+                _accumulate(acc, term, power)
         elif isinstance(e, Sum) and e.terms[0][1] < 0:
             # Canonical sign: (x2 - x1) is -(x1 - x2), so equal products read the same.
             coeff *= (-1) ** power
-            add(linear([(-1, e)]), power)
+            _accumulate(acc, linear([(-1, e)]), power)
         else:
-            add(e, power)
+            _accumulate(acc, e, power)
     factors = _collected(acc)
     if not factors:
         return constant(coeff)
