@@ -115,6 +115,7 @@ import tensorflow as tf
 from tensorflow_kappa import _checks
 from tensorflow_kappa.callbacks.loop_controller import LoopController
 from tensorflow_kappa.layers import INALU
+from tensorflow_kappa.layers.inalu import INIT_FAMILIES, draw_initial_weights
 from tensorflow_kappa.layers.explain import nalm_layers
 
 __all__ = ["BatchMSE", "INIT_FAMILIES", "InaluController", "InaluRecipe",
@@ -215,55 +216,6 @@ def plateau(losses: np.ndarray, min_steps: int = 5000, loss_threshold: float = 1
     if not math.isfinite(m_prev):
         return True
     return (m_prev - m_last) < min_improvement * m_prev
-
-
-#: The initial-weight families a recipe can draw an attempt from (every
-#: variable of every iNALU layer is drawn from INALU's published distributions
-#: ``Ŵ ~ N(1, .1)``, ``M̂ ~ N(−1, .1)``, ``G ~ N(0, .1)`` unless a family
-#: changes it):
-#:
-#: * ``"published"``: unchanged (the report's, the iNALU authors').
-#: * ``"signed_a"``: the add path's ``Ŵ_a`` with a random sign per entry,
-#:   ``±|N(1, .1)|``: the published draw starts every add-path unit at a sum
-#:   of positive weights, and a weight must cross zero through the saturated
-#:   ``tanh·σ`` to learn a difference (see the diagnosis in
-#:   :class:`InaluRecipe`).
-#: * ``"lastadd_signed"``: ``"signed_a"`` and the last layer's gate
-#:   ``G ~ N(2, .1)`` (the output layer starts in the add path).
-INIT_FAMILIES = ("published", "signed_a", "lastadd_signed")
-
-_PUBLISHED = {"w_hat": (1.0, 0.1), "m_hat": (-1.0, 0.1), "g": (0.0, 0.1)}
-
-
-def draw_initial_weights(family: str, rng: np.random.Generator,
-                         shapes: List[Dict[str, tuple]]) -> List[Dict[str, np.ndarray]]:
-    """Draw one attempt's raw iNALU variables from an :data:`INIT_FAMILIES` family.
-
-    Args:
-        family: a name of :data:`INIT_FAMILIES`.
-        rng: the NumPy generator to draw from.
-        shapes: per layer, ``{variable name: shape}`` (``w_hat_a``, ``m_hat_a``,
-            ``w_hat_m``, ``m_hat_m``, ``g``; or ``w_hat``, ``m_hat``, ``g`` of a
-            layer with shared weights).
-
-    Returns:
-        Per layer, ``{variable name: float32 array}``.
-    """
-    if family not in INIT_FAMILIES:
-        raise ValueError(f"unknown init family {family!r}; expected one of {INIT_FAMILIES}")
-    out = []
-    for k, layer in enumerate(shapes):
-        drawn = {}
-        for name, shape in layer.items():
-            mean, std = _PUBLISHED[name[:5] if name != "g" else "g"]
-            value = rng.normal(mean, std, shape)
-            if family != "published" and name == "w_hat_a":
-                value = np.abs(value) * rng.choice([-1.0, 1.0], shape)
-            if family == "lastadd_signed" and name == "g" and k == len(shapes) - 1:
-                value = rng.normal(2.0, 0.1, shape)
-            drawn[name] = value.astype(np.float32)
-        out.append(drawn)
-    return out
 
 
 def _check_int(name: str, value, minimum: int = 0) -> int:
@@ -614,21 +566,18 @@ class InaluController(LoopController):
     def reinitialize_layers(self, model) -> None:
         """Redraw every weight of :meth:`layers_of` from the next attempt's init family.
 
-        ``"published"``: ``layer.reinitialize()``; another family:
-        :func:`draw_initial_weights` from the controller's ``seed``.
+        ``"published"``: ``layer.reinitialize()`` (the layers' own initializers, as
+        the report does); another family: ``layer.reinitialize(family, rng)`` from
+        the controller's generator (seeded by ``seed``), layer by layer, the last
+        layer the output.
         """
         family = self.recipe.family(0, len(self.reinitializations) + 1)
         layers = self.layers_of(model)
-        if family == "published":
-            for layer in layers:
+        for k, layer in enumerate(layers):
+            if family == "published":
                 layer.reinitialize()
-            return
-        shapes = [{name: tuple(getattr(layer, name).shape) for name in layer._drawn}
-                  for layer in layers]
-        for layer, values in zip(layers, draw_initial_weights(family, self._rng, shapes)):
-            for name, value in values.items():
-                getattr(layer, name).assign(value)
-            layer._reset_state()
+            else:
+                layer.reinitialize(family, self._rng, output_layer=k == len(layers) - 1)
 
     def after_reinitialization(self) -> None:
         """Record the redraw; the delay starts over."""

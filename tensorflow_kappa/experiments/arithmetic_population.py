@@ -50,7 +50,8 @@ from tensorflow_kappa.evaluation import (formula_matches, perturbed_threshold, s
                                          wilson_interval)
 from tensorflow_kappa.experiments.reporting import jsonable, try_write, write_json
 from tensorflow_kappa.layers import INALU, _math, explain
-from tensorflow_kappa.recipes import InaluRecipe, draw_initial_weights
+from tensorflow_kappa.layers.inalu import draw_initial_weights
+from tensorflow_kappa.recipes import InaluRecipe
 
 __all__ = ["ArithmeticPopulation", "DEFAULT_POPULATION_EPOCHS", "SeedResult", "SuiteRow",
            "format_suite_table", "train_population"]

@@ -27,7 +27,6 @@ from tensorflow_kappa.experiments.nalm.optimizers import MaskedOptimizer
 from tensorflow_kappa.experiments.nalm.results import Member
 from tensorflow_kappa.experiments.nalm.specs import OPS, ModelSpec
 from tensorflow_kappa.layers import sparsity_error
-from tensorflow_kappa.recipes import draw_initial_weights
 
 __all__ = ["Population", "quiet_retracing"]
 
@@ -172,11 +171,7 @@ class Population:
         if family == "published":
             self.layer.reinitialize()
         else:
-            shapes = [{name: tuple(getattr(self.layer, name).shape)
-                       for name in self.layer._drawn}]
-            drawn = draw_initial_weights(family, np.random.default_rng(seed), shapes)[0]
-            for name, value in drawn.items():
-                getattr(self.layer, name).assign(value)
+            self.layer.reinitialize(family, np.random.default_rng(seed), output_layer=True)
         return [v.numpy() for v in self.variables_template]
 
     # -------------------------------------------------------------- graph pieces
