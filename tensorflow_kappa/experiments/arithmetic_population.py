@@ -380,8 +380,7 @@ def train_population(expression: Union[str, Expression], seeds: Sequence[int],
     Returns:
         A :class:`SuiteRow`.
     """
-    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
-        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+    epochs = _checks.integer("epochs", epochs, minimum=1)
     start = time.perf_counter()
     population = ArithmeticPopulation(expression, seeds, recipe, **options)
     results = population.run(epochs, verbose=verbose)

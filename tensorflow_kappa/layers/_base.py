@@ -24,7 +24,7 @@ def check_initializer(name: str, value: Any, default: Any) -> Any:
     try:
         return keras.initializers.get(value)
     except (ValueError, TypeError) as err:
-        raise ValueError(f"{name} must be a Keras initializer, got {name}={value!r}") from err
+        raise ValueError(f"{name} must be a Keras initializer, got {value!r}") from err
 
 
 def fresh_initializer(initializer: Any) -> Any:
