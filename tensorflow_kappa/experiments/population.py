@@ -12,7 +12,8 @@ members an :class:`~tensorflow_kappa.recipes.InaluRecipe` finds stuck, and
 masks the members that are done: their weights and optimizer state stay as
 they are.
 
-Two jobs subclass it: :class:`~tensorflow_kappa.experiments.arithmetic_population.ArithmeticPopulation`
+Two jobs subclass it:
+:class:`~tensorflow_kappa.experiments.arithmetic_population.ArithmeticPopulation`
 (``kappa arithmetic --seeds/--suite``) and
 :class:`~tensorflow_kappa.experiments.nalm.module_population.ModulePopulation`
 (``kappa nalm-benchmark``).

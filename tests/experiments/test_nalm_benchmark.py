@@ -4,7 +4,6 @@ tests/experiments/test_population.py)."""
 import dataclasses
 import json
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf

@@ -1,4 +1,5 @@
-"""INALU: forward pass, regulariser, gradients, initialisers and init families, config, saving, bad input."""
+"""INALU: forward pass, regulariser, gradients, initialisers and init families, config,
+saving, bad input."""
 import json
 
 import keras

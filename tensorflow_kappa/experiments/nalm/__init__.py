@@ -62,7 +62,6 @@ import time
 from typing import Any, List, Mapping, Optional, Sequence, Tuple
 
 import keras
-import numpy as np
 
 from tensorflow_kappa import _checks
 from tensorflow_kappa.datasets.arithmetic import check_range
