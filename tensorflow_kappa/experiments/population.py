@@ -148,8 +148,8 @@ class PopulationTrainer:
     * :meth:`_on_redraw`, :meth:`_not_stuck`: the job's per-member state after
       a redraw, and what a member that is not stuck does (e.g. stop once converged).
 
-    Call :meth:`_start` at the end of the subclass's ``__init__``; then
-    :meth:`train` runs chunks.
+    The subclass's ``__init__`` calls :meth:`_start` once :meth:`_draw` can run;
+    then :meth:`train` runs chunks.
 
     Args:
         members: the number of members ``P``.
@@ -166,6 +166,34 @@ class PopulationTrainer:
         slots: per variable, the optimizer's state.
         active: ``(P,)`` members still training; a step leaves the others as they are.
         redraws: ``(P,)`` redraws per member so far.
+
+    Example (each member learns its own number):
+    >>> class Numbers(PopulationTrainer):
+    ...     def __init__(self, targets):
+    ...         super().__init__(len(targets), None,
+    ...                          MaskedOptimizer(keras.optimizers.RMSprop(0.01)),
+    ...                          steps_per_chunk=100, jit_compile=False,
+    ...                          reset_slots_on_redraw=False)
+    ...         self.targets = tf.constant(targets)
+    ...         self._start()
+    ...     def _draw(self, p, attempt):
+    ...         return [np.zeros(())]
+    ...     def _chunk_inputs(self, start):
+    ...         return (tf.constant(self.active),)
+    ...     def _step(self, i, state, inputs):
+    ...         (w,), (slots,) = state
+    ...         with tf.GradientTape() as tape:
+    ...             tape.watch(w)
+    ...             loss = tf.square(w - self.targets)  # each member's own
+    ...             total = tf.reduce_sum(loss)
+    ...         grad = tape.gradient(total, w)
+    ...         w, slots = self.optimizer.update(w, grad, slots, inputs[0])
+    ...         return ([w], [slots]), (loss,)
+    >>> numbers = Numbers([1.0, -2.0])
+    >>> numbers.train(chunks=4)
+    4
+    >>> [round(float(w), 1) for w in numbers.weights[0]]
+    [1.0, -2.0]
     """
 
     def __init__(self, members: int, recipe: Any, optimizer: MaskedOptimizer,
@@ -186,7 +214,7 @@ class PopulationTrainer:
         if initial is None:
             initial = [self._draw(p, 0) for p in range(self.P)]
         if len(initial) != self.P:
-            raise ValueError(f"initial weights need one entry per member ({self.P}), "
+            raise ValueError(f"initial_weights needs one entry per member ({self.P}), "
                              f"got {len(initial)}")
         self.weights = [np.stack(values).astype(np.float32) for values in zip(*initial)]
         self.slots = [self.optimizer.slots(w) for w in self.weights]
