@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Iterable, Optional
+from typing import Any, Callable, Iterable, List, Optional, Tuple
 
 import numpy as np
 
-__all__ = ["SEED32_MAX", "bool_result", "float_array", "integer", "number", "number_format",
-           "one_of", "random_seed", "tensor"]
+__all__ = ["SEED32_MAX", "bool_result", "clip_range", "flag", "float_array", "function",
+           "integer", "number", "number_format", "one_of", "random_seed", "random_seeds",
+           "tensor"]
 
 INT64_MAX = 2 ** 63 - 1
 #: The largest seed NumPy's legacy seeding takes (``keras.utils.set_random_seed``).
@@ -75,6 +76,12 @@ def number(name: str, value: Any, *, minimum: Optional[float] = None,
     return value_f
 
 
+def _seed_range(maximum: int) -> str:
+    """``[0, maximum]`` as the seed messages write it."""
+    top = {INT64_MAX: "2**63 - 1", SEED32_MAX: "2**32 - 1"}.get(maximum, str(maximum))
+    return f"[0, {top}]"
+
+
 def random_seed(name: str, value: Any, maximum: int = INT64_MAX) -> Optional[int]:
     """A seed: None, or an integer in [0, maximum] (NumPy's ``default_rng`` takes
     up to 2**63 - 1; Keras's global seeding up to :data:`SEED32_MAX`)."""
@@ -82,27 +89,9 @@ def random_seed(name: str, value: Any, maximum: int = INT64_MAX) -> Optional[int
         return None
     if (isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral)
             or not 0 <= value <= maximum):
-        top = "2**63 - 1" if maximum == INT64_MAX else ("2**32 - 1" if maximum == SEED32_MAX
-                                                         else str(maximum))
-        raise ValueError(f"{name} must be None or an integer in [0, {top}], got {value!r}")
-    return int(value)
-
-
-def one_of(name: str, value: Any, choices: Iterable[Any]) -> Any:
-    """``value``, if it is one of ``choices`` (a sequence, or a mapping's keys).
-
-    >>> one_of("op", "mul", ("add", "sub", "mul", "div"))
-    'mul'
-    >>> one_of("op", "pow", ("add", "sub", "mul", "div"))
-    Traceback (most recent call last):
-    ...
-    ValueError: op must be one of 'add', 'sub', 'mul', 'div', got 'pow'
-    """
-    choices = list(choices)
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, "
+        raise ValueError(f"{name} must be None or an integer in {_seed_range(maximum)}, "
                          f"got {value!r}")
-    return value
+    return int(value)
 
 
 def number_format(name: str, value: Any, optional: bool = False):
@@ -179,3 +168,105 @@ def tensor(name: str, value: Any, dtype_hint: Any = None):
     if converted.dtype == tf.string:
         raise TypeError(f"{name} must be a tensor of numbers, got strings: {value!r}")
     return converted
+
+
+# -- flags, choices, clip ranges, callables, seed lists --------------------------------------
+
+
+def flag(name: str, value: Any) -> bool:
+    """``value`` as a bool: True or False (Python or NumPy), not 0/1 or a string.
+
+    Example:
+    >>> flag("share_weights", np.bool_(True))
+    True
+    >>> flag("share_weights", 1)
+    Traceback (most recent call last):
+    ...
+    ValueError: share_weights must be True or False, got 1
+    """
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def one_of(name: str, value: Any, choices: Iterable[Any]) -> Any:
+    """``value`` if it is one of ``choices`` (a sequence, or a mapping's keys; same type
+    and equal, so ``True`` is not ``1``), else ValueError listing them.
+
+    Example:
+    >>> one_of("detector", "window", ("authors", "window"))
+    'window'
+    >>> one_of("detector", "halves", ("authors", "window"))
+    Traceback (most recent call last):
+    ...
+    ValueError: detector must be one of 'authors', 'window', got 'halves'
+    """
+    choices = list(choices)
+    for choice in choices:
+        if type(value) is type(choice) and value == choice:
+            return value
+    raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+
+
+def clip_range(name: str, value: Any) -> Tuple[float, float]:
+    """``(low, high)`` for ``tf.clip_by_value``: a pair (tuple, list or array) of real
+    numbers, not bools or NaN, with ``low <= high`` (infinite bounds leave that side
+    unclipped).
+
+    Example:
+    >>> clip_range("clipping", [-0.1, 0.1])
+    (-0.1, 0.1)
+    >>> clip_range("clipping", (1, -1))
+    Traceback (most recent call last):
+    ...
+    ValueError: clipping must be a pair (low, high) of real numbers with low <= high, got (1, -1)
+    """
+    ok = isinstance(value, (tuple, list, np.ndarray)) and len(value) == 2 and all(
+        isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) for v in value)
+    if ok:
+        low, high = float(value[0]), float(value[1])
+        ok = not (math.isnan(low) or math.isnan(high)) and low <= high
+    if not ok:
+        raise ValueError(f"{name} must be a pair (low, high) of real numbers with "
+                         f"low <= high, got {value!r}")
+    return low, high
+
+
+def function(name: str, value: Any, expected: str) -> Callable:
+    """``value`` if it is callable; ``expected`` describes the call (its signature).
+
+    Example:
+    >>> function("reinit_condition", 0.2, "fn(losses) -> bool")
+    Traceback (most recent call last):
+    ...
+    ValueError: reinit_condition must be a callable fn(losses) -> bool, got 0.2
+    """
+    if not callable(value):
+        raise ValueError(f"{name} must be a callable {expected}, got {value!r}")
+    return value
+
+
+def random_seeds(name: str, values: Any, maximum: int = INT64_MAX) -> List[int]:
+    """A non-empty sequence (list, tuple, range) of seeds, each an integer in
+    [0, maximum] (see :func:`random_seed`; None is no seed here).
+
+    Example:
+    >>> random_seeds("seeds", range(3), SEED32_MAX)
+    [0, 1, 2]
+    >>> random_seeds("seeds", [0, None])
+    Traceback (most recent call last):
+    ...
+    ValueError: seeds must be a non-empty sequence of integers in [0, 2**63 - 1], got [0, None]
+    """
+    ok = isinstance(values, (list, tuple, range)) and len(values) > 0
+    if ok:
+        try:
+            seeds = [random_seed(name, v, maximum) for v in values]
+        except ValueError:
+            ok = False
+        else:
+            ok = None not in seeds
+    if not ok:
+        raise ValueError(f"{name} must be a non-empty sequence of integers in "
+                         f"{_seed_range(maximum)}, got {values!r}")
+    return seeds

@@ -96,6 +96,10 @@ def model_state():
     return [w.copy() for w in MODEL.model.get_weights()]
 
 
+def nalm_model_state():
+    return [w.numpy() for w in NALM_MODEL.weights]
+
+
 FIXED_POINT = dict(bits=8, frac_bits=4, signed=True, rounding="nearest_even",
                    overflow="saturate")
 QUANTIZE = dict(x=[0.1, -0.3], fmt="s8.4", ste=True, seed=(1, 2))
@@ -237,6 +241,16 @@ ROWS: List[Bad] = [
               says={"precision": "recision"}),
     # -- layers ------------------------------------------------------------------
     Bad("INALU", "units", INALU, POSITIVE_INT),
+    Bad("INALU.reinitialize", "family",
+        lambda v: NALM_MODEL.layers[0].reinitialize(v, np.random.default_rng(0)),
+        ["zeros", "Published", None, 3], says="init family", state=nalm_model_state),
+    Bad("INALU.reinitialize", "rng",
+        lambda v: NALM_MODEL.layers[0].reinitialize("signed_a", v),
+        [None, 0, "0", np.random.RandomState(0)], says="rng", state=nalm_model_state),
+    Bad("INALU.reinitialize", "output_layer",
+        lambda v: NALM_MODEL.layers[0].reinitialize("lastadd_signed", np.random.default_rng(0),
+                                                    output_layer=v),
+        FLAG, state=nalm_model_state),
     *rows_for("Quantize", Quantize, dict(forward="s8.4"), {
         "forward": BAD_FORMAT, "backward": BAD_FORMAT, "ste": [None, "yes", 1, 2.5],
         "seed": [-1, 1.5, "0", True]}),

@@ -16,13 +16,13 @@ message names the action, the branch and the key and lists what is allowed.
 from __future__ import annotations
 
 import difflib
-import numbers
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 import keras
 import numpy as np
 
+from tensorflow_kappa import _checks
 from tensorflow_kappa.callbacks.function_loss import FunctionLoss
 
 __all__ = [
@@ -217,23 +217,13 @@ def _check_callable(value: Any, action: str, branch: Any, key: str, what: str):
 
 
 def _parse_clipping(value: Any, action: str, branch: bool) -> tuple:
-    ok = (
-        isinstance(value, (tuple, list))
-        and len(value) == 2
-        and all(
-            isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
-            for v in value
-        )
-    )
-    if ok:
-        low, high = float(value[0]), float(value[1])
-        ok = not (np.isnan(low) or np.isnan(high)) and low <= high
-    if not ok:
+    try:
+        return _checks.clip_range("clipping", value)
+    except ValueError as err:
         raise LoopControllerConfigError(
-            f"{_where(action, branch, 'clipping')}: got {value!r}. Allowed: "
-            f"{BRANCH_KEYS['clipping']}, two real numbers with low <= high."
-        )
-    return (low, high)
+            f"{_where(action, branch, 'clipping')}: {err}. Allowed: "
+            f"{BRANCH_KEYS['clipping']}."
+        ) from None
 
 
 def _parse_branch(action: str, branch: bool, raw: Any) -> BranchSpec:

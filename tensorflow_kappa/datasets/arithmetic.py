@@ -177,8 +177,7 @@ def arithmetic_task(expression: Union[str, Expression] = REPORT_EXPRESSION,
         parsed = expression.with_inputs(num_inputs)
     else:
         parsed = expression
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
+    n = _checks.integer("n", n, minimum=1)
     check_range(train_range, "train_range")
     check_range(extrapolation_range, "extrapolation_range")
     rng = np.random.default_rng(_checks.random_seed("seed", seed))

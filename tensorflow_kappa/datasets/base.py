@@ -83,8 +83,7 @@ class TeacherStudentDataset(BaseDataset):
     def __init__(self, n: int, input_dim: int, output_dim: int, noise: float = 0.0,
                  seed: Optional[int] = None):
         for name, value in (("n", n), ("input_dim", input_dim), ("output_dim", output_dim)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            _checks.integer(name, value, minimum=1)
         noise = _checks.number("noise", noise, minimum=0)
         rng = np.random.default_rng(_checks.random_seed("seed", seed))
         try:

@@ -35,6 +35,8 @@ from typing import Callable, Iterator, Optional, Tuple
 
 import numpy as np
 
+from tensorflow_kappa import _checks
+
 __all__ = [
     "MAX_DEPTH",
     "MAX_INPUTS",
@@ -252,7 +254,7 @@ class Expression:
             ValueError: ``num_inputs`` is not a positive integer, or the expression
                 uses a variable beyond it.
         """
-        num_inputs = _check_num_inputs(num_inputs)
+        num_inputs = _checks.integer("num_inputs", num_inputs, minimum=1, maximum=MAX_INPUTS)
         if self.variables and self.variables[-1] >= num_inputs:
             raise ValueError(f"expression {str(self)!r} uses x{self.variables[-1] + 1}, "
                              f"beyond num_inputs={num_inputs}")
@@ -359,19 +361,19 @@ class _Parser:
             self.error(f"expected an operator but found {self.describe(token)}", token[2])
         return node
 
-    def expression(self) -> Node:
-        node = self.term()
-        while self.peek()[0] == "op" and self.peek()[1] in "+-":
+    def chain(self, operators: str, operand) -> Node:
+        """``operand (op operand)*`` for ``op`` in ``operators``, grouped from the left."""
+        node = operand()
+        while self.peek()[0] == "op" and self.peek()[1] in operators:
             _, op, pos = self.take()
-            node = self.combine(op, node, self.term(), pos)
+            node = self.combine(op, node, operand(), pos)
         return node
 
+    def expression(self) -> Node:
+        return self.chain("+-", self.term)
+
     def term(self) -> Node:
-        node = self.unary()
-        while self.peek()[0] == "op" and self.peek()[1] in "*/":
-            _, op, pos = self.take()
-            node = self.combine(op, node, self.unary(), pos)
-        return node
+        return self.chain("*/", self.unary)
 
     def unary(self) -> Node:
         token = self.peek()
@@ -418,14 +420,6 @@ class _Parser:
         self.error(f"expected a number, a variable or '(' but found {self.describe(token)}", pos)
 
 
-def _check_num_inputs(num_inputs: object) -> int:
-    if isinstance(num_inputs, bool) or not isinstance(num_inputs, (int, np.integer)) \
-            or not 1 <= num_inputs <= MAX_INPUTS:
-        raise ValueError(f"num_inputs must be an integer in [1, {MAX_INPUTS}], got "
-                         f"{num_inputs!r}")
-    return int(num_inputs)
-
-
 def parse_expression(text: str, num_inputs: Optional[int] = None) -> Expression:
     """Parse ``text`` into an :class:`Expression` over ``x1 … x<num_inputs>``.
 
@@ -444,7 +438,7 @@ def parse_expression(text: str, num_inputs: Optional[int] = None) -> Expression:
     if not isinstance(text, str):
         raise TypeError(f"expression must be a str, got {type(text).__name__}")
     if num_inputs is not None:
-        num_inputs = _check_num_inputs(num_inputs)
+        num_inputs = _checks.integer("num_inputs", num_inputs, minimum=1, maximum=MAX_INPUTS)
     if len(text) > MAX_LENGTH:
         raise ExpressionError(f"the expression is {len(text)} characters long; at most "
                               f"{MAX_LENGTH} are accepted", text, MAX_LENGTH)

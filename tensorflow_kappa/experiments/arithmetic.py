@@ -203,14 +203,12 @@ def train_arithmetic(
         An :class:`ArithmeticResult`.
     """
     layers = check_layers(layers)
-    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
-        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+    epochs = _checks.integer("epochs", epochs, minimum=1)
     seed = _checks.random_seed("seed", seed, maximum=_checks.SEED32_MAX)
     batch_size = _checks.integer("batch_size", batch_size, minimum=1)
     learning_rate = _checks.number("learning_rate", learning_rate, minimum=0.0,
                                    strict_minimum=True)
-    if verbose not in (0, 1, 2) or isinstance(verbose, bool):
-        raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
+    verbose = _checks.one_of("verbose", verbose, (0, 1, 2))
     if out_dir is not None:
         out_dir = check_output_dir(out_dir)
     if task is None:

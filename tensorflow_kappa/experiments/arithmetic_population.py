@@ -3,9 +3,12 @@
 :class:`ArithmeticPopulation` trains the runs of several seeds at once: every
 seed's run is ``recipe.candidates`` candidate iNALU stacks (a portfolio
 multi-start), and every candidate of every seed is one *member* of one
-population.  The members' variables are stacked on a leading axis; the summed
-loss gives each member exactly its own gradient and RMSprop is element-wise,
-so each member trains as if alone, and one epoch is one XLA-compiled loop.
+population, trained by the package's population trainer
+(:mod:`tensorflow_kappa.experiments.population`): the members' variables are
+stacked on a leading axis, each member trains as if alone (Keras' RMSprop,
+element-wise), and one epoch is one XLA-compiled loop.  What is the job's own:
+the INALU stack, the data and its shuffling, the recipe's rules per member, the
+suite's table.
 
 The recipe is the same :class:`~tensorflow_kappa.recipes.InaluRecipe` record
 the ``model.fit`` path runs with :class:`~tensorflow_kappa.recipes.InaluController`,
@@ -26,7 +29,8 @@ candidate's best epoch), judged by Madsen & Johansen's criterion and read back
 with :func:`~tensorflow_kappa.layers.explain`.  Candidate 0 of a seed starts
 from exactly the weights ``train_arithmetic(seed=s)`` starts from; the other
 candidates and every redraw come from NumPy generators seeded by
-``(seed, candidate)``.  What differs from ``model.fit``: the shuffling stream
+``(seed, candidate)``; a redraw leaves the optimizer slots as they are (as
+``model.fit``'s does).  What differs from ``model.fit``: the shuffling stream
 (NumPy instead of ``tf.data``), so single runs and members share decisions
 (rules) but not bit-identical losses.
 """
@@ -48,9 +52,11 @@ from tensorflow_kappa.datasets.expression import Expression
 from tensorflow_kappa.experiments.arithmetic import check_layers
 from tensorflow_kappa.evaluation import (formula_matches, perturbed_threshold, succeeded,
                                          wilson_interval)
+from tensorflow_kappa.experiments.population import MaskedOptimizer, PopulationTrainer
 from tensorflow_kappa.experiments.reporting import jsonable, try_write, write_json
 from tensorflow_kappa.layers import INALU, _math, explain
-from tensorflow_kappa.recipes import InaluRecipe, draw_initial_weights
+from tensorflow_kappa.layers.inalu import draw_initial_weights
+from tensorflow_kappa.recipes import InaluRecipe
 
 __all__ = ["ArithmeticPopulation", "DEFAULT_POPULATION_EPOCHS", "SeedResult", "SuiteRow",
            "format_suite_table", "train_population"]
@@ -61,7 +67,6 @@ __all__ = ["ArithmeticPopulation", "DEFAULT_POPULATION_EPOCHS", "SeedResult", "S
 DEFAULT_POPULATION_EPOCHS = 30
 
 VARIABLES = ("w_hat_a", "m_hat_a", "w_hat_m", "m_hat_m", "g")
-_RHO, _OPT_EPS = 0.9, 1e-7  # keras.optimizers.RMSprop defaults
 
 
 def _forward(x: tf.Tensor, flat: Sequence[tf.Tensor], epsilon: float, omega: float):
@@ -121,7 +126,7 @@ class SuiteRow:
         return jsonable(dataclasses.asdict(self))
 
 
-class ArithmeticPopulation:
+class ArithmeticPopulation(PopulationTrainer):
     """Seeds × candidates iNALU stacks trained as one population by one recipe record.
 
     Args:
@@ -147,17 +152,14 @@ class ArithmeticPopulation:
                  learning_rate: float = 0.01, train_range=(-3, 3),
                  extrapolation_range=(10, 15),
                  initial_weights: Optional[List[List[Dict[str, np.ndarray]]]] = None):
-        self.recipe = InaluRecipe() if recipe is None else recipe
-        if not isinstance(self.recipe, InaluRecipe):
+        recipe = InaluRecipe() if recipe is None else recipe
+        if not isinstance(recipe, InaluRecipe):
             raise ValueError(f"recipe must be an InaluRecipe, got {recipe!r}")
-        if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Sequence) or not seeds:
-            raise ValueError(f"seeds must be a non-empty sequence of integers, got {seeds!r}")
         # Keras' global seeding (the initial weights) takes seeds up to 2**32 - 1.
-        self.seeds = [_checks.random_seed("seeds", s, _checks.SEED32_MAX) for s in seeds]
-        if None in self.seeds:
-            raise ValueError(f"seeds must be integers, got {list(seeds)!r}")
+        self.seeds = _checks.random_seeds("seeds", seeds, _checks.SEED32_MAX)
         self.layers = check_layers(layers)
-        self.batch_size, self.learning_rate = int(batch_size), float(learning_rate)
+        self.batch_size = _checks.integer("batch_size", batch_size, minimum=1)
+        self.learning_rate = _checks.number("learning_rate", learning_rate, minimum=0.0)
         self.tasks = [arithmetic_task(expression, num_inputs, n=n, train_range=train_range,
                                       extrapolation_range=extrapolation_range, seed=s)
                       for s in self.seeds]
@@ -167,23 +169,18 @@ class ArithmeticPopulation:
         self.steps_per_epoch = self.n // self.batch_size
         if self.steps_per_epoch < 1:
             raise ValueError(f"n ({n}) must be at least batch_size ({batch_size})")
-        self.candidates = self.recipe.candidates
+        self.candidates = recipe.candidates
         self.members = [(i, c) for i in range(len(self.seeds)) for c in range(self.candidates)]
+        super().__init__(len(self.members), recipe,
+                         MaskedOptimizer(keras.optimizers.RMSprop(self.learning_rate)),
+                         self.steps_per_epoch, jit_compile=True, reset_slots_on_redraw=False)
         self.rngs = [np.random.default_rng([self.seeds[i], c]) for i, c in self.members]
         self.thresholds = [perturbed_threshold(t.expression, t.extrapolation[0])
                            for t in self.tasks]
         self._x = tf.constant(np.concatenate([t.train[0] for t in self.tasks]))
         self._y = tf.constant(np.concatenate([t.train[1][:, 0] for t in self.tasks]))
-        self.attempts = [0] * len(self.members)
-        if initial_weights is None:
-            initial_weights = [self._first_draw(p) for p in range(len(self.members))]
-        if len(initial_weights) != len(self.members):
-            raise ValueError(f"initial_weights needs one entry per member "
-                             f"({len(self.members)}), got {len(initial_weights)}")
-        self.flat = [np.stack([w[k][v] for w in initial_weights]).astype(np.float32)
-                     for k in range(len(self.layers)) for v in VARIABLES]
-        self.slots = [np.zeros_like(w) for w in self.flat]
-        self._epoch = self._build_epoch()
+        self._start(None if initial_weights is None else
+                    [self._flat(member) for member in initial_weights])
         self._predict = tf.function(lambda x, flat: _forward(x, flat, 1e-7, 20.0)[..., 0],
                                     jit_compile=True, reduce_retracing=True)
 
@@ -195,90 +192,94 @@ class ArithmeticPopulation:
             fan_in = units
         return shapes
 
-    def _first_draw(self, p: int) -> List[Dict[str, np.ndarray]]:
+    @staticmethod
+    def _flat(layers: List[Dict[str, np.ndarray]]) -> List[np.ndarray]:
+        """Per-layer ``{variable: array}`` as the flat list of :attr:`weights`."""
+        return [layer[v] for layer in layers for v in VARIABLES]
+
+    def _draw(self, p: int, attempt: int) -> List[np.ndarray]:
+        """Attempt ``attempt`` of member ``p`` from ``recipe.family(candidate, attempt)``:
+        candidate 0's published first draw is what ``train_arithmetic(seed=s)`` starts
+        from; every other draw comes from the member's generator."""
         i, c = self.members[p]
-        family = self.recipe.family(c, 0)
-        if c == 0 and family == "published":  # what train_arithmetic(seed=s) starts from
+        family = self.recipe.family(c, attempt)
+        if attempt == 0 and c == 0 and family == "published":
             keras.utils.set_random_seed(self.seeds[i])
             model = self.keras_model()
-            return [{v: getattr(layer, v).numpy() for v in VARIABLES} for layer in model.layers]
-        return draw_initial_weights(family, self.rngs[p], self._shapes())
+            return [getattr(layer, v).numpy() for layer in model.layers for v in VARIABLES]
+        return self._flat(draw_initial_weights(family, self.rngs[p], self._shapes()))
 
     def keras_model(self, p: Optional[int] = None) -> keras.Model:
         """A Keras ``Sequential`` of INALU layers (with member ``p``'s weights if given)."""
         model = keras.Sequential([keras.Input((self.num_inputs,))]
                                  + [INALU(u) for u in self.layers])
         if p is not None:
-            for k, layer in enumerate(model.layers):
-                for j, v in enumerate(VARIABLES):
-                    getattr(layer, v).assign(self.flat[5 * k + j][p])
+            values = iter(self.member_weights(p))
+            for layer in model.layers:
+                for v in VARIABLES:
+                    getattr(layer, v).assign(next(values))
         return model
 
-    def _reinitialize(self, p: int) -> str:
-        self.attempts[p] += 1
-        family = self.recipe.family(self.members[p][1], self.attempts[p])
-        drawn = draw_initial_weights(family, self.rngs[p], self._shapes())
-        for k in range(len(self.layers)):
-            for j, v in enumerate(VARIABLES):
-                self.flat[5 * k + j][p] = drawn[k][v]
-        return family
+    # ------------------------------------------------------------ the compiled step
+    def _state(self) -> tuple:
+        return (self._last_loss,)
 
-    # ------------------------------------------------------------ the compiled epoch
-    def _build_epoch(self):
-        r, lr = self.recipe, self.learning_rate
-        is_gate = [j % 5 == 4 for j in range(5 * len(self.layers))]
-        steps = self.steps_per_epoch
+    def _set_state(self, state: tuple) -> None:
+        (self._last_loss,) = state
+
+    def _record_dtypes(self) -> Tuple[tf.DType, ...]:
+        return tf.float32, tf.bool
+
+    def _chunk_inputs(self, start: int) -> tuple:
+        steps, r = self.steps_per_epoch, self.recipe
+        rows = np.stack([i * self.n + rng.permutation(self.n)[:steps * self.batch_size]
+                         .reshape(steps, self.batch_size)
+                         for (i, _), rng in zip(self.members, self._shufflers)]).astype(np.int32)
+        self._gate_open = np.array([r.gate_open(start + k) for k in range(steps)])
+        reg_allowed = np.array([r.regularize(self._epochs_since[p], -np.inf)
+                                for p in range(self.P)])
+        return (self._x, self._y, tf.constant(rows), tf.constant(self._gate_open),
+                tf.constant(self.active), tf.constant(reg_allowed))
+
+    def _step(self, i, state, inputs):
+        """One batch of every member: the gate branch ``recipe.gate_open`` picks (its
+        gradients clipped), then the regulariser alone where ``recipe.regularize``
+        allows it on the member's last batch MSE."""
+        (flat, slots, last_loss), r = state, self.recipe
+        x, y, rows, gate_open, active, reg_allowed = inputs
+        update = self.optimizer.update
 
         def clip(grad, bounds):
             return grad if bounds is None else tf.clip_by_value(grad, bounds[0], bounds[1])
 
-        def rmsprop(w, v, grad, mask):
-            mask = tf.reshape(mask, [-1] + [1] * (len(w.shape) - 1))
-            v_new = _RHO * v + (1.0 - _RHO) * tf.square(grad)
-            w_new = w - lr * grad / tf.sqrt(v_new + _OPT_EPS)
-            return tf.where(mask, w_new, w), tf.where(mask, v_new, v)
-
-        def epoch(flat, slots, x, y, rows, gate_open, active, reg_allowed, last_loss):
-            def body(i, flat, slots, last_loss, losses, regs):
-                xb, yb = tf.gather(x, rows[:, i]), tf.gather(y, rows[:, i])
-                with tf.GradientTape() as tape:
-                    tape.watch(flat)
-                    mse = tf.reduce_mean(tf.square(_forward(xb, flat, 1e-7, 20.0)[..., 0] - yb),
-                                         axis=1)
-                    total = tf.reduce_sum(mse)
-                grads = tape.gradient(total, flat)
-                reg_on = tf.logical_and(tf.logical_and(active, reg_allowed),
-                                        last_loss < r.regularization_loss_threshold)
-                on_open = tf.logical_and(active, gate_open[i])
-                on_gate = tf.logical_and(active, tf.logical_not(gate_open[i]))
-                stepped = [rmsprop(w, v, clip(g, r.gate_clipping if gate else r.clipping),
-                                   on_gate if gate else on_open)
-                           for w, v, g, gate in zip(flat, slots, grads, is_gate)]
-                flat, slots = [s[0] for s in stepped], [s[1] for s in stepped]
-                if r.regularization:
-                    with tf.GradientTape() as tape:
-                        tape.watch(flat)
-                        reg = tf.reduce_sum(_sparsity(flat, 20.0))
-                    stepped = [rmsprop(w, v, clip(g, r.regularization_clipping), reg_on)
-                               for w, v, g in zip(flat, slots, tape.gradient(reg, flat))]
-                    flat, slots = [s[0] for s in stepped], [s[1] for s in stepped]
-                last_loss = tf.where(active, mse, last_loss)
-                return (i + 1, flat, slots, last_loss, losses.write(i, mse),
-                        regs.write(i, reg_on))
-
-            loop = (tf.constant(0), list(flat), list(slots), last_loss,
-                    tf.TensorArray(tf.float32, size=steps), tf.TensorArray(tf.bool, size=steps))
-            _, flat, slots, last_loss, losses, regs = tf.while_loop(
-                lambda i, *_: i < steps, body, loop)
-            return (flat, slots, last_loss, tf.transpose(losses.stack()),
-                    tf.transpose(regs.stack()))
-
-        return tf.function(epoch, jit_compile=True, autograph=False)
+        xb, yb = tf.gather(x, rows[:, i]), tf.gather(y, rows[:, i])
+        with tf.GradientTape() as tape:
+            tape.watch(flat)
+            mse = tf.reduce_mean(tf.square(_forward(xb, flat, 1e-7, 20.0)[..., 0] - yb), axis=1)
+            total = tf.reduce_sum(mse)
+        grads = tape.gradient(total, flat)
+        reg_on = tf.logical_and(tf.logical_and(active, reg_allowed),
+                                last_loss < r.regularization_loss_threshold)
+        on_open = tf.logical_and(active, gate_open[i])
+        on_gate = tf.logical_and(active, tf.logical_not(gate_open[i]))
+        stepped = [update(w, clip(g, r.gate_clipping if j % 5 == 4 else r.clipping), s,
+                          on_gate if j % 5 == 4 else on_open)
+                   for j, (w, s, g) in enumerate(zip(flat, slots, grads))]
+        flat, slots = [w for w, _ in stepped], [s for _, s in stepped]
+        if r.regularization:
+            with tf.GradientTape() as tape:
+                tape.watch(flat)
+                reg = tf.reduce_sum(_sparsity(flat, 20.0))
+            stepped = [update(w, clip(g, r.regularization_clipping), s, reg_on)
+                       for w, s, g in zip(flat, slots, tape.gradient(reg, flat))]
+            flat, slots = [w for w, _ in stepped], [s for _, s in stepped]
+        last_loss = tf.where(active, mse, last_loss)
+        return (flat, slots, last_loss), (mse, reg_on)
 
     def _evaluate(self, which: str, chunk: int = 8000) -> np.ndarray:
-        flat = [tf.constant(w) for w in self.flat]
+        flat = [tf.constant(w) for w in self.weights]
         sets = [getattr(self.tasks[i], which) for i, _ in self.members]
-        total = np.zeros(len(self.members))
+        total = np.zeros(self.P)
         for start in range(0, self.n, chunk):
             x = tf.constant(np.stack([s[0][start:start + chunk] for s in sets]))
             y = np.stack([s[1][start:start + chunk, 0] for s in sets]).astype(np.float64)
@@ -298,69 +299,56 @@ class ArithmeticPopulation:
         ``stopped`` (epoch or ``None``).
         """
         r, members = self.recipe, self.members
-        P, steps = len(members), self.steps_per_epoch
-        active = np.ones(P, bool)
-        since: List[List[np.ndarray]] = [[] for _ in range(P)]
-        epochs_since = np.zeros(P, int)
-        last_loss = np.full(P, np.inf, np.float32)
-        interp, extrap = [[] for _ in range(P)], [[] for _ in range(P)]
+        self._epochs_since = np.zeros(self.P, int)
+        self._last_loss = np.full(self.P, np.inf, np.float32)
+        self._interp, self._extrap = [[] for _ in members], [[] for _ in members]
         self.events = [dict(gate_steps=[], regularization_started=[], reinitializations=[],
                             families=[r.family(c, 0)], stopped=None) for _, c in members]
-        regularizing = np.zeros(P, bool)
-        shufflers = [np.random.default_rng([self.seeds[i], c, 1]) for i, c in members]
-        step = 0
-        for e in range(1, int(epochs) + 1):
-            if not active.any():
-                break
-            rows = np.stack([i * self.n + rng.permutation(self.n)[:steps * self.batch_size]
-                             .reshape(steps, self.batch_size)
-                             for (i, _), rng in zip(members, shufflers)]).astype(np.int32)
-            gate_open = np.array([r.gate_open(step + k) for k in range(steps)])
-            reg_allowed = np.array([r.regularize(epochs_since[p], -np.inf)
-                                    for p in range(P)])
-            flat, slots, ll, losses, regs = self._epoch(
-                [tf.constant(w) for w in self.flat], [tf.constant(v) for v in self.slots],
-                self._x, self._y, tf.constant(rows), tf.constant(gate_open),
-                tf.constant(active), tf.constant(reg_allowed), tf.constant(last_loss))
-            self.flat, self.slots = [w.numpy() for w in flat], [v.numpy() for v in slots]
-            losses, regs, last_loss = losses.numpy(), regs.numpy(), ll.numpy()
-            mse_int, mse_ext = self._evaluate("interpolation"), self._evaluate("extrapolation")
-            for p in np.flatnonzero(active):
-                self.events[p]["gate_steps"].extend(
-                    (step + np.flatnonzero(~gate_open)).tolist())
-                since[p].append(losses[p])
-                epochs_since[p] += 1
-                interp[p].append(float(mse_int[p]))
-                extrap[p].append(float(mse_ext[p]))
-                if regs[p].any() and not regularizing[p]:
-                    self.events[p]["regularization_started"].append(e)
-                    regularizing[p] = True
-            step += steps
-            self._end_of_epoch(e, active, since, epochs_since, regularizing, last_loss)
-            if verbose:
-                print(f"epoch {e}: members running {int(active.sum())}/{P}, reinitialisations "
-                      f"{sum(len(ev['reinitializations']) for ev in self.events)}",
-                      file=stream or sys.stdout, flush=True)
-        return [self._seed_result(i, interp, extrap) for i in range(len(self.seeds))]
+        self._regularizing = np.zeros(self.P, bool)
+        self._shufflers = [np.random.default_rng([self.seeds[i], c, 1]) for i, c in members]
+        self._verbose, self._stream = verbose, stream
+        self.train(int(epochs))
+        return [self._seed_result(i) for i in range(len(self.seeds))]
 
-    def _end_of_epoch(self, epoch, active, since, epochs_since, regularizing, last_loss):
-        r = self.recipe
-        for p in np.flatnonzero(active):
-            recorded = np.concatenate(since[p])
-            events = self.events[p]
-            if r.stuck(recorded, len(events["reinitializations"])):
-                events["families"].append(self._reinitialize(p))
-                events["reinitializations"].append(epoch)
-                since[p], epochs_since[p], regularizing[p] = [], 0, False
-                last_loss[p] = np.inf
-            elif r.converged(recorded):
-                seed_index = self.members[p][0]
-                for q, (i, _) in enumerate(self.members):
-                    if i == seed_index and active[q]:
-                        active[q] = False
-                        self.events[q]["stopped"] = epoch
+    def _after_chunk(self, epoch: int, start: int, records: List[np.ndarray]) -> None:
+        losses, regs = records
+        mse_int, mse_ext = self._evaluate("interpolation"), self._evaluate("extrapolation")
+        for p in np.flatnonzero(self.active):
+            self.events[p]["gate_steps"].extend((start + np.flatnonzero(~self._gate_open))
+                                                .tolist())
+            self._epochs_since[p] += 1
+            self._interp[p].append(float(mse_int[p]))
+            self._extrap[p].append(float(mse_ext[p]))
+            if regs[:, p].any() and not self._regularizing[p]:
+                self.events[p]["regularization_started"].append(epoch)
+                self._regularizing[p] = True
+        self._epoch = epoch
 
-    def _seed_result(self, i: int, interp, extrap) -> SeedResult:
+    def _on_redraw(self, p: int) -> None:
+        events = self.events[p]
+        events["families"].append(self.recipe.family(self.members[p][1], int(self.redraws[p])))
+        events["reinitializations"].append(self._epoch)
+        self._epochs_since[p], self._regularizing[p] = 0, False
+        self._last_loss[p] = np.inf
+
+    def _not_stuck(self, p: int, losses: np.ndarray) -> None:
+        """A converged member stops, and with it its seed's other candidates."""
+        if self.recipe.converged(losses):
+            seed_index = self.members[p][0]
+            for q, (i, _) in enumerate(self.members):
+                if i == seed_index and self.active[q]:
+                    self.active[q] = False
+                    self.events[q]["stopped"] = self._epoch
+
+    def _end_of_chunk(self) -> None:
+        super()._end_of_chunk()
+        if self._verbose:
+            print(f"epoch {self._epoch}: members running {int(self.active.sum())}/{self.P}, "
+                  f"reinitialisations {int(self.redraws.sum())}",
+                  file=self._stream or sys.stdout, flush=True)
+
+    def _seed_result(self, i: int) -> SeedResult:
+        interp, extrap = self._interp, self._extrap
         mine = [p for p, (j, _) in enumerate(self.members) if j == i]
         best = min(mine, key=lambda p: np.nanmin(np.asarray(interp[p], float))
                    if interp[p] and not np.all(np.isnan(interp[p])) else np.inf)
@@ -392,8 +380,7 @@ def train_population(expression: Union[str, Expression], seeds: Sequence[int],
     Returns:
         A :class:`SuiteRow`.
     """
-    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
-        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+    epochs = _checks.integer("epochs", epochs, minimum=1)
     start = time.perf_counter()
     population = ArithmeticPopulation(expression, seeds, recipe, **options)
     results = population.run(epochs, verbose=verbose)

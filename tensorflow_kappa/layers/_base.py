@@ -1,61 +1,20 @@
-"""What every neural arithmetic layer shares: argument checks, weights that can be
-redrawn, output shapes and the formula read-out interface."""
+"""What every neural arithmetic layer shares: initializer arguments, weights that can be
+redrawn, output shapes and the formula read-out interface (the other argument rules
+are :mod:`tensorflow_kappa._checks`)."""
 from __future__ import annotations
 
 import inspect
-import math
 from typing import Any, Sequence
 
 import keras
-import numpy as np
 import tensorflow as tf
 
+from tensorflow_kappa import _checks
 from tensorflow_kappa.layers import _formula
 
 # Options keras.layers.Layer itself accepts (besides the subclass's own).
 _LAYER_OPTIONS = ("name", "dtype", "trainable", "autocast", "activity_regularizer",
                   "input_dim", "input_shape")
-
-
-def check_units(units: Any) -> int:
-    """``units`` must be a positive integer."""
-    if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units <= 0:
-        raise ValueError(f"units must be a positive integer, got units={units!r}")
-    return int(units)
-
-
-def check_positive(name: str, value: Any) -> float:
-    """A finite number > 0."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{name} must be a positive finite number, got {name}={value!r}")
-    value = float(value)
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a positive finite number, got {name}={value!r}")
-    return value
-
-
-def check_nonnegative_int(name: str, value: Any) -> int:
-    """An integer ≥ 0."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ValueError(f"{name} must be a non-negative integer, got {name}={value!r}")
-    return int(value)
-
-
-def check_nonnegative(name: str, value: Any) -> float:
-    """A finite number ≥ 0."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{name} must be a non-negative finite number, got {name}={value!r}")
-    value = float(value)
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a non-negative finite number, got {name}={value!r}")
-    return value
-
-
-def check_bool(name: str, value: Any) -> bool:
-    """A Python or NumPy bool."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name} must be True or False, got {name}={value!r}")
-    return bool(value)
 
 
 def check_initializer(name: str, value: Any, default: Any) -> Any:
@@ -65,7 +24,7 @@ def check_initializer(name: str, value: Any, default: Any) -> Any:
     try:
         return keras.initializers.get(value)
     except (ValueError, TypeError) as err:
-        raise ValueError(f"{name} must be a Keras initializer, got {name}={value!r}") from err
+        raise ValueError(f"{name} must be a Keras initializer, got {value!r}") from err
 
 
 def fresh_initializer(initializer: Any) -> Any:
@@ -94,7 +53,7 @@ class NALMLayer(keras.layers.Layer):
     def __init__(self, units: int, **kwargs: Any):
         self._check_options(kwargs)
         super().__init__(**kwargs)
-        self.units = check_units(units)
+        self.units = _checks.integer("units", units, minimum=1)
         self.input_spec = keras.layers.InputSpec(min_ndim=2)
         self._drawn: dict = {}  # weight attribute name -> initializer
 

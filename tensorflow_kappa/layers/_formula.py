@@ -118,29 +118,36 @@ def _order(e: Expr) -> tuple:
     return tuple(sorted(_variables(e))), str(e)
 
 
+def _accumulate(acc: dict, e: Expr, amount) -> None:
+    """Add ``amount`` (a coefficient or a power) to ``e``'s entry ``[e, total]`` of ``acc``,
+    keyed by its canonical form; zero adds nothing."""
+    if amount == 0:
+        return
+    if e._key in acc:
+        acc[e._key][1] += amount
+    else:
+        acc[e._key] = [e, amount]
+
+
+def _collected(acc: dict) -> tuple:
+    """The ``(expr, total)`` entries of ``acc`` whose total is not zero, in canonical order."""
+    return tuple(sorted(((e, t) for e, t in acc.values() if t != 0),
+                        key=lambda et: _order(et[0])))
+
+
 def linear(pairs: Iterable[tuple], const=0) -> Expr:
     """``Σ coeff * expr + const`` from ``(coeff, expr)`` pairs, normalised."""
     acc: dict = {}
     total_const = Fraction(const)
-
-    def add(coeff: Fraction, e: Expr) -> None:
-        if coeff == 0:
-            return
-        if e._key in acc:
-            acc[e._key][1] += coeff
-        else:
-            acc[e._key] = [e, coeff]
-
     for coeff, e in pairs:
         coeff = Fraction(coeff)
         if isinstance(e, Sum):
             for term, c in e.terms:
-                add(coeff * c, term)
+                _accumulate(acc, term, coeff * c)
             total_const += coeff * e.const
         else:
-            add(coeff, e)
-    terms = tuple(sorted(((e, c) for e, c in acc.values() if c != 0),
-                         key=lambda ec: _order(ec[0])))
+            _accumulate(acc, e, coeff)
+    terms = _collected(acc)
     if len(terms) == 1 and total_const == 0 and terms[0][1] == 1:
         return terms[0][0]
     return Sum(terms, total_const)
@@ -150,22 +157,13 @@ def product(pairs: Iterable[tuple]) -> Expr:
     """``∏ expr ** power`` from ``(expr, power)`` pairs, normalised (constants pulled out)."""
     acc: dict = {}
     coeff = Fraction(1)
-
-    def add(e: Expr, power: int) -> None:
-        if power == 0:
-            return
-        if e._key in acc:
-            acc[e._key][1] += power
-        else:
-            acc[e._key] = [e, power]
-
     for e, power in pairs:
         power = int(power)
         if power == 0:
             continue
         if isinstance(e, Product):
             for base, p in e.factors:
-                add(base, p * power)
+                _accumulate(acc, base, p * power)
         elif _is_constant(e) and (e.const != 0 or power > 0):
             coeff *= e.const**power
         elif isinstance(e, Sum) and len(e.terms) == 1 and e.const == 0:
@@ -173,17 +171,16 @@ def product(pairs: Iterable[tuple]) -> Expr:
             coeff *= c**power
             if isinstance(term, Product):
                 for base, p in term.factors:
-                    add(base, p * power)
+                    _accumulate(acc, base, p * power)
             else:
-                add(term, power)
+                _accumulate(acc, term, power)
         elif isinstance(e, Sum) and e.terms[0][1] < 0:
             # Canonical sign: (x2 - x1) is -(x1 - x2), so equal products read the same.
             coeff *= (-1) ** power
-            add(linear([(-1, e)]), power)
+            _accumulate(acc, linear([(-1, e)]), power)
         else:
-            add(e, power)
-    factors = tuple(sorted(((e, p) for e, p in acc.values() if p != 0),
-                           key=lambda ep: _order(ep[0])))
+            _accumulate(acc, e, power)
+    factors = _collected(acc)
     if not factors:
         return constant(coeff)
     body = factors[0][0] if len(factors) == 1 and factors[0][1] == 1 else Product(factors)

@@ -1,27 +1,101 @@
 """The improved Neural Arithmetic Logic Unit (iNALU; Schlör, Ring & Hotho 2020)."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from tensorflow_kappa import _checks
 from tensorflow_kappa.layers import _formula, _math
-from tensorflow_kappa.layers._base import (NALMLayer, check_bool, check_initializer,
-                                           check_positive)
+from tensorflow_kappa.layers._base import NALMLayer, check_initializer
+
+__all__ = ["INALU", "INIT_FAMILIES", "PUBLISHED_INIT", "draw_initial_weights",
+           "draw_layer_weights"]
+
+#: The published initial distributions ``(mean, standard deviation)`` of iNALU's raw
+#: variables, the best of the iNALU authors' grid study: ``Ŵ ~ N(1, .1)``,
+#: ``M̂ ~ N(−1, .1)``, ``G ~ N(0, .1)`` (both paths' ``Ŵ`` and ``M̂`` alike).  The
+#: layer's default initializers and every init family start from them.
+PUBLISHED_INIT: Dict[str, tuple] = {"w_hat": (1.0, 0.1), "m_hat": (-1.0, 0.1), "g": (0.0, 0.1)}
+
+#: The init families an iNALU layer (or stack) can be redrawn from; every raw variable
+#: is drawn from :data:`PUBLISHED_INIT` unless the family changes it:
+#:
+#: * ``"published"``: unchanged (the report's, the iNALU authors').
+#: * ``"signed_a"``: the add path's ``Ŵ_A`` with a random sign per entry,
+#:   ``±|N(1, .1)|`` (a layer with shared weights has no separate add path: unchanged).
+#:   The published draw starts every add-path unit at a sum of positive weights; a
+#:   difference needs a weight to cross zero through the saturated ``tanh·σ``.
+#: * ``"lastadd_signed"``: ``"signed_a"``, and the output layer's gate
+#:   ``G ~ N(2, .1)`` (the stack's output starts in the add path).
+INIT_FAMILIES = ("published", "signed_a", "lastadd_signed")
+
+_OUTPUT_ADD_GATE = (2.0, 0.1)  # lastadd_signed: G of the output layer
 
 
-def _default_w_hat() -> keras.initializers.Initializer:
-    return keras.initializers.RandomNormal(mean=1.0, stddev=0.1)
+def _published(kind: str) -> keras.initializers.Initializer:
+    mean, stddev = PUBLISHED_INIT[kind]
+    return keras.initializers.RandomNormal(mean=mean, stddev=stddev)
 
 
-def _default_m_hat() -> keras.initializers.Initializer:
-    return keras.initializers.RandomNormal(mean=-1.0, stddev=0.1)
+def draw_layer_weights(family: str, rng: np.random.Generator, shapes: Mapping[str, tuple],
+                       output_layer: bool = False) -> Dict[str, np.ndarray]:
+    """One iNALU layer's raw variables from an init family, drawn from a NumPy generator.
+
+    Args:
+        family: a name of :data:`INIT_FAMILIES`.
+        rng: the NumPy generator to draw from.
+        shapes: ``{variable name: shape}`` in the layer's order (``w_hat_a``,
+            ``m_hat_a``, ``w_hat_m``, ``m_hat_m``, ``g``; or ``w_hat``, ``m_hat``,
+            ``g`` with shared weights); a leading member axis may be part of a shape.
+        output_layer: the layer is its stack's output (``"lastadd_signed"``'s gate).
+
+    Returns:
+        ``{variable name: float32 array}``.  Every variable consumes the generator
+        alike whatever the family (the published draw first; a family's change
+        draws after it), so one generator gives a stack the same numbers layer by
+        layer as :meth:`INALU.reinitialize` does.
+
+    Example:
+    >>> w = draw_layer_weights("signed_a", np.random.default_rng(0), {"w_hat_a": (2000,)})
+    >>> bool(0.45 < np.mean(w["w_hat_a"] < 0) < 0.55)
+    True
+    """
+    _checks.one_of("init family", family, INIT_FAMILIES)
+    drawn = {}
+    for name, shape in shapes.items():
+        value = rng.normal(*PUBLISHED_INIT["g" if name == "g" else name[:5]], shape)
+        if family != "published" and name == "w_hat_a":
+            value = np.abs(value) * rng.choice([-1.0, 1.0], shape)
+        if family == "lastadd_signed" and name == "g" and output_layer:
+            value = rng.normal(*_OUTPUT_ADD_GATE, shape)
+        drawn[name] = value.astype(np.float32)
+    return drawn
 
 
-def _default_g() -> keras.initializers.Initializer:
-    return keras.initializers.RandomNormal(mean=0.0, stddev=0.1)
+def draw_initial_weights(family: str, rng: np.random.Generator,
+                         shapes: Sequence[Mapping[str, tuple]]) -> List[Dict[str, np.ndarray]]:
+    """A stack's raw iNALU variables from an init family: :func:`draw_layer_weights`
+    layer by layer from one generator, the last layer the output.
+
+    Args:
+        family: a name of :data:`INIT_FAMILIES`.
+        rng: the NumPy generator to draw from.
+        shapes: per layer, ``{variable name: shape}`` (see :func:`draw_layer_weights`).
+
+    Returns:
+        Per layer, ``{variable name: float32 array}``.
+
+    Example:
+    >>> shapes = [{"w_hat_a": (3, 2), "g": (2,)}, {"w_hat_a": (2, 1), "g": (1,)}]
+    >>> hidden, output = draw_initial_weights("lastadd_signed", np.random.default_rng(0), shapes)
+    >>> bool(np.all(np.abs(hidden["g"]) < 1)), bool(output["g"][0] > 1)
+    (True, True)
+    """
+    return [draw_layer_weights(family, rng, layer, output_layer=k == len(shapes) - 1)
+            for k, layer in enumerate(shapes)]
 
 
 @keras.saving.register_keras_serializable(package="Kappa")
@@ -62,7 +136,9 @@ class INALU(NALMLayer):
         w_hat_initializer: initializer of ``Ŵ``; default ``N(1, 0.1)``.
         m_hat_initializer: initializer of ``M̂``; default ``N(−1, 0.1)``.
         g_initializer: initializer of the gate ``G``; default ``N(0, 0.1)``.
-            (The defaults are the best of the authors' grid study.)
+            (The defaults, :data:`PUBLISHED_INIT`, are the best of the authors' grid
+            study; :meth:`reinitialize` redraws from them or another of
+            :data:`INIT_FAMILIES`.)
         **kwargs: ``keras.layers.Layer`` options (``name``, ``dtype``, ...).
 
     The gate variable ``G`` (shape ``(units,)``) is ``layer.g``; the others are
@@ -88,17 +164,18 @@ class INALU(NALMLayer):
                  t: float = 20.0, w_hat_initializer: Any = None,
                  m_hat_initializer: Any = None, g_initializer: Any = None, **kwargs: Any):
         super().__init__(units, **kwargs)
-        self.omega = check_positive("omega", omega)
-        self.epsilon = check_positive("epsilon", epsilon)
-        self.share_weights = check_bool("share_weights", share_weights)
-        self.sparsity_regularization = check_bool("sparsity_regularization",
-                                                  sparsity_regularization)
-        self.t = check_positive("t", t)
+        positive = dict(minimum=0.0, strict_minimum=True)
+        self.omega = _checks.number("omega", omega, **positive)
+        self.epsilon = _checks.number("epsilon", epsilon, **positive)
+        self.share_weights = _checks.flag("share_weights", share_weights)
+        self.sparsity_regularization = _checks.flag("sparsity_regularization",
+                                                    sparsity_regularization)
+        self.t = _checks.number("t", t, **positive)
         self.w_hat_initializer = check_initializer("w_hat_initializer", w_hat_initializer,
-                                                   _default_w_hat())
+                                                   _published("w_hat"))
         self.m_hat_initializer = check_initializer("m_hat_initializer", m_hat_initializer,
-                                                   _default_m_hat())
-        self.g_initializer = check_initializer("g_initializer", g_initializer, _default_g())
+                                                   _published("m_hat"))
+        self.g_initializer = check_initializer("g_initializer", g_initializer, _published("g"))
 
     def _build_weights(self, input_dim: int) -> None:
         shape = (input_dim, self.units)
@@ -107,6 +184,57 @@ class INALU(NALMLayer):
             self._add_drawn_weight("w_hat" + suffix, shape, self.w_hat_initializer)
             self._add_drawn_weight("m_hat" + suffix, shape, self.m_hat_initializer)
         self._add_drawn_weight("g", (self.units,), self.g_initializer)
+
+    def reinitialize(self, family: str = "published",
+                     rng: Optional[np.random.Generator] = None,
+                     output_layer: bool = False) -> None:
+        """Redraw every raw variable from an init family (the restart of the iNALU recipe).
+
+        Optimizer slots are not touched.
+
+        Args:
+            family: a name of :data:`INIT_FAMILIES`.
+            rng: a NumPy generator: draw what :func:`draw_layer_weights` draws for
+                this layer's shapes (from the family's distributions, whatever
+                initializers the layer was built with).  ``None``: draw from the
+                layer's own initializers through Keras' random stream (what
+                ``keras.utils.set_random_seed`` seeds); only ``"published"`` has
+                initializers, the other families need ``rng``.
+            output_layer: this layer is its stack's output (``"lastadd_signed"``
+                starts its gate in the add path).
+
+        Raises:
+            ValueError: an unknown family (the families are listed), or another
+                family than ``"published"`` without ``rng``.
+            RuntimeError: the layer is not built yet.
+
+        Example:
+        >>> layer = INALU(8)
+        >>> layer.build((None, 8))
+        >>> layer.reinitialize("signed_a", rng=np.random.default_rng(0))
+        >>> bool(np.any(layer.w_hat_a.numpy() < 0)), bool(np.all(layer.m_hat_a.numpy() < 0))
+        (True, True)
+        >>> layer.reinitialize("random")
+        Traceback (most recent call last):
+        ...
+        ValueError: init family must be one of 'published', 'signed_a', ..., got 'random'
+        """
+        family = _checks.one_of("init family", family, INIT_FAMILIES)
+        output_layer = _checks.flag("output_layer", output_layer)
+        if rng is None:
+            if family != "published":
+                raise ValueError(f"init family {family!r} draws from a NumPy generator: pass "
+                                 f"rng (e.g. np.random.default_rng(seed))")
+            return super().reinitialize()
+        if not isinstance(rng, np.random.Generator):
+            raise ValueError(f"rng must be None or a numpy.random.Generator, got {rng!r}")
+        if not self.built:
+            raise RuntimeError(f"{self.name} is not built yet; call it on data first")
+        shapes = {name: tuple(getattr(self, name).shape) for name in self._drawn}
+        for name, value in draw_layer_weights(family, rng, shapes, output_layer).items():
+            variable = getattr(self, name)
+            variable.assign(value.astype(variable.dtype))
+        self._reset_state()
 
     def _raw_variables(self) -> list:
         """The variables the regulariser covers: ``Ŵ, M̂`` of each path, then ``G``."""

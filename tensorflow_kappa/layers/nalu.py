@@ -15,7 +15,8 @@ import numpy as np
 import tensorflow as tf
 
 from tensorflow_kappa.layers import _formula, _math
-from tensorflow_kappa.layers._base import NALMLayer, check_initializer, check_positive
+from tensorflow_kappa import _checks
+from tensorflow_kappa.layers._base import NALMLayer, check_initializer
 
 
 class _NACWeights(NALMLayer):
@@ -110,7 +111,7 @@ class NACMultiplicative(_NACWeights):
                  m_hat_initializer: Any = None, **kwargs: Any):
         super().__init__(units, w_hat_initializer=w_hat_initializer,
                          m_hat_initializer=m_hat_initializer, **kwargs)
-        self.epsilon = check_positive("epsilon", epsilon)
+        self.epsilon = _checks.number("epsilon", epsilon, minimum=0.0, strict_minimum=True)
 
     def call(self, inputs: tf.Tensor) -> tf.Tensor:
         return _math.nalu_log_product(self._inputs(inputs), self._weight(), self.epsilon)
@@ -169,7 +170,7 @@ class NALU(_NACWeights):
                  m_hat_initializer: Any = None, g_initializer: Any = None, **kwargs: Any):
         super().__init__(units, w_hat_initializer=w_hat_initializer,
                          m_hat_initializer=m_hat_initializer, **kwargs)
-        self.epsilon = check_positive("epsilon", epsilon)
+        self.epsilon = _checks.number("epsilon", epsilon, minimum=0.0, strict_minimum=True)
         self.g_initializer = check_initializer("g_initializer", g_initializer,
                                                keras.initializers.GlorotUniform())
 

@@ -8,9 +8,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tensorflow_kappa import _checks
 from tensorflow_kappa.layers import _formula, _math
-from tensorflow_kappa.layers._base import (NALMLayer, check_bool, check_initializer,
-                                           check_nonnegative, check_nonnegative_int)
+from tensorflow_kappa.layers._base import NALMLayer, check_initializer
 
 
 @keras.saving.register_keras_serializable(package="Kappa")
@@ -65,20 +65,19 @@ class _RegularizedUnit(NALMLayer):
 
     _low: float
     _high: float
+    _discrete: tuple  # the weight values a read-out snaps to
+    _combine: Any     # (snapped column, input names) -> the unit's formula
 
     def __init__(self, units: int, sparsity_regularization: bool = True,
                  regularization_scale: float = 10.0, warmup_start: int = 20000,
                  warmup_end: int = 35000, kernel_initializer: Any = None, **kwargs: Any):
         super().__init__(units, **kwargs)
-        self.sparsity_regularization = check_bool("sparsity_regularization",
-                                                  sparsity_regularization)
-        self.regularization_scale = check_nonnegative("regularization_scale",
-                                                      regularization_scale)
-        self.warmup_start = check_nonnegative_int("warmup_start", warmup_start)
-        self.warmup_end = check_nonnegative_int("warmup_end", warmup_end)
-        if self.warmup_end < self.warmup_start:
-            raise ValueError(f"warmup_end must be >= warmup_start, got warmup_start="
-                             f"{warmup_start!r}, warmup_end={warmup_end!r}")
+        self.sparsity_regularization = _checks.flag("sparsity_regularization",
+                                                    sparsity_regularization)
+        self.regularization_scale = _checks.number("regularization_scale",
+                                                   regularization_scale, minimum=0.0)
+        self.warmup_start = _checks.integer("warmup_start", warmup_start, minimum=0)
+        self.warmup_end = _checks.integer("warmup_end", warmup_end, minimum=self.warmup_start)
         self.kernel_initializer = check_initializer("kernel_initializer", kernel_initializer,
                                                     self._default_initializer())
 
@@ -132,6 +131,16 @@ class _RegularizedUnit(NALMLayer):
         """``{"W": clamped W}`` as a NumPy ``(inputs, units)`` array."""
         return {"W": np.asarray(keras.ops.convert_to_numpy(self._clipped()))}
 
+    def _unit_formulas(self, inputs: list, tolerance: float) -> list:
+        w = self.effective_weights()["W"]
+        out = []
+        for o in range(self.units):
+            ints, problems = _formula.snap_column(w[:, o], self._discrete, tolerance,
+                                                  self._weight_label("W", o))
+            out.append(self._combine(ints, inputs) if ints is not None
+                       else _formula.Undetermined(problems))
+        return out
+
     def get_config(self) -> dict:
         config = super().get_config()
         config.update(
@@ -175,6 +184,8 @@ class NAU(_RegularizedUnit):
     """
 
     _low, _high = -1.0, 1.0
+    _discrete = (-1, 0, 1)
+    _combine = staticmethod(_formula.weighted_sum)
 
     def _default_initializer(self) -> keras.initializers.Initializer:
         return NAUUniform()
@@ -184,16 +195,6 @@ class NAU(_RegularizedUnit):
 
     def _forward(self, x: tf.Tensor, w: tf.Tensor) -> tf.Tensor:
         return _math.linear_map(x, w)
-
-    def _unit_formulas(self, inputs: list, tolerance: float) -> list:
-        w = self.effective_weights()["W"]
-        out = []
-        for o in range(self.units):
-            ints, problems = _formula.snap_column(w[:, o], (-1, 0, 1), tolerance,
-                                                  self._weight_label("W", o))
-            out.append(_formula.weighted_sum(ints, inputs) if ints is not None
-                       else _formula.Undetermined(problems))
-        return out
 
 
 @keras.saving.register_keras_serializable(package="Kappa")
@@ -222,6 +223,8 @@ class NMU(_RegularizedUnit):
     """
 
     _low, _high = 0.0, 1.0
+    _discrete = (0, 1)
+    _combine = staticmethod(_formula.power_product)
 
     def _default_initializer(self) -> keras.initializers.Initializer:
         return keras.initializers.RandomUniform(0.25, 0.75)
@@ -231,13 +234,3 @@ class NMU(_RegularizedUnit):
 
     def _forward(self, x: tf.Tensor, w: tf.Tensor) -> tf.Tensor:
         return _math.nmu_product(x, w)
-
-    def _unit_formulas(self, inputs: list, tolerance: float) -> list:
-        w = self.effective_weights()["W"]
-        out = []
-        for o in range(self.units):
-            ints, problems = _formula.snap_column(w[:, o], (0, 1), tolerance,
-                                                  self._weight_label("W", o))
-            out.append(_formula.power_product(ints, inputs) if ints is not None
-                       else _formula.Undetermined(problems))
-        return out

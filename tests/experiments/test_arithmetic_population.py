@@ -22,7 +22,7 @@ def test_population_forward_is_the_keras_inalu_stack_member_by_member():
     pop = ArithmeticPopulation("(x1 - x2) * x3", [0, 1], InaluRecipe(candidates=3),
                                layers=(2, 1), num_inputs=3, n=128)
     x = np.random.default_rng(0).uniform(-3, 3, (6, 50, 3)).astype("float32")
-    ours = _forward(x, [w for w in pop.flat], 1e-7, 20.0).numpy()
+    ours = _forward(x, pop.weights, 1e-7, 20.0).numpy()
     for p in range(6):
         np.testing.assert_allclose(ours[p], pop.keras_model(p)(x[p]).numpy(), rtol=2e-5,
                                    atol=1e-5)
@@ -35,11 +35,11 @@ def test_candidate_zero_starts_from_the_single_runs_weights_and_the_others_from_
     single = keras.Sequential([keras.Input((7,)), INALU(3), INALU(1)])
     for k, layer in enumerate(single.layers):
         for j, v in enumerate(VARIABLES):
-            np.testing.assert_array_equal(pop.flat[5 * k + j][0], getattr(layer, v).numpy())
+            np.testing.assert_array_equal(pop.weights[5 * k + j][0], getattr(layer, v).numpy())
     assert [pop.recipe.family(c, 0) for c in range(3)] == \
         ["published", "signed_a", "lastadd_signed"]
-    assert np.any(pop.flat[0][1] < 0) and np.all(pop.flat[0][0] > 0)  # signed_a vs published
-    assert float(pop.flat[9][2][0]) > 1.5  # lastadd_signed: the output gate starts at ~2
+    assert np.any(pop.weights[0][1] < 0) and np.all(pop.weights[0][0] > 0)  # signed_a vs published
+    assert float(pop.weights[9][2][0]) > 1.5  # lastadd_signed: the output gate starts at ~2
 
 
 def _solution_and_random(seed):

@@ -1,4 +1,5 @@
-"""INALU: forward pass, regulariser, gradients, initialisers, config, saving, bad input."""
+"""INALU: forward pass, regulariser, gradients, initialisers and init families, config,
+saving, bad input."""
 import json
 
 import keras
@@ -8,6 +9,7 @@ import tensorflow as tf
 
 import nalm_reference as ref
 from tensorflow_kappa.layers import INALU
+from tensorflow_kappa.layers.inalu import INIT_FAMILIES, draw_initial_weights
 
 
 def _set_random_weights(layer, rng, spread=1.5, gate_spread=1.0):
@@ -218,3 +220,94 @@ def test_config_carries_the_initializers():
 def test_unknown_last_dimension_is_rejected():
     with pytest.raises(ValueError, match="last input dimension"):
         INALU(2).build((None, None))
+
+
+def _moments_match(values, mean, std, what):
+    """Sample mean and standard deviation of ``values`` against N(mean, std), 5 sigma."""
+    values = np.asarray(values, np.float64).ravel()
+    n = values.size
+    assert abs(values.mean() - mean) < 5 * std / np.sqrt(n), (what, values.mean(), mean)
+    assert abs(values.std() - std) < 5 * std / np.sqrt(2 * n), (what, values.std(), std)
+
+
+def _signs_are_fair_coins(values, what):
+    """Each sign is + or - with probability 1/2: the count of negatives within 5 sigma."""
+    values = np.asarray(values).ravel()
+    negatives = int(np.sum(values < 0))
+    assert abs(negatives - values.size / 2) < 5 * np.sqrt(values.size / 4), (what, negatives)
+
+
+@pytest.mark.parametrize("family", INIT_FAMILIES)
+@pytest.mark.parametrize("output_layer", [False, True])
+def test_reinitialize_draws_each_family_from_its_distribution(family, output_layer):
+    layer = INALU(400)
+    layer.build((None, 50))
+    layer.reinitialize(family, rng=np.random.default_rng(7), output_layer=output_layer)
+    signed = family != "published"
+    w_hat_a = layer.w_hat_a.numpy()
+    if signed:  # ±|N(1, .1)|: N(1, .1) magnitudes, signs fair and independent of them
+        _moments_match(np.abs(w_hat_a), 1.0, 0.1, "|w_hat_a|")
+        _signs_are_fair_coins(w_hat_a, "w_hat_a")
+        large = np.abs(w_hat_a) > 1.0
+        _signs_are_fair_coins(w_hat_a[large], "w_hat_a above 1")
+        _signs_are_fair_coins(w_hat_a[~large], "w_hat_a below 1")
+    else:
+        _moments_match(w_hat_a, 1.0, 0.1, "w_hat_a")
+        assert np.all(w_hat_a > 0)
+    _moments_match(layer.w_hat_m.numpy(), 1.0, 0.1, "w_hat_m")
+    assert np.all(layer.w_hat_m.numpy() > 0)  # the multiplicative path keeps its signs
+    for name in ("m_hat_a", "m_hat_m"):
+        _moments_match(getattr(layer, name).numpy(), -1.0, 0.1, name)
+    gate_mean = 2.0 if family == "lastadd_signed" and output_layer else 0.0
+    _moments_match(layer.g.numpy(), gate_mean, 0.1, "g")
+
+
+def test_reinitialize_with_a_generator_is_reproducible_and_what_the_stack_draw_gives():
+    def stack():
+        keras.utils.set_random_seed(0)
+        return [INALU(3), INALU(2), INALU(1)], [7, 3, 2]
+
+    layers, fan_in = stack()
+    for layer, inputs in zip(layers, fan_in):
+        layer.build((None, inputs))
+    rng = np.random.default_rng(11)
+    for k, layer in enumerate(layers):  # one generator through the stack, last = output
+        layer.reinitialize("lastadd_signed", rng, output_layer=k == 2)
+    shapes = [{name: tuple(getattr(layer, name).shape) for name in
+               ("w_hat_a", "m_hat_a", "w_hat_m", "m_hat_m", "g")} for layer in layers]
+    expected = draw_initial_weights("lastadd_signed", np.random.default_rng(11), shapes)
+    for layer, values in zip(layers, expected):
+        for name, value in values.items():
+            np.testing.assert_array_equal(getattr(layer, name).numpy(), value)
+    again = draw_initial_weights("lastadd_signed", np.random.default_rng(11), shapes)
+    for a, b in zip(expected, again):
+        for name in a:
+            np.testing.assert_array_equal(a[name], b[name])
+    other = draw_initial_weights("lastadd_signed", np.random.default_rng(12), shapes)
+    assert not np.array_equal(other[0]["w_hat_a"], expected[0]["w_hat_a"])
+
+
+def test_reinitialize_of_shared_weights_and_float64():
+    layer = INALU(300, share_weights=True, dtype="float64")
+    layer.build((None, 40))
+    layer.reinitialize("signed_a", np.random.default_rng(0), output_layer=True)
+    assert layer.w_hat.dtype == "float64"
+    _moments_match(layer.w_hat.numpy(), 1.0, 0.1, "w_hat")  # no separate add path
+    _moments_match(layer.m_hat.numpy(), -1.0, 0.1, "m_hat")
+
+
+def test_reinitialize_names_a_bad_family_and_needs_a_generator_for_the_others():
+    layer = INALU(2)
+    with pytest.raises(RuntimeError, match="not built"):
+        layer.reinitialize("signed_a", np.random.default_rng(0))
+    layer.build((None, 3))
+    before = [w.numpy().copy() for w in layer.weights]
+    with pytest.raises(ValueError, match="init family must be one of 'published', "
+                                         "'signed_a', 'lastadd_signed', got 'zeros'"):
+        layer.reinitialize("zeros", np.random.default_rng(0))
+    with pytest.raises(ValueError, match="pass rng"):
+        layer.reinitialize("signed_a")
+    with pytest.raises(ValueError, match="rng must be None or a numpy.random.Generator"):
+        layer.reinitialize("signed_a", rng=0)
+    for w, b in zip(layer.weights, before):
+        np.testing.assert_array_equal(w.numpy(), b)

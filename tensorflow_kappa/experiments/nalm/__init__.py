@@ -13,14 +13,15 @@ the iNALU paper, how many runs reached an extrapolation MSE below 1e-5.
 
 How it runs fast: every run of one module kind (all operations × ranges × seeds) is a
 *member* of a population trained in one TensorFlow graph
-(:mod:`~tensorflow_kappa.experiments.nalm.population`), with element-wise optimizers
-(:mod:`~tensorflow_kappa.experiments.nalm.optimizers`: RMSprop, Adam with the Keras
-formulas) that train members selectively where the recipe says so.  At the end each
-member's selected weights are loaded into a real layer: its extrapolation MSE is
-recomputed there (:attr:`Member.layer_mse`), and its formula read with ``explain``.
+(:mod:`~tensorflow_kappa.experiments.nalm.module_population`, on the package's one
+population trainer, :mod:`tensorflow_kappa.experiments.population`, whose masked
+optimizer steps each member by Keras' RMSprop or Adam where the recipe says so).  At
+the end each member's selected weights are loaded into a real layer: its
+extrapolation MSE is recomputed there (:attr:`Member.layer_mse`), and its formula
+read with ``explain``.
 
-The package: :mod:`.specs` (operations, ranges, module kinds), :mod:`.population`,
-:mod:`.optimizers`, :mod:`.results` (records and the table), and here
+The package: :mod:`.specs` (operations, ranges, module kinds),
+:mod:`.module_population`, :mod:`.results` (records and the table), and here
 :func:`run_nalm_benchmark`, what ``kappa nalm-benchmark`` runs.
 
 Module kinds and their training (each a :class:`~.specs.ModelSpec`, see
@@ -61,16 +62,16 @@ import time
 from typing import Any, List, Mapping, Optional, Sequence, Tuple
 
 import keras
-import numpy as np
 
 from tensorflow_kappa import _checks
 from tensorflow_kappa.datasets.arithmetic import check_range
 from tensorflow_kappa.evaluation import EPSILON
-from tensorflow_kappa.experiments.nalm.population import Population, quiet_retracing
+from tensorflow_kappa.experiments.nalm.module_population import ModulePopulation
 from tensorflow_kappa.experiments.nalm.results import (BenchmarkResult, CellResult, Member,
                                                        aggregate, format_table)
 from tensorflow_kappa.experiments.nalm.specs import (DEFAULT_RANGES, INALU_RECIPE, MODELS, OPS,
                                                      ModelSpec)
+from tensorflow_kappa.experiments.population import quiet_retracing
 from tensorflow_kappa.experiments.reporting import (check_output_dir, try_write, write_json,
                                                     write_text)
 
@@ -119,24 +120,12 @@ def parse_ranges(ranges) -> Tuple[Tuple[Any, Any], ...]:
     return tuple(out)
 
 
-def _check_arguments(ops, models, specs, seeds, eval_every) -> None:
-    for op in ops:
-        if op not in OPS:
-            raise ValueError(f"unknown op {op!r}; choose from {', '.join(OPS)}")
-    for name in models:
-        if name not in specs:
-            raise ValueError(f"unknown model {name!r}; choose from {', '.join(specs)}")
-    if isinstance(seeds, bool) or not isinstance(seeds, (int, np.integer)) or seeds < 1:
-        raise ValueError(f"seeds must be a positive integer, got {seeds!r}")
-    _checks.integer("eval_every", eval_every, minimum=1)
-
-
 def _run_module(spec: ModelSpec, members: List[Member], ranges, total: int, chunk: int,
                 batch_size: int, n_eval: int, epsilon: float, base_seed: int,
                 verbose: int) -> Tuple[int, float]:
     """Train one module kind's population; returns (steps run, layer discrepancy)."""
-    population = Population(spec, members, ranges, total, batch_size, n_eval, epsilon,
-                            base_seed=base_seed)
+    population = ModulePopulation(spec, members, ranges, total, chunk, batch_size, n_eval,
+                                  epsilon, base_seed=base_seed)
     progress = None
     if verbose:
         ops = list(dict.fromkeys(m.op for m in members))
@@ -146,7 +135,7 @@ def _run_module(spec: ModelSpec, members: List[Member], ranges, total: int, chun
         progress = keras.utils.Progbar(total, unit_name="step", stateful_metrics=["solved"])
     t0 = time.perf_counter()
     with quiet_retracing():
-        used = population.run(chunk, progress)
+        used = population.run(progress)
     worst = population.finish()
     if verbose:
         solved = sum(m.success for m in members)
@@ -204,9 +193,13 @@ def run_nalm_benchmark(
     """
     specs = dict(MODELS if specs is None else specs)
     ops = tuple(ops)
-    _check_arguments(ops, models, specs, seeds, eval_every)
+    for op in ops:
+        _checks.one_of("op", op, tuple(OPS))
+    for name in models:
+        _checks.one_of("model", name, tuple(specs))
     _checks.integer("first_seed", first_seed, minimum=0)
-    for name, value in (("batch_size", batch_size), ("n_eval", n_eval)):
+    for name, value in (("seeds", seeds), ("eval_every", eval_every),
+                        ("batch_size", batch_size), ("n_eval", n_eval)):
         _checks.integer(name, value, minimum=1)
     if steps is not None:
         _checks.integer("steps", steps, minimum=1)

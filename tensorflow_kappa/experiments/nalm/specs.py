@@ -17,7 +17,12 @@ from tensorflow_kappa.datasets.expression import Expression, parse_expression
 from tensorflow_kappa.layers import INALU, NALU, NAU, NMU
 from tensorflow_kappa.recipes import InaluRecipe
 
-__all__ = ["DEFAULT_RANGES", "INALU_RECIPE", "MODELS", "OPS", "OP_SYMBOLS", "ModelSpec"]
+__all__ = ["DEFAULT_RANGES", "INALU_RECIPE", "MODELS", "OPS", "OPTIMIZERS", "OP_SYMBOLS",
+           "ModelSpec"]
+
+#: The optimizers a module kind can train with (Keras' RMSprop and Adam, element-wise
+#: per member: :class:`~tensorflow_kappa.experiments.population.MaskedOptimizer`).
+OPTIMIZERS = ("rmsprop", "adam")
 
 #: The four operations, parsed once, as expressions over the two inputs.
 OPS: Dict[str, Expression] = {name: parse_expression(text, 2) for name, text in (
@@ -43,7 +48,8 @@ class ModelSpec:
         name: table label.
         make_layer: ``fn() -> layer`` with one output unit.
         ops: the operations it is benchmarked on (NAU cannot multiply, NMU cannot add).
-        optimizer: ``"rmsprop"`` or ``"adam"``; ``learning_rate``.
+        optimizer: a name of :data:`OPTIMIZERS`; ``learning_rate``: its constant
+            learning rate (:meth:`keras_optimizer`).
         steps: default training steps.
         recipe: train with this :class:`~tensorflow_kappa.recipes.InaluRecipe`
             (gate schedule and clips, the regulariser as its own step, the stuck
@@ -82,7 +88,14 @@ class ModelSpec:
         if self.recipe is not None and self.recipe.gate_loss not in (None, "mse", "mae"):
             raise ValueError(f"recipe.gate_loss must be None, 'mse' or 'mae' in the NALM "
                              f"benchmark, got {self.recipe.gate_loss!r}")
+        _checks.one_of("optimizer", self.optimizer, OPTIMIZERS)
         _checks.integer("steps_per_epoch", self.steps_per_epoch, minimum=1)
+
+    def keras_optimizer(self) -> keras.optimizers.Optimizer:
+        """The Keras optimizer whose rule and constants the members train with (each
+        member's step is this optimizer's step on that member alone)."""
+        return keras.optimizers.get({"class_name": self.optimizer,
+                                     "config": {"learning_rate": self.learning_rate}})
 
     def settings(self) -> Dict[str, Any]:
         """Every field but ``make_layer`` (the JSON record of the spec)."""

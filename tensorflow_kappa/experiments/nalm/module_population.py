@@ -1,14 +1,14 @@
-"""Every run of one module kind trained together in one TensorFlow graph.
+"""Every run of one module kind trained together: the NALM benchmark's population.
 
-A :class:`Population` stacks the weights of its members (one per operation × range
-× seed) along a leading axis. The forward pass is the package's own Keras layer,
-called through ``layer.stateless_call`` inside ``tf.vectorized_map`` with each
-member's weights; the loss is the sum of the members' own losses, so each member
-gets exactly its own gradient; :class:`~.optimizers.MaskedOptimizer` updates the
-members the recipe selects. Training runs ``eval_every`` steps per ``tf.function``
-call; between calls the members are evaluated on their fixed sets, the recipe's
+A :class:`ModulePopulation` is a
+:class:`~tensorflow_kappa.experiments.population.PopulationTrainer` whose members
+are one module kind's runs (one per operation × range × seed).  The forward pass
+is the package's own Keras layer, called through ``layer.stateless_call`` inside
+``tf.vectorized_map`` with each member's weights; training batches are drawn in
+the graph from each member's training range.  A chunk is ``eval_every`` steps;
+between chunks the members are evaluated on their fixed sets, the recipe's
 per-member reinitialisation rule is applied, and the run ends once every member
-meets the success criterion. :meth:`Population.finish` loads each member's
+meets the success criterion.  :meth:`ModulePopulation.finish` loads each member's
 selected weights into the real layer to recompute its extrapolation MSE and read
 its formula.
 """
@@ -23,13 +23,12 @@ import tensorflow as tf
 
 from tensorflow_kappa.datasets.arithmetic import check_range, sample_range
 from tensorflow_kappa.evaluation import perturbed_threshold
-from tensorflow_kappa.experiments.nalm.optimizers import MaskedOptimizer
 from tensorflow_kappa.experiments.nalm.results import Member
 from tensorflow_kappa.experiments.nalm.specs import OPS, ModelSpec
+from tensorflow_kappa.experiments.population import MaskedOptimizer, PopulationTrainer
 from tensorflow_kappa.layers import sparsity_error
-from tensorflow_kappa.recipes import draw_initial_weights
 
-__all__ = ["Population", "quiet_retracing"]
+__all__ = ["ModulePopulation", "member_seed"]
 
 _OP_CODE = {name: i for i, name in enumerate(OPS)}
 
@@ -112,27 +111,34 @@ def _evaluation_sets(members: Sequence[Member], ranges, n_eval: int,
     return result
 
 
-class Population:
-    """The members of one module kind, their stacked weights, optimizer and recipe state.
+class ModulePopulation(PopulationTrainer):
+    """The members of one module kind, trained by its spec (and recipe) as one population.
 
     Args:
         spec: how the module kind is built and trained.
         members: the runs (their ``threshold`` and ``scale`` are filled in here,
             their results by :meth:`finish`).
         ranges: the ``(train_range, extrapolation_range)`` pairs members index.
-        steps: training steps (a multiple of the ``eval_every`` given to :meth:`run`).
+        steps: training steps (a multiple of ``eval_every``).
+        eval_every: steps per chunk: between chunks the members are evaluated and
+            the recipe's stuck rule applied.
         batch_size: training rows per member and step.
         n_eval: rows in each member's evaluation sets.
         epsilon: the success criterion's ε.
         base_seed: seeds the in-graph training batches.
+
+    Attributes:
+        member_steps: ``(P,)`` steps since each member's last (re)draw (the
+            layer's step counter, e.g. NAU's regulariser warm-up, and the
+            recipe's epochs count them).
+        reg_on: ``(P,)`` whether the last step regularised each member.
     """
 
     def __init__(self, spec: ModelSpec, members: List[Member], ranges, steps: int,
-                 batch_size: int, n_eval: int, epsilon: float, base_seed: int):
+                 eval_every: int, batch_size: int, n_eval: int, epsilon: float,
+                 base_seed: int):
         self.spec = spec
-        self.recipe = spec.recipe  # the InaluRecipe record whose rules run here, or None
         self.members = members
-        self.P = len(members)
         self.steps = steps
         self.layer = spec.make_layer()
         self.layer.build((None, 2))
@@ -142,47 +148,43 @@ class Population:
         self.constraints = [getattr(v, "constraint", None) for v in self.variables_template]
         gate = getattr(self.layer, "g", None)
         self.is_gate = [gate is not None and v is gate for v in self.variables_template]
-        initial = zip(*(self._draw(m, 0) for m in members))  # each member's own seed
-        self.vars = [tf.Variable(np.stack(values), trainable=True) for values in initial]
-        self.best = [tf.Variable(v) for v in self.vars]
-        self.optimizer = MaskedOptimizer(spec.optimizer, spec.learning_rate, self.vars, self.P)
+        # spec.recipe: the InaluRecipe record whose rules run here, or None (plain steps)
+        super().__init__(len(members), spec.recipe, MaskedOptimizer(spec.keras_optimizer()),
+                         eval_every, jit_compile=False, reset_slots_on_redraw=True)
+        self._start()  # each member's own seed
+        self.best = [w.copy() for w in self.weights]
         self.sample = _BatchSampler(members, ranges, batch_size, base_seed)
         self.eval_sets = _evaluation_sets(members, ranges, n_eval, epsilon)
         self.thresholds = np.array([m.threshold for m in members])
         self.loss_scale = (np.array([m.scale for m in members]) if spec.relative_thresholds
                            else np.ones(self.P))
         # per-member recipe state and the best evaluation so far
-        self.since_reinit = np.zeros(self.P, np.int64)
-        self.member_steps = tf.Variable(tf.zeros((self.P,), tf.int64), trainable=False)
-        self.reg_on = tf.Variable(tf.zeros((self.P,), tf.bool), trainable=False)
-        self.loss_log: List[List[np.ndarray]] = [[] for _ in range(self.P)]
+        self.member_steps = np.zeros(self.P, np.int64)
+        self.reg_on = np.zeros(self.P, bool)
         self.best_int = np.full(self.P, np.inf)
         self.best_ext = np.full(self.P, np.nan)
         self.best_step = np.full(self.P, -1)
         self.solved_at: List[Optional[int]] = [None] * self.P
-        self.reinits = np.zeros(self.P, np.int64)
+        self._reg_by_epoch = self._regularize_by_epoch() if self.recipe is not None else None
+        self._evaluate = self._evaluation()
 
-    def _draw(self, member: Member, attempt: int) -> List[np.ndarray]:
-        """A member's weights for its ``attempt`` (0: first draw), from the recipe's
+    def _draw(self, p: int, attempt: int) -> List[np.ndarray]:
+        """Member ``p``'s weights for its ``attempt`` (0: first draw), from the recipe's
         init family for that attempt (``recipe.family(0, attempt)``; the layer's own
-        initialisers for ``"published"`` and without a recipe)."""
-        seed = member_seed(member) + attempt
+        initializers for ``"published"`` and without a recipe)."""
+        seed = member_seed(self.members[p]) + attempt
         keras.utils.set_random_seed(seed)
         family = "published" if self.recipe is None else self.recipe.family(0, attempt)
         if family == "published":
             self.layer.reinitialize()
         else:
-            shapes = [{name: tuple(getattr(self.layer, name).shape)
-                       for name in self.layer._drawn}]
-            drawn = draw_initial_weights(family, np.random.default_rng(seed), shapes)[0]
-            for name, value in drawn.items():
-                getattr(self.layer, name).assign(value)
+            self.layer.reinitialize(family, np.random.default_rng(seed), output_layer=True)
         return [v.numpy() for v in self.variables_template]
 
     # -------------------------------------------------------------- graph pieces
     def forward(self, x, values, steps, training) -> Tuple[tf.Tensor, tf.Tensor]:
-        """Every member's layer on its own inputs ``x[p]`` with weights ``values[.][p]``:
-        ``(predictions (P, n), regularisation losses (P,))``."""
+        """Every member's layer on its own inputs ``x[p]`` with weights ``values[.][p]``
+        and step counter ``steps[p]``: ``(predictions (P, n), regularisation losses (P,))``."""
         ntv_template = self.ntv_template
         kwargs = {"training": training} if self.takes_training else {}
 
@@ -196,58 +198,76 @@ class Population:
 
         return tf.vectorized_map(member, [x, steps] + list(values))
 
-    def _data_step(self, x, y, selected, mae=False, clipping=None):
+    def _apply(self, grads, values, slots, selected, mask) -> Tuple[list, list]:
+        """The optimizer's step for the ``selected`` variables (their ``grads`` in
+        order; None: no step), for the members where ``mask`` holds."""
+        values, slots = list(values), list(slots)
+        chosen = [j for j, s in enumerate(selected) if s]
+        for j, g in zip(chosen, grads):
+            if g is not None:
+                values[j], slots[j] = self.optimizer.update(values[j], g, slots[j], mask,
+                                                            self.constraints[j])
+        return values, slots
+
+    def _data_step(self, x, y, values, slots, steps, active, selected, mae=False,
+                   clipping=None):
         """One optimizer step on the members' data losses for the ``selected`` variables,
-        gradients clipped to ``clipping`` (``None``: not clipped)."""
-        variables = self.vars
+        gradients clipped to ``clipping`` (``None``: not clipped):
+        ``(values, slots, per-member MSE)``."""
         with tf.GradientTape() as tape:
-            pred, reg = self.forward(x, variables, self.member_steps, True)
+            tape.watch(values)
+            pred, reg = self.forward(x, values, steps, True)
             per_member = tf.reduce_mean(tf.square(pred - y), axis=1)
             trained = tf.reduce_mean(tf.abs(pred - y), axis=1) if mae else per_member
             objective = tf.reduce_sum(tf.where(tf.math.is_finite(trained), trained, 0.0))
             if self.recipe is None:
                 objective += tf.reduce_sum(reg)
-        chosen = [v for v, s in zip(variables, selected) if s]
+        chosen = [v for v, s in zip(values, selected) if s]
         grads = [tf.where(tf.math.is_finite(g), g, 0.0) for g in tape.gradient(objective, chosen)]
         if clipping is not None:
             grads = [tf.clip_by_value(g, *clipping) for g in grads]
-        constraints = [c for c, s in zip(self.constraints, selected) if s]
-        self.optimizer.apply(grads, chosen, tf.ones((self.P,), tf.bool), constraints)
-        return per_member
+        values, slots = self._apply(grads, values, slots, selected, active)
+        return values, slots, per_member
 
-    def _reg_step(self, x) -> None:
-        """One step on the regulariser alone, for the members whose ``reg_on`` holds."""
+    def _reg_step(self, x, values, slots, steps, reg_on) -> Tuple[list, list]:
+        """One step on the regulariser alone, for the members where ``reg_on`` holds."""
         with tf.GradientTape() as tape:
-            _, reg = self.forward(x[:, :1], self.vars, self.member_steps, True)
-            objective = tf.reduce_sum(tf.where(self.reg_on, reg, 0.0))
-        grads = tape.gradient(objective, self.vars)
+            tape.watch(values)
+            _, reg = self.forward(x[:, :1], values, steps, True)
+            objective = tf.reduce_sum(tf.where(reg_on, reg, 0.0))
+        grads = tape.gradient(objective, values)
         clipping = self.recipe.regularization_clipping
         if clipping is not None:
             grads = [tf.clip_by_value(g, *clipping) for g in grads]
-        self.optimizer.apply(grads, self.vars, self.reg_on, self.constraints)
+        return self._apply(grads, values, slots, [True] * len(values), reg_on)
 
-    def _recipe_step(self, x, y, step, reg_by_epoch):
+    def _recipe_step(self, x, y, step, values, slots, steps, active, reg_on):
         """The recipe's step: ``recipe.gate_open(step)`` picks the branch, then the
         regulariser alone for the members ``recipe.regularize`` allows (its epoch
-        condition tabulated in ``reg_by_epoch``, see :meth:`_regularize_by_epoch`)."""
+        condition tabulated, see :meth:`_regularize_by_epoch`)."""
         r = self.recipe
         if any(self.is_gate) and r.gate_batches > 0:
             weights_only = [not g for g in self.is_gate]
-            per_member = tf.cond(
+            values, slots, per_member = tf.cond(
                 r.gate_open(step),
-                lambda: self._data_step(x, y, weights_only, clipping=r.clipping),
-                lambda: self._data_step(x, y, self.is_gate, r.gate_loss == "mae",
-                                        r.gate_clipping))
+                lambda: self._data_step(x, y, values, slots, steps, active, weights_only,
+                                        clipping=r.clipping),
+                lambda: self._data_step(x, y, values, slots, steps, active, self.is_gate,
+                                        r.gate_loss == "mae", r.gate_clipping))
         else:
-            per_member = self._data_step(x, y, [True] * len(self.vars), clipping=r.clipping)
+            values, slots, per_member = self._data_step(
+                x, y, values, slots, steps, active, [True] * len(values), clipping=r.clipping)
         if r.regularization:
-            epochs = self.member_steps // self.spec.steps_per_epoch
+            reg_by_epoch = self._reg_by_epoch
+            epochs = steps // self.spec.steps_per_epoch
             allowed = tf.gather(reg_by_epoch, tf.minimum(epochs, reg_by_epoch.shape[0] - 1))
             limit = r.regularization_loss_threshold * tf.constant(self.loss_scale, tf.float32)
-            self.reg_on.assign(tf.logical_and(allowed, per_member < limit))
-            if tf.reduce_any(self.reg_on):
-                self._reg_step(x)
-        return per_member
+            reg_on = tf.logical_and(allowed, per_member < limit)
+            values, slots = tf.cond(
+                tf.reduce_any(reg_on),
+                lambda: self._reg_step(x, values, slots, steps, reg_on),
+                lambda: (values, slots))
+        return values, slots, per_member, reg_on
 
     def _regularize_by_epoch(self) -> tf.Tensor:
         """``recipe.regularize``'s epoch condition for 0, 1, … completed epochs since a
@@ -255,56 +275,67 @@ class Population:
         epochs = self.steps // self.spec.steps_per_epoch + 2
         return tf.constant([self.recipe.regularize(e, -np.inf) for e in range(epochs)])
 
-    def _build(self, chunk: int) -> None:
-        reg_by_epoch = self._regularize_by_epoch() if self.recipe is not None else None
+    def _state(self) -> tuple:
+        return self.member_steps, self.reg_on
 
-        @tf.function
-        def train_chunk(start):
-            log = tf.TensorArray(tf.float32, size=chunk)
-            for i in tf.range(chunk):
-                x, y = self.sample()
-                per_member = (self._recipe_step(x, y, start + i, reg_by_epoch)
-                              if self.recipe is not None else self._data_step(x, y, [True] * len(self.vars)))
-                self.member_steps.assign_add(tf.ones((self.P,), tf.int64))
-                log = log.write(i, per_member)
-            return log.stack()
+    def _set_state(self, state: tuple) -> None:
+        self.member_steps, self.reg_on = state
 
+    def _chunk_inputs(self, start: int) -> tuple:
+        return tf.constant(start), tf.constant(self.active)
+
+    def _step(self, i, state, inputs):
+        values, slots, steps, reg_on = state
+        start, active = inputs
+        x, y = self.sample()
+        if self.recipe is not None:
+            values, slots, per_member, reg_on = self._recipe_step(
+                x, y, start + i, values, slots, steps, active, reg_on)
+        else:
+            values, slots, per_member = self._data_step(x, y, values, slots, steps, active,
+                                                        [True] * len(values))
+        return (values, slots, steps + tf.ones((self.P,), tf.int64), reg_on), (per_member,)
+
+    def _evaluation(self):
         sets = self.eval_sets
 
         @tf.function
-        def evaluate():
+        def evaluate(values, steps):
             mse = []
             for x, y in ((sets.x_int, sets.y_int), (sets.x_ext, sets.y_ext)):
-                pred, _ = self.forward(tf.constant(x), self.vars, self.member_steps, False)
+                pred, _ = self.forward(tf.constant(x), values, steps, False)
                 mse.append(tf.reduce_mean(
                     tf.square(tf.cast(pred, tf.float64) - tf.cast(y, tf.float64)), axis=1))
             return tuple(mse)
 
-        self._train_chunk = train_chunk
-        self._evaluate = evaluate
+        return evaluate
 
     # -------------------------------------------------------------- Python side
-    def run(self, eval_every: int, progress: Optional[keras.utils.Progbar]) -> int:
-        """Train in chunks of ``eval_every`` steps until every member is solved or
-        ``steps`` are done; returns the steps run."""
-        self._build(eval_every)
-        step = 0
-        while step < self.steps:
-            log = self._train_chunk(tf.constant(step)).numpy()  # (chunk, P)
-            step += eval_every
-            self.since_reinit += eval_every
-            for p in range(self.P):
-                self.loss_log[p].append(log[:, p])
-            mse_int, mse_ext = (v.numpy() for v in self._evaluate())
-            self._record(step, mse_int, mse_ext)
-            if self.recipe is not None:
-                self._reinitialize_stuck()
-            solved = int(np.sum(self._currently_solved(mse_ext)))
-            if progress is not None:
-                progress.update(min(step, self.steps), [("solved", solved)])
-            if solved == self.P:
-                break
-        return step
+    def run(self, progress: Optional[keras.utils.Progbar]) -> int:
+        """Train chunk by chunk until every member is solved or ``steps`` are done;
+        returns the steps run."""
+        self._progress = progress
+        return self.train(self.steps // self.steps_per_chunk) * self.steps_per_chunk
+
+    def _after_chunk(self, chunk: int, start: int, records: List[np.ndarray]) -> None:
+        step = chunk * self.steps_per_chunk
+        mse_int, mse_ext = (v.numpy() for v in self._evaluate(
+            [tf.constant(w) for w in self.weights], tf.constant(self.member_steps)))
+        self._record(step, mse_int, mse_ext)
+        self._solved = int(np.sum(self._currently_solved(mse_ext)))
+        if self._progress is not None:
+            self._progress.update(min(step, self.steps), [("solved", self._solved)])
+
+    def _finished(self) -> bool:
+        return self._solved == self.P
+
+    def _rule_losses(self, p: int) -> np.ndarray:
+        """Step losses since the member's last (re)draw in units of its target scale
+        (see ``ModelSpec.relative_thresholds``)."""
+        return self.member_losses(p) / self.loss_scale[p]
+
+    def _on_redraw(self, p: int) -> None:
+        self.member_steps[p] = 0
 
     def _currently_solved(self, mse_ext: np.ndarray) -> np.ndarray:
         return np.isfinite(self.best_ext) & (self.best_ext < self.thresholds) & \
@@ -317,37 +348,11 @@ class Population:
         self.best_int = np.where(better, mse_int, self.best_int)
         self.best_ext = np.where(better, mse_ext, self.best_ext)
         self.best_step = np.where(better, step, self.best_step)
-        if better.any():
-            mask = tf.constant(better)
-            for b, v in zip(self.best, self.vars):
-                b.assign(tf.where(tf.reshape(mask, [-1] + [1] * (v.shape.rank - 1)), v, b))
+        for b, w in zip(self.best, self.weights):
+            b[better] = w[better]
         for p in np.flatnonzero(np.isfinite(mse_ext) & (mse_ext < self.thresholds)):
             if self.solved_at[p] is None:
                 self.solved_at[p] = step
-
-    def _reinitialize_stuck(self) -> None:
-        """Redraw the members for which ``recipe.stuck`` holds on their step losses since
-        their last (re)initialisation (in units of their target scale, see
-        ``ModelSpec.relative_thresholds``)."""
-        redo = np.zeros(self.P, bool)
-        for p in range(self.P):
-            losses = np.concatenate(self.loss_log[p])[-int(self.since_reinit[p]):]
-            redo[p] = self.recipe.stuck(losses / self.loss_scale[p], int(self.reinits[p]))
-        if not redo.any():
-            return
-        values = [v.numpy() for v in self.vars]
-        for p in np.flatnonzero(redo):
-            self.reinits[p] += 1
-            for i, new in enumerate(self._draw(self.members[p], int(self.reinits[p]))):
-                values[i][p] = new
-            self.since_reinit[p] = 0
-            self.loss_log[p] = []
-        for v, new in zip(self.vars, values):
-            v.assign(new)
-        self.optimizer.reset(redo)
-        steps = self.member_steps.numpy()
-        steps[redo] = 0
-        self.member_steps.assign(steps)
 
     def finish(self) -> float:
         """Fill in the members' results from the real layer.
@@ -357,8 +362,7 @@ class Population:
         of that MSE and the member's threshold.
         """
         worst = 0.0
-        best = [b.numpy() for b in self.best]
-        steps = self.member_steps.numpy()
+        steps = self.member_steps
         for p, m in enumerate(self.members):
             m.best_step = int(self.best_step[p])
             m.interpolation_mse = float(self.best_int[p])
@@ -366,10 +370,10 @@ class Population:
             m.success = bool(np.isfinite(m.extrapolation_mse)
                              and m.extrapolation_mse < m.threshold)
             m.solved_at = self.solved_at[p]
-            m.reinitializations = int(self.reinits[p])
+            m.reinitializations = int(self.redraws[p])
             if m.best_step < 0:
                 continue
-            for v, values in zip(self.variables_template, best):
+            for v, values in zip(self.variables_template, self.best):
                 v.assign(values[p])
             for v in self.ntv_template:
                 v.assign(tf.cast(steps[p], v.dtype))
@@ -383,21 +387,3 @@ class Population:
             m.sparsity_error = float(sparsity_error(self.layer))
             m.formula = str(self.layer.explain()[0])
         return worst
-
-
-class quiet_retracing:
-    """Silence TensorFlow's "triggered tf.function retracing" warning while populations run.
-
-    Each module kind builds its own train and evaluation functions from the same code;
-    TensorFlow counts those first traces together and warns, although every function is
-    traced exactly once.
-    """
-
-    def __enter__(self):
-        self.logger = tf.get_logger()
-        self.level = self.logger.level
-        self.logger.setLevel("ERROR")
-
-    def __exit__(self, *exc):
-        self.logger.setLevel(self.level)
-        return False
