@@ -44,7 +44,7 @@ _ATTRIBUTES = {
     "BaseModel": "models",
     "FitHistory": "models",
     "LinearBlockModel": "models",
-    "FixedPointOptimizer": "optimizers",
+    "LowPrecisionOptimizer": "optimizers",
     "TrainConfig": "models",
     "FixedPoint": "quantization",
     "PrecisionDict": "quantization",

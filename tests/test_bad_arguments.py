@@ -32,7 +32,7 @@ from tensorflow_kappa.experiments import (ablation, arithmetic, arithmetic_popul
 from tensorflow_kappa.experiments.reporting import check_output_dir
 from tensorflow_kappa.layers import INALU, Quantize, explain, gate_variables, sparsity_error
 from tensorflow_kappa.models import FitHistory, LinearBlockModel, TrainConfig, stability
-from tensorflow_kappa.optimizers import FixedPointOptimizer
+from tensorflow_kappa.optimizers import LowPrecisionOptimizer
 from tensorflow_kappa.quantization import (FixedPoint, PrecisionDict, ensure_precision_dict,
                                            quantize_model, quantize_tensor, rail_stats,
                                            update_quantize_store)
@@ -233,7 +233,7 @@ ROWS: List[Bad] = [
         "every": POSITIVE_INT, "layers": [3, "dense", [3], {"dense": 1}],
         "tensorboard_dir": [3, "", [], True]}),
     # -- optimizers --------------------------------------------------------------
-    *rows_for("FixedPointOptimizer", FixedPointOptimizer,
+    *rows_for("LowPrecisionOptimizer", LowPrecisionOptimizer,
               dict(optimizer=keras.optimizers.SGD(0.1), precision="s8.4"), {
                   "optimizer": [None, "sgd", 3, keras.layers.Dense(1)],
                   "precision": ["s99.1", 3, True, [1], {"*": 5}],
@@ -342,7 +342,7 @@ def test_the_table_covers_every_public_function_of_the_package():
         "models": ["TrainConfig", "LinearBlockModel", "FitHistory"],
         "callbacks": ["LoopController", "InExtrapolationEvaluation", "QuantizationMonitor"],
         "layers": ["explain", "gate_variables", "sparsity_error", "INALU", "Quantize"],
-        "optimizers": ["FixedPointOptimizer"],
+        "optimizers": ["LowPrecisionOptimizer"],
     }
     for module, names in public.items():
         exported = set(getattr(tk, module).__all__)

@@ -39,8 +39,8 @@ class QuantizationMonitor(keras.callbacks.Callback):
       arriving at it against its backward format (``.../backward``); with
       :func:`~tensorflow_kappa.quantization.quantize_model` the layer after
       ``dense_1`` is ``dense_1_quantize``: its activation and its error;
-    * with a :class:`~tensorflow_kappa.optimizers.FixedPointOptimizer`, per
-      layer, everything :meth:`FixedPointOptimizer.statistics` gives for a
+    * with a :class:`~tensorflow_kappa.optimizers.LowPrecisionOptimizer`, per
+      layer, everything :meth:`LowPrecisionOptimizer.statistics` gives for a
       monitored step: requested and applied update norms, their cosine,
       ``underflow/<layer>/update`` (the fraction of the step lost to
       underflow), storage saturation, the gradient's rail statistics and how
@@ -82,9 +82,9 @@ class QuantizationMonitor(keras.callbacks.Callback):
             training, a model that is not compiled.
 
     Example:
-    >>> from tensorflow_kappa.optimizers import FixedPointOptimizer
+    >>> from tensorflow_kappa.optimizers import LowPrecisionOptimizer
     >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, name="d")])
-    >>> model.compile(optimizer=FixedPointOptimizer(keras.optimizers.SGD(1e-4),
+    >>> model.compile(optimizer=LowPrecisionOptimizer(keras.optimizers.SGD(1e-4),
     ...                                             {"d": {"weight": "s8.4"}}), loss="mse")
     >>> monitor = QuantizationMonitor(every=2, death_steps=2)
     >>> with warnings.catch_warnings(record=True) as caught:
@@ -147,7 +147,7 @@ class QuantizationMonitor(keras.callbacks.Callback):
         return any(name in (layer, f"{layer}_quantize") for layer in self.layers)
 
     def _monitored_step(self, original: Callable) -> Callable:
-        from tensorflow_kappa.optimizers import FixedPointOptimizer
+        from tensorflow_kappa.optimizers import LowPrecisionOptimizer
 
         model = self.model
         # Keras 3.15 reduces every log of a multi-worker step with
@@ -160,7 +160,7 @@ class QuantizationMonitor(keras.callbacks.Callback):
             with recording() as recorder:
                 logs = original(data)
             stats = dict(recorder.values())
-            if isinstance(model.optimizer, FixedPointOptimizer):
+            if isinstance(model.optimizer, LowPrecisionOptimizer):
                 stats.update(model.optimizer.statistics(monitored=True))
             keys = [k for k in stats if self._wanted(k)]
             self._keys = keys

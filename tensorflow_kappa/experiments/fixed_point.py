@@ -17,7 +17,7 @@ rounding adds them in expectation and trains to within about a point of
 float32. What one run measured is in BENCHMARKS.md.
 
 Each run is ``model.fit`` with :func:`~tensorflow_kappa.quantization.quantize_model`,
-:class:`~tensorflow_kappa.optimizers.FixedPointOptimizer` and
+:class:`~tensorflow_kappa.optimizers.LowPrecisionOptimizer` and
 :class:`~tensorflow_kappa.callbacks.QuantizationMonitor`; the per-epoch test
 accuracy, the fraction of the update lost to underflow and the progress
 along the requested step go to a table, a JSON record and a PNG.
@@ -144,7 +144,7 @@ def train_run(fmt: Optional[str], rounding: Optional[str], data: Tuple[np.ndarra
     import keras
 
     from tensorflow_kappa.callbacks import QuantizationMonitor
-    from tensorflow_kappa.optimizers import FixedPointOptimizer
+    from tensorflow_kappa.optimizers import LowPrecisionOptimizer
     from tensorflow_kappa.quantization import quantize_model
 
     x_train, y_train, x_test, y_test = data
@@ -154,7 +154,7 @@ def train_run(fmt: Optional[str], rounding: Optional[str], data: Tuple[np.ndarra
     if fmt is not None:
         precision = precision_for(fmt, rounding)
         model = quantize_model(model, precision)
-        optimizer = FixedPointOptimizer(optimizer, precision, seed=seed)
+        optimizer = LowPrecisionOptimizer(optimizer, precision, seed=seed)
         callbacks.append(QuantizationMonitor(every=every, death_steps=10**9))
     model.compile(optimizer=optimizer,
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),

@@ -9,7 +9,7 @@ round (the machine is shared and noisy: only medians over rounds are quoted):
 
 * ``float``: the plain Keras model with SGD;
 * ``fixed``: :func:`~tensorflow_kappa.quantization.quantize_model` +
-  :class:`~tensorflow_kappa.optimizers.FixedPointOptimizer`, every field of
+  :class:`~tensorflow_kappa.optimizers.LowPrecisionOptimizer`, every field of
   the study's precision dict (stochastic rounding), with the custom ops;
 * ``fixed, twins``: the same traced inside :func:`tensorflow_kappa.composite_ops`,
   i.e. the same quantization written with the pure-TensorFlow twins;
@@ -59,7 +59,7 @@ def _epoch(kind: str, data, batch_size: int) -> Callable[[], None]:
     from tensorflow_kappa import composite_ops
     from tensorflow_kappa.callbacks import QuantizationMonitor
     from tensorflow_kappa.experiments.fixed_point import make_cnn, precision_for
-    from tensorflow_kappa.optimizers import FixedPointOptimizer
+    from tensorflow_kappa.optimizers import LowPrecisionOptimizer
     from tensorflow_kappa.quantization import quantize_model
 
     x, y = data
@@ -68,7 +68,7 @@ def _epoch(kind: str, data, batch_size: int) -> Callable[[], None]:
     if kind != "float":
         precision = precision_for("s16.10", "stochastic")
         model = quantize_model(model, precision)
-        optimizer = FixedPointOptimizer(optimizer, precision, seed=0)
+        optimizer = LowPrecisionOptimizer(optimizer, precision, seed=0)
     model.compile(optimizer=optimizer,
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     callbacks = {"fixed + monitor": [QuantizationMonitor()],

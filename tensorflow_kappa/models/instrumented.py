@@ -15,10 +15,10 @@ tensors are NaN (never an exception). Every setting comes in one
 
 The update itself is Keras' ``SGD`` (with momentum for
 ``update_rule="momentum"``) inside
-:class:`~tensorflow_kappa.optimizers.FixedPointOptimizer`, the package's one
+:class:`~tensorflow_kappa.optimizers.LowPrecisionOptimizer`, the package's one
 low-precision training step: gradients, momentum, updates and stored weights
 are rounded there, per the run's precision dict, and the wrapper's per-variable
-statistics (:meth:`~tensorflow_kappa.optimizers.FixedPointOptimizer.apply_and_record`)
+statistics (:meth:`~tensorflow_kappa.optimizers.LowPrecisionOptimizer.apply_and_record`)
 give the update geometry and the rail metrics. The trainer sets the
 optimizer's learning rate to the throttled ``eta_eff`` every step. The forward
 pass's quantizers draw their seeds from the trainer's
@@ -49,7 +49,7 @@ from tensorflow_kappa.models.stability import (
     tensor_l2_norm,
 )
 from tensorflow_kappa.models.train_config import TrainConfig
-from tensorflow_kappa.optimizers import FixedPointOptimizer
+from tensorflow_kappa.optimizers import LowPrecisionOptimizer
 from tensorflow_kappa.quantization import quantize_tensor
 from tensorflow_kappa.quantization.geometry import update_geometry
 from tensorflow_kappa.quantization.precision import INPUT_LAYER
@@ -81,7 +81,7 @@ QUANT_METRICS = (
 )
 MOMENTUM_QUANT_METRICS = ("momentum_saturation_fraction_max", "momentum_underflow_fraction_max")
 #: Each quantization metric: the largest value over the variables of the statistics
-#: column of FixedPointOptimizer.apply_and_record it is taken from.
+#: column of LowPrecisionOptimizer.apply_and_record it is taken from.
 _WORST = {
     "weight_saturation_fraction_max": "storage_saturation",
     "weight_near_rail_fraction_max": "weight_near_rail",
@@ -183,7 +183,7 @@ class InstrumentedTrainer:
         self._step = tf.Variable(tf.constant(0, tf.int64), trainable=False)
         run_seed = int(owner.seed if owner.seed is not None else np.random.randint(2**31))
         self.seeds = SeedStream(run_seed, self._step)
-        self.optimizer = FixedPointOptimizer(
+        self.optimizer = LowPrecisionOptimizer(
             keras.optimizers.SGD(config.learning_rate, momentum=config.effective_momentum),
             p, seed=optimizer_seed(run_seed))
         self._run = (tf.function(self._run_steps, autograph=False) if config.compiled

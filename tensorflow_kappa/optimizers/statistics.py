@@ -1,12 +1,12 @@
 """What quantization did to an optimizer step: per-variable statistics and their per-layer view.
 
-:class:`~tensorflow_kappa.optimizers.FixedPointOptimizer` measures, per model
+:class:`~tensorflow_kappa.optimizers.LowPrecisionOptimizer` measures, per model
 variable and step, the columns below. The *update* columns come with every
 step, for variables with an update or storage format, from the fused
 :func:`~tensorflow_kappa.quantization.update_quantize_store` (no extra pass);
 the *monitor* columns on monitored steps only (while
 :class:`~tensorflow_kappa.callbacks.QuantizationMonitor` traces its step, or in
-:meth:`FixedPointOptimizer.apply_and_record`). A column a step did not measure
+:meth:`LowPrecisionOptimizer.apply_and_record`). A column a step did not measure
 for a variable (the variable has no such format, or the optimizer keeps no such
 state) is NaN.
 

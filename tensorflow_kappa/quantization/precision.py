@@ -3,14 +3,14 @@
 A precision dict says, for each layer of a model (by its Keras name) and each
 *field* of that layer, which :class:`~tensorflow_kappa.quantization.FixedPoint`
 format it is rounded to (by the instrumented trainer, and in ``model.fit`` by
-``quantize_model`` and ``FixedPointOptimizer``). A field that is
+``quantize_model`` and ``LowPrecisionOptimizer``). A field that is
 not given stays in float32. The fields:
 
 =================  ===========================================================
 ``value``          stored trainable variables other than a kernel/bias
                    (e.g. BatchNorm gamma/beta); for the reserved layer name
                    ``"input"``, the model's input
-``weight``         a kernel (Dense; with ``FixedPointOptimizer`` any layer's
+``weight``         a kernel (Dense; with ``LowPrecisionOptimizer`` any layer's
                    ``kernel``, ``*_kernel`` or ``embeddings``), as stored and
                    as used in the forward pass
 ``bias``           a bias, as stored and as used in the forward pass
@@ -25,7 +25,7 @@ not given stays in float32. The fields:
                    momentum, Adam's ``m``, RMSprop's momentum
 ``second_moment``  second-moment optimizer state: Adam's and RMSprop's
                    ``velocity`` (mean of squared gradients), Adagrad's
-                   accumulator (``FixedPointOptimizer`` only)
+                   accumulator (``LowPrecisionOptimizer`` only)
 =================  ===========================================================
 
 :func:`~tensorflow_kappa.quantization.variables.variable_layer_and_field`

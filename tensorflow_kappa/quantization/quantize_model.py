@@ -97,7 +97,7 @@ def quantize_model(model: keras.Model, precision: Any, allow: Sequence[type] = (
     to its activation format and the error backpropagated into it to its
     error format. Float model inputs are rounded to ``("input", "value")``
     by a layer named ``input_quantize``. Layers keep their names, so the same
-    precision dict drives :class:`~tensorflow_kappa.optimizers.FixedPointOptimizer`
+    precision dict drives :class:`~tensorflow_kappa.optimizers.LowPrecisionOptimizer`
     (weights, biases, gradients, updates, optimizer state) on the copy.
     The copy is not compiled.
 

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from tensorflow_kappa.callbacks import LearningDeathWarning, QuantizationMonitor
-from tensorflow_kappa.optimizers import FixedPointOptimizer
+from tensorflow_kappa.optimizers import LowPrecisionOptimizer
 from tensorflow_kappa.quantization import FixedPoint, quantize_model, quantize_tensor, rail_stats
 
 RNG = np.random.default_rng(8)
@@ -23,7 +23,7 @@ def _model():
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, name="d1"),
                               keras.layers.Dense(2, name="d2")])
     q = quantize_model(model, PRECISION)
-    q.compile(optimizer=FixedPointOptimizer(keras.optimizers.SGD(LR), PRECISION), loss="mse")
+    q.compile(optimizer=LowPrecisionOptimizer(keras.optimizers.SGD(LR), PRECISION), loss="mse")
     return q
 
 
@@ -123,7 +123,7 @@ def test_a_layer_whose_updates_all_underflow_is_named_in_a_warning():
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, name="stuck"),
                               keras.layers.Dense(2, name="fine")])
     precision = {"stuck": {"weight": "s8.4"}, "fine": {"weight": "s24.22"}}
-    model.compile(optimizer=FixedPointOptimizer(keras.optimizers.SGD(1e-4), precision),
+    model.compile(optimizer=LowPrecisionOptimizer(keras.optimizers.SGD(1e-4), precision),
                   loss="mse")
     monitor = QuantizationMonitor(every=2, death_steps=4)
     with pytest.warns(LearningDeathWarning, match="'stuck'") as caught:

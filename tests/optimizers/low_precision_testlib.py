@@ -41,12 +41,12 @@ class PackedQuantizedMLP(keras.Model):
 
 
 def make_model(seed: int = 0) -> keras.Model:
-    from tensorflow_kappa.optimizers import FixedPointOptimizer
+    from tensorflow_kappa.optimizers import LowPrecisionOptimizer
 
     keras.utils.set_random_seed(seed)
     model = PackedQuantizedMLP()
     model(np.zeros((1, 4), "float32"))
-    model.compile(optimizer=FixedPointOptimizer(keras.optimizers.SGD(0.1, momentum=0.9),
+    model.compile(optimizer=LowPrecisionOptimizer(keras.optimizers.SGD(0.1, momentum=0.9),
                                                 PRECISION, seed=7), loss="mse")
     return model
 

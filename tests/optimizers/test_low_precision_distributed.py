@@ -1,10 +1,10 @@
-"""FixedPointOptimizer, Quantize and QuantizationMonitor under MultiWorkerMirroredStrategy."""
+"""LowPrecisionOptimizer, Quantize and QuantizationMonitor under MultiWorkerMirroredStrategy."""
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from fixed_point_testlib import BATCH, PRECISION, data, make_model
+from low_precision_testlib import BATCH, PRECISION, data, make_model
 from tensorflow_kappa.callbacks import QuantizationMonitor
 from tensorflow_kappa.quantization import PrecisionDict
 
@@ -16,7 +16,7 @@ HERE = Path(__file__).resolve().parent
 def test_two_worker_processes_match_one_device(tmp_path, two_workers):
     initial = make_model().get_weights()
     np.savez(tmp_path / "initial.npz", *initial)
-    two_workers(HERE / "fixed_point_mwms_worker.py",
+    two_workers(HERE / "low_precision_mwms_worker.py",
                 lambda i: [tmp_path / "initial.npz", tmp_path / f"worker{i}.npz"], timeout=300)
 
     model = make_model()

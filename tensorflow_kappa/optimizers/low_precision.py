@@ -1,4 +1,4 @@
-"""``FixedPointOptimizer``: fixed-point training around any Keras 3 optimizer.
+"""``LowPrecisionOptimizer``: low-precision training around any Keras 3 optimizer.
 
 How it works, without re-implementing any optimizer's rule: every Keras 3
 optimizer's ``update_step(gradient, variable, learning_rate)`` writes only
@@ -46,7 +46,7 @@ from tensorflow_kappa.optimizers.state import (DEFAULT_STATE_FIELDS, StateVariab
 from tensorflow_kappa.quantization.variables import (STATE_FIELDS, VariableRecord,
                                                      variable_path, variable_records)
 
-__all__ = ["DEFAULT_STATE_FIELDS", "FixedPointOptimizer"]
+__all__ = ["DEFAULT_STATE_FIELDS", "LowPrecisionOptimizer"]
 
 # Seed sites per variable: gradient, store, regrid, then one per state variable.
 _GRADIENT, _STORE, _REGRID, _FIRST_STATE = range(4)
@@ -86,8 +86,8 @@ def _fraction(count: tf.Tensor, of: tf.Tensor) -> tf.Tensor:
 
 
 @keras.saving.register_keras_serializable(package="Kappa")
-class FixedPointOptimizer(keras.optimizers.Optimizer):
-    """Trains any Keras 3 optimizer's step in fixed point, per a precision dict.
+class LowPrecisionOptimizer(keras.optimizers.Optimizer):
+    """Trains any Keras 3 optimizer's step in low precision, per a precision dict.
 
     Per model variable, by its layer (the innermost layer in its path that
     the precision dict names, else the innermost one) and
@@ -147,12 +147,12 @@ class FixedPointOptimizer(keras.optimizers.Optimizer):
 
     Raises:
         ValueError: ``optimizer`` is not an unbuilt Keras optimizer (or is a
-            FixedPointOptimizer), or a bad precision dict, seed or
+            LowPrecisionOptimizer), or a bad precision dict, seed or
             ``state_fields``; at build time, a variable outside any layer.
 
     Example:
     >>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="dense")])
-    >>> opt = FixedPointOptimizer(keras.optimizers.SGD(0.1, momentum=0.9),
+    >>> opt = LowPrecisionOptimizer(keras.optimizers.SGD(0.1, momentum=0.9),
     ...                           {"dense": {"weight": "s8.6", "bias": "s8.6",
     ...                                      "momentum": "s8.8"}}, seed=0)
     >>> model.compile(optimizer=opt, loss="mse")
@@ -170,17 +170,17 @@ class FixedPointOptimizer(keras.optimizers.Optimizer):
                  name: Optional[str] = None, **kwargs):
         if kwargs:
             raise ValueError(
-                f"FixedPointOptimizer does not take {sorted(kwargs)}: set learning "
+                f"LowPrecisionOptimizer does not take {sorted(kwargs)}: set learning "
                 "rate, clipping, weight decay, EMA, ... on the wrapped optimizer")
         if not isinstance(optimizer, keras.optimizers.Optimizer) or \
-                isinstance(optimizer, FixedPointOptimizer):
+                isinstance(optimizer, LowPrecisionOptimizer):
             raise ValueError(
                 "optimizer must be a Keras 3 optimizer (keras.optimizers.SGD(...), Adam, ...) "
-                f"that is not itself a FixedPointOptimizer, got optimizer={optimizer!r}")
+                f"that is not itself a LowPrecisionOptimizer, got optimizer={optimizer!r}")
         if optimizer.built:
             raise ValueError(
                 f"optimizer {optimizer.name!r} is already built: wrap a new optimizer, "
-                "so that FixedPointOptimizer sees which state belongs to which variable")
+                "so that LowPrecisionOptimizer sees which state belongs to which variable")
         super().__init__(learning_rate=0.0, name=name)
         self.inner_optimizer = optimizer
         self.precision = ensure_precision_dict(precision) or PrecisionDict()
@@ -221,7 +221,7 @@ class FixedPointOptimizer(keras.optimizers.Optimizer):
         self.inner_optimizer.finalize_variable_values(var_list)
 
     def stateless_apply(self, optimizer_variables, grads, trainable_variables):
-        raise ValueError("FixedPointOptimizer updates variables in place (TensorFlow backend); "
+        raise ValueError("LowPrecisionOptimizer updates variables in place (TensorFlow backend); "
                          "stateless_apply is not supported")
 
     # ------------------------------------------------------------------
@@ -297,13 +297,13 @@ class FixedPointOptimizer(keras.optimizers.Optimizer):
 
         Example:
         >>> v = tf.Variable([0.0, 0.0], name="dense/kernel")
-        >>> opt = FixedPointOptimizer(keras.optimizers.SGD(0.1), {"dense": {"gradient": "s8.2"}})
+        >>> opt = LowPrecisionOptimizer(keras.optimizers.SGD(0.1), {"dense": {"gradient": "s8.2"}})
         >>> opt.build([v])
         >>> [g.numpy().tolist() for g in opt.quantize_gradients([tf.constant([0.3, -0.6])], [v])]
         [[0.25, -0.5]]
         """
         if not self.built:
-            raise ValueError("FixedPointOptimizer.quantize_gradients(): build the optimizer first "
+            raise ValueError("LowPrecisionOptimizer.quantize_gradients(): build the optimizer first "
                              "(optimizer.build(variables))")
         inner = self.inner_optimizer
         return [g if g is None else self._quantize_gradient(inner._get_variable_index(v), g)
@@ -332,7 +332,7 @@ class FixedPointOptimizer(keras.optimizers.Optimizer):
 
         Example:
         >>> v = tf.Variable([0.5, -0.25], name="dense/kernel")
-        >>> opt = FixedPointOptimizer(keras.optimizers.SGD(0.1), {"dense": {"weight": "s8.4"}})
+        >>> opt = LowPrecisionOptimizer(keras.optimizers.SGD(0.1), {"dense": {"weight": "s8.4"}})
         >>> stats = opt.apply_and_record([tf.constant([0.4, 0.1])], [v])
         >>> v.numpy().tolist(), float(stats["lost"][0])
         ([0.4375, -0.25], 0.5)
@@ -531,7 +531,7 @@ class FixedPointOptimizer(keras.optimizers.Optimizer):
             ValueError: the optimizer is not built.
         """
         if not self.built:
-            raise ValueError("FixedPointOptimizer.statistics(): the optimizer is not built")
+            raise ValueError("LowPrecisionOptimizer.statistics(): the optimizer is not built")
         rows = stat_rows(self._update_stats, UPDATE_STATS)
         if monitored:
             rows.update(stat_rows(self._monitor_stats, MONITOR_STATS))

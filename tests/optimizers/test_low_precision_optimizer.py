@@ -1,4 +1,4 @@
-"""FixedPointOptimizer: float equivalence, grids, NumPy references, statistics, saving, distribution."""
+"""LowPrecisionOptimizer: float equivalence, grids, NumPy references, statistics, saving, distribution."""
 import json
 import os
 import subprocess
@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import fixed_point_np_reference as ref
+import low_precision_np_reference as ref
 from tensorflow_kappa.layers import Quantize
-from tensorflow_kappa.optimizers import DEFAULT_STATE_FIELDS, FixedPointOptimizer
+from tensorflow_kappa.optimizers import DEFAULT_STATE_FIELDS, LowPrecisionOptimizer
 from tensorflow_kappa.quantization import FixedPoint, PrecisionDict, quantize_model
 
 REPO = Path(__file__).resolve().parents[2]
@@ -89,7 +89,7 @@ def test_a_dict_that_quantizes_nothing_equals_the_wrapped_optimizer_step_for_ste
     plain = train_steps(make_model(), KERAS_OPTIMIZERS[name](), 6)
     # Fields the optimizer does not use (activation, error) change nothing either.
     precision = {"*": {"activation": "s8.4", "error": "s8.4"}}
-    wrapped = train_steps(make_model(), FixedPointOptimizer(KERAS_OPTIMIZERS[name](), precision),
+    wrapped = train_steps(make_model(), LowPrecisionOptimizer(KERAS_OPTIMIZERS[name](), precision),
                           6)
     for step, (a, b) in enumerate(zip(plain, wrapped)):
         for wa, wb in zip(a, b):
@@ -113,7 +113,7 @@ GRID_PRECISION = {
                                   "adamw", "sgd_clipnorm_ema", "adam_accumulation", "lion"])
 def test_every_stored_variable_and_state_is_on_its_grid_after_every_step(name):
     model = make_model(constraint=keras.constraints.MaxNorm(0.5))
-    optimizer = FixedPointOptimizer(KERAS_OPTIMIZERS[name](), GRID_PRECISION, seed=3)
+    optimizer = LowPrecisionOptimizer(KERAS_OPTIMIZERS[name](), GRID_PRECISION, seed=3)
     precision = optimizer.precision
     model.compile(optimizer=optimizer, loss="mse")
     optimizer.build(model.trainable_variables)
@@ -147,7 +147,7 @@ def _states(model, optimizer):
 
 def test_storage_formats_are_applied_when_the_optimizer_is_built():
     model = make_model()
-    optimizer = FixedPointOptimizer(keras.optimizers.SGD(0.1), {"dense": {"weight": "s8.4"}})
+    optimizer = LowPrecisionOptimizer(keras.optimizers.SGD(0.1), {"dense": {"weight": "s8.4"}})
     assert not on_grid(model.get_layer("dense").kernel.numpy(), "s8.4")
     optimizer.build(model.trainable_variables)
     assert on_grid(model.get_layer("dense").kernel.numpy(), "s8.4")
@@ -162,7 +162,7 @@ def _direct(optimizer_factory, formats, steps=6, shape=(5, 4)):
     layer.build((None, shape[0]))
     layer.kernel.assign(RNG.uniform(-1, 1, shape).astype("float32"))
     precision = {"dense": {k if k != "storage" else "weight": v for k, v in formats.items()}}
-    optimizer = FixedPointOptimizer(optimizer_factory(), precision)
+    optimizer = LowPrecisionOptimizer(optimizer_factory(), precision)
     optimizer.build([layer.kernel])
     grads = [(RNG.standard_normal(shape) * 0.3).astype("float32") for _ in range(steps)]
     weights = [layer.kernel.numpy()]
@@ -224,7 +224,7 @@ def test_stochastic_gradient_rounding_is_unbiased_and_reproducible_from_the_seed
         layer = keras.layers.Dense(512, use_bias=False, name="dense")
         layer.build((None, 8))
         layer.kernel.assign(np.zeros((8, 512), "float32"))
-        optimizer = FixedPointOptimizer(keras.optimizers.SGD(1.0),
+        optimizer = LowPrecisionOptimizer(keras.optimizers.SGD(1.0),
                                         {"dense": {"gradient": "s8.4:stochastic"}}, seed=seed)
         optimizer.build([layer.kernel])
         steps = []
@@ -247,7 +247,7 @@ def test_statistics_match_numpy_per_layer():
     update, storage = FixedPoint.parse("s16.9"), FixedPoint.parse("s12.6")
     model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(4, name="dense")])
     model.get_layer("dense").bias.assign(np.full(4, 31.9, "float32"))   # near s12.6's rail
-    optimizer = FixedPointOptimizer(keras.optimizers.SGD(0.01),
+    optimizer = LowPrecisionOptimizer(keras.optimizers.SGD(0.01),
                                     {"dense": {"update": update, "weight": storage,
                                                "bias": storage}})
     optimizer.build(model.trainable_variables)
@@ -285,7 +285,7 @@ def test_apply_and_record_columns_match_numpy_per_variable():
     precision = {"q": {"update": update, "weight": storage, "bias": storage,
                        "gradient": grad_fmt, "momentum": mom}}
     lr, mu = 0.3, 0.9
-    opt = FixedPointOptimizer(keras.optimizers.SGD(lr, momentum=mu), precision, seed=1)
+    opt = LowPrecisionOptimizer(keras.optimizers.SGD(lr, momentum=mu), precision, seed=1)
     variables = model.trainable_variables
     opt.build(variables)
     velocity = [np.zeros(v.shape, np.float32) for v in variables]
@@ -333,7 +333,7 @@ def test_apply_and_record_columns_match_numpy_per_variable():
 def test_quantize_gradients_gives_what_apply_feeds_the_wrapped_optimizer():
     fmt = FixedPoint.parse("s8.5:stochastic")
     v = tf.Variable(np.zeros((3, 4), "float32"), name="dense/kernel")
-    opt = FixedPointOptimizer(keras.optimizers.SGD(1.0), {"dense": {"gradient": fmt}}, seed=7)
+    opt = LowPrecisionOptimizer(keras.optimizers.SGD(1.0), {"dense": {"gradient": fmt}}, seed=7)
     opt.build([v])
     g = tf.constant(RNG.standard_normal((3, 4)).astype("float32"))
     for _ in range(3):
@@ -343,13 +343,13 @@ def test_quantize_gradients_gives_what_apply_feeds_the_wrapped_optimizer():
         opt.apply([g], [v])
         np.testing.assert_array_equal(v.numpy(), before - q.numpy())
     with pytest.raises(ValueError, match="build"):
-        FixedPointOptimizer(keras.optimizers.SGD()).quantize_gradients([g], [v])
+        LowPrecisionOptimizer(keras.optimizers.SGD()).quantize_gradients([g], [v])
 
 
 def test_monitored_statistics_report_the_update_format_and_state_per_layer():
     keras.utils.set_random_seed(3)
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="d")])
-    opt = FixedPointOptimizer(keras.optimizers.Adam(0.5), {
+    opt = LowPrecisionOptimizer(keras.optimizers.Adam(0.5), {
         "d": {"update": "s4.3", "momentum": "s4.4", "second_moment": "u8.8"}})
     opt.build(model.trainable_variables)
     grads = [tf.constant((RNG.standard_normal(v.shape) * 3).astype("float32"))
@@ -378,7 +378,7 @@ def opt_column(opt, column):
 
 def test_statistics_of_an_unbuilt_optimizer_are_a_clear_error():
     with pytest.raises(ValueError, match="not built"):
-        FixedPointOptimizer(keras.optimizers.SGD()).statistics()
+        LowPrecisionOptimizer(keras.optimizers.SGD()).statistics()
 
 
 # ----------------------------------------------------------------------------
@@ -386,23 +386,23 @@ def test_statistics_of_an_unbuilt_optimizer_are_a_clear_error():
 # ----------------------------------------------------------------------------
 def test_bad_arguments_name_themselves():
     with pytest.raises(ValueError, match="optimizer"):
-        FixedPointOptimizer("sgd")
+        LowPrecisionOptimizer("sgd")
     with pytest.raises(ValueError, match="optimizer"):
-        FixedPointOptimizer(FixedPointOptimizer(keras.optimizers.SGD()))
+        LowPrecisionOptimizer(LowPrecisionOptimizer(keras.optimizers.SGD()))
     built = keras.optimizers.SGD()
     built.build([keras.Variable(np.zeros(2, "float32"))])
     with pytest.raises(ValueError, match="already built"):
-        FixedPointOptimizer(built)
+        LowPrecisionOptimizer(built)
     with pytest.raises(ValueError, match="seed"):
-        FixedPointOptimizer(keras.optimizers.SGD(), seed=-3)
+        LowPrecisionOptimizer(keras.optimizers.SGD(), seed=-3)
     with pytest.raises(ValueError, match="state_fields"):
-        FixedPointOptimizer(keras.optimizers.SGD(), state_fields={"trace": "velocity"})
+        LowPrecisionOptimizer(keras.optimizers.SGD(), state_fields={"trace": "velocity"})
     with pytest.raises(ValueError, match="clipnorm"):
-        FixedPointOptimizer(keras.optimizers.SGD(), clipnorm=1.0)
+        LowPrecisionOptimizer(keras.optimizers.SGD(), clipnorm=1.0)
     with pytest.raises(ValueError, match="Unknown precision field"):
-        FixedPointOptimizer(keras.optimizers.SGD(), {"dense": {"momentun": "s8.4"}})
+        LowPrecisionOptimizer(keras.optimizers.SGD(), {"dense": {"momentun": "s8.4"}})
     with pytest.raises(ValueError, match="no layer"):
-        FixedPointOptimizer(keras.optimizers.SGD()).build([tf.Variable([1.0], name="v")])
+        LowPrecisionOptimizer(keras.optimizers.SGD()).build([tf.Variable([1.0], name="v")])
 
 
 class TracingSGD(keras.optimizers.Optimizer):
@@ -422,39 +422,39 @@ def test_state_names_it_cannot_place_are_a_clear_error_unless_mapped():
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="dense")])
     precision = {"dense": {"momentum": "s8.6", "weight": "s8.6"}}
     with pytest.raises(ValueError, match="'trace'.*state_fields"):
-        FixedPointOptimizer(TracingSGD(0.1), precision).build(model.trainable_variables)
-    optimizer = FixedPointOptimizer(TracingSGD(0.1), precision, state_fields={"trace": "momentum"})
+        LowPrecisionOptimizer(TracingSGD(0.1), precision).build(model.trainable_variables)
+    optimizer = LowPrecisionOptimizer(TracingSGD(0.1), precision, state_fields={"trace": "momentum"})
     model.compile(optimizer=optimizer, loss="mse")
     model.fit(np.ones((4, 3)), np.zeros((4, 2)), verbose=0, epochs=2)
     assert all(on_grid(t.numpy(), "s8.6") for t in optimizer.inner_optimizer.traces)
     assert optimizer.get_config()["state_fields"] == {"trace": "momentum"}
     # Without formats for state, an unknown state name is simply left in float.
-    FixedPointOptimizer(TracingSGD(0.1), {"dense": {"weight": "s8.6"}}).build(
+    LowPrecisionOptimizer(TracingSGD(0.1), {"dense": {"weight": "s8.6"}}).build(
         model.trainable_variables)
 
 
 def test_default_state_fields_cover_every_per_variable_state_of_keras_optimizers():
     for name, factory in KERAS_OPTIMIZERS.items():
         model = make_model()
-        optimizer = FixedPointOptimizer(factory(), {"*": {"momentum": "s16.10",
+        optimizer = LowPrecisionOptimizer(factory(), {"*": {"momentum": "s16.10",
                                                           "second_moment": "u16.16"}})
         optimizer.build(model.trainable_variables)   # raises for an unplaced state name
     assert set(DEFAULT_STATE_FIELDS.values()) == {"momentum", "second_moment", None}
 
 
 def test_config_round_trips():
-    optimizer = FixedPointOptimizer(keras.optimizers.Adam(0.003, beta_1=0.8),
+    optimizer = LowPrecisionOptimizer(keras.optimizers.Adam(0.003, beta_1=0.8),
                                     {"*": {"weight": "s16.12:stochastic"}}, seed=42, name="fpo")
     config = optimizer.get_config()
     json.dumps(config)
-    clone = FixedPointOptimizer.from_config(config)
+    clone = LowPrecisionOptimizer.from_config(config)
     assert clone.seed == 42 and clone.name == "fpo"
     assert clone.precision == PrecisionDict({"*": {"weight": "s16.12:stochastic"}})
     assert isinstance(clone.inner_optimizer, keras.optimizers.Adam)
     assert clone.inner_optimizer.beta_1 == 0.8
     assert float(clone.learning_rate.numpy()) == pytest.approx(0.003)
     revived = keras.optimizers.deserialize(keras.optimizers.serialize(optimizer))
-    assert type(revived) is FixedPointOptimizer and revived.get_config() == config
+    assert type(revived) is LowPrecisionOptimizer and revived.get_config() == config
 
 
 # ----------------------------------------------------------------------------
@@ -475,7 +475,7 @@ def _quantized_cnn():
 def test_a_model_with_quantize_layers_and_the_optimizer_saves_and_continues_in_a_fresh_process(
         tmp_path):
     model = _quantized_cnn()
-    model.compile(optimizer=FixedPointOptimizer(keras.optimizers.Adam(0.01), SAVE_PRECISION,
+    model.compile(optimizer=LowPrecisionOptimizer(keras.optimizers.Adam(0.01), SAVE_PRECISION,
                                                 seed=5), loss="mse")
     model.fit(X, Y, batch_size=8, epochs=1, shuffle=False, verbose=0)
     model.save(tmp_path / "model.keras")
@@ -502,7 +502,7 @@ def test_a_model_with_quantize_layers_and_the_optimizer_saves_and_continues_in_a
                             text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     info = json.loads(result.stdout.strip().splitlines()[-1])
-    assert info["optimizer"] == "FixedPointOptimizer" and info["inner"] == "Adam"
+    assert info["optimizer"] == "LowPrecisionOptimizer" and info["inner"] == "Adam"
     assert PrecisionDict(info["precision"]) == PrecisionDict(SAVE_PRECISION)
     assert info["seed"] == 5 and info["iterations"] == 6
     assert "conv_quantize" in info["quantize"] and "input_quantize" in info["quantize"]
@@ -525,7 +525,7 @@ def _distributed_run(strategy):
     with strategy.scope():
         # No BatchNormalization: each replica would normalise its own half batch.
         model = quantize_model(make_model(batch_norm=False), DISTRIBUTED_PRECISION)
-        model.compile(optimizer=FixedPointOptimizer(keras.optimizers.SGD(0.05, momentum=0.9),
+        model.compile(optimizer=LowPrecisionOptimizer(keras.optimizers.SGD(0.05, momentum=0.9),
                                                     DISTRIBUTED_PRECISION, seed=1), loss="mse")
     from tensorflow_kappa.callbacks import QuantizationMonitor
     monitor = QuantizationMonitor(every=2)
@@ -565,7 +565,7 @@ def _jit_run(jit_compile):
     # and the monitor add nothing XLA cannot compile.
     with tk.composite_ops():
         model = quantize_model(make_model(batch_norm=False), DISTRIBUTED_PRECISION)
-        model.compile(optimizer=FixedPointOptimizer(keras.optimizers.SGD(0.05, momentum=0.9),
+        model.compile(optimizer=LowPrecisionOptimizer(keras.optimizers.SGD(0.05, momentum=0.9),
                                                     DISTRIBUTED_PRECISION, seed=1),
                       loss="mse", jit_compile=jit_compile)
         monitor = QuantizationMonitor(every=2)
@@ -601,7 +601,7 @@ def test_an_entry_for_a_layer_with_sublayers_covers_their_variables():
     model = keras.Model(inputs, keras.layers.Dense(1, name="head")(h))
     precision = {"mha": {"weight": "s16.10", "bias": "s16.10"},
                  "rnn": {"weight": "s16.11", "bias": "s16.11"}}
-    opt = FixedPointOptimizer(keras.optimizers.SGD(0.1), precision, seed=0)
+    opt = LowPrecisionOptimizer(keras.optimizers.SGD(0.1), precision, seed=0)
     model.compile(optimizer=opt, loss="mse")
     x = RNG.standard_normal((16, 4, 3)).astype("float32")
     model.fit(x, x[:, :1, 0], batch_size=8, epochs=1, verbose=0)

@@ -1,6 +1,6 @@
-"""One worker of the FixedPointOptimizer MultiWorkerMirroredStrategy test (a subprocess).
+"""One worker of the LowPrecisionOptimizer MultiWorkerMirroredStrategy test (a subprocess).
 
-Usage: python fixed_point_mwms_worker.py INITIAL_WEIGHTS.npz OUTPUT.npz
+Usage: python low_precision_mwms_worker.py INITIAL_WEIGHTS.npz OUTPUT.npz
 TF_CONFIG (two workers on localhost) is set by the test.
 """
 import os
@@ -11,7 +11,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from fixed_point_testlib import BATCH, data, make_model  # noqa: E402
+from low_precision_testlib import BATCH, data, make_model  # noqa: E402
 from tensorflow_kappa.callbacks import QuantizationMonitor  # noqa: E402
 
 
