@@ -74,7 +74,8 @@ highlight_language = "none"
 pygments_style = "friendly"
 html_theme = "furo"
 html_title = "tensorflow_kappa"
-html_static_path: list = []
+html_static_path = ["_static"]
+html_css_files = ["kappa.css"]
 html_show_sourcelink = False
 
 # kappa_docs.api: the package whose exports the API reference walks.

@@ -167,10 +167,11 @@ def constant_doc(export: ex.Export) -> Optional[List[str]]:
 
 @lru_cache(maxsize=None)
 def _all_modules(root: str) -> List[str]:
-    """Every Python module of the package, private ones included."""
+    """Every Python module of the package, private ones included (not ``__main__``
+    modules, which run when imported)."""
     package = importlib.import_module(root)
     return [info.name for info in pkgutil.walk_packages(package.__path__, root + ".")
-            if _is_python(info.name)]
+            if not info.name.endswith(".__main__") and _is_python(info.name)]
 
 
 def _is_python(module: str) -> bool:
@@ -180,10 +181,8 @@ def _is_python(module: str) -> bool:
 
 @lru_cache(maxsize=None)
 def _attribute_docs(module: str) -> Dict[tuple, List[str]]:
-    try:
-        return ModuleAnalyzer.for_module(module).find_attr_docs()
-    except Exception:  # an extension module has no source to read
-        return {}
+    """The ``#:`` comments of a module's assignments, ``{(class, name): lines}``."""
+    return ModuleAnalyzer.for_module(module).find_attr_docs()
 
 
 def write_pages(app: Sphinx) -> None:

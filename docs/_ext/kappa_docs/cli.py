@@ -5,7 +5,8 @@
 :data:`tensorflow_kappa.cli.COMMANDS` registers its subcommand) and writes, per
 subcommand, a section with its description, its usage line and one ``option`` entry
 per argument, so ``:option:`kappa arithmetic --seeds``` links to it. A command or an
-option added to a parser appears here at the next build; nothing is copied.
+option added to a parser appears here at the next build; nothing is copied. In a
+Markdown page, put it in an ``{eval-rst}`` block: it writes reStructuredText.
 """
 from __future__ import annotations
 

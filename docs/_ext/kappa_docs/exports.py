@@ -2,8 +2,8 @@
 what each exports, and the one page ("home") where each exported object is described.
 
 The public modules are the root, the modules its ``__all__`` names, and every package
-below it whose dotted name has no part starting with ``_``; a module's exports are its
-``__all__``. An object exported from several modules (``tk.quantize_tensor`` is
+or module below it that is a package or declares ``__all__``, where no part of its
+dotted name starts with ``_``; a module's exports are its ``__all__``. An object exported from several modules (``tk.quantize_tensor`` is
 ``tk.quantization.quantize_tensor``) is described once, in its home: the shallowest
 exporting module below the root, preferring the one that defines it; every other
 exported name is an alias of it.
@@ -15,6 +15,7 @@ import importlib
 import inspect
 import pkgutil
 from typing import Any, Dict, List, Optional, Tuple
+
 
 @dataclasses.dataclass(frozen=True)
 class Export:

@@ -12,11 +12,13 @@ What the generator reads from :mod:`tensorflow_kappa.core` (its ``__all__``):
   ``OVERFLOW_MODES``): the values a format's ``<field>`` takes, one row each.
 
 ``.. kappa-formats::`` tabulates the format strings of its content and the named
-formats: the kind, the format's fields, its grid step and range and the float dtypes
-that hold it exactly. ``.. kappa-modes::`` tabulates every mode tuple: for the
-rounding and overflow modes, what the NumPy binding (:func:`tensorflow_kappa.core.quantize`,
-the same arithmetic as the ops) returns for a few probe values, computed at build
-time; for a mode tuple it has no probes for, the names.
+formats: the kind (where they are of more than one), the format's fields other than
+its modes, its grid step and range where it has them, and the float dtypes that hold
+it exactly. ``.. kappa-modes::`` tabulates every mode tuple: for the rounding and
+overflow modes, what the NumPy binding (:func:`tensorflow_kappa.core.quantize`, the
+same arithmetic as the ops) returns for a few probe values, computed at build time;
+for a mode tuple it has no probes for, the names. In a Markdown page, put either in
+an ``{eval-rst}`` block: they write reStructuredText.
 """
 from __future__ import annotations
 
@@ -87,7 +89,7 @@ def named_formats() -> Dict[str, Any]:
 
 def _number(value: Any) -> str:
     """A number as a reader wants it: a power of two beyond 2^±6 as ``2^k``, an integral
-    float without ``.0``, any other float in its shortest exact-round-trip form."""
+    float without ``.0``, any other float to ten significant digits."""
     if not isinstance(value, float):
         return str(value)
     if value != 0 and math.frexp(abs(value))[0] == 0.5:
@@ -96,7 +98,7 @@ def _number(value: Any) -> str:
             return f"{'-' if value < 0 else ''}2^{exponent}"
     if value.is_integer():
         return str(int(value)) if value or math.copysign(1, value) > 0 else "-0"
-    return repr(value)
+    return f"{value:.10g}"
 
 
 def format_rows(formats: Sequence[Tuple[str, Any]]) -> Tuple[List[str], List[List[str]]]:
@@ -107,10 +109,14 @@ def format_rows(formats: Sequence[Tuple[str, Any]]) -> Tuple[List[str], List[Lis
         for field in dataclasses.fields(fmt) if dataclasses.is_dataclass(fmt) else ():
             if field.name not in modes and field.name not in fields:
                 fields.append(field.name)
-    header = ["format", "kind", *fields, *(title for _, title in PROPERTIES), "exact in"]
+    kinds = len({type(fmt) for _, fmt in formats}) > 1   # a kind column where they differ
+    header = ["format", *(["kind"] if kinds else []), *fields,
+              *(title for _, title in PROPERTIES), "exact in"]
     rows = []
     for text, fmt in formats:
-        row = [f"``{text}``", f":class:`~{type(fmt).__module__}.{type(fmt).__qualname__}`"]
+        row = [f"``{text}``"]
+        if kinds:
+            row.append(f":class:`~{type(fmt).__module__}.{type(fmt).__qualname__}`")
         row += [_number(getattr(fmt, field)) if hasattr(fmt, field) else "—" for field in fields]
         row += [_number(getattr(fmt, prop)) if hasattr(fmt, prop) else "—"
                 for prop, _ in PROPERTIES]
