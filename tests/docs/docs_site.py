@@ -5,6 +5,7 @@ fresh Python process, so a broken cross-reference, a public object without a
 docstring, a malformed docstring or a broken link between pages (each a warning)
 fails it. The site lands in ``docs/_build/html``, where a person can open it.
 """
+import functools
 import os
 import subprocess
 import sys
@@ -27,3 +28,16 @@ def build(source: Path = DOCS, out: Path = BUILD / "html") -> subprocess.Complet
         [str(REPO), os.environ.get("PYTHONPATH", "")]), TF_CPP_MIN_LOG_LEVEL="2")
     return subprocess.run(build_command(source, out), cwd=source, env=env,
                           capture_output=True, text=True, timeout=900)
+
+
+def site() -> Path:
+    """The documentation, built once per test process; an AssertionError with Sphinx's
+    warnings where the build failed."""
+    run = _build_once()
+    assert run.returncode == 0, f"the documentation build failed:\n{run.stderr[-20000:]}"
+    return BUILD / "html"
+
+
+@functools.lru_cache(maxsize=None)
+def _build_once() -> subprocess.CompletedProcess:
+    return build()

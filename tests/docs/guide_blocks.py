@@ -237,7 +237,7 @@ def _configure_help() -> str:
 
 @functools.lru_cache(maxsize=None)
 def _setup() -> object:
-    from setuptools import distutils  # noqa: F401 (setuptools' own distutils)
+    import setuptools  # noqa: F401 (distutils comes with setuptools on Python 3.12+)
     import distutils.core
 
     with _chdir(REPO):

@@ -28,9 +28,9 @@ SCREENSHOT = docs_site.BUILD / "screenshots" / "index.png"
 
 
 @pytest.fixture(scope="module")
-def server(site):
+def server():
     """The site's base URL on 127.0.0.1 (an ephemeral port)."""
-    handler = functools.partial(_QuietHandler, directory=str(site))
+    handler = functools.partial(_QuietHandler, directory=str(docs_site.site()))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()

@@ -1,6 +1,7 @@
 """The site builds with warnings as errors, and the build does fail on what it must:
-a public object or member without a docstring and a reference that does not resolve
-(shown on a small package built with the same extensions and settings)."""
+a public object or member without a docstring, a reference that does not resolve and
+a link to a page that does not exist (shown on a small package and page built with
+the same extensions and settings)."""
 import textwrap
 
 import docs_site
@@ -34,7 +35,7 @@ CONF = f'''
 import sys
 sys.path.insert(0, {str(docs_site.DOCS / "_ext")!r})
 sys.path.insert(0, ".")
-extensions = ["sphinx.ext.autodoc", "sphinx.ext.napoleon", "kappa_docs.api"]
+extensions = ["sphinx.ext.autodoc", "sphinx.ext.napoleon", "myst_parser", "kappa_docs.api"]
 nitpicky = True
 kappa_api_package = "fakepkg"
 '''
@@ -60,15 +61,19 @@ def test_a_missing_docstring_or_a_broken_reference_fails_the_build(tmp_path):
         .. toctree::
 
            reference/api/fakepkg
+           guide
         """))
+    (tmp_path / "guide.md").write_text("# Guide\n\nSee [the other page](nowhere.md).\n")
     run = docs_site.build(tmp_path, tmp_path / "_build")
     assert run.returncode != 0
     assert "fakepkg.undocumented has no docstring" in run.stderr, run.stderr
     assert "fakepkg.Thing.method has no docstring" in run.stderr, run.stderr
     assert "no_such_function" in run.stderr, run.stderr
+    assert "nowhere.md" in run.stderr, run.stderr
 
     fixed = FAKE_PACKAGE.replace("    pass\n", '    """Documented now."""\n')
     fixed = fixed.replace(":func:`no_such_function`", ":func:`documented`")
     (package / "__init__.py").write_text(fixed)
+    (tmp_path / "guide.md").write_text("# Guide\n\nSee [the index](index.rst).\n")
     run = docs_site.build(tmp_path, tmp_path / "_build")
     assert run.returncode == 0, run.stderr

@@ -1,7 +1,5 @@
 """Every code block of the documentation runs (or, for set-up commands, is checked)
 as the page shows it; see guide_blocks for what each kind of block means."""
-from pathlib import Path
-
 import pytest
 
 import guide_blocks
@@ -30,5 +28,5 @@ def test_every_block_is_of_a_known_kind(page):
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(guide_blocks.DOCS)))
-def test_the_code_blocks_run(page, tmp_path, capsys):
+def test_the_code_blocks_run(page, tmp_path):
     guide_blocks.run_page(page, tmp_path)

@@ -8,7 +8,6 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 import tensorflow_kappa as tk
 from tensorflow_kappa import core

@@ -288,7 +288,7 @@ def resolve_reference(app: Sphinx, env: Any, node: Any, contnode: Any) -> Any:
     one whose module shares the longest prefix with the referring module (``rail_stats``
     in ``tensorflow_kappa.quantization`` is ``tensorflow_kappa.quantization.rail_stats``).
     A name of the package that exists but is not described in the reference (a private
-    helper, a module without ``__all__``) is shown as code, without a link. Anything
+    function, a module without ``__all__``) is shown as code, without a link. Anything
     else stays unresolved: a warning, which fails the build.
     """
     if node.get("refdomain") != "py":
