@@ -34,7 +34,6 @@ release = version = __version__
 extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.napoleon",
-    "sphinx.ext.autosummary",
     "myst_parser",
     "kappa_docs.api",
     "kappa_docs.cli",
@@ -43,7 +42,7 @@ extensions = [
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 root_doc = "index"
-exclude_patterns = ["_build", "README.md"]
+exclude_patterns = ["_build"]
 templates_path: list = []
 
 # Every cross-reference must resolve: a broken one is a warning, and the build
@@ -55,12 +54,11 @@ _OTHER_LIBRARIES = ("tf", "tensorflow", "keras", "np", "numpy", "matplotlib", "h
                     "ml_dtypes", *sorted(sys.stdlib_module_names))
 nitpick_ignore_regex = [(r"py:.*", rf"~?({'|'.join(_OTHER_LIBRARIES)})(\..*)?")]
 
-# autodoc: members documented in the class itself, in source order, types in
-# the signature; a member without a docstring fails the build (kappa_docs.api).
+# autodoc: members in source order (kappa_docs.api chooses which, and fails the build
+# on a public one without a docstring), types in the signature.
 autodoc_default_options = {"member-order": "bysource"}
 autodoc_typehints = "signature"
 autodoc_inherit_docstrings = True
-autosummary_generate = False
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 napoleon_use_rtype = False
