@@ -134,6 +134,9 @@ setup(
         "gpu": [f"tensorflow[and-cuda]{TF_PIN}"],
         "test": ["pytest>=8", "hypothesis>=6", "tensorboard~=2.20.0", "scikit-learn>=1.3"],
         "experiments": ["scikit-learn>=1.3"],   # kappa fixed-point: the bundled 8x8 digits
+        # The documentation site (docs/: Sphinx, MyST, the Furo theme) and its check in
+        # headless Chromium (Selenium drives Debian's chromium through chromedriver).
+        "docs": ["sphinx>=8.1,<10", "myst-parser>=4,<6", "furo>=2024.8.6", "selenium>=4.20"],
     },
     entry_points={"console_scripts": ["kappa = tensorflow_kappa.cli:main"]},
     cmdclass={"build_py": BuildPyWithOps},

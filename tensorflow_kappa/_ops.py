@@ -251,10 +251,10 @@ def composite_ops() -> Iterator[None]:
     """Use the pure-TensorFlow twins of the custom ops in this block (this thread).
 
     Not needed for XLA where the op library has its lowerings (the usual
-    build: :func:`has_xla_lowerings`); there the custom ops compile under XLA
-    themselves. Use it where the library was built without them (against a
-    TensorFlow wheel lacking XLA's headers or symbols), around code compiled
-    with ``jit_compile=True``, or to compare an op with its twin.
+    build: :func:`~tensorflow_kappa._ops.has_xla_lowerings`); there the custom
+    ops compile under XLA themselves. Use it where the library was built without
+    them (against a TensorFlow wheel lacking XLA's headers or symbols), around
+    code compiled with ``jit_compile=True``, or to compare an op with its twin.
 
     Example:
     >>> import tensorflow_kappa as tk

@@ -1,81 +1,53 @@
-"""The README's API example runs as printed; its Layout section matches the tree."""
+"""The README is what a README is for, and what it says holds: the quick start is the
+two commands of scripts/quickstart.sh (the second builds and checks the
+documentation), its links lead to files that exist, and it leads to every guide."""
 import re
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
+QUICKSTART = REPO / "scripts" / "quickstart.sh"
 
 
-def test_readme_api_example_runs(tmp_path, monkeypatch, capsys):
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.DOTALL)
-    assert blocks, "the README has no Python example"
-    monkeypatch.chdir(tmp_path)
-    exec(compile(blocks[0], "README.md", "exec"), {})
-    out = capsys.readouterr().out
-    assert "RailStats(" in out and "UpdateStats(" in out
-    assert (tmp_path / "run.png").stat().st_size > 10_000
+def _section(title: str) -> str:
+    return README.read_text().split(f"## {title}\n", 1)[1].split("\n## ", 1)[0]
 
 
-def _layout_folders():
-    section = README.read_text().split("## Layout", 1)[1]
-    block = re.search(r"```\n(.*?)```", section, re.DOTALL).group(1)
-    return [line.split()[0] for line in block.splitlines() if line.strip()]
+def test_the_quick_start_is_two_commands_of_the_quickstart_script():
+    (block,) = re.findall(r"```bash\n(.*?)```", _section("Quick start"), re.S)
+    commands = [line.split("#")[0].split() for line in block.strip().splitlines()]
+    assert commands == [["bash", "scripts/quickstart.sh", "demo"],
+                        ["bash", "scripts/quickstart.sh", "test"]]
+    assert re.search(r'case "\$mode" in demo\|test\)', QUICKSTART.read_text())
 
 
-def test_readme_layout_lists_existing_folders_and_every_package_and_test_folder():
-    listed = _layout_folders()
-    assert all(name.endswith("/") for name in listed), listed
-    missing = [name for name in listed if not (REPO / name).is_dir()]
-    assert not missing, f"README Layout lists folders that do not exist: {missing}"
-    packages = {f"tensorflow_kappa/{p.parent.relative_to(REPO / 'tensorflow_kappa')}/"
-                for p in (REPO / "tensorflow_kappa").glob("*/__init__.py")}
-    assert packages <= set(listed), f"not in the README Layout: {packages - set(listed)}"
-    assert "tests/" in listed and "tensorflow_kappa/" in listed
+def test_the_second_command_builds_and_checks_the_documentation():
+    script = QUICKSTART.read_text()
+    test_mode = script.split('if [ "$mode" = demo ]', 1)[1]
+    assert 'exec "$python" -m pytest "$@"' in test_mode
+    assert 'testpaths = ["tests"]' in (REPO / "pyproject.toml").read_text()
+    assert (REPO / "tests" / "docs" / "test_docs_build.py").is_file()
+    assert (REPO / "tests" / "docs" / "test_docs_browser.py").is_file()
+    assert '-e ".[docs]"' in script                       # the documentation tools
+    assert "chromium" in script and "chromium-driver" in script
+
+
+def test_every_link_of_the_readme_leads_to_a_file():
+    targets = re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", README.read_text())
+    assert targets
+    missing = [t for t in targets if "://" not in t and not (REPO / t).is_file()]
+    assert not missing, missing
+
+
+def test_the_readme_leads_to_every_guide():
+    guides = {f"docs/guides/{p.name}" for p in (REPO / "docs" / "guides").glob("*.md")}
+    linked = set(re.findall(r"\]\((docs/guides/[^)]+)\)", README.read_text()))
+    assert guides and guides == linked
 
 
 def test_tests_mirror_the_package():
+    """One test folder per subpackage, and docs/ for the documentation's build and checks."""
     packages = {p.parent.name for p in (REPO / "tensorflow_kappa").glob("*/__init__.py")}
     test_folders = {p.name for p in (REPO / "tests").iterdir() if p.is_dir()
                     and not p.name.startswith((".", "__"))}
-    assert packages == test_folders, (packages, test_folders)
-
-
-def _module_table():
-    """(modules, names) per row of the README's module table."""
-    text = README.read_text()
-    table = text[text.index("| module | what it holds |"):].split("\n\n", 1)[0]
-    for row in table.splitlines()[2:]:
-        modules_cell, names_cell = row.strip("|").split("|")[:2]
-        modules = re.findall(r"`([\w.]+)`", modules_cell)
-        modules = [m if m.startswith("tensorflow_kappa") else "tensorflow_kappa" + m
-                   for m in modules]
-        yield modules, re.findall(r"`([A-Za-z_][\w.]*)`", names_cell)
-
-
-def _resolves(name, modules):
-    """``name`` is a module path, or an attribute (chain) or submodule of one of ``modules``."""
-    import importlib
-
-    candidates = [name] if name.startswith("tensorflow_kappa") else [
-        f"{m}.{name}" for m in modules]
-    for path in candidates:
-        head, *rest = path.split(".")
-        obj = importlib.import_module(head)
-        for part in rest:
-            if not hasattr(obj, part):
-                try:
-                    importlib.import_module(f"{obj.__name__}.{part}")
-                except (ImportError, AttributeError):
-                    break
-            obj = getattr(obj, part)
-        else:
-            return True
-    return False
-
-
-def test_every_name_in_the_readme_module_table_imports():
-    rows = list(_module_table())
-    assert len(rows) >= 9
-    missing = [(modules, name) for modules, names in rows for name in names
-               if not _resolves(name, modules)]
-    assert not missing, missing
+    assert test_folders == packages | {"docs"}, (packages, test_folders)

@@ -258,6 +258,7 @@ class LoopController(keras.callbacks.Callback):
 
     @property
     def action_names(self) -> Tuple[str, ...]:
+        """The names of the config's actions, in the order the config gives them."""
         return tuple(a.name for a in self._actions)
 
     # ------------------------------------------------------------------

@@ -46,13 +46,16 @@ class StepHistory:
     # ``end`` is the number the next appended row will get.
     @property
     def first(self) -> int:
+        """The global number of the oldest row held."""
         return self._first
 
     @property
     def end(self) -> int:
+        """The global number the next appended row will get."""
         return self._first + self._size
 
     def keys(self):
+        """The column names, in the order they were first appended."""
         return self._columns.keys()
 
     def _grow(self, needed: int) -> None:
@@ -130,6 +133,7 @@ class HistoryView:
         return len(self) > 0
 
     def keys(self):
+        """The column names of the table."""
         return list(self._store.keys())
 
     def __contains__(self, name) -> bool:

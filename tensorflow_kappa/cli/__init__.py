@@ -1,5 +1,7 @@
 """The ``kappa`` command line: thin commands over :mod:`tensorflow_kappa.experiments`.
 
+The commands::
+
     kappa info     versions, the op library, its kernels, the active ops
     kappa ablation 2x2 float/fixed-point x controller ablation, with plots
     kappa arithmetic  a deep iNALU stack on the report's arithmetic task, end to end

@@ -18,9 +18,18 @@ import numpy as np
 
 # The rounding and overflow modes, declared once for Python (the op attributes and
 # cc/ fixed_point.h carry the same names).
+#: The rounding modes, each also a constant of its own (``NEAREST_EVEN`` is
+#: ``"nearest_even"``): ``nearest_even`` (ties to even), ``nearest_away`` (ties away
+#: from zero), ``truncate`` (toward minus infinity), ``toward_zero`` and ``stochastic``
+#: (up with probability equal to the fraction of a grid step above the lower
+#: neighbour: unbiased).
 NEAREST_EVEN, NEAREST_AWAY, TRUNCATE, TOWARD_ZERO, STOCHASTIC = ROUNDING_MODES = (
     "nearest_even", "nearest_away", "truncate", "toward_zero", "stochastic")
+#: The overflow modes, each also a constant of its own (``SATURATE`` is
+#: ``"saturate"``): ``saturate`` (codes clipped to their range) and ``wrap`` (two's
+#: complement, modulo ``2**bits``).
 SATURATE, WRAP = OVERFLOW_MODES = ("saturate", "wrap")
+#: The most bits a format may have.
 MAX_BITS = 32
 _INT32_MIN, _INT32_MAX = -(2 ** 31), 2 ** 31 - 1  # the range of the ops' int attributes
 # IEEE facts per float dtype, as C++'s std::numeric_limits gives them:
@@ -183,10 +192,13 @@ class FixedPoint:
 
     @property
     def code_min(self) -> int:
+        """The smallest integer code, ``-2**(bits-1)`` (signed) or 0 (unsigned)."""
         return -(1 << (self.bits - 1)) if self.signed else 0
 
     @property
     def code_max(self) -> int:
+        """The largest integer code, ``2**(bits-1) - 1`` (signed) or ``2**bits - 1``
+        (unsigned)."""
         return (1 << (self.bits - 1)) - 1 if self.signed else (1 << self.bits) - 1
 
     @property

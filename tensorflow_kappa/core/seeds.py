@@ -23,7 +23,9 @@ from tensorflow_kappa.core.fixed_point import STOCHASTIC, FixedPoint
 
 __all__ = ["INT64_MAX", "INT64_MIN", "SEED_EXPECTED", "check_seed", "rounds_stochastically"]
 
+#: The range of each seed word, ``[-2**63, 2**63 - 1]``.
 INT64_MIN, INT64_MAX = -(2 ** 63), 2 ** 63 - 1
+#: What a seed must be, as the error messages say it.
 SEED_EXPECTED = "two integers (a, b), each in [-2**63, 2**63 - 1]"
 
 

@@ -123,6 +123,7 @@ class SuiteRow:
     results: List[SeedResult]
 
     def to_dict(self) -> Dict[str, Any]:
+        """JSON-ready dictionary of the row (non-finite floats become ``None``)."""
         return jsonable(dataclasses.asdict(self))
 
 

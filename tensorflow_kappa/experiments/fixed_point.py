@@ -119,6 +119,7 @@ class DigitsRun:
 
     @property
     def final_accuracy(self) -> float:
+        """The test accuracy after the last epoch."""
         return self.test_accuracy[-1]
 
     def epochs_to(self, target: float) -> Optional[int]:

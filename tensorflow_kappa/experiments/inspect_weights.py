@@ -64,6 +64,7 @@ class Weight:
 
     @property
     def label(self) -> str:
+        """``layer/name``, or the layer alone for an unnamed weight."""
         return f"{self.layer}/{self.name}" if self.name else self.layer
 
 
@@ -83,6 +84,7 @@ class WeightReport:
 
     @property
     def rms_error(self) -> float:
+        """The RMS quantization error over the weight's finite elements."""
         return math.sqrt(self.sum_sq_error / self.finite) if self.finite else 0.0
 
 
@@ -98,14 +100,17 @@ class FormatSummary:
 
     @property
     def worst_saturation(self) -> WeightReport:
+        """The report of the weight with the largest saturated fraction."""
         return self._worst("saturation")
 
     @property
     def worst_underflow(self) -> WeightReport:
+        """The report of the weight with the largest underflowing fraction."""
         return self._worst("underflow")
 
     @property
     def max_error(self) -> float:
+        """The largest quantization error over every weight."""
         return max(r.max_error for r in self.reports)
 
     @property

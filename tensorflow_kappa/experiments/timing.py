@@ -62,6 +62,7 @@ class Stopwatch:
         self.start()
 
     def start(self) -> None:
+        """Start (or restart) the interval."""
         self._wall, self._cpu = time.perf_counter(), time.process_time()
 
     def stop(self) -> Tuple[float, float]:
@@ -104,14 +105,17 @@ class Candidate:
 
     @property
     def median_ms(self) -> float:
+        """The median wall-clock time per unit, in ms."""
         return statistics.median(self.wall_ms)
 
     @property
     def median_cpu_ms(self) -> float:
+        """The median process-CPU time per unit, in ms."""
         return statistics.median(self.cpu_ms)
 
     @property
     def gb_per_s(self) -> float:
+        """Memory traffic per second at the median time, ``bytes_moved`` per unit."""
         return self.bytes_moved / self.median_ms / 1e6
 
 

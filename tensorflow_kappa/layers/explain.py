@@ -50,7 +50,7 @@ def gate_variables(model: keras.layers.Layer) -> list:
 def sparsity_error(layer: keras.layers.Layer) -> float:
     """Madsen & Johansen's sparsity error ``max_w min(|w|, |1 − |w||)``.
 
-    Taken over the layer's effective weights (:meth:`effective_weights`: ``W`` of NAC,
+    Taken over the layer's effective weights (its ``effective_weights()``: ``W`` of NAC,
     NALU, NAU and NMU, ``W_A`` and ``W_M`` of iNALU; gates are not weights). Zero when
     every weight is in {−1, 0, 1}. Given a model, the maximum over its NALM layers.
     """

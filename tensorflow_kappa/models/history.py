@@ -116,9 +116,11 @@ class FitHistory:
         return iter(self._metrics)
 
     def keys(self):
+        """The metric names, as ``dict.keys()``."""
         return self._metrics.keys()
 
     def items(self):
+        """``(name, per-step array)`` pairs, as ``dict.items()``."""
         return self._metrics.items()
 
     def as_dict(self) -> Dict[str, np.ndarray]:

@@ -64,6 +64,8 @@ __all__ = [
     "train_instrumented",
 ]
 
+#: The metrics every step of ``train_instrumented`` records (the columns of its
+#: :class:`~tensorflow_kappa.models.FitHistory`).
 BASE_METRICS = (
     "loss", "rmse", "theta_norm", "grad_norm",
     "raw_update_norm", "actual_update_norm", "update_cosine", "update_angle_rad",
@@ -74,11 +76,14 @@ BASE_METRICS = (
     "spectral_radius_raw", "spectral_radius_ctrl",
     "weight_error_fro", "finite",
 )
+#: The metrics a run with a precision dict adds: per step, the largest saturation,
+#: near-rail and underflow fraction over the variables.
 QUANT_METRICS = (
     "weight_saturation_fraction_max", "weight_near_rail_fraction_max",
     "gradient_saturation_fraction_max", "gradient_near_rail_fraction_max",
     "update_saturation_fraction_max", "update_underflow_fraction_max",
 )
+#: The metrics a run with a ``momentum`` format adds to :data:`QUANT_METRICS`.
 MOMENTUM_QUANT_METRICS = ("momentum_saturation_fraction_max", "momentum_underflow_fraction_max")
 #: Each quantization metric: the largest value over the variables of the statistics
 #: column of LowPrecisionOptimizer.apply_and_record it is taken from.

@@ -39,6 +39,9 @@ __all__ = [
     "tensor_l2_norm",
 ]
 
+#: The losses whose Hessian :func:`analytic_single_dense_hessian` gives:
+#: ``half_mse``, ``(1/2N) sum_n ||y_n - p_n||^2``, and ``keras_mse``, Keras' mean
+#: over samples and outputs.
 LOSS_MODES = ("half_mse", "keras_mse")
 
 

@@ -124,7 +124,7 @@ class TrainConfig:
 
     @property
     def effective_momentum(self) -> float:
-        """mu as the update rule applies it: 0 for plain SGD."""
+        """The momentum coefficient mu as the update rule applies it (0 for plain SGD)."""
         return self.momentum if self.update_rule == "momentum" else 0.0
 
     def to_dict(self) -> Dict[str, Any]:

@@ -69,6 +69,7 @@ MONITOR_STATS = (
     "gradient_underflow", "weight_near_rail", "momentum_saturation", "momentum_underflow",
     "second_moment_saturation", "second_moment_underflow",
 )
+#: Every column: :data:`UPDATE_STATS`, then :data:`MONITOR_STATS`.
 ALL_STATS = UPDATE_STATS + MONITOR_STATS
 
 #: Per-layer key of each fraction column: ``(stat, field)`` in ``stat/<layer>/<field>``.

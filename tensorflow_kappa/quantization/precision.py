@@ -63,11 +63,14 @@ __all__ = [
     "ensure_precision_dict",
 ]
 
+#: The fields a layer's entry may give (the table above).
 FIELDS = (
     "value", "weight", "bias", "accumulator", "activation", "gradient", "update", "momentum",
     "error", "second_moment",
 )
+#: The layer name whose entry gives every layer's defaults.
 DEFAULT_LAYER = "*"
+#: The reserved layer name of the model's input (its ``value`` field).
 INPUT_LAYER = "input"
 
 def _coerce_format(fmt: Any, where: str) -> FixedPoint:

@@ -26,6 +26,8 @@ from tensorflow_kappa.quantization.fixed_point import FixedPoint
 
 __all__ = ["SeedLike", "SeedStream", "op_seed", "rounds_stochastically"]
 
+#: What a seed argument accepts: two integers (a sequence, an array or an int64[2]
+#: tensor or variable), or None where no format rounds stochastically.
 SeedLike = Union[Sequence[int], np.ndarray, tf.Tensor, tf.Variable, None]
 
 def op_seed(seed: SeedLike, *formats: Optional[FixedPoint]) -> tf.Tensor:

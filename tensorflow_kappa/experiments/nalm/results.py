@@ -55,6 +55,7 @@ class CellResult:
 
     @property
     def success_rate(self) -> float:
+        """Successes over runs (NaN for a cell without runs)."""
         return self.successes / self.runs if self.runs else float("nan")
 
 
@@ -69,6 +70,7 @@ class BenchmarkResult:
     max_layer_discrepancy: float
 
     def table(self) -> str:
+        """The cells as a text table (:func:`format_table`)."""
         return format_table(self.cells)
 
     def to_dict(self) -> Dict[str, Any]:
