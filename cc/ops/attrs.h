@@ -4,7 +4,7 @@
 //   <prefix>bits: int, <prefix>frac_bits: int, <prefix>signed: bool,
 //   <prefix>rounding: string, <prefix>overflow: string
 // with KAPPA_FORMAT_ATTRS("<prefix>") in its REGISTER_OP chain (the modes'
-// allowed values are fixed_point.h's name lists), and its kernel reads them
+// allowed values are formats/rounding.h's name lists), and its kernel reads them
 // with ReadFormat, which rejects formats that the kernel's dtype T cannot
 // hold exactly (the rule the Python layer applies first). Every check here
 // stands on its own: graphs can be built without the Python wrappers, so an
@@ -18,7 +18,7 @@
 #include <sstream>
 #include <string>
 
-#include "cc/core/fixed_point.h"
+#include "cc/core/formats/fixed_point.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/tensor.h"
 #include "tensorflow/core/framework/types.h"

@@ -1,12 +1,12 @@
-// The arithmetic of cc/core/fixed_point.h as XLA builder code (HLO), for the
-// ops' lowerings (cc/ops/<op>_xla.cc).
+// The arithmetic of cc/core/formats/ as XLA builder code (HLO), for the ops'
+// lowerings (cc/ops/<op>_xla.cc).
 //
-// Each function here carries the name of the fixed_point.h function whose
-// per-element definition it builds, applied to whole arrays, so that the two
+// Each function here carries the name of the formats/ function whose
+// per-element definition it builds, applied to whole arrays, so that the
 // files read side by side. Everything that depends only on the op's attrs
 // (the scale, rails and code range of a format) is computed on the host by
-// fixed_point.h itself (MakeQuantizer, MakeRails) and enters the graph as a
-// constant; only what depends on the data is built here. Where an HLO form
+// formats/fixed_point.h itself (MakeQuantizer, MakeRails) and enters the
+// graph as a constant; only what depends on the data is built here. Where an HLO form
 // differs from the C++ one, a comment says why the values are the same.
 //
 // Two properties of XLA shape the code:
@@ -31,7 +31,7 @@
 #include <vector>
 
 #include "absl/types/span.h"
-#include "cc/core/fixed_point.h"
+#include "cc/core/formats/fixed_point.h"
 #include "xla/hlo/builder/lib/arithmetic.h"
 #include "xla/hlo/builder/xla_builder.h"
 #include "xla/primitive_util.h"
@@ -58,7 +58,7 @@ XlaOp Constant(XlaBuilder* b, C value) {
 inline XlaOp U32(XlaBuilder* b, uint32_t value) { return Constant<uint32_t>(b, value); }
 
 // ---------------------------------------------------------------------------
-// Counter-based random numbers (fixed_point.h: Mix32 ... UniformFromBits).
+// Counter-based random numbers (formats/random.h: Mix32 ... UniformFromBits).
 // uint32 multiplication wraps modulo 2^32 in HLO as in C++.
 
 inline XlaOp Mix32(XlaOp x) {
@@ -191,7 +191,7 @@ struct Bits<double> {
 };
 
 // FlushSubnormal: a subnormal x becomes the zero of its sign, which is x's
-// sign bit alone (x * 0 in fixed_point.h). Built on the bits, so that a
+// sign bit alone (x * 0 in formats/float_math.h). Built on the bits, so that a
 // product that reaches a sum only through this flush is never contracted
 // with it into a fused multiply-add (see the top of this file).
 template <typename C>
@@ -206,7 +206,7 @@ XlaOp FlushSubnormal(XlaOp x) {
 }
 
 // ---------------------------------------------------------------------------
-// Rounding and overflow (fixed_point.h: RoundScaled, OverflowCode,
+// Rounding and overflow (formats/: RoundScaled, OverflowCode,
 // QuantizeFlushed, QuantizeValue). The modes are read from the Quantizer at
 // graph-building time, as DispatchModes picks the instantiation in C++.
 
@@ -236,7 +236,7 @@ XlaOp RoundScaled(XlaOp v, XlaOp x, const Quantizer<C>& q, const RandomStream* r
       return Trunc(v, c(0));
     case Rounding::kStochastic: {
       // A negative x whose scaled value underflowed to -0 rounds up to +0:
-      // -2^-30 stands in, as in fixed_point.h.
+      // -2^-30 stands in, as in formats/rounding.h.
       const XlaOp below = ::xla::And(::xla::Eq(v, c(0)), ::xla::Lt(x, c(0)));
       const XlaOp w = ::xla::Select(below, c(-9.313225746154785e-10), v);
       const XlaOp f = ::xla::Floor(w);
@@ -286,7 +286,7 @@ XlaOp QuantizeValue(XlaOp x, const Quantizer<C>& q, const RandomStream* random) 
 }
 
 // ---------------------------------------------------------------------------
-// Rails and counts (fixed_point.h: BeyondRails, IsNonzeroNumber,
+// Rails and counts (formats/: BeyondRails, IsNonzeroNumber,
 // CountFraction). The thresholds come from MakeRails on the host.
 
 template <typename C>

@@ -35,7 +35,7 @@
 #include <unistd.h>
 #endif
 
-#include "cc/core/fixed_point.h"
+#include "cc/core/formats/fixed_point.h"
 #include "cc/core/quantize/quantize.h"
 #include "cc/core/rail_stats/rail_stats.h"
 #include "cc/core/thread_parallel.h"
@@ -174,7 +174,7 @@ py::array NewResult(const py::array& like) {
 // Arguments.
 
 // A format as Python passes it: (bits, frac_bits, signed, rounding, overflow)
-// with the modes by name (fixed_point.h's name lists).
+// with the modes by name (formats/rounding.h's name lists).
 using FormatTuple = std::tuple<int32_t, int32_t, bool, std::string, std::string>;
 
 template <size_t N>

@@ -18,7 +18,7 @@
 #include <thread>
 #include <vector>
 
-#include "cc/core/fixed_point.h"
+#include "cc/core/formats/fixed_point.h"
 #include "cc/core/parallel.h"
 #include "cc/core/quantize/reference.h"
 

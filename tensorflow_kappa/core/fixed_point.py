@@ -16,8 +16,9 @@ from typing import Any, Union
 
 import numpy as np
 
-# The rounding and overflow modes, declared once for Python (the op attributes and
-# cc/ fixed_point.h carry the same names).
+# The rounding and overflow modes: Python's one table (docs/rounding.md specifies
+# them; cc/core/formats/rounding.h holds the C++ table, which the op attributes
+# and the NumPy binding are built from, and a test keeps the two equal).
 NEAREST_EVEN, NEAREST_AWAY, TRUNCATE, TOWARD_ZERO, STOCHASTIC = ROUNDING_MODES = (
     "nearest_even", "nearest_away", "truncate", "toward_zero", "stochastic")
 SATURATE, WRAP = OVERFLOW_MODES = ("saturate", "wrap")

@@ -2,8 +2,8 @@
 
 Each function here computes, with ordinary TensorFlow ops, exactly what the
 corresponding C++ functor computes (the arithmetic is specified once, in
-``cc/core/fixed_point.h``; this module mirrors it step by step). Tests hold
-the two bit-for-bit equal. The twins are used when the op library is not
+``docs/rounding.md``, and defined for C++ in ``cc/core/formats/``; this module
+mirrors it step by step). Tests hold the two bit-for-bit equal. The twins are used when the op library is not
 wanted (``KAPPA_PY_OPS=1``), inside ``tensorflow_kappa.composite_ops()``
 (the fallback for XLA where the library was built without its XLA
 lowerings), or to compare an op with its twin; they fuse well under XLA.
@@ -24,7 +24,7 @@ _U32 = tf.uint32
 
 
 def _mix32(x: tf.Tensor) -> tf.Tensor:
-    """The lowbias32 integer hash, as in fixed_point.h's Mix32."""
+    """The lowbias32 integer hash, as in formats/random.h's Mix32."""
     x = tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, tf.constant(16, _U32)))
     x = x * tf.constant(0x7FEB352D, _U32)
     x = tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, tf.constant(15, _U32)))
@@ -165,7 +165,7 @@ def near_rail_thresholds(fmt: FixedPoint, near_rail: float) -> tuple[float, floa
 def rail_counts(x: tf.Tensor, fmt: FixedPoint, near_rail: float) -> dict:
     """The int64 counts of RailStatsCpu: total, saturated, near_rail, nonzero, underflow.
 
-    The predicates of fixed_point.h on the flushed x (the kernels compare the
+    The predicates of formats/rails.h on the flushed x (the kernels compare the
     unflushed x with adjusted thresholds instead, which is equivalent).
     """
     dtype = x.dtype

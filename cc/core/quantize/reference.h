@@ -1,11 +1,11 @@
 // The scalar reference of quantization, for the tests.
 //
-// Written from the specification (FixedPoint's docstring, the issue's
-// definitions), not from fixed_point.h: quantization scales and rounds in
-// long double (64-bit significand, 15-bit exponent), where x * 2^frac_bits is
-// exact for every float and double x, so no underflow special cases arise.
-// Nothing here uses the functors' arithmetic; fixed_point.h is only included
-// for the plain format struct.
+// Written from the specification (docs/rounding.md), not from
+// cc/core/formats/: quantization scales and rounds in long double (64-bit
+// significand, 15-bit exponent), where x * 2^frac_bits is exact for every
+// float and double x, so no underflow special cases arise. Nothing here uses
+// the functors' arithmetic; formats/fixed_point.h is only included for the
+// plain format struct.
 #ifndef KAPPA_CORE_QUANTIZE_REFERENCE_H_
 #define KAPPA_CORE_QUANTIZE_REFERENCE_H_
 
@@ -13,7 +13,7 @@
 #include <cmath>
 #include <cstdint>
 
-#include "cc/core/fixed_point.h"
+#include "cc/core/formats/fixed_point.h"
 
 namespace kappa {
 namespace reference {
