@@ -48,15 +48,6 @@ std::string EnumAttr(const std::string& name, const char* const (&names)[N]) {
 
 namespace kappa {
 
-// The index of `name` in `names`, or -1.
-template <size_t N>
-int FindName(const std::string& name, const char* const (&names)[N]) {
-  for (size_t i = 0; i < N; ++i) {
-    if (name == names[i]) return static_cast<int>(i);
-  }
-  return -1;
-}
-
 // The formats whose every value is exactly representable in T, as ranges of
 // the attrs. Graph attrs are int64 and may hold any value (a graph can be
 // built without the Python wrappers), so every bound is compared in int64:
@@ -115,11 +106,11 @@ template <typename T>
   TF_RETURN_IF_ERROR(ctx->GetAttr(prefix + "rounding", &rounding));
   TF_RETURN_IF_ERROR(ctx->GetAttr(prefix + "overflow", &overflow));
   TF_RETURN_IF_ERROR(CheckFormat<T>(prefix, bits, frac_bits, is_signed));
-  const int r = FindName(rounding, kRoundingNames);
+  const int r = ModeIndex(rounding.c_str(), kRoundingNames);
   if (r < 0) {
     return ::absl::InvalidArgumentError(prefix + "rounding='" + rounding + "' is not a rounding mode");
   }
-  const int o = FindName(overflow, kOverflowNames);
+  const int o = ModeIndex(overflow.c_str(), kOverflowNames);
   if (o < 0) {
     return ::absl::InvalidArgumentError(prefix + "overflow='" + overflow + "' is not an overflow mode");
   }

@@ -88,6 +88,7 @@ KAPPA_HD C OverflowCode(C r, const Quantizer<C>& q) {
   if constexpr (O == Overflow::kSaturate) {
     return r < q.code_min ? q.code_min : (r > q.code_max ? q.code_max : r);
   } else {
+    static_assert(O == Overflow::kWrap, "unknown overflow mode");
     // r - k * 2^bits is exact (Sterbenz) and lands in [0, 2^bits). An r that
     // overflowed to +-Inf came from a finite x too large to scale: a multiple
     // of 2^bits, whose residue is 0.
@@ -107,6 +108,7 @@ KAPPA_HD C QuantizeFlushed(C x, const Quantizer<C>& q, uint64_t index) {
     // saturates to the rails, and NaN to NaN, which the clamp passes through.
     return code * q.inv_scale;
   } else {
+    static_assert(O == Overflow::kWrap, "unknown overflow mode");
     const C rail = x > C(0) ? q.code_max : q.code_min;
     const C y = (IsInf(x) ? rail : code) * q.inv_scale;
     return IsNan(x) ? x : y;

@@ -27,20 +27,60 @@ enum class Overflow : int32_t {
   kWrap = 1,
 };
 
-// The modes' names, indexed by the enums' values: the C++ side's one list
-// (the op attrs' allowed values are built from it, cc/ops/attrs.h).
+// The modes' names, indexed by the enums' values: the C++ side's one table
+// (tensorflow_kappa/core/fixed_point.py holds Python's; a test keeps them
+// equal). The op attrs' allowed values (cc/ops/attrs.h) and the NumPy
+// binding's mode names are built from it, and DispatchModes instantiates
+// every entry.
 inline constexpr const char* kRoundingNames[] = {"nearest_even", "nearest_away", "truncate",
                                                  "toward_zero", "stochastic"};
 inline constexpr const char* kOverflowNames[] = {"saturate", "wrap"};
-static_assert(sizeof(kRoundingNames) / sizeof(kRoundingNames[0]) ==
-                  static_cast<int>(Rounding::kStochastic) + 1,
+inline constexpr int kRoundingCount = sizeof(kRoundingNames) / sizeof(kRoundingNames[0]);
+inline constexpr int kOverflowCount = sizeof(kOverflowNames) / sizeof(kOverflowNames[0]);
+static_assert(kRoundingCount == static_cast<int>(Rounding::kStochastic) + 1,
               "one name per rounding mode");
-static_assert(sizeof(kOverflowNames) / sizeof(kOverflowNames[0]) ==
-                  static_cast<int>(Overflow::kWrap) + 1,
+static_assert(kOverflowCount == static_cast<int>(Overflow::kWrap) + 1,
               "one name per overflow mode");
 
 inline const char* RoundingName(Rounding r) { return kRoundingNames[static_cast<int>(r)]; }
 inline const char* OverflowName(Overflow o) { return kOverflowNames[static_cast<int>(o)]; }
+
+// The index of `name` in a table of names (kRoundingNames, kOverflowNames),
+// or -1: how a mode given by name becomes its enum value.
+template <int N>
+inline int ModeIndex(const char* name, const char* const (&names)[N]) {
+  for (int i = 0; i < N; ++i) {
+    const char* a = name;
+    const char* b = names[i];
+    while (*a != '\0' && *a == *b) {
+      ++a;
+      ++b;
+    }
+    if (*a == *b) return i;
+  }
+  return -1;
+}
+
+// Every mode of a table in its order, as a range:
+// for (Rounding r : kRoundings) ...
+template <typename Mode, int N>
+struct ModeList {
+  Mode modes[N];
+  constexpr const Mode* begin() const { return modes; }
+  constexpr const Mode* end() const { return modes + N; }
+};
+
+template <typename Mode, int N>
+constexpr ModeList<Mode, N> ListModes() {
+  ModeList<Mode, N> list{};
+  for (int i = 0; i < N; ++i) list.modes[i] = static_cast<Mode>(i);
+  return list;
+}
+
+inline constexpr ModeList<Rounding, kRoundingCount> kRoundings =
+    ListModes<Rounding, kRoundingCount>();
+inline constexpr ModeList<Overflow, kOverflowCount> kOverflows =
+    ListModes<Overflow, kOverflowCount>();
 
 // The two modes of a quantizer as a type: DispatchModes passes a value of
 // Modes<R, O> to its callback, which reads them as constants.
@@ -50,26 +90,25 @@ struct Modes {
   static constexpr Overflow overflow = O;
 };
 
-// DispatchModes' second half: f(Modes<R, O>{}) for the run-time overflow o.
-template <Rounding R, typename F>
-inline void DispatchOverflow(Overflow o, F& f) {
-  if (o == Overflow::kSaturate) {
-    f(Modes<R, Overflow::kSaturate>{});
-  } else {
-    f(Modes<R, Overflow::kWrap>{});
-  }
-}
-
-// Calls f(Modes<R, O>{}) for the run-time modes (r, o), so that kernels are
-// instantiated (and vectorised) once per mode pair.
-template <typename F>
+// Calls f(Modes<R, O>{}) for the run-time modes (r, o), walking the tables:
+// f is instantiated for every (rounding, overflow) pair of the tables, so
+// kernels are instantiated (and vectorised) once per mode pair, and an
+// implementation reached through here that lacks a mode of the tables does
+// not compile (RoundScaled and OverflowCode end in a static_assert). Values
+// outside the tables (which the op attrs and the binding reject) call
+// nothing.
+template <int kR = 0, int kO = 0, typename F>
 inline void DispatchModes(Rounding r, Overflow o, F&& f) {
-  switch (r) {
-    case Rounding::kNearestEven: return DispatchOverflow<Rounding::kNearestEven>(o, f);
-    case Rounding::kNearestAway: return DispatchOverflow<Rounding::kNearestAway>(o, f);
-    case Rounding::kTruncate: return DispatchOverflow<Rounding::kTruncate>(o, f);
-    case Rounding::kTowardZero: return DispatchOverflow<Rounding::kTowardZero>(o, f);
-    case Rounding::kStochastic: return DispatchOverflow<Rounding::kStochastic>(o, f);
+  if constexpr (kR < kRoundingCount) {
+    if (static_cast<int>(r) != kR) {
+      DispatchModes<kR + 1, 0>(r, o, f);
+    } else if constexpr (kO < kOverflowCount) {
+      if (static_cast<int>(o) != kO) {
+        DispatchModes<kR, kO + 1>(r, o, f);
+      } else {
+        f(Modes<static_cast<Rounding>(kR), static_cast<Overflow>(kO)>{});
+      }
+    }
   }
 }
 
