@@ -96,8 +96,10 @@ T Quantize(T x_in, const FixedPointFormat& f, int64_t s0, int64_t s1, uint64_t i
         r = std::trunc(v);
         break;
       case Rounding::kStochastic: {
+        // The fraction as T holds it: rounded into T, a subnormal read as 0.
         const LD fl = std::floor(v);
-        r = Uniform(s0, s1, i) < v - fl ? fl + 1 : fl;
+        const T frac = Flush(static_cast<T>(v - fl));
+        r = Uniform(s0, s1, i) < LD(frac) ? fl + 1 : fl;
         break;
       }
     }
