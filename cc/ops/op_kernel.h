@@ -16,7 +16,7 @@
 #include "absl/status/status.h"
 #include "cc/core/formats/fixed_point.h"
 #include "cc/ops/attrs.h"
-#include "tensorflow/core/framework/op_kernel.h""
+#include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/tensor.h"
 #include "tensorflow/core/framework/tensor_shape.h"
 #if KAPPA_WITH_CUDA

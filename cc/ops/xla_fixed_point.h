@@ -240,7 +240,7 @@ XlaOp RoundScaled(XlaOp v, XlaOp x, const RandomStream* random) {
     const XlaOp below = ::xla::And(::xla::Eq(v, c(0)), ::xla::Lt(x, c(0)));
     const XlaOp w = ::xla::Select(below, c(-9.313225746154785e-10), v);
     const XlaOp f = ::xla::Floor(w);
-    const XlaOp frac = ::xla::Sub(w, f);  // exact, in [0, 1)
+    const XlaOp frac = ::xla::Sub(w, f);  // frac(w) as C holds it (rounded)
     const XlaOp u = UniformFromBits<C>(RandomBits(random->key, random->index));
     return ::xla::Select(::xla::Lt(u, frac), ::xla::Add(f, c(1)), f);
   }

@@ -137,7 +137,7 @@ KAPPA_HD C RoundScaled(C v, C x, RandomKey key, uint64_t index) {
     // -2^-30, which does so for every u.
     const C w = ((v == C(0)) & (x < C(0))) ? C(-9.313225746154785e-10) : v;
     const C f = Floor(w);
-    const C frac = w - f;  // exact, in [0, 1)
+    const C frac = w - f;  // frac(w) as C holds it (rounded, see docs/rounding.md)
     const C u = UniformFromBits<C>(RandomBits(key, index));
     return u < frac ? f + C(1) : f;
   }
