@@ -20,53 +20,67 @@ def _nvcc_gencode(archs):
         flags.append("-gencode arch=compute_{a},code=compute_{a}".format(a = archs[-1]))
     return " ".join(flags)
 
-def kappa_core_library(name, hdrs, srcs, gpu_srcs = [], deps = []):
-    """One op's framework-free functors, for the CPU and, when configured, CUDA.
+# What every op's functors build on: the arithmetic's definitions, the CPU
+# path dispatch and the thread-pool interface.
+_OP_CORE_DEPS = [
+    "//cc/core/formats",
+    "//cc/core:cpu_dispatch",
+    "//cc/core:parallel",
+]
 
-    `srcs` are compiled by the C++ toolchain into `<name>_cpu` (the CPU
-    functors alone, for binaries without CUDA code: the NumPy binding).
-    `gpu_srcs` (.cu.cc) hold the CUDA kernels and their host code
-    (cc/core/gpu_launch.h) and join `<name>` on top of `<name>_cpu`. In the
-    NVRTC route (configure.py --cuda-runtime=nvrtc, the default) the C++
-    toolchain compiles their host code and the kernels' text is embedded
+def kappa_op_core(name, reference_deps):
+    """One op's folder of cc/core: its framework-free functors and their scalar reference.
+
+    The folder holds `<name>.h` (the functors' interface), `<name>_cpu.cc`
+    (the CPU functors), `<name>_gpu.cu.cc` (the CUDA kernels and their host
+    code, cc/core/gpu_launch.h) and `reference.h` (the scalar reference the
+    tests hold the functors to: written from the definitions, sharing no
+    arithmetic with the functors; a testonly library with `reference_deps`).
+    configure.py compiles everything with -ffp-contract=off, so that no
+    a*b + c is fused differently from the CUDA kernels and the twins.
+
+    The CPU functors alone are `<name>_cpu` (for binaries without CUDA code:
+    the NumPy binding); `<name>` adds the CUDA functors. In the NVRTC route
+    (configure.py --cuda-runtime=nvrtc, the default) the C++ toolchain
+    compiles their host code and the kernels' text is embedded
     (//cc/core:gpu_rtc) for NVRTC at first use: no CUDA toolkit is needed to
-    build. In the static route nvcc compiles each in a genrule (which sees
-    `hdrs` and //cc/core's shared headers), and the objects, with the static
-    CUDA runtime, join the library.
+    build. In the static route nvcc compiles the .cu.cc in a genrule (which
+    sees the header and //cc/core's shared headers), and the object, with
+    the static CUDA runtime, joins the library.
     """
+    hdrs = [name + ".h"]
+    srcs = [name + "_cpu.cc"]
+    gpu_src = name + "_gpu.cu.cc"
     objects = []
     gpu_deps = []
     if KAPPA_CUDA_ROUTE == "nvrtc":
-        objects = gpu_srcs
+        objects = [gpu_src]
         gpu_deps = ["//cc/core:gpu_headers"]
     elif KAPPA_CUDA:
         gpu_deps = ["@local_config_kappa//:cudart_static"]
-        for src in gpu_srcs:
-            obj = src.replace(".cu.cc", ".cu.pic.o")
-            native.genrule(
-                name = obj.replace(".", "_"),
-                srcs = [src] + hdrs + ["//cc/core:headers"],
-                outs = [obj],
-                tools = ["@local_config_kappa//:nvcc"],
-                cmd = ("$(location @local_config_kappa//:nvcc) -std=c++17 -O3 -x cu " +
-                       "-Xcompiler -fPIC --expt-relaxed-constexpr --fmad=false " +
-                       "-Werror all-warnings -I. " + _nvcc_gencode(KAPPA_CUDA_ARCHS) +
-                       " -c $(location " + src + ") -o $@"),
-            )
-            objects.append(obj)
+        obj = gpu_src.replace(".cu.cc", ".cu.pic.o")
+        native.genrule(
+            name = obj.replace(".", "_"),
+            srcs = [gpu_src] + hdrs + ["//cc/core:headers"],
+            outs = [obj],
+            tools = ["@local_config_kappa//:nvcc"],
+            cmd = ("$(location @local_config_kappa//:nvcc) -std=c++17 -O3 -x cu " +
+                   "-Xcompiler -fPIC --expt-relaxed-constexpr --fmad=false " +
+                   "-Werror all-warnings -I. " + _nvcc_gencode(KAPPA_CUDA_ARCHS) +
+                   " -c $(location " + gpu_src + ") -o $@"),
+        )
+        objects = [obj]
     native.cc_library(
         name = name + "_cpu",
         hdrs = hdrs,
         srcs = srcs,
-        deps = deps,
-        visibility = ["//visibility:public"],
+        deps = _OP_CORE_DEPS,
     )
     native.cc_library(
         name = name,
         hdrs = hdrs,
         srcs = objects,
         deps = [":" + name + "_cpu"] + gpu_deps,
-        visibility = ["//visibility:public"],
     )
 
     # The CPU functors built for this machine only (-march=native, one path,
@@ -77,9 +91,14 @@ def kappa_core_library(name, hdrs, srcs, gpu_srcs = [], deps = []):
         hdrs = hdrs,
         srcs = srcs,
         copts = KAPPA_NATIVE_COPTS,
-        deps = deps,
+        deps = _OP_CORE_DEPS,
         tags = ["manual"],
-        visibility = ["//visibility:public"],
+    )
+    native.cc_library(
+        name = "reference",
+        testonly = 1,
+        hdrs = ["reference.h"],
+        deps = reference_deps,
     )
 
 # What the op library links for XLA: the ops' lowerings where configure.py

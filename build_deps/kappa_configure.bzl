@@ -41,20 +41,32 @@ _ENV = [
 def _env(ctx, name):
     return ctx.os.environ.get(name, "").strip()
 
+def _headers(ctx, name, path, folder, patterns = ["**/*.h"], deps = []):
+    """Links `folder` of this repository to `path` and returns the BUILD text of a
+    cc_library `name` of its headers (`patterns` below it), `folder` on the
+    include path."""
+    ctx.symlink(path, folder)
+    return """
+cc_library(
+    name = "{name}",
+    hdrs = glob({hdrs}),
+    includes = ["{folder}"],
+    deps = {deps},
+)
+""".format(name = name, hdrs = repr([folder + "/" + p for p in patterns]), folder = folder,
+           deps = repr(deps))
+
 def _impl(ctx):
     tf_version = _env(ctx, "KAPPA_TF_VERSION")
     tf_include = _env(ctx, "KAPPA_TF_INCLUDE")
     if not tf_version or not tf_include:
         fail("TensorFlow is not configured: run `python3 configure.py` in the " +
              "repository root first (it writes .kappa_configure.bazelrc).")
-    ctx.symlink(tf_include, "tf_include")
     python_include = _env(ctx, "KAPPA_PYTHON_INCLUDE")
     pybind11_include = _env(ctx, "KAPPA_PYBIND11_INCLUDE")
     if not python_include or not pybind11_include:
         fail("Python or pybind11 is not configured: run `python3 configure.py` " +
              "in the repository root again (it writes .kappa_configure.bazelrc).")
-    ctx.symlink(python_include, "python_include")
-    ctx.symlink(pybind11_include, "pybind11_include")
     linkopts = [f for f in _env(ctx, "KAPPA_TF_LINKOPTS").split(",") if f]
     xla_includes = [d for d in _env(ctx, "KAPPA_TF_XLA_INCLUDES").split(",") if d]
     xla_linkopts = [f for f in _env(ctx, "KAPPA_TF_XLA_LINKOPTS").split(",") if f]
@@ -71,32 +83,17 @@ def _impl(ctx):
 package(default_visibility = ["//visibility:public"])
 
 cc_library(
-    name = "tf_headers",
-    hdrs = glob(["tf_include/**/*.h", "tf_include/**/*.inc",
-                 "tf_include/Eigen/**", "tf_include/unsupported/**"]),
-    includes = ["tf_include"],
-)
-
-cc_library(
     name = "tf_framework",
     linkopts = {linkopts},
 )
 
-cc_library(
-    name = "python_headers",
-    hdrs = glob(["python_include/**/*.h"]),
-    includes = ["python_include"],
-)
-
-cc_library(
-    name = "pybind11_headers",
-    hdrs = glob(["pybind11_include/**/*.h"]),
-    includes = ["pybind11_include"],
-    deps = [":python_headers"],
-)
-
 exports_files(["build_info.json"])
 """.format(linkopts = repr(linkopts))
+    build += _headers(ctx, "tf_headers", tf_include, "tf_include",
+                      ["**/*.h", "**/*.inc", "Eigen/**", "unsupported/**"])
+    build += _headers(ctx, "python_headers", python_include, "python_include")
+    build += _headers(ctx, "pybind11_headers", pybind11_include, "pybind11_include",
+                      deps = [":python_headers"])
 
     if xla:
         build += """
@@ -120,7 +117,7 @@ cc_library(
 """
 
     if cuda_path:
-        ctx.symlink(cuda_path + "/include", "cuda/include")
+        build += _headers(ctx, "cuda_headers", cuda_path + "/include", "cuda/include", ["**"])
         lib = cuda_path + "/lib64/libcudart_static.a"
         if not ctx.path(lib).exists:
             lib = cuda_path + "/lib/libcudart_static.a"
@@ -130,12 +127,6 @@ cc_library(
             cxx = _env(ctx, "KAPPA_HOST_CXX") or "g++",
         ), executable = True)
         build += """
-cc_library(
-    name = "cuda_headers",
-    hdrs = glob(["cuda/include/**"]),
-    includes = ["cuda/include"],
-)
-
 cc_library(
     name = "cudart_static",
     srcs = ["cuda/libcudart_static.a"],

@@ -8,23 +8,15 @@ fails with a clear ImportError instead of crashing the process in dlopen.
 """
 import hashlib
 import json
-import os
 import sys
-
-
-def sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+from pathlib import Path
 
 
 def main(info_path: str, library_path: str) -> None:
-    with open(info_path, encoding="utf-8") as fh:
-        info = json.load(fh)
-    info["library_size"] = os.path.getsize(library_path)
-    info["library_sha256"] = sha256(library_path)
+    info = json.loads(Path(info_path).read_text(encoding="utf-8"))
+    library = Path(library_path).read_bytes()
+    info["library_size"] = len(library)
+    info["library_sha256"] = hashlib.sha256(library).hexdigest()
     json.dump(info, sys.stdout, indent=2)
     sys.stdout.write("\n")
 

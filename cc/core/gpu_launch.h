@@ -16,7 +16,7 @@
 
 #include <cstdint>
 
-#include "cc/core/fixed_point.h"
+#include "cc/core/formats/rounding.h"
 
 #if defined(__CUDACC__) && !defined(__CUDACC_RTC__)
 #include <cuda_runtime.h>

@@ -42,23 +42,17 @@ using ::uint8_t;
 template <typename T>
 struct numeric_limits;
 
+// The members the device code reads: the smallest normal number and
+// infinity.
 template <>
 struct numeric_limits<float> {
-  static constexpr int digits = 24;
-  static constexpr int min_exponent = -125;
-  static constexpr int max_exponent = 128;
   static constexpr float min() { return 0x1p-126f; }
-  static constexpr float max() { return 0x1.fffffep127f; }
   static float infinity() { return __int_as_float(0x7f800000); }
 };
 
 template <>
 struct numeric_limits<double> {
-  static constexpr int digits = 53;
-  static constexpr int min_exponent = -1021;
-  static constexpr int max_exponent = 1024;
   static constexpr double min() { return 0x1p-1022; }
-  static constexpr double max() { return 0x1.fffffffffffffp1023; }
   static double infinity() { return __longlong_as_double(0x7ff0000000000000LL); }
 };
 

@@ -29,7 +29,7 @@
 #include <vector>
 
 #include "cc/bench/timing.h"
-#include "cc/core/fixed_point.h"
+#include "cc/core/formats/fixed_point.h"
 #include "cc/core/gpu_launch.h"
 #include "cc/core/parallel.h"
 #include "cc/core/quantize/quantize.h"

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "cc/core/fixed_point.h"
+#include "cc/core/formats/fixed_point.h"
 #include "cc/core/gpu_rtc.h"
 #include "cc/core/quantize/quantize.h"
 #include "cc/core/rail_stats/rail_stats.h"

@@ -100,7 +100,7 @@ build_nvrtc() {
                           sed -n 's/.*TOP=\([^ ]*\).*/\1/p' | head -1)}"
   toolkit="${toolkit:-$(dirname "$(dirname "$(readlink -f "$NVCC")")")}"
   generated="$(mktemp -d)"
-  build_deps/embed_files.sh "$generated/gpu_rtc_files.cc" cc/core/fixed_point.h \
+  build_deps/embed_files.sh "$generated/gpu_rtc_files.cc" cc/core/formats/*.h \
     cc/core/gpu_launch.h cc/core/gpu_reduce.h cc/core/parallel.h cc/core/rtc_std.h \
     cc/core/quantize/quantize.h cc/core/quantize/quantize_gpu.cu.cc \
     cc/core/rail_stats/rail_stats.h cc/core/rail_stats/rail_stats_gpu.cu.cc \

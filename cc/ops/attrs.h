@@ -4,7 +4,7 @@
 //   <prefix>bits: int, <prefix>frac_bits: int, <prefix>signed: bool,
 //   <prefix>rounding: string, <prefix>overflow: string
 // with KAPPA_FORMAT_ATTRS("<prefix>") in its REGISTER_OP chain (the modes'
-// allowed values are fixed_point.h's name lists), and its kernel reads them
+// allowed values are formats/rounding.h's name lists), and its kernel reads them
 // with ReadFormat, which rejects formats that the kernel's dtype T cannot
 // hold exactly (the rule the Python layer applies first). Every check here
 // stands on its own: graphs can be built without the Python wrappers, so an
@@ -18,7 +18,7 @@
 #include <sstream>
 #include <string>
 
-#include "cc/core/fixed_point.h"
+#include "cc/core/formats/fixed_point.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/tensor.h"
 #include "tensorflow/core/framework/types.h"
@@ -47,15 +47,6 @@ std::string EnumAttr(const std::string& name, const char* const (&names)[N]) {
       .Attr(::kappa::EnumAttr(prefix "overflow", ::kappa::kOverflowNames))
 
 namespace kappa {
-
-// The index of `name` in `names`, or -1.
-template <size_t N>
-int FindName(const std::string& name, const char* const (&names)[N]) {
-  for (size_t i = 0; i < N; ++i) {
-    if (name == names[i]) return static_cast<int>(i);
-  }
-  return -1;
-}
 
 // The formats whose every value is exactly representable in T, as ranges of
 // the attrs. Graph attrs are int64 and may hold any value (a graph can be
@@ -115,11 +106,11 @@ template <typename T>
   TF_RETURN_IF_ERROR(ctx->GetAttr(prefix + "rounding", &rounding));
   TF_RETURN_IF_ERROR(ctx->GetAttr(prefix + "overflow", &overflow));
   TF_RETURN_IF_ERROR(CheckFormat<T>(prefix, bits, frac_bits, is_signed));
-  const int r = FindName(rounding, kRoundingNames);
+  const int r = ModeIndex(rounding.c_str(), kRoundingNames);
   if (r < 0) {
     return ::absl::InvalidArgumentError(prefix + "rounding='" + rounding + "' is not a rounding mode");
   }
-  const int o = FindName(overflow, kOverflowNames);
+  const int o = ModeIndex(overflow.c_str(), kOverflowNames);
   if (o < 0) {
     return ::absl::InvalidArgumentError(prefix + "overflow='" + overflow + "' is not an overflow mode");
   }

@@ -2,25 +2,14 @@
 #include "cc/core/quantize/quantize.h"
 #include "cc/ops/attrs.h"
 #include "cc/ops/cpu_parallel.h"
-#include "tensorflow/core/framework/op_kernel.h"
-#include "tensorflow/core/framework/tensor.h"
-#if KAPPA_WITH_CUDA
-#include "cc/ops/gpu_stream.h"
-#endif
+#include "cc/ops/op_kernel.h"
 
 namespace kappa {
 
-using ::tensorflow::OpKernel;
-using ::tensorflow::OpKernelConstruction;
-using ::tensorflow::OpKernelContext;
-using ::tensorflow::Tensor;
-
 template <typename T, bool kGpu>
-class QuantizeOp : public OpKernel {
+class QuantizeOp : public FormatKernel {
  public:
-  explicit QuantizeOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
-    OP_REQUIRES_OK(ctx, ReadFormat<T>(ctx, "", &format_));
-  }
+  using FormatKernel::FormatKernel;
 
   void Compute(OpKernelContext* ctx) override {
     const Tensor& x = ctx->input(0);
@@ -33,38 +22,16 @@ class QuantizeOp : public OpKernel {
     const int64_t n = x.NumElements();
     if constexpr (kGpu) {
 #if KAPPA_WITH_CUDA
-      const char* error =
-          QuantizeGpu<T>(in, out, n, format_, seed0, seed1, GpuStream(ctx));
-      OP_REQUIRES(ctx, error == nullptr,
-                  ::absl::InternalError(std::string("Kappa>Quantize: ") + error));
+      OP_REQUIRES_OK(ctx, LaunchStatus("Kappa>Quantize",
+                                       QuantizeGpu<T>(in, out, n, format_, seed0, seed1,
+                                                      GpuStream(ctx))));
 #endif
     } else {
       QuantizeCpu<T>(in, out, n, format_, seed0, seed1, IntraOpParallelFor(ctx));
     }
   }
-
- private:
-  FixedPointFormat format_;
 };
 
-#define KAPPA_REGISTER_QUANTIZE(T)                                           \
-  REGISTER_KERNEL_BUILDER(                                                   \
-      Name("Kappa>Quantize").Device(::tensorflow::DEVICE_CPU).TypeConstraint<T>("T"), \
-      QuantizeOp<T, false>);
-KAPPA_REGISTER_QUANTIZE(float)
-KAPPA_REGISTER_QUANTIZE(double)
-#undef KAPPA_REGISTER_QUANTIZE
-
-#if KAPPA_WITH_CUDA
-#define KAPPA_REGISTER_QUANTIZE_GPU(T)                    \
-  REGISTER_KERNEL_BUILDER(Name("Kappa>Quantize")          \
-                              .Device(::tensorflow::DEVICE_GPU) \
-                              .HostMemory("seed")         \
-                              .TypeConstraint<T>("T"),    \
-                          QuantizeOp<T, true>);
-KAPPA_REGISTER_QUANTIZE_GPU(float)
-KAPPA_REGISTER_QUANTIZE_GPU(double)
-#undef KAPPA_REGISTER_QUANTIZE_GPU
-#endif
+KAPPA_REGISTER_KERNELS("Kappa>Quantize", QuantizeOp, .HostMemory("seed"));
 
 }  // namespace kappa

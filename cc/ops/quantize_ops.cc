@@ -4,7 +4,7 @@
 #include "tensorflow/core/framework/op.h"
 
 // y = Q(x) for the fixed-point format given by the attrs (the arithmetic is
-// cc/core/fixed_point.h). `seed` (int64[2], all 128 bits) keys stochastic
+// cc/core/formats/). `seed` (int64[2], all 128 bits) keys stochastic
 // rounding and is ignored by the other modes. `ste` is read by the Python
 // gradient only: "identity" passes the gradient through, "clipped" zeroes it
 // where x lies outside the rails, "none" gives x no gradient.

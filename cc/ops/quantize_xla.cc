@@ -1,4 +1,4 @@
-// XLA lowering of Kappa>Quantize: QuantizeValue (fixed_point.h) over the
+// XLA lowering of Kappa>Quantize: QuantizeValue (formats/fixed_point.h) over the
 // whole input, in HLO, so that XLA fuses it with its producer and consumers.
 // Same attrs checks as the OpKernel (ReadFormat), same values bit for bit.
 #include "cc/ops/attrs.h"

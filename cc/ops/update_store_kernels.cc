@@ -10,30 +10,18 @@
 // values go to a fresh buffer that then replaces the variable's tensor;
 // otherwise the update is in place. Writing the new values straight into
 // the fresh buffer replaces TensorFlow's copy-then-update with a single pass.
-#include <string>
-
 #include "cc/core/update_store/update_store.h"
 #include "cc/ops/attrs.h"
 #include "cc/ops/cpu_parallel.h"
-#include "tensorflow/core/framework/op_kernel.h"
+#include "cc/ops/op_kernel.h"
 #include "tensorflow/core/framework/resource_mgr.h"
 #include "tensorflow/core/framework/resource_var.h"
-#include "tensorflow/core/framework/tensor.h"
-#include "tensorflow/core/framework/tensor_shape.h"
 #include "tensorflow/core/framework/types.h"
-#if KAPPA_WITH_CUDA
-#include "cc/ops/gpu_stream.h"
-#endif
 
 namespace kappa {
 
 using ::tensorflow::DataTypeString;
 using ::tensorflow::DataTypeToEnum;
-using ::tensorflow::OpKernel;
-using ::tensorflow::OpKernelConstruction;
-using ::tensorflow::OpKernelContext;
-using ::tensorflow::Tensor;
-using ::tensorflow::TensorShape;
 using ::tensorflow::TensorShapeUtils;
 using ::tensorflow::Var;
 
@@ -74,10 +62,8 @@ class UpdateQuantizeStoreOp : public OpKernel {
                     "variable shape " + value->shape().DebugString() + " and grad shape " +
                     grad.shape().DebugString() + " differ"));
 
-    Tensor* out[5];
-    for (int i = 0; i < 5; ++i) {
-      OP_REQUIRES_OK(ctx, ctx->allocate_output(i, TensorShape({}), &out[i]));
-    }
+    float* out[5];
+    OP_REQUIRES_OK(ctx, AllocateScalarOutputs(ctx, 5, out));
     // Copy on write: a fresh buffer when the current one may be aliased.
     Tensor fresh;
     T* next = value->flat<T>().data();
@@ -95,28 +81,22 @@ class UpdateQuantizeStoreOp : public OpKernel {
     if constexpr (kGpu) {
 #if KAPPA_WITH_CUDA
       Tensor scratch;
-      OP_REQUIRES_OK(ctx, ctx->allocate_temp(::tensorflow::DT_INT8,
-                                             TensorShape({UpdateStoreGpuScratchBytes(n)}),
-                                             &scratch));
-      UpdateStatsOutputs outputs{
-          out[0]->scalar<float>().data(), out[1]->scalar<float>().data(),
-          out[2]->scalar<float>().data(), out[3]->scalar<float>().data(),
-          out[4]->scalar<float>().data()};
-      const char* error = UpdateStoreGpu<T>(
-          old, next, g, lr.scalar<T>().data(), n, config,
-          scratch.flat<int8_t>().data(), outputs, GpuStream(ctx));
-      OP_REQUIRES(ctx, error == nullptr,
-                  ::absl::InternalError(std::string("Kappa>UpdateQuantizeStore: ") + error));
+      OP_REQUIRES_OK(ctx, AllocateScratch(ctx, UpdateStoreGpuScratchBytes(n), &scratch));
+      const UpdateStatsOutputs outputs{out[0], out[1], out[2], out[3], out[4]};
+      OP_REQUIRES_OK(ctx, LaunchStatus("Kappa>UpdateQuantizeStore",
+                                       UpdateStoreGpu<T>(old, next, g, lr.scalar<T>().data(), n,
+                                                         config, scratch.flat<int8_t>().data(),
+                                                         outputs, GpuStream(ctx))));
 #endif
     } else {
       const UpdateSums sums = UpdateStoreCpu<T>(old, next, g, lr.scalar<T>()(), n,
                                                 config, IntraOpParallelFor(ctx));
       const UpdateStats stats = StatsFromSums(sums);
-      out[0]->scalar<float>()() = stats.raw_update_norm;
-      out[1]->scalar<float>()() = stats.actual_update_norm;
-      out[2]->scalar<float>()() = stats.update_dot;
-      out[3]->scalar<float>()() = stats.update_underflow_fraction;
-      out[4]->scalar<float>()() = stats.storage_saturation_fraction;
+      *out[0] = stats.raw_update_norm;
+      *out[1] = stats.actual_update_norm;
+      *out[2] = stats.update_dot;
+      *out[3] = stats.update_underflow_fraction;
+      *out[4] = stats.storage_saturation_fraction;
     }
     if (copy) *value = fresh;
   }
@@ -125,26 +105,7 @@ class UpdateQuantizeStoreOp : public OpKernel {
   UpdateConfig config_;
 };
 
-#define KAPPA_REGISTER_UPDATE(T)                                           \
-  REGISTER_KERNEL_BUILDER(Name("Kappa>UpdateQuantizeStore")                \
-                              .Device(::tensorflow::DEVICE_CPU)            \
-                              .TypeConstraint<T>("T"),                     \
-                          UpdateQuantizeStoreOp<T, false>);
-KAPPA_REGISTER_UPDATE(float)
-KAPPA_REGISTER_UPDATE(double)
-#undef KAPPA_REGISTER_UPDATE
-
-#if KAPPA_WITH_CUDA
-#define KAPPA_REGISTER_UPDATE_GPU(T)                                       \
-  REGISTER_KERNEL_BUILDER(Name("Kappa>UpdateQuantizeStore")                \
-                              .Device(::tensorflow::DEVICE_GPU)            \
-                              .HostMemory("var")                           \
-                              .HostMemory("seed")                          \
-                              .TypeConstraint<T>("T"),                     \
-                          UpdateQuantizeStoreOp<T, true>);
-KAPPA_REGISTER_UPDATE_GPU(float)
-KAPPA_REGISTER_UPDATE_GPU(double)
-#undef KAPPA_REGISTER_UPDATE_GPU
-#endif
+KAPPA_REGISTER_KERNELS("Kappa>UpdateQuantizeStore", UpdateQuantizeStoreOp,
+                       .HostMemory("var").HostMemory("seed"));
 
 }  // namespace kappa

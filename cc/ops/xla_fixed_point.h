@@ -1,12 +1,12 @@
-// The arithmetic of cc/core/fixed_point.h as XLA builder code (HLO), for the
-// ops' lowerings (cc/ops/<op>_xla.cc).
+// The arithmetic of cc/core/formats/ as XLA builder code (HLO), for the ops'
+// lowerings (cc/ops/<op>_xla.cc).
 //
-// Each function here carries the name of the fixed_point.h function whose
-// per-element definition it builds, applied to whole arrays, so that the two
+// Each function here carries the name of the formats/ function whose
+// per-element definition it builds, applied to whole arrays, so that the
 // files read side by side. Everything that depends only on the op's attrs
 // (the scale, rails and code range of a format) is computed on the host by
-// fixed_point.h itself (MakeQuantizer, MakeRails) and enters the graph as a
-// constant; only what depends on the data is built here. Where an HLO form
+// formats/fixed_point.h itself (MakeQuantizer, MakeRails) and enters the
+// graph as a constant; only what depends on the data is built here. Where an HLO form
 // differs from the C++ one, a comment says why the values are the same.
 //
 // Two properties of XLA shape the code:
@@ -31,7 +31,7 @@
 #include <vector>
 
 #include "absl/types/span.h"
-#include "cc/core/fixed_point.h"
+#include "cc/core/formats/fixed_point.h"
 #include "xla/hlo/builder/lib/arithmetic.h"
 #include "xla/hlo/builder/xla_builder.h"
 #include "xla/primitive_util.h"
@@ -58,7 +58,7 @@ XlaOp Constant(XlaBuilder* b, C value) {
 inline XlaOp U32(XlaBuilder* b, uint32_t value) { return Constant<uint32_t>(b, value); }
 
 // ---------------------------------------------------------------------------
-// Counter-based random numbers (fixed_point.h: Mix32 ... UniformFromBits).
+// Counter-based random numbers (formats/random.h: Mix32 ... UniformFromBits).
 // uint32 multiplication wraps modulo 2^32 in HLO as in C++.
 
 inline XlaOp Mix32(XlaOp x) {
@@ -191,7 +191,7 @@ struct Bits<double> {
 };
 
 // FlushSubnormal: a subnormal x becomes the zero of its sign, which is x's
-// sign bit alone (x * 0 in fixed_point.h). Built on the bits, so that a
+// sign bit alone (x * 0 in formats/float_math.h). Built on the bits, so that a
 // product that reaches a sum only through this flush is never contracted
 // with it into a fused multiply-add (see the top of this file).
 template <typename C>
@@ -206,78 +206,93 @@ XlaOp FlushSubnormal(XlaOp x) {
 }
 
 // ---------------------------------------------------------------------------
-// Rounding and overflow (fixed_point.h: RoundScaled, OverflowCode,
-// QuantizeFlushed, QuantizeValue). The modes are read from the Quantizer at
-// graph-building time, as DispatchModes picks the instantiation in C++.
+// Rounding and overflow (formats/: RoundScaled, OverflowCode,
+// QuantizeFlushed, QuantizeValue). The modes are template arguments, as in
+// C++; QuantizeFlushed<C> picks them from the Quantizer at graph-building
+// time through DispatchModes, so every mode of the table is lowered and a
+// mode missing here does not compile.
 
-// Step 2: round v = x * 2^frac_bits; `random` is used by stochastic rounding
-// only (and may be null otherwise).
-template <typename C>
-XlaOp RoundScaled(XlaOp v, XlaOp x, const Quantizer<C>& q, const RandomStream* random) {
+// Step 2: round v = x * 2^frac_bits by the mode R; `random` is used by
+// stochastic rounding only (and may be null otherwise).
+template <Rounding R, typename C>
+XlaOp RoundScaled(XlaOp v, XlaOp x, const RandomStream* random) {
   XlaBuilder* b = v.builder();
   const auto c = [b](double value) { return Constant<C>(b, static_cast<C>(value)); };
-  switch (q.rounding) {
-    case Rounding::kNearestEven:
-      return ::xla::RoundNearestEven(v);
-    case Rounding::kNearestAway: {
-      const XlaOp t = Trunc(v, c(0));
-      const XlaOp d = ::xla::Sub(v, t);  // exact
-      const XlaOp step = ::xla::Select(::xla::Lt(v, c(0)), c(-1), c(1));
-      return ::xla::Select(::xla::Or(::xla::Ge(d, c(0.5)), ::xla::Le(d, c(-0.5))),
-                           ::xla::Add(t, step), t);
-    }
-    case Rounding::kTruncate: {
-      // A negative x whose scaled value underflowed to -0 still floors to -1.
-      const XlaOp f = ::xla::Floor(v);
-      const XlaOp below = ::xla::And(::xla::Eq(v, c(0)), ::xla::Lt(x, c(0)));
-      return ::xla::Sub(f, ::xla::Select(below, c(1), c(0)));
-    }
-    case Rounding::kTowardZero:
-      return Trunc(v, c(0));
-    case Rounding::kStochastic: {
-      // A negative x whose scaled value underflowed to -0 rounds up to +0:
-      // -2^-30 stands in, as in fixed_point.h.
-      const XlaOp below = ::xla::And(::xla::Eq(v, c(0)), ::xla::Lt(x, c(0)));
-      const XlaOp w = ::xla::Select(below, c(-9.313225746154785e-10), v);
-      const XlaOp f = ::xla::Floor(w);
-      const XlaOp frac = ::xla::Sub(w, f);  // exact, in [0, 1)
-      const XlaOp u = UniformFromBits<C>(RandomBits(random->key, random->index));
-      return ::xla::Select(::xla::Lt(u, frac), ::xla::Add(f, c(1)), f);
-    }
+  if constexpr (R == Rounding::kNearestEven) {
+    return ::xla::RoundNearestEven(v);
+  } else if constexpr (R == Rounding::kNearestAway) {
+    const XlaOp t = Trunc(v, c(0));
+    const XlaOp d = ::xla::Sub(v, t);  // exact
+    const XlaOp step = ::xla::Select(::xla::Lt(v, c(0)), c(-1), c(1));
+    return ::xla::Select(::xla::Or(::xla::Ge(d, c(0.5)), ::xla::Le(d, c(-0.5))),
+                         ::xla::Add(t, step), t);
+  } else if constexpr (R == Rounding::kTruncate) {
+    // A negative x whose scaled value underflowed to -0 still floors to -1.
+    const XlaOp f = ::xla::Floor(v);
+    const XlaOp below = ::xla::And(::xla::Eq(v, c(0)), ::xla::Lt(x, c(0)));
+    return ::xla::Sub(f, ::xla::Select(below, c(1), c(0)));
+  } else if constexpr (R == Rounding::kTowardZero) {
+    return Trunc(v, c(0));
+  } else {
+    static_assert(R == Rounding::kStochastic, "unknown rounding mode");
+    // A negative x whose scaled value underflowed to -0 rounds up to +0:
+    // -2^-30 stands in, as in formats/rounding.h.
+    const XlaOp below = ::xla::And(::xla::Eq(v, c(0)), ::xla::Lt(x, c(0)));
+    const XlaOp w = ::xla::Select(below, c(-9.313225746154785e-10), v);
+    const XlaOp f = ::xla::Floor(w);
+    const XlaOp frac = ::xla::Sub(w, f);  // frac(w) as C holds it (rounded)
+    const XlaOp u = UniformFromBits<C>(RandomBits(random->key, random->index));
+    return ::xla::Select(::xla::Lt(u, frac), ::xla::Add(f, c(1)), f);
   }
-  return v;  // unreachable: every mode is handled above
 }
 
-// Step 3: bring an integer-valued r into the code range.
-template <typename C>
+// Step 3: bring an integer-valued r into the code range by the mode O.
+template <Overflow O, typename C>
 XlaOp OverflowCode(XlaOp r, const Quantizer<C>& q) {
   XlaBuilder* b = r.builder();
   const XlaOp code_min = Constant<C>(b, q.code_min);
   const XlaOp code_max = Constant<C>(b, q.code_max);
-  if (q.overflow == Overflow::kSaturate) {
+  if constexpr (O == Overflow::kSaturate) {
     return ::xla::Select(::xla::Lt(r, code_min), code_min,
                          ::xla::Select(::xla::Gt(r, code_max), code_max, r));
+  } else {
+    static_assert(O == Overflow::kWrap, "unknown overflow mode");
+    // r - k * 2^bits is exact (a fused multiply-add gives the same value).
+    const XlaOp modulus = Constant<C>(b, q.modulus);
+    const XlaOp k = ::xla::Floor(::xla::Mul(r, Constant<C>(b, q.inv_modulus)));
+    XlaOp t = ::xla::Sub(r, ::xla::Mul(k, modulus));
+    t = ::xla::Select(::xla::Gt(t, code_max), ::xla::Sub(t, modulus), t);
+    return ::xla::Select(IsInf<C>(r), Constant<C>(b, C(0)), t);
   }
-  // r - k * 2^bits is exact (a fused multiply-add gives the same value).
-  const XlaOp modulus = Constant<C>(b, q.modulus);
-  const XlaOp k = ::xla::Floor(::xla::Mul(r, Constant<C>(b, q.inv_modulus)));
-  XlaOp t = ::xla::Sub(r, ::xla::Mul(k, modulus));
-  t = ::xla::Select(::xla::Gt(t, code_max), ::xla::Sub(t, modulus), t);
-  return ::xla::Select(IsInf<C>(r), Constant<C>(b, C(0)), t);
 }
 
-// The whole quantizer for an x that is already flushed.
-template <typename C>
+// The whole quantizer, modes (R, O), for an x that is already flushed.
+template <Rounding R, Overflow O, typename C>
 XlaOp QuantizeFlushed(XlaOp x, const Quantizer<C>& q, const RandomStream* random) {
   XlaBuilder* b = x.builder();
   const XlaOp scaled = ::xla::Mul(x, Constant<C>(b, q.scale));
-  const XlaOp code = OverflowCode<C>(RoundScaled<C>(scaled, x, q, random), q);
+  const XlaOp code = OverflowCode<O, C>(RoundScaled<R, C>(scaled, x, random), q);
   const XlaOp inv_scale = Constant<C>(b, q.inv_scale);
-  if (q.overflow == Overflow::kSaturate) return ::xla::Mul(code, inv_scale);
-  const XlaOp rail = ::xla::Select(::xla::Gt(x, Constant<C>(b, C(0))),
-                                   Constant<C>(b, q.code_max), Constant<C>(b, q.code_min));
-  const XlaOp y = ::xla::Mul(::xla::Select(IsInf<C>(x), rail, code), inv_scale);
-  return ::xla::Select(IsNan(x), x, y);
+  if constexpr (O == Overflow::kSaturate) {
+    return ::xla::Mul(code, inv_scale);
+  } else {
+    static_assert(O == Overflow::kWrap, "unknown overflow mode");
+    const XlaOp rail = ::xla::Select(::xla::Gt(x, Constant<C>(b, C(0))),
+                                     Constant<C>(b, q.code_max), Constant<C>(b, q.code_min));
+    const XlaOp y = ::xla::Mul(::xla::Select(IsInf<C>(x), rail, code), inv_scale);
+    return ::xla::Select(IsNan(x), x, y);
+  }
+}
+
+// The same for the quantizer's own (run-time) modes.
+template <typename C>
+XlaOp QuantizeFlushed(XlaOp x, const Quantizer<C>& q, const RandomStream* random) {
+  XlaOp y;
+  DispatchModes(q.rounding, q.overflow, [&](auto m) {
+    using M = decltype(m);
+    y = QuantizeFlushed<M::rounding, M::overflow, C>(x, q, random);
+  });
+  return y;
 }
 
 template <typename C>
@@ -286,7 +301,7 @@ XlaOp QuantizeValue(XlaOp x, const Quantizer<C>& q, const RandomStream* random) 
 }
 
 // ---------------------------------------------------------------------------
-// Rails and counts (fixed_point.h: BeyondRails, IsNonzeroNumber,
+// Rails and counts (formats/: BeyondRails, IsNonzeroNumber,
 // CountFraction). The thresholds come from MakeRails on the host.
 
 template <typename C>

@@ -35,7 +35,7 @@
 #include <unistd.h>
 #endif
 
-#include "cc/core/fixed_point.h"
+#include "cc/core/formats/fixed_point.h"
 #include "cc/core/quantize/quantize.h"
 #include "cc/core/rail_stats/rail_stats.h"
 #include "cc/core/thread_parallel.h"
@@ -174,15 +174,22 @@ py::array NewResult(const py::array& like) {
 // Arguments.
 
 // A format as Python passes it: (bits, frac_bits, signed, rounding, overflow)
-// with the modes by name (fixed_point.h's name lists).
+// with the modes by name (formats/rounding.h's name lists).
 using FormatTuple = std::tuple<int32_t, int32_t, bool, std::string, std::string>;
 
-template <size_t N>
+template <int N>
 int IndexOf(const std::string& name, const char* const (&names)[N], const char* what) {
-  for (size_t i = 0; i < N; ++i) {
-    if (name == names[i]) return static_cast<int>(i);
-  }
-  throw py::value_error(std::string(what) + " '" + name + "' is not one of the modes");
+  const int i = ModeIndex(name.c_str(), names);
+  if (i < 0) throw py::value_error(std::string(what) + " '" + name + "' is not one of the modes");
+  return i;
+}
+
+// A table of mode names as a Python tuple.
+template <int N>
+py::tuple NameTuple(const char* const (&names)[N]) {
+  py::tuple t(N);
+  for (int i = 0; i < N; ++i) t[i] = py::str(names[i]);
+  return t;
 }
 
 FixedPointFormat ToFormat(const FormatTuple& t) {
@@ -362,6 +369,9 @@ PYBIND11_MODULE(_kappa_core, m) {
         py::arg("learning_rate"), py::arg("update_format"), py::arg("storage_format"),
         py::arg("seed0"), py::arg("seed1"),
         "w := Q_storage(w + Q_update(-lr * grad)) in place; the five float32 statistics.");
+  // The modes it takes by name: the C++ table (formats/rounding.h).
+  m.attr("ROUNDING_MODES") = kappa::NameTuple(kappa::kRoundingNames);
+  m.attr("OVERFLOW_MODES") = kappa::NameTuple(kappa::kOverflowNames);
   m.def("set_num_threads", &kappa::SetNumThreads, py::arg("threads"),
         "Use at most this many threads per call.");
   m.def("get_num_threads", [] { return kappa::MaxThreads().load(); },

@@ -18,7 +18,7 @@
 #include <thread>
 #include <vector>
 
-#include "cc/core/fixed_point.h"
+#include "cc/core/formats/fixed_point.h"
 #include "cc/core/parallel.h"
 #include "cc/core/quantize/reference.h"
 
@@ -34,10 +34,9 @@ using kappa::reference::MaxValue;
 using kappa::reference::MinValue;
 using kappa::reference::Pow2;
 
-constexpr Rounding kRoundings[] = {Rounding::kNearestEven, Rounding::kNearestAway,
-                                   Rounding::kTruncate, Rounding::kTowardZero,
-                                   Rounding::kStochastic};
-constexpr Overflow kOverflows[] = {Overflow::kSaturate, Overflow::kWrap};
+// Every mode, from the one table (formats/rounding.h).
+using kappa::kOverflows;
+using kappa::kRoundings;
 
 inline FixedPointFormat Format(int bits, int frac, bool is_signed,
                                Rounding r = Rounding::kNearestEven,

@@ -16,8 +16,9 @@ from typing import Any, Union
 
 import numpy as np
 
-# The rounding and overflow modes, declared once for Python (the op attributes and
-# cc/ fixed_point.h carry the same names).
+# The rounding and overflow modes: Python's one table (docs/rounding.md specifies
+# them; cc/core/formats/rounding.h holds the C++ table, which the op attributes
+# and the NumPy binding are built from, and a test keeps the two equal).
 #: The rounding modes, each also a constant of its own (``NEAREST_EVEN`` is
 #: ``"nearest_even"``): ``nearest_even`` (ties to even), ``nearest_away`` (ties away
 #: from zero), ``truncate`` (toward minus infinity), ``toward_zero`` and ``stochastic``

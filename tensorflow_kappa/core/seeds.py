@@ -2,7 +2,7 @@
 
 Every op and function that rounds stochastically takes two integers, each in
 the int64 range; all 64 bits of both words key the random stream (see
-``cc/core/fixed_point.h``). This module is the one place a seed given as
+``cc/core/formats/random.h``). This module is the one place a seed given as
 Python or NumPy integers is checked; :mod:`tensorflow_kappa.quantization.seeds`
 builds the ops' seed tensors on it.
 

@@ -2,8 +2,8 @@
 
 Each function here computes, with ordinary TensorFlow ops, exactly what the
 corresponding C++ functor computes (the arithmetic is specified once, in
-``cc/core/fixed_point.h``; this module mirrors it step by step). Tests hold
-the two bit-for-bit equal. The twins are used when the op library is not
+``docs/rounding.md``, and defined for C++ in ``cc/core/formats/``; this module
+mirrors it step by step). Tests hold the two bit-for-bit equal. The twins are used when the op library is not
 wanted (``KAPPA_PY_OPS=1``), inside ``tensorflow_kappa.composite_ops()``
 (the fallback for XLA where the library was built without its XLA
 lowerings), or to compare an op with its twin; they fuse well under XLA.
@@ -18,13 +18,14 @@ import numpy as np
 import tensorflow as tf
 
 from tensorflow_kappa.quantization.fixed_point import (NEAREST_AWAY, NEAREST_EVEN, SATURATE,
-                                                       TOWARD_ZERO, TRUNCATE, FixedPoint)
+                                                       STOCHASTIC, TOWARD_ZERO, TRUNCATE, WRAP,
+                                                       FixedPoint)
 
 _U32 = tf.uint32
 
 
 def _mix32(x: tf.Tensor) -> tf.Tensor:
-    """The lowbias32 integer hash, as in fixed_point.h's Mix32."""
+    """The lowbias32 integer hash, as in formats/random.h's Mix32."""
     x = tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, tf.constant(16, _U32)))
     x = x * tf.constant(0x7FEB352D, _U32)
     x = tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, tf.constant(15, _U32)))
@@ -88,43 +89,73 @@ def _trunc(v: tf.Tensor) -> tf.Tensor:
     return tf.where(v < 0, tf.math.ceil(v), tf.math.floor(v))
 
 
-def _round_scaled(v: tf.Tensor, x: tf.Tensor, fmt: FixedPoint, seed: tf.Tensor) -> tf.Tensor:
-    """RoundScaled: v = x * 2**frac_bits to an integer-valued tensor."""
+# RoundScaled, one function per rounding mode: v = x * 2**frac_bits to an
+# integer-valued tensor (x for its sign, seed for stochastic rounding).
+
+def _round_nearest_even(v: tf.Tensor, x: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    return tf.math.rint(v)
+
+
+def _round_nearest_away(v: tf.Tensor, x: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    one = tf.constant(1.0, v.dtype)
+    t = _trunc(v)
+    d = v - t
+    step = tf.where(v < 0, -one, one)
+    return tf.where((d >= 0.5) | (d <= -0.5), t + step, t)
+
+
+def _round_truncate(v: tf.Tensor, x: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    # A negative x whose scaled value underflowed to -0 still floors to -1.
+    one = tf.constant(1.0, v.dtype)
+    zero = tf.constant(0.0, v.dtype)
+    return tf.math.floor(v) - tf.where((v == 0) & (x < 0), one, zero)
+
+
+def _round_toward_zero(v: tf.Tensor, x: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    return _trunc(v)
+
+
+def _round_stochastic(v: tf.Tensor, x: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    # A negative x whose scaled value underflowed to -0 lies just below 0 and
+    # rounds up to +0: -2**-30 stands in, as in the kernel.
     dtype = v.dtype
-    one = tf.constant(1.0, dtype)
-    zero = tf.constant(0.0, dtype)
-    if fmt.rounding == NEAREST_EVEN:
-        return tf.math.rint(v)
-    if fmt.rounding == NEAREST_AWAY:
-        t = _trunc(v)
-        d = v - t
-        step = tf.where(v < 0, -one, one)
-        return tf.where((d >= 0.5) | (d <= -0.5), t + step, t)
-    if fmt.rounding == TRUNCATE:
-        # A negative x whose scaled value underflowed to -0 still floors to -1.
-        return tf.math.floor(v) - tf.where((v == 0) & (x < 0), one, zero)
-    if fmt.rounding == TOWARD_ZERO:
-        return _trunc(v)
-    # STOCHASTIC: a negative x whose scaled value underflowed to -0 lies just
-    # below 0 and rounds up to +0: -2**-30 stands in, as in the kernel.
     w = tf.where((v == 0) & (x < 0), tf.constant(-(2.0**-30), dtype), v)
     f = tf.math.floor(w)
     u = uniform(seed, tf.shape(v, out_type=tf.int64), dtype)
-    return tf.where(u < w - f, f + one, f)
+    return tf.where(u < w - f, f + tf.constant(1.0, dtype), f)
 
 
-def _overflow_code(r: tf.Tensor, fmt: FixedPoint) -> tf.Tensor:
-    """OverflowCode: bring an integer-valued r into the code range."""
+#: RoundScaled by rounding mode: exactly the modes of ROUNDING_MODES (tested).
+_ROUND_SCALED = {
+    NEAREST_EVEN: _round_nearest_even,
+    NEAREST_AWAY: _round_nearest_away,
+    TRUNCATE: _round_truncate,
+    TOWARD_ZERO: _round_toward_zero,
+    STOCHASTIC: _round_stochastic,
+}
+
+
+# OverflowCode, one function per overflow mode: an integer-valued r into the
+# code range.
+
+def _saturate(r: tf.Tensor, fmt: FixedPoint) -> tf.Tensor:
+    code_min = tf.constant(float(fmt.code_min), r.dtype)
+    code_max = tf.constant(float(fmt.code_max), r.dtype)
+    return tf.where(r < code_min, code_min, tf.where(r > code_max, code_max, r))
+
+
+def _wrap(r: tf.Tensor, fmt: FixedPoint) -> tf.Tensor:
     dtype = r.dtype
-    code_min = tf.constant(float(fmt.code_min), dtype)
     code_max = tf.constant(float(fmt.code_max), dtype)
-    if fmt.overflow == SATURATE:
-        return tf.where(r < code_min, code_min, tf.where(r > code_max, code_max, r))
     modulus = tf.constant(math.ldexp(1.0, fmt.bits), dtype)
     k = tf.math.floor(r * tf.constant(math.ldexp(1.0, -fmt.bits), dtype))
     t = r - k * modulus
     t = tf.where(t > code_max, t - modulus, t)
     return tf.where(tf.math.is_inf(r), tf.zeros_like(t), t)
+
+
+#: OverflowCode by overflow mode: exactly the modes of OVERFLOW_MODES (tested).
+_OVERFLOW_CODE = {SATURATE: _saturate, WRAP: _wrap}
 
 
 def quantize(x: tf.Tensor, fmt: FixedPoint, seed: tf.Tensor) -> tf.Tensor:
@@ -138,7 +169,7 @@ def quantize(x: tf.Tensor, fmt: FixedPoint, seed: tf.Tensor) -> tf.Tensor:
         tf.constant(float(fmt.code_max), dtype),
         tf.constant(float(fmt.code_min), dtype),
     )
-    code = _overflow_code(_round_scaled(x * scale, x, fmt, seed), fmt)
+    code = _OVERFLOW_CODE[fmt.overflow](_ROUND_SCALED[fmt.rounding](x * scale, x, seed), fmt)
     y = tf.where(tf.math.is_inf(x), rail, code) * inv_scale
     return tf.where(tf.math.is_nan(x), x, y)
 
@@ -165,7 +196,7 @@ def near_rail_thresholds(fmt: FixedPoint, near_rail: float) -> tuple[float, floa
 def rail_counts(x: tf.Tensor, fmt: FixedPoint, near_rail: float) -> dict:
     """The int64 counts of RailStatsCpu: total, saturated, near_rail, nonzero, underflow.
 
-    The predicates of fixed_point.h on the flushed x (the kernels compare the
+    The predicates of formats/rails.h on the flushed x (the kernels compare the
     unflushed x with adjusted thresholds instead, which is equivalent).
     """
     dtype = x.dtype

@@ -1,10 +1,11 @@
 """An independent NumPy reference of fixed-point quantization, for tests.
 
-Written from the specification (issue text and FixedPoint's docstring), not
-from the kernels: values are scaled and rounded in extended precision
-(np.longdouble: 64-bit significand, 15-bit exponent), where multiplying any
-float32 or float64 by 2**frac_bits is exact, so no underflow special cases
-are needed.
+Written from the specification (docs/rounding.md), not from the kernels:
+values are scaled and rounded in extended precision (np.longdouble: 64-bit
+significand, 15-bit exponent), where multiplying any float32 or float64 by
+2**frac_bits is exact, so no underflow special cases are needed; only
+stochastic rounding's fraction is taken as the compute type holds it, as the
+specification says.
 """
 import numpy as np
 
@@ -55,6 +56,56 @@ def flush_subnormal(x):
     return np.where(np.abs(wide) < float(tiny), np.copysign(0.0, wide), wide).astype(x.dtype)
 
 
+# How each rounding mode maps the exact scaled values v (longdouble; element i
+# of a tensor at v[i]) to integers; seed keys stochastic rounding, which takes
+# the fraction of v as the compute type holds it.
+
+def _nearest_even(v, seed, compute):
+    return np.rint(v)
+
+
+def _nearest_away(v, seed, compute):
+    # |v| + 0.5 is exact in longdouble below 2**62; above, v is integral.
+    r = np.where(np.signbit(v), -np.floor(-v + LD(0.5)), np.floor(v + LD(0.5)))
+    return np.where(np.abs(v) >= LD(2.0) ** 62, v, r)
+
+
+def _truncate(v, seed, compute):
+    return np.floor(v)
+
+
+def _toward_zero(v, seed, compute):
+    return np.trunc(v)
+
+
+def _stochastic(v, seed, compute):
+    f = np.floor(v)
+    # The fraction rounded into the compute type, a subnormal read as 0.
+    frac = flush_subnormal((v - f).astype(compute)).astype(LD)
+    return np.where(stochastic_uniforms(seed, v.size).astype(LD) < frac, f + 1, f)
+
+
+#: The rounding modes of the specification (docs/rounding.md), by name.
+ROUNDINGS = {"nearest_even": _nearest_even, "nearest_away": _nearest_away,
+             "truncate": _truncate, "toward_zero": _toward_zero, "stochastic": _stochastic}
+
+
+# How each overflow mode brings the integers r into the code range of a format.
+
+def _saturate(r, fmt):
+    return np.clip(r, LD(fmt.code_min), LD(fmt.code_max))
+
+
+def _wrap(r, fmt):
+    low, modulus = LD(fmt.code_min), LD(2.0) ** fmt.bits
+    # Reduce r first (fmod is exact), so that shifting by low loses nothing.
+    return np.mod(np.mod(r, modulus) - low, modulus) + low
+
+
+#: The overflow modes of the specification, by name.
+OVERFLOWS = {"saturate": _saturate, "wrap": _wrap}
+
+
 def quantize_reference(x, fmt, seed=(0, 0)):
     """Quantize a NumPy array by ``fmt`` (a FixedPoint); returns x's dtype."""
     x = np.asarray(x)
@@ -62,27 +113,10 @@ def quantize_reference(x, fmt, seed=(0, 0)):
     flat = flush_subnormal(x.reshape(-1)).astype(LD)
     finite = np.isfinite(flat)
     v = np.where(finite, flat, 0) * LD(2.0) ** fmt.frac_bits
-    if fmt.rounding == "nearest_even":
-        r = np.rint(v)
-    elif fmt.rounding == "nearest_away":
-        # |v| + 0.5 is exact in longdouble below 2**62; above, v is integral.
-        r = np.where(np.signbit(v), -np.floor(-v + LD(0.5)), np.floor(v + LD(0.5)))
-        r = np.where(np.abs(v) >= LD(2.0) ** 62, v, r)
-    elif fmt.rounding == "truncate":
-        r = np.floor(v)
-    elif fmt.rounding == "toward_zero":
-        r = np.trunc(v)
-    else:
-        f = np.floor(v)
-        u = stochastic_uniforms(seed, flat.size).astype(LD)
-        r = np.where(u < v - f, f + 1, f)
+    compute = np.float64 if dtype == np.float64 else np.float32
+    r = ROUNDINGS[fmt.rounding](v, seed, compute)
+    code = OVERFLOWS[fmt.overflow](r, fmt)
     low, high = LD(fmt.code_min), LD(fmt.code_max)
-    if fmt.overflow == "saturate":
-        code = np.clip(r, low, high)
-    else:
-        modulus = LD(2.0) ** fmt.bits
-        # Reduce r first (fmod is exact), so that shifting by low loses nothing.
-        code = np.mod(np.mod(r, modulus) - low, modulus) + low
     rail = np.where(flat > 0, high, low)
     code = np.where(np.isinf(flat), rail, code)
     y = (code * LD(2.0) ** -fmt.frac_bits).astype(np.float64)

@@ -93,3 +93,31 @@ MODE_PAIRS = ([(None, None)]
               + [(f"s10.14:{r}:{o}", "s8.6") for r in ROUNDING_MODES for o in OVERFLOW_MODES]
               + [("s10.14", f"s8.6:{r}:{o}") for r in ROUNDING_MODES for o in OVERFLOW_MODES]
               + [(None, "u8.7:stochastic"), ("s6.20:toward_zero", None)])
+
+
+# stochastic rounding's fraction ------------------------------------------------------
+
+# (seed, element) whose draw u is 0, and one whose draw is the largest, 1 - 2**-24.
+U_ZERO = ((0, 26080), 229)
+U_TOP = ((0, 6084), 110)
+
+# Where stochastic rounding's fraction as the compute type holds it differs from
+# frac(v) (docs/rounding.md): (dtype, format, x at the element, (seed, element), the
+# result there). A positive v below the smallest normal number (subnormal, or zero in
+# the compute type) has fraction 0 and stays 0 even where u = 0; a negative v just above
+# -2**-24, whose fraction 1 - |v| rounds down onto the draw 1 - 2**-24, goes to -1.
+FRACTION_CASES = [
+    (tf.float32, "s8.-2:stochastic", 2.0**-126, U_ZERO, 0.0),
+    (tf.float64, "s8.-2:stochastic", 2.0**-1022, U_ZERO, 0.0),
+    (tf.float32, "s8.-30:stochastic", 2.0**-126, U_ZERO, 0.0),
+    (tf.float32, "s8.0:stochastic", -3 * 2.0**-26, U_TOP, -1.0),
+    (tf.float64, "s8.0:stochastic", -(2.0**-24 - 2.0**-60), U_TOP, -1.0),
+]
+
+
+def fraction_case(case) -> tuple:
+    """(x, seed, element, want) of a FRACTION_CASES entry: zeros up to the element."""
+    dtype, _, value, (seed, element), want = case
+    x = np.zeros(element + 1, dtype.as_numpy_dtype)
+    x[element] = value
+    return x, seed, element, want

@@ -1,7 +1,7 @@
 """The CUDA kernels against the CPU kernels, through TensorFlow (GPU machines only).
 
 Each case runs the same op with the same inputs and seed on /GPU:0 and
-/CPU:0. The per-element arithmetic is one definition (fixed_point.h), so
+/CPU:0. The per-element arithmetic is one definition (cc/core/formats/), so
 quantized values, stored weights and counts must agree bit for bit; norms and
 dot products are double sums in a different order, equal to float32 rounding.
 cc/gpu_check checks the same without TensorFlow.

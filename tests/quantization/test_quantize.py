@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fixed_point_reference import quantize_reference, same_bits
-from op_cases import DTYPES, edge_values, formats_for
+from op_cases import DTYPES, FRACTION_CASES, edge_values, formats_for, fraction_case
 from tensorflow_kappa.quantization import (
     OVERFLOW_MODES,
     ROUNDING_MODES,
@@ -180,6 +180,21 @@ def test_subnormal_inputs_read_as_signed_zeros(implementation, rounding):
                               seed=(1, 1)).numpy()
         assert np.all(got == 0), (dtype, rounding, got)
         np.testing.assert_array_equal(np.signbit(got), np.signbit(values))
+
+
+@pytest.mark.parametrize("case", FRACTION_CASES, ids=lambda c: f"{c[1]}-{c[0].name}-{c[2]:g}")
+def test_stochastic_rounding_takes_the_fraction_the_compute_type_holds(implementation, case):
+    """docs/rounding.md: u is compared with frac(v) rounded into the compute type, a
+    subnormal read as 0; eagerly and under XLA, and in the reference."""
+    x, seed, element, want = fraction_case(case)
+    fmt = FixedPoint.parse(case[1])
+
+    def run(x):
+        return quantize_tensor(x, fmt, seed=seed)
+
+    for got in (run(tf.constant(x)), tf.function(run, jit_compile=True)(tf.constant(x))):
+        assert same_bits(got.numpy()[element:], np.array([want], x.dtype)), got.numpy()[element]
+    assert same_bits(quantize_reference(x, fmt, seed)[element:], np.array([want], x.dtype))
 
 
 def test_grids_reaching_into_subnormals_are_rejected():

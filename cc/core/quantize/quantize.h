@@ -1,14 +1,15 @@
 // Fixed-point quantize functors (Kappa>Quantize): y[i] = Q(x[i]) for a
 // FixedPointFormat.
 //
-// The per-element arithmetic is kappa::QuantizeValue (fixed_point.h); these
-// functors only walk the tensor. T is float or double.
+// The per-element arithmetic is kappa::QuantizeValue
+// (cc/core/formats/fixed_point.h); these functors only walk the tensor. T is
+// float or double.
 #ifndef KAPPA_CORE_QUANTIZE_QUANTIZE_H_
 #define KAPPA_CORE_QUANTIZE_QUANTIZE_H_
 
 #include <cstdint>
 
-#include "cc/core/fixed_point.h"
+#include "cc/core/formats/fixed_point.h"
 #include "cc/core/parallel.h"
 
 namespace kappa {

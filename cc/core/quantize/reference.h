@@ -1,11 +1,11 @@
 // The scalar reference of quantization, for the tests.
 //
-// Written from the specification (FixedPoint's docstring, the issue's
-// definitions), not from fixed_point.h: quantization scales and rounds in
-// long double (64-bit significand, 15-bit exponent), where x * 2^frac_bits is
-// exact for every float and double x, so no underflow special cases arise.
-// Nothing here uses the functors' arithmetic; fixed_point.h is only included
-// for the plain format struct.
+// Written from the specification (docs/rounding.md), not from
+// cc/core/formats/: quantization scales and rounds in long double (64-bit
+// significand, 15-bit exponent), where x * 2^frac_bits is exact for every
+// float and double x, so no underflow special cases arise. Nothing here uses
+// the functors' arithmetic; formats/fixed_point.h is only included for the
+// plain format struct.
 #ifndef KAPPA_CORE_QUANTIZE_REFERENCE_H_
 #define KAPPA_CORE_QUANTIZE_REFERENCE_H_
 
@@ -13,7 +13,7 @@
 #include <cmath>
 #include <cstdint>
 
-#include "cc/core/fixed_point.h"
+#include "cc/core/formats/fixed_point.h"
 
 namespace kappa {
 namespace reference {
@@ -72,12 +72,14 @@ T Quantize(T x_in, const FixedPointFormat& f, int64_t s0, int64_t s1, uint64_t i
   const T x = Flush(x_in);
   if (std::isnan(x)) return x;
   const LD lo = CodeMin(f), hi = CodeMax(f);
-  LD code;
+  LD code = 0;
   if (std::isinf(x)) {
     code = x > 0 ? hi : lo;
   } else {
     const LD v = LD(x) * Pow2(f.frac_bits);
-    LD r;
+    // One case per mode, no default: the tests build with -Werror=switch, so
+    // a mode missing here does not compile.
+    LD r = 0;
     switch (f.rounding) {
       case Rounding::kNearestEven:
         r = std::nearbyint(v);  // default rounding mode: ties to even
@@ -93,19 +95,26 @@ T Quantize(T x_in, const FixedPointFormat& f, int64_t s0, int64_t s1, uint64_t i
       case Rounding::kTowardZero:
         r = std::trunc(v);
         break;
-      default: {
+      case Rounding::kStochastic: {
+        // The fraction as T holds it: rounded into T, a subnormal read as 0.
         const LD fl = std::floor(v);
-        r = Uniform(s0, s1, i) < v - fl ? fl + 1 : fl;
+        const T frac = Flush(static_cast<T>(v - fl));
+        r = Uniform(s0, s1, i) < LD(frac) ? fl + 1 : fl;
+        break;
       }
     }
-    if (f.overflow == Overflow::kSaturate) {
-      code = std::min(std::max(r, lo), hi);
-    } else {
-      const LD m = Pow2(f.bits);
-      LD t = std::fmod(r, m);  // exact
-      if (t < 0) t += m;
-      if (t > hi) t -= m;
-      code = t == 0 ? LD(0) : t;  // a two's-complement code has no -0
+    switch (f.overflow) {
+      case Overflow::kSaturate:
+        code = std::min(std::max(r, lo), hi);
+        break;
+      case Overflow::kWrap: {
+        const LD m = Pow2(f.bits);
+        LD t = std::fmod(r, m);  // exact
+        if (t < 0) t += m;
+        if (t > hi) t -= m;
+        code = t == 0 ? LD(0) : t;  // a two's-complement code has no -0
+        break;
+      }
     }
   }
   return static_cast<T>(code * Pow2(-f.frac_bits));

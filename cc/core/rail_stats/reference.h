@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "cc/core/fixed_point.h"
+#include "cc/core/formats/fixed_point.h"
 #include "cc/core/quantize/reference.h"
 
 namespace kappa {

@@ -31,7 +31,7 @@
 #include <cmath>
 #include <cstdint>
 
-#include "cc/core/fixed_point.h"
+#include "cc/core/formats/fixed_point.h"
 #include "cc/core/parallel.h"
 
 namespace kappa {

@@ -1,25 +1,10 @@
-"""Stand-in for rules_cc: forwards to Bazel's native C++ rules."""
+"""Stand-in for rules_cc: Bazel's native C++ rules under rules_cc's names."""
 
-def cc_library(**kwargs):
-    native.cc_library(**kwargs)
-
-def cc_binary(**kwargs):
-    native.cc_binary(**kwargs)
-
-def cc_test(**kwargs):
-    native.cc_test(**kwargs)
-
-def cc_import(**kwargs):
-    native.cc_import(**kwargs)
-
-def cc_toolchain(**kwargs):
-    native.cc_toolchain(**kwargs)
-
-def cc_toolchain_suite(**kwargs):
-    native.cc_toolchain_suite(**kwargs)
-
-def objc_library(**kwargs):
-    native.objc_library(**kwargs)
-
-def objc_import(**kwargs):
-    native.objc_import(**kwargs)
+cc_binary = native.cc_binary
+cc_import = native.cc_import
+cc_library = native.cc_library
+cc_test = native.cc_test
+cc_toolchain = native.cc_toolchain
+cc_toolchain_suite = native.cc_toolchain_suite
+objc_import = native.objc_import
+objc_library = native.objc_library

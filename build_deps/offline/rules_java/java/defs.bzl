@@ -1,16 +1,7 @@
-"""Stand-in for rules_java: forwards to Bazel's native Java rules."""
+"""Stand-in for rules_java: Bazel's native Java rules under rules_java's names."""
 
-def java_import(**kwargs):
-    native.java_import(**kwargs)
-
-def java_binary(**kwargs):
-    native.java_binary(**kwargs)
-
-def java_library(**kwargs):
-    native.java_library(**kwargs)
-
-def java_runtime(**kwargs):
-    native.java_runtime(**kwargs)
-
-def java_toolchain(**kwargs):
-    native.java_toolchain(**kwargs)
+java_binary = native.java_binary
+java_import = native.java_import
+java_library = native.java_library
+java_runtime = native.java_runtime
+java_toolchain = native.java_toolchain

@@ -1,5 +1,11 @@
+// The library's information ops, each returning one JSON string (CPU only):
+//
+// Kappa>BuildInfo: what this op library was compiled against
+// ({"tf_version": ..., "cuda": ..., "cuda_archs": [...], "xla": ...}), read
+// by `kappa info` from the loaded binary itself.
+//
 // Kappa>RuntimeInfo: what the op library chose at run time in this process,
-// as JSON, read by `kappa info` and by the Python loader (which turns
+// read by `kappa info` and by the Python loader (which turns
 // cpu_path_problem into a ValueError):
 //   {"cpu_path": "avx512", "cpu_paths": ["baseline", "avx2", "avx512"],
 //    "cpu_path_problem": null}
@@ -11,6 +17,7 @@
 // so only `kappa info` asks.
 #include <string>
 
+#include "build_info.h"
 #include "cc/core/cpu_dispatch.h"
 #if KAPPA_WITH_CUDA && KAPPA_CUDA_NVRTC
 #include "cc/core/gpu_rtc.h"
@@ -21,7 +28,19 @@
 #include "tensorflow/core/framework/tensor.h"
 
 namespace kappa {
+
+// Whether this library holds the ops' XLA lowerings: defined by the one of
+// xla_lowering.cc (true) and xla_unavailable.cc (false) that it links.
+bool HasXlaLowerings();
+
 namespace {
+
+// The configured build info with "xla" added from what was linked.
+std::string BuildInfoJson() {
+  std::string json = KAPPA_BUILD_INFO_JSON;
+  json.pop_back();  // the closing brace of a non-empty object
+  return json + ",\"xla\":" + (HasXlaLowerings() ? "true" : "false") + "}";
+}
 
 std::string JsonString(const char* s) {
   if (s == nullptr) return "null";
@@ -62,7 +81,7 @@ std::string CudaRuntimeInfoJson() {
 #endif
 }
 
-// A stateful CPU op that returns one JSON string.
+// A CPU op that returns one JSON string.
 template <std::string (*kJson)()>
 class JsonInfoOp : public ::tensorflow::OpKernel {
  public:
@@ -75,6 +94,13 @@ class JsonInfoOp : public ::tensorflow::OpKernel {
 };
 
 }  // namespace
+
+REGISTER_OP("Kappa>BuildInfo")
+    .Output("info: string")
+    .SetShapeFn(::tensorflow::shape_inference::ScalarShape);
+
+REGISTER_KERNEL_BUILDER(Name("Kappa>BuildInfo").Device(::tensorflow::DEVICE_CPU),
+                        JsonInfoOp<BuildInfoJson>);
 
 REGISTER_OP("Kappa>RuntimeInfo")
     .Output("info: string")
