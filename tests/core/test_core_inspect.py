@@ -11,8 +11,8 @@ import keras
 import numpy as np
 import pytest
 
-from fixed_point_reference import quantize_reference
-from stats_reference import rail_stats_reference
+from references.fixed_point import quantize_reference
+from references.stats import rail_stats_reference
 from tensorflow_kappa import cli
 from tensorflow_kappa.experiments import inspect_weights as iw
 from tensorflow_kappa.quantization import FixedPoint

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from fixed_point_reference import quantize_reference, same_bits
-from op_cases import (FRACTION_CASES, MODE_PAIRS, RAIL_FORMATS, edge_values, formats_for,
+from references.fixed_point import quantize_reference, same_bits
+from references.op_cases import (FRACTION_CASES, MODE_PAIRS, RAIL_FORMATS, edge_values, formats_for,
                       fraction_case, inputs, values_for)
-from stats_reference import UpdateReference, assert_sums_close, rail_stats_reference
+from references.stats import UpdateReference, assert_sums_close, rail_stats_reference
 from tensorflow_kappa import core
 from tensorflow_kappa.quantization import (OVERFLOW_MODES, ROUNDING_MODES, FixedPoint,
                                            composite_ops, quantize_tensor, rail_stats,

@@ -3,7 +3,7 @@ import keras
 import numpy as np
 import pytest
 
-import nalm_reference as ref
+from references import nalm as ref
 from tensorflow_kappa.layers import (INALU, NAC, NALU, NAU, NMU, Formula, NACMultiplicative,
                                      explain, gate_variables, sparsity_error)
 from tensorflow_kappa.layers import _formula as F

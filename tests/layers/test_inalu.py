@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import nalm_reference as ref
+from references import nalm as ref
 from tensorflow_kappa.layers import INALU
 from tensorflow_kappa.layers.inalu import INIT_FAMILIES, draw_initial_weights
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import nalm_reference as ref
+from references import nalm as ref
 from tensorflow_kappa.layers import NAU, NMU
 
 

@@ -1,17 +1,13 @@
 """The Quantize layer: forward and backward rounding against NumPy, seeds, and use in models."""
-import sys
-from pathlib import Path
-
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from tensorflow_kappa.layers import Quantize
+from references.fixed_point import quantize_reference, same_bits
 from tensorflow_kappa.quantization import FixedPoint
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "quantization"))
-from fixed_point_reference import quantize_reference, same_bits  # noqa: E402
 
 RNG = np.random.default_rng(3)
 X = (RNG.standard_normal((6, 5)) * 4).astype("float32")

@@ -8,7 +8,7 @@ from tensorflow_kappa.datasets import TeacherStudentDataset
 from tensorflow_kappa.models import LinearBlockModel, TrainConfig
 from tensorflow_kappa.models.instrumented import MOMENTUM_QUANT_METRICS, InstrumentedTrainer
 from tensorflow_kappa.models.stability import half_mse_batch_loss
-from trainer_np_reference import assert_on_grid, np_quantize
+from references.fixed_point import assert_on_grid, quantize_reference
 
 
 def test_float_momentum_is_keras_sgd_with_momentum():
@@ -57,8 +57,8 @@ def test_quantized_momentum_step_by_step_against_numpy():
         row = dict(zip(trainer.metric_names, trainer.run(np.arange(32), 0, 1)[0]))
         g = x.T @ (x @ W - ds.Y) / 32
         u = v * mu - g * eta  # the new velocity, before rounding
-        v = np_quantize(u, "s10.6")  # stored velocity: the step the optimizer requests
-        expect = np_quantize(W + np_quantize(v, "s10.7"), "s12.9")
+        v = quantize_reference(u, "s10.6")  # stored velocity: the step the optimizer requests
+        expect = quantize_reference(W + quantize_reference(v, "s10.7"), "s12.9")
         np.testing.assert_array_equal(kernel.numpy(), expect)
         velocity = trainer.optimizer.inner_optimizer.momentums[0].numpy()
         np.testing.assert_array_equal(velocity, v)

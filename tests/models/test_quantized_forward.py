@@ -10,7 +10,7 @@ from tensorflow_kappa.models import quantized_forward as qf
 from tensorflow_kappa.quantization.variables import variable_layer_and_field
 from tensorflow_kappa.models.instrumented import InstrumentedTrainer
 from tensorflow_kappa.quantization import PrecisionDict
-from trainer_np_reference import assert_on_grid, np_quantize
+from references.fixed_point import assert_on_grid, quantize_reference
 
 PRECISION = PrecisionDict({
     "input": {"value": "s8.4"},
@@ -27,18 +27,18 @@ def _model(**kw):
 
 def _np_forward(model, x, p):
     """Every product and sum below is exact in float32 and float64 (few-bit grids)."""
-    h = np_quantize(x, p.format("input", "value"))
+    h = quantize_reference(x, p.format("input", "value"))
     for name in ("dense0", "dense1"):
         layer = model.model.get_layer(name)
-        z = h @ np_quantize(layer.kernel.numpy(), p.format(name, "weight"))
-        z = np_quantize(z, p.format(name, "accumulator"))
-        z = z + np_quantize(layer.bias.numpy(), p.format(name, "bias"))
+        z = h @ quantize_reference(layer.kernel.numpy(), p.format(name, "weight"))
+        z = quantize_reference(z, p.format(name, "accumulator"))
+        z = z + quantize_reference(layer.bias.numpy(), p.format(name, "bias"))
         if name == "dense0":
-            z = np_quantize(z, p.format(name, "activation"))  # dense0's own output
+            z = quantize_reference(z, p.format(name, "activation"))  # dense0's own output
             z = np.maximum(z, 0.0)  # activation0 (relu)
-            z = np_quantize(z, p.format("activation0", "activation"))
+            z = quantize_reference(z, p.format("activation0", "activation"))
         else:
-            z = np_quantize(z, p.format(name, "activation"))
+            z = quantize_reference(z, p.format(name, "activation"))
         h = z
     return h
 
@@ -69,7 +69,7 @@ def test_straight_through_gradient_of_a_one_layer_model():
         loss = 0.5 * tf.reduce_mean(tf.reduce_sum(tf.square(y - ds.Y), axis=1))
     grad = tape.gradient(loss, kernel).numpy()
     # STE: d(q(z))/dz = 1, so dL/dW = q(x)^T (y_q - Y) / N.
-    xq = np_quantize(ds.X, "s8.4")
+    xq = quantize_reference(ds.X, "s8.4")
     expect = xq.T @ (y.numpy() - ds.Y) / len(ds.X)
     np.testing.assert_allclose(grad, expect, rtol=1e-5, atol=1e-7)
 
@@ -86,7 +86,7 @@ def test_non_dense_layers_are_called_and_their_output_quantized():
         if layer.name == "batchnorm0":
             out["bn"] = x.numpy()
             break
-    bn_q = np_quantize(out["bn"], "s6.3")
+    bn_q = quantize_reference(out["bn"], "s6.3")
     assert not np.allclose(bn_q, out["bn"], atol=1e-3)  # the format is coarse enough to show
     dense1 = model.model.get_layer("dense1")
     np.testing.assert_allclose(h.numpy(), bn_q @ dense1.kernel.numpy() + dense1.bias.numpy(),
@@ -105,7 +105,7 @@ def test_trainer_rounds_each_stored_variable_to_its_fields_format(implementation
     seen = set()
     for v in model.model.trainable_variables:
         _, field = variable_layer_and_field(v)
-        want = np_quantize(before[v.path], fields[field])
+        want = quantize_reference(before[v.path], fields[field])
         assert not np.array_equal(want, before[v.path])
         np.testing.assert_array_equal(v.numpy(), want, err_msg=v.path)
         seen.add(field)

@@ -8,7 +8,7 @@ from tensorflow_kappa.models import FitHistory, LinearBlockModel, TrainConfig
 from tensorflow_kappa.models import quantized_forward as qf
 from tensorflow_kappa.quantization.variables import variable_layer_and_field
 from tensorflow_kappa.models.instrumented import BASE_METRICS, QUANT_METRICS, InstrumentedTrainer
-from trainer_np_reference import assert_on_grid, np_quantize
+from references.fixed_point import assert_on_grid, quantize_reference
 
 
 def _one_layer(n=64, d=4, m=2, noise=0.1, seed=0):
@@ -264,7 +264,7 @@ def test_quantized_update_geometry_against_numpy(implementation):
         x = ds.X.astype(np.float64)
         raw = -eta * x.T @ (x @ before - ds.Y) / 64
         applied = after - before
-        np.testing.assert_array_equal(after, np_quantize(before + np_quantize(raw, "s10.7"),
+        np.testing.assert_array_equal(after, quantize_reference(before + quantize_reference(raw, "s10.7"),
                                                          "s12.9"))
         assert row["raw_update_norm"] == pytest.approx(np.linalg.norm(raw), rel=1e-5)
         assert row["actual_update_norm"] == pytest.approx(np.linalg.norm(applied), rel=1e-6)
@@ -274,7 +274,7 @@ def test_quantized_update_geometry_against_numpy(implementation):
         assert row["update_radius_ratio"] == pytest.approx(
             np.linalg.norm(applied) / np.linalg.norm(raw), rel=1e-5)
         assert row["update_underflow_fraction_max"] == pytest.approx(
-            np.mean(np_quantize(raw, "s10.7") == 0), abs=1e-6)
+            np.mean(quantize_reference(raw, "s10.7") == 0), abs=1e-6)
     assert set(QUANT_METRICS) <= set(trainer.metric_names)
 
 
@@ -291,7 +291,7 @@ def test_gradient_rail_pressure_against_numpy():
         np.mean((g > 0.875) | (g < -1.0)))
     assert row["gradient_near_rail_fraction_max"] == pytest.approx(
         np.mean((g >= 0.78125) | (g <= -0.90625)))
-    assert row["grad_norm"] == pytest.approx(np.linalg.norm(np_quantize(g, "s4.3")), rel=1e-5)
+    assert row["grad_norm"] == pytest.approx(np.linalg.norm(quantize_reference(g, "s4.3")), rel=1e-5)
 
 
 def test_silent_learning_death_is_visible_in_the_update_geometry():
@@ -307,7 +307,7 @@ def test_silent_learning_death_is_visible_in_the_update_geometry():
     assert np.all(h.raw_update_norm > 1e-3)
     # ... but nothing is learned, and the diagnostics say so.
     np.testing.assert_array_equal(model.model.trainable_variables[0].numpy(),
-                                  np_quantize(W0, "s16.12"))
+                                  quantize_reference(W0, "s16.12"))
     assert np.all(h.actual_update_norm == 0) and np.all(h.update_underflow_fraction_max == 1)
     assert np.all(h.update_cosine == 0) and np.all(h.update_radius_ratio == 0)
     np.testing.assert_allclose(h.update_angle_rad, np.pi / 2, rtol=1e-6)

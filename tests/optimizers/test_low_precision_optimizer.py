@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import low_precision_np_reference as ref
+from references import optimizers as ref
 from tensorflow_kappa.layers import Quantize
 from tensorflow_kappa.optimizers import DEFAULT_STATE_FIELDS, LowPrecisionOptimizer
 from tensorflow_kappa.quantization import FixedPoint, PrecisionDict, quantize_model

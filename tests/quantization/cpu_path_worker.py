@@ -13,7 +13,7 @@ import sys
 import numpy as np
 import tensorflow as tf
 
-from op_cases import DTYPES, MODE_PAIRS, RAIL_FORMATS, edge_values, formats_for, inputs, values_for
+from references.op_cases import DTYPES, MODE_PAIRS, RAIL_FORMATS, edge_values, formats_for, inputs, values_for
 from test_rail_stats import fits
 from tensorflow_kappa import _ops
 from tensorflow_kappa.quantization import (

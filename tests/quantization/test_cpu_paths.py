@@ -12,8 +12,8 @@ import pytest
 import tensorflow as tf
 
 import cpu_path_worker
-from fixed_point_reference import quantize_reference, same_bits
-from stats_reference import UpdateReference, rail_stats_reference
+from references.fixed_point import quantize_reference, same_bits
+from references.stats import UpdateReference, rail_stats_reference
 from tensorflow_kappa import _ops
 
 WORKER = Path(cpu_path_worker.__file__)
@@ -31,7 +31,10 @@ def _machine_paths():
 
 
 def _worker_env(path):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    # The worker imports the shared cases (the tests' `references` package).
+    tests = str(Path(__file__).resolve().parents[1])
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2",
+               PYTHONPATH=os.pathsep.join([tests, os.environ.get("PYTHONPATH", "")]))
     env.pop("KAPPA_PY_OPS", None)
     if path is None:
         env.pop(_ops.CPU_PATH_ENV, None)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from fixed_point_reference import same_bits
+from references.fixed_point import same_bits
 from tensorflow_kappa.quantization import (
     OVERFLOW_MODES,
     ROUNDING_MODES,

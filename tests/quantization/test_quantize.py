@@ -5,8 +5,8 @@ import tensorflow as tf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fixed_point_reference import quantize_reference, same_bits
-from op_cases import DTYPES, FRACTION_CASES, edge_values, formats_for, fraction_case
+from references.fixed_point import quantize_reference, same_bits
+from references.op_cases import DTYPES, FRACTION_CASES, edge_values, formats_for, fraction_case
 from tensorflow_kappa.quantization import (
     OVERFLOW_MODES,
     ROUNDING_MODES,

@@ -5,8 +5,8 @@ import tensorflow as tf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from op_cases import DTYPES, RAIL_FORMATS, values_for
-from stats_reference import rail_stats_reference
+from references.op_cases import DTYPES, RAIL_FORMATS, values_for
+from references.stats import rail_stats_reference
 from tensorflow_kappa.quantization import FixedPoint, RailStats, composite_ops, rail_stats
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from fixed_point_reference import quantize_reference, same_bits
+from references.fixed_point import quantize_reference, same_bits
 from tensorflow_kappa.quantization import (
     FixedPoint,
     composite_ops,

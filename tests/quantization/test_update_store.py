@@ -14,9 +14,9 @@ import tensorflow as tf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fixed_point_reference import same_bits
-from op_cases import MODE_PAIRS, inputs
-from stats_reference import UpdateReference, assert_sums_close
+from references.fixed_point import same_bits
+from references.op_cases import MODE_PAIRS, inputs
+from references.stats import UpdateReference, assert_sums_close
 from tensorflow_kappa.quantization import (
     OVERFLOW_MODES,
     ROUNDING_MODES,

@@ -26,8 +26,8 @@ import pytest
 import tensorflow as tf
 
 import tensorflow_kappa as tk
-from fixed_point_reference import quantize_reference, same_bits
-from stats_reference import UpdateReference, assert_sums_close, rail_stats_reference
+from references.fixed_point import quantize_reference, same_bits
+from references.stats import UpdateReference, assert_sums_close, rail_stats_reference
 from tensorflow_kappa import _ops, cli
 from tensorflow_kappa.quantization import (
     OVERFLOW_MODES,
@@ -38,7 +38,7 @@ from tensorflow_kappa.quantization import (
     rail_stats,
     update_quantize_store,
 )
-from op_cases import MODE_PAIRS, edge_values, formats_for, inputs
+from references.op_cases import MODE_PAIRS, edge_values, formats_for, inputs
 
 REPO = Path(__file__).resolve().parents[2]
 DEVICES = ["CPU", pytest.param("GPU", marks=pytest.mark.gpu)]

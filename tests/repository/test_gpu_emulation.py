@@ -17,7 +17,7 @@ import pytest
 
 from tensorflow_kappa.quantization import OVERFLOW_MODES, ROUNDING_MODES
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 RUN = REPO / "cc/gpu_check/run.sh"
 
 pytestmark = [

@@ -9,7 +9,7 @@ NumPy binding), so both are held to the same cases.
 import numpy as np
 import tensorflow as tf
 
-from fixed_point_reference import quantize_reference
+from references.fixed_point import quantize_reference
 from tensorflow_kappa.quantization import OVERFLOW_MODES, ROUNDING_MODES, FixedPoint
 
 DTYPES = [tf.float16, tf.bfloat16, tf.float32, tf.float64]

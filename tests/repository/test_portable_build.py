@@ -19,7 +19,7 @@ import tensorflow as tf
 from tensorflow_kappa import _ops
 from tensorflow_kappa.core import ops as core_ops
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _load(name, path):

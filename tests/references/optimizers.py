@@ -6,13 +6,10 @@ rounded to its format, each state write to its format, and the step added to
 the stored weight is rounded to the update format, the sum to the storage
 format. float32 arithmetic in Keras' order of operations.
 """
-import sys
-from pathlib import Path
-
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "quantization"))
-from fixed_point_reference import quantize_reference  # noqa: E402
+from references.fixed_point import quantize_reference
+
 
 F = np.float32
 

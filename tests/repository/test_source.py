@@ -2,7 +2,7 @@
 import ast
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1] / "tensorflow_kappa"
+PACKAGE = Path(__file__).resolve().parents[2] / "tensorflow_kappa"
 FORBIDDEN = ("tensorflow.python", "keras.src", "tf_keras")
 
 

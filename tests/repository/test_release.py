@@ -14,7 +14,7 @@ import pytest
 import tensorflow_kappa as tk
 from tensorflow_kappa import _version
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_the_version_is_written_once():

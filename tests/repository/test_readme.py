@@ -4,7 +4,7 @@ documentation), its links lead to files that exist, and it leads to every guide.
 import re
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"
 QUICKSTART = REPO / "scripts" / "quickstart.sh"
 
@@ -46,8 +46,11 @@ def test_the_readme_leads_to_every_guide():
 
 
 def test_tests_mirror_the_package():
-    """One test folder per subpackage, and docs/ for the documentation's build and checks."""
+    """One test folder per subpackage; besides them docs/ (the documentation's build and
+    checks), references/ (the NumPy references and cases the tests share) and repository/
+    (the tests of the repository around the package: build, release, README, sources)."""
     packages = {p.parent.name for p in (REPO / "tensorflow_kappa").glob("*/__init__.py")}
     test_folders = {p.name for p in (REPO / "tests").iterdir() if p.is_dir()
                     and not p.name.startswith((".", "__"))}
-    assert test_folders == packages | {"docs"}, (packages, test_folders)
+    assert test_folders == packages | {"docs", "references", "repository"}, (
+        packages, test_folders)

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from fixed_point_reference import flush_subnormal, quantize_reference
+from references.fixed_point import flush_subnormal, quantize_reference
 from tensorflow_kappa.quantization import FixedPoint
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from tensorflow_kappa import _ops
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _configure():
