@@ -17,10 +17,11 @@ The commands::
     kappa inspect MODEL_FILE --format s8.4  what storing saved weights in fixed
                    point would do to them (no TensorFlow)
 
-One module per command holds its parser and its handler: ``register(commands)`` adds
-the subcommand and sets its handler, ``run(args)``; the options several commands share
-are parent parsers in :mod:`~tensorflow_kappa.cli.options`. This module only registers
-the commands and runs one.
+One module per command holds its parser and its handler, declared as one
+:class:`~tensorflow_kappa.cli.command.Command` (``COMMAND``): its module docstring is
+its text, ``_arguments(parser)`` its options, ``run(args)`` its handler; the options
+several commands share are parent parsers in :mod:`~tensorflow_kappa.cli.options`. This
+module only registers the commands and runs one.
 
 TensorFlow is imported by :func:`main` after the arguments are parsed
 (:func:`~tensorflow_kappa.cli.quiet.import_tensorflow_quietly`, without its native
@@ -50,8 +51,9 @@ from tensorflow_kappa.cli.quiet import import_tensorflow_quietly
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
-#: The command modules, in the order ``kappa --help`` lists them.
-COMMANDS = (info, ablation, arithmetic, nalm_benchmark, fixed_point, bench, inspect)
+#: The commands, in the order ``kappa --help`` lists them.
+COMMANDS = tuple(module.COMMAND for module in (info, ablation, arithmetic, nalm_benchmark,
+                                               fixed_point, bench, inspect))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,4 +1,9 @@
-"""``kappa ablation``: the 2x2 float/fixed-point x controller ablation, with plots."""
+"""2x2 ablation: float vs fixed point, controller off vs on.
+
+Train a one-layer teacher-student regression four times (float vs fixed point,
+controller off vs on) plus a silent-learning-death case, print a summary table and write
+FitHistory files and PNGs.
+"""
 from __future__ import annotations
 
 import argparse
@@ -6,17 +11,10 @@ import os
 import time
 
 from tensorflow_kappa.cli import options
+from tensorflow_kappa.cli.command import Command
 
 
-def register(commands: "argparse._SubParsersAction") -> argparse.ArgumentParser:
-    """Add ``ablation`` to the subcommands ``commands``."""
-    parser = commands.add_parser(
-        "ablation", help="2x2 ablation: float vs fixed point, controller off vs on",
-        description="Train a one-layer teacher-student regression four times (float vs "
-        "fixed point, controller off vs on) plus a silent-learning-death case, print a "
-        "summary table and write FitHistory files and PNGs.",
-        parents=[options.training(epochs=10, learning_rate=1.8), options.seed(),
-                 options.output("runs/ablation")])
+def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", default=None,
                         help="fixed-point side: one format for every field (e.g. s8.6) or a "
                         "JSON file {layer: {field: format}}; default: 16-bit formats")
@@ -32,8 +30,6 @@ def register(commands: "argparse._SubParsersAction") -> argparse.ArgumentParser:
                         help="skip the learning-death case")
     parser.add_argument("--no-plots", action="store_true")
     parser.add_argument("--verbose", action="store_true", help="progress bars")
-    parser.set_defaults(func=run)
-    return parser
 
 
 def run(args: argparse.Namespace) -> int:
@@ -67,3 +63,8 @@ def run(args: argparse.Namespace) -> int:
     files = [f for r in runs for f in r.files] + options.written([summary], since=start)
     print(f"\nwrote {len(files)} files (histories, plots, summary.txt) in {args.out}")
     return 0
+
+
+COMMAND = Command("ablation", __doc__, _arguments, run, parents=lambda: [
+    options.training(epochs=10, learning_rate=1.8), options.seed(),
+    options.output("runs/ablation")])

@@ -1,5 +1,10 @@
-"""``kappa arithmetic``: a deep iNALU stack on the report's arithmetic task, end to end;
-with ``--seeds`` or ``--suite``, populations of seeds trained as one."""
+"""Train an iNALU stack on the report's arithmetic task.
+
+Train a deep iNALU stack on an arithmetic task with model.fit and the report's recipe
+(gate schedule, clipping, delayed regularisation, reinitialisation, early stopping);
+print losses, interpolation and extrapolation MSE per epoch, the success verdict (Madsen
+& Johansen 2020) and the learned formula; write a PNG and a JSON summary.
+"""
 from __future__ import annotations
 
 import argparse
@@ -7,21 +12,10 @@ import dataclasses
 import json
 
 from tensorflow_kappa.cli import options
+from tensorflow_kappa.cli.command import Command
 
 
-def register(commands: "argparse._SubParsersAction") -> argparse.ArgumentParser:
-    """Add ``arithmetic`` to the subcommands ``commands``."""
-    parser = commands.add_parser(
-        "arithmetic", help="train an iNALU stack on the report's arithmetic task",
-        description="Train a deep iNALU stack on an arithmetic task with model.fit and "
-        "the report's recipe (gate schedule, clipping, delayed regularisation, "
-        "reinitialisation, early stopping); print losses, interpolation and "
-        "extrapolation MSE per epoch, the success verdict (Madsen & Johansen 2020) and "
-        "the learned formula; write a PNG and a JSON summary.",
-        parents=[options.population(None, "train seeds S ... S+M-1 as one population "
-                                    "and print the success rate", one_seed=True),
-                 options.ranges(train=(-3, 3), extrapolation=(10, 15)),
-                 options.output("runs/arithmetic")])
+def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--expression", default="(x1 - x2) * (x3 - x4) + x5 * x6",
                         help="over x1 ... xN with + - * / and parentheses")
     parser.add_argument("--inputs", type=options.inputs, default=7,
@@ -41,8 +35,6 @@ def register(commands: "argparse._SubParsersAction") -> argparse.ArgumentParser:
                         "recipe's)")
     parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2),
                         help="Keras verbosity (1: progress bar)")
-    parser.set_defaults(func=run)
-    return parser
 
 
 def run(args: argparse.Namespace) -> int:
@@ -129,3 +121,9 @@ def _population(args: argparse.Namespace, expressions: list, recipe, name: str,
     if files:
         print(f"wrote {' and '.join(files)}")
     return 0
+
+
+COMMAND = Command("arithmetic", __doc__, _arguments, run, parents=lambda: [
+    options.population(None, "train seeds S ... S+M-1 as one population and print the "
+                       "success rate", one_seed=True),
+    options.ranges(train=(-3, 3), extrapolation=(10, 15)), options.output("runs/arithmetic")])

@@ -1,9 +1,15 @@
-"""``kappa bench [ops|xla|loop-controller|trainer|core|fixed-point]``: timings.
+"""Timings: ops (default), xla, loop-controller, trainer, core or fixed-point.
 
-Each suite is a module of :mod:`tensorflow_kappa.experiments` with the same shape: a
-``run(...)`` that returns a :class:`~tensorflow_kappa.experiments.timing.Report` and
-``QUICK``, the ``run`` options of a smoke run; every report is printed by
-:func:`~tensorflow_kappa.experiments.timing.format_report`.
+ops: quantize_tensor, rail_stats and update_quantize_store as custom ops, as pure-TF
+twins (tf.function and XLA) and TensorFlow's nearest built-ins, side by side on one
+tensor; ratios against the performance targets and GPU bandwidth where a GPU is visible.
+xla: the ops' XLA lowerings, fused into quantize(x @ W + b) against the same graph
+without the quantize and with the pure-TF twin, and alone against the CPU kernel.
+loop-controller: LoopController against plain model.fit (time per step, traces, tracing
+time). trainer: train_instrumented compiled, eager and against model.fit. core: the
+NumPy binding (tensorflow_kappa.core) against the custom ops. fixed-point: model.fit of
+the digits CNN in fixed point (custom ops, pure-TF twins, with QuantizationMonitor)
+against float. All: medians of interleaved rounds, one table.
 """
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ import argparse
 import importlib
 
 from tensorflow_kappa.cli import options
+from tensorflow_kappa.cli.command import Command
 
 #: The suites: subcommand -> module of tensorflow_kappa.experiments.
 SUITES = {"ops": "op_bench", "xla": "xla_bench", "loop-controller": "loop_controller_bench",
@@ -19,22 +26,7 @@ SUITES = {"ops": "op_bench", "xla": "xla_bench", "loop-controller": "loop_contro
 SIZED = ("ops", "xla", "core")
 
 
-def register(commands: "argparse._SubParsersAction") -> argparse.ArgumentParser:
-    """Add ``bench`` to the subcommands ``commands``."""
-    parser = commands.add_parser(
-        "bench", help="timings: ops (default), xla, loop-controller, trainer, core or "
-        "fixed-point",
-        description="ops: quantize_tensor, rail_stats and update_quantize_store as custom "
-        "ops, as pure-TF twins (tf.function and XLA) and TensorFlow's nearest built-ins, "
-        "side by side on one tensor; ratios against the performance targets and GPU "
-        "bandwidth where a GPU is visible. xla: the ops' XLA lowerings, fused into "
-        "quantize(x @ W + b) against the same graph without the quantize and with the "
-        "pure-TF twin, and alone against the CPU kernel. loop-controller: LoopController "
-        "against plain model.fit (time per step, traces, tracing time). trainer: "
-        "train_instrumented compiled, eager and against model.fit. core: the NumPy binding "
-        "(tensorflow_kappa.core) against the custom ops. fixed-point: model.fit of the "
-        "digits CNN in fixed point (custom ops, pure-TF twins, with QuantizationMonitor) "
-        "against float. All: medians of interleaved rounds, one table.")
+def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("suite", nargs="?", default="ops", choices=tuple(SUITES))
     parser.add_argument("--size", type=options.count, default=None,
                         help="float32 elements (ops, core; xla: the standalone op; default "
@@ -45,8 +37,6 @@ def register(commands: "argparse._SubParsersAction") -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true",
                         help="smoke run (a small size or few rounds; --size and --repeats "
                         "still apply)")
-    parser.set_defaults(func=run)
-    return parser
 
 
 def run(args: argparse.Namespace) -> int:
@@ -61,3 +51,6 @@ def run(args: argparse.Namespace) -> int:
         settings["repeats"] = args.repeats
     print(format_report(bench.run(**settings)))
     return 0
+
+
+COMMAND = Command("bench", __doc__, _arguments, run)

@@ -1,25 +1,22 @@
-"""``kappa fixed-point``: a small CNN on 8x8 digits, float32 vs 16-bit fixed point with
-round-to-nearest and stochastic rounding (Gupta et al. 2015)."""
+"""Float32 vs 16-bit fixed-point training of a CNN on 8x8 digits.
+
+Train a small CNN on scikit-learn's bundled 8x8 digits (no download) with model.fit in
+float32 and with its weights stored in each 16-bit fixed-point format, with
+round-to-nearest and stochastic rounding (activations, errors, gradients and input in
+16-bit fixed point too); print a table (test accuracy, epochs to a target, update
+underflow, progress along the requested step, saturation) and write it with a JSON
+record and a PNG of accuracy and underflow per epoch. Reproduces Gupta et al. 2015.
+Needs scikit-learn.
+"""
 from __future__ import annotations
 
 import argparse
 
 from tensorflow_kappa.cli import options
+from tensorflow_kappa.cli.command import Command
 
 
-def register(commands: "argparse._SubParsersAction") -> argparse.ArgumentParser:
-    """Add ``fixed-point`` to the subcommands ``commands``."""
-    parser = commands.add_parser(
-        "fixed-point", help="float32 vs 16-bit fixed-point training of a CNN on 8x8 digits",
-        description="Train a small CNN on scikit-learn's bundled 8x8 digits (no download) "
-        "with model.fit in float32 and with its weights stored in each 16-bit fixed-point "
-        "format, with round-to-nearest and stochastic rounding (activations, errors, "
-        "gradients and input in 16-bit fixed point too); print a table (test accuracy, "
-        "epochs to a target, update underflow, progress along the requested step, "
-        "saturation) and write it with a JSON record and a PNG of accuracy and underflow "
-        "per epoch. Reproduces Gupta et al. 2015. Needs scikit-learn.",
-        parents=[options.training(epochs=30, learning_rate=0.05), options.seed(),
-                 options.output("runs/fixed-point")])
+def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--formats", type=options.formats, default="s16.14,s16.12,s16.10,s16.8",
                         help="storage formats of weights and biases, comma-separated")
     parser.add_argument("--roundings", default="nearest_even,stochastic",
@@ -30,8 +27,6 @@ def register(commands: "argparse._SubParsersAction") -> argparse.ArgumentParser:
                         help="test accuracy whose first epoch the table reports")
     parser.add_argument("--limit", type=options.count, default=None,
                         help="use only this many images (smoke runs)")
-    parser.set_defaults(func=run)
-    return parser
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,3 +52,8 @@ def run(args: argparse.Namespace) -> int:
     print(fixed_point.format_table(runs, args.target))
     print(f"\nwrote {paths['table']}, {paths['json']} and {paths['plot']}")
     return 0
+
+
+COMMAND = Command("fixed-point", __doc__, _arguments, run, parents=lambda: [
+    options.training(epochs=30, learning_rate=0.05), options.seed(),
+    options.output("runs/fixed-point")])

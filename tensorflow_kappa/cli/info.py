@@ -1,14 +1,14 @@
-"""``kappa info``: versions, the op library, its kernels and the active ops."""
+"""Versions, op library and its kernels.
+"""
 from __future__ import annotations
 
 import argparse
 
+from tensorflow_kappa.cli.command import Command
 
-def register(commands: "argparse._SubParsersAction") -> argparse.ArgumentParser:
-    """Add ``info`` to the subcommands ``commands``."""
-    parser = commands.add_parser("info", help="versions, op library and its kernels")
-    parser.set_defaults(func=run)
-    return parser
+
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    """No options."""
 
 
 def run(args: argparse.Namespace) -> int:
@@ -70,3 +70,6 @@ def _print_cuda(info: dict) -> None:
                                      else f"none ({cuda['driver_error']})"))
         print("  NVRTC          " + (f"{cuda['nvrtc']} ({cuda['nvrtc_path']})" if cuda["nvrtc"]
                                      else f"none ({cuda['nvrtc_error']})"))
+
+
+COMMAND = Command("info", __doc__, _arguments, run)

@@ -1,22 +1,20 @@
-"""``kappa inspect MODEL_FILE --format s8.4``: what storing saved weights in fixed point
-would do to them (NumPy only: no TensorFlow)."""
+"""What storing saved weights in fixed point would do to them.
+
+Read the weights of a saved model (.keras, .weights.h5 or other Keras HDF5, .npz, .npy)
+without TensorFlow and print, per layer and weight and per format, the fractions
+saturated, near a rail and underflowing and the maximum and RMS quantization error; with
+several formats, a table comparing them and a suggestion. Optimizer state is left out.
+"""
 from __future__ import annotations
 
 import argparse
 import sys
 
 from tensorflow_kappa.cli import options
+from tensorflow_kappa.cli.command import Command
 
 
-def register(commands: "argparse._SubParsersAction") -> argparse.ArgumentParser:
-    """Add ``inspect`` to the subcommands ``commands``."""
-    parser = commands.add_parser(
-        "inspect", help="what storing saved weights in fixed point would do to them",
-        description="Read the weights of a saved model (.keras, .weights.h5 or other Keras "
-        "HDF5, .npz, .npy) without TensorFlow and print, per layer and weight and per "
-        "format, the fractions saturated, near a rail and underflowing and the maximum "
-        "and RMS quantization error; with several formats, a table comparing them and a "
-        "suggestion. Optimizer state is left out.")
+def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model_file", metavar="MODEL_FILE")
     parser.add_argument("--format", "--formats", dest="formats", type=options.formats,
                         required=True, metavar="FORMATS",
@@ -27,8 +25,6 @@ def register(commands: "argparse._SubParsersAction") -> argparse.ArgumentParser:
                         help="seed of stochastic formats (default 0,0)")
     parser.add_argument("--per-weight", action="store_true",
                         help="the per-weight table for every format (always shown for one)")
-    parser.set_defaults(func=run, needs_tensorflow=False)
-    return parser
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,3 +50,6 @@ def run(args: argparse.Namespace) -> int:
     print()
     print(iw.suggest(summaries, weights))
     return 0
+
+
+COMMAND = Command("inspect", __doc__, _arguments, run, needs_tensorflow=False)

@@ -1,5 +1,10 @@
-"""``kappa nalm-benchmark``: the single-module arithmetic benchmark (INALU, NALU, NAU, NMU)
-with success rates over seeds."""
+"""Single-module arithmetic benchmark with success rates.
+
+Train one-unit INALU (separate and shared weights), NALU, NAU and NMU modules on y = x1
+op x2 for op in + - * / over training/extrapolation range pairs, many seeds in one
+graph; print success rates (Madsen & Johansen 2020) with Wilson 95% intervals, the
+median step at which runs were solved and the sparsity error.
+"""
 from __future__ import annotations
 
 import argparse
@@ -10,20 +15,10 @@ import time
 
 from tensorflow_kappa import _checks
 from tensorflow_kappa.cli import options
+from tensorflow_kappa.cli.command import Command
 
 
-def register(commands: "argparse._SubParsersAction") -> argparse.ArgumentParser:
-    """Add ``nalm-benchmark`` to the subcommands ``commands``."""
-    parser = commands.add_parser(
-        "nalm-benchmark", help="single-module arithmetic benchmark with success rates",
-        description="Train one-unit INALU (separate and shared weights), NALU, NAU and NMU "
-        "modules on y = x1 op x2 for op in + - * / over training/extrapolation range "
-        "pairs, many seeds in one graph; print success rates (Madsen & Johansen 2020) with "
-        "Wilson 95% intervals, the median step at which runs were solved and the sparsity "
-        "error.",
-        parents=[options.population(10, "runs per cell (default %(default)s); the first "
-                                    "seed also seeds the batches"),
-                 options.output("runs/nalm-benchmark")])
+def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ops", default="add,sub,mul,div", help="subset of add,sub,mul,div")
     parser.add_argument("--ranges", default=None,
                         help="indices of the default range pairs (e.g. 0,2) or JSON "
@@ -35,8 +30,6 @@ def register(commands: "argparse._SubParsersAction") -> argparse.ArgumentParser:
     parser.add_argument("--eval-every", type=options.count, default=1000)
     parser.add_argument("--n-eval", type=options.count, default=10000,
                         help="interpolation/extrapolation samples per run")
-    parser.set_defaults(func=run)
-    return parser
 
 
 def run(args: argparse.Namespace) -> int:
@@ -86,3 +79,9 @@ def _ranges(text: str) -> list:
     with options.option("--ranges"):
         nalm.parse_ranges(ranges if isinstance(ranges, list) else [ranges])
     return ranges
+
+
+COMMAND = Command("nalm-benchmark", __doc__, _arguments, run, parents=lambda: [
+    options.population(10, "runs per cell (default %(default)s); the first seed also seeds "
+                       "the batches"),
+    options.output("runs/nalm-benchmark")])

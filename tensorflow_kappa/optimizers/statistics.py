@@ -72,21 +72,28 @@ MONITOR_STATS = (
 #: Every column: :data:`UPDATE_STATS`, then :data:`MONITOR_STATS`.
 ALL_STATS = UPDATE_STATS + MONITOR_STATS
 
-#: Per-layer key of each fraction column: ``(stat, field)`` in ``stat/<layer>/<field>``.
-_LAYER_KEYS = {
-    "update_underflow": ("underflow", "update_format"),
-    "storage_saturation": ("saturation", "storage"),
-    "lost": ("underflow", "update"),
-    "update_saturation": ("saturation", "update_format"),
-    "gradient_saturation": ("saturation", "gradient"),
-    "gradient_near_rail": ("near_rail", "gradient"),
-    "gradient_underflow": ("underflow", "gradient"),
-    "weight_near_rail": ("near_rail", "weight"),
-    "momentum_saturation": ("saturation", "momentum"),
-    "momentum_underflow": ("underflow", "momentum"),
-    "second_moment_saturation": ("saturation", "second_moment"),
-    "second_moment_underflow": ("underflow", "second_moment"),
-}
+_FRACTION_STATS = ("saturation", "near_rail", "underflow")
+#: The per-layer field of a column's own prefix, where it differs (``lost`` is the
+#: share of the update that did not arrive: ``underflow/<layer>/update``).
+_LAYER_FIELDS = {"update": "update_format", "lost": "update"}
+
+
+def _layer_key(column: str) -> Tuple[str, str]:
+    """``(stat, field)`` of a fraction column in its per-layer key ``stat/<layer>/<field>``.
+
+    >>> _layer_key("gradient_near_rail"), _layer_key("update_underflow"), _layer_key("lost")
+    (('near_rail', 'gradient'), ('underflow', 'update_format'), ('underflow', 'update'))
+    """
+    if column == "lost":
+        return "underflow", _LAYER_FIELDS[column]
+    stat = next(s for s in _FRACTION_STATS if column.endswith("_" + s))
+    field = column[:-len(stat) - 1]
+    return stat, _LAYER_FIELDS.get(field, field)
+
+
+#: Each fraction column, by the per-layer key ``(stat, field)`` it feeds.
+_LAYER_KEYS = {column: _layer_key(column) for column in ALL_STATS
+               if column not in ("requested_sq", "applied_sq", "dot")}
 
 
 def update_columns(stats: UpdateStats) -> Dict[str, tf.Tensor]:

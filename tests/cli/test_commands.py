@@ -1,5 +1,5 @@
-"""The command line's shape: one module per command, each registering its subcommand and
-handler; an option a parent parser defines behaves the same in every command using it."""
+"""The command line's shape: one module per command, each declaring its command (name, text,
+options, handler); an option a parent parser defines behaves the same in every command using it."""
 import argparse
 import importlib
 import pkgutil
@@ -10,7 +10,7 @@ from tensorflow_kappa import cli
 from tensorflow_kappa.cli import options
 
 #: The modules of the package that are not commands.
-SHARED = {"__main__", "options", "quiet"}
+SHARED = {"__main__", "command", "options", "quiet"}
 
 
 def subcommands(parser):
@@ -19,17 +19,21 @@ def subcommands(parser):
     return action.choices
 
 
-def test_every_command_module_registers_one_subcommand_with_its_handler():
+def test_every_command_module_declares_one_command_with_its_handler_and_text():
     names = sorted({m.name for m in pkgutil.iter_modules(cli.__path__)} - SHARED)
     modules = [importlib.import_module(f"tensorflow_kappa.cli.{name}") for name in names]
-    assert set(modules) == set(cli.COMMANDS)
+    assert {m.COMMAND for m in modules} == set(cli.COMMANDS)
     for name, module in zip(names, modules):
         parser = argparse.ArgumentParser()
         commands = parser.add_subparsers(dest="command")
-        sub = module.register(commands)
+        sub = module.COMMAND.register(commands)
         [(command, registered)] = commands.choices.items()
         assert registered is sub and command.replace("-", "_") == name
         assert sub.get_default("func") is module.run and callable(module.run)
+        # The module docstring is the command's text: its first paragraph the help line.
+        assert module.COMMAND.doc is module.__doc__
+        summary = " ".join(module.__doc__.split("\n\n")[0].split())
+        assert commands._choices_actions[0].help == summary
     assert sorted(c.replace("-", "_") for c in subcommands(cli.build_parser())) == names
 
 
