@@ -35,14 +35,14 @@ INT64_MAX = 2 ** 63 - 1
 SEED32_MAX = 2 ** 32 - 1
 
 
-def _bounds(minimum: Optional[float], maximum: Optional[float], strict: bool = False) -> str:
-    low = ">" if strict else ">="
+def _bounds(minimum: Optional[float], maximum: Optional[float], strict: bool = False,
+            strict_max: bool = False) -> str:
     if minimum is not None and maximum is not None:
-        return f"in {'(' if strict else '['}{minimum:g}, {maximum:g}]"
+        return f"in {'(' if strict else '['}{minimum:g}, {maximum:g}{')' if strict_max else ']'}"
     if minimum is not None:
-        return f"{low} {minimum:g}"
+        return f"{'>' if strict else '>='} {minimum:g}"
     if maximum is not None:
-        return f"<= {maximum:g}"
+        return f"{'<' if strict_max else '<='} {maximum:g}"
     return ""
 
 
@@ -59,18 +59,27 @@ def integer(name: str, value: Any, *, minimum: Optional[int] = None,
 
 
 def number(name: str, value: Any, *, minimum: Optional[float] = None,
-           maximum: Optional[float] = None, strict_minimum: bool = False) -> float:
+           maximum: Optional[float] = None, strict_minimum: bool = False,
+           strict_maximum: bool = False) -> float:
     """``value`` as a finite float: a Python or NumPy real number (not a bool) within
-    the bounds (``strict_minimum``: above ``minimum``)."""
+    the bounds (``strict_minimum``: above ``minimum``; ``strict_maximum``: below
+    ``maximum``).
+
+    >>> number("tolerance", 0.5, minimum=0, maximum=0.5, strict_maximum=True)
+    Traceback (most recent call last):
+    ...
+    ValueError: tolerance must be a finite number in [0, 0.5), got 0.5
+    """
     ok = not isinstance(value, (bool, np.bool_)) and isinstance(value, numbers.Real)
     if ok:
         value_f = float(value)
         ok = (math.isfinite(value_f)
               and (minimum is None or (value_f > minimum if strict_minimum
                                        else value_f >= minimum))
-              and (maximum is None or value_f <= maximum))
+              and (maximum is None or (value_f < maximum if strict_maximum
+                                       else value_f <= maximum)))
     if not ok:
-        bounds = _bounds(minimum, maximum, strict_minimum)
+        bounds = _bounds(minimum, maximum, strict_minimum, strict_maximum)
         raise ValueError(f"{name} must be a finite number{' ' + bounds if bounds else ''}, "
                          f"got {value!r}")
     return value_f

@@ -208,9 +208,7 @@ def succeeded(interpolation_mse: Sequence[float], extrapolation_mse: Sequence[fl
         raise ValueError(f"interpolation_mse and extrapolation_mse must be sequences of the "
                          f"same length, got shapes {interpolation_mse.shape} and "
                          f"{extrapolation_mse.shape}")
-    if isinstance(threshold, (bool, np.bool_)) or not isinstance(threshold, (int, float, np.number)) \
-            or math.isnan(threshold):
-        raise ValueError(f"threshold must be a number (not NaN), got {threshold!r}")
+    threshold = _checks.number("threshold", threshold)
     index = best_epoch(interpolation_mse)
     value = float(extrapolation_mse[index])
     return bool(math.isfinite(value) and value < threshold), index
@@ -222,11 +220,8 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> Tuple[float, flo
     >>> [round(v, 3) for v in wilson_interval(8, 10)]
     [0.49, 0.943]
     """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-        raise ValueError(f"n must be a non-negative integer, got {n!r}")
-    if isinstance(successes, bool) or not isinstance(successes, (int, np.integer)) \
-            or not 0 <= successes <= n:
-        raise ValueError(f"successes must be an integer in [0, n={n}], got {successes!r}")
+    n = _checks.integer("n", n, minimum=0)
+    successes = _checks.integer("successes", successes, minimum=0, maximum=n)
     z = _checks.number("z", z, minimum=0.0, strict_minimum=True)
     if n == 0:
         return 0.0, 1.0

@@ -15,6 +15,8 @@ from typing import Callable, Iterable, Sequence, Union
 
 import numpy as np
 
+from tensorflow_kappa import _checks
+
 _SUM, _PRODUCT, _POWER, _ATOM = 1, 2, 3, 4
 
 
@@ -289,12 +291,8 @@ class Formula(str):
 
 def check_tolerance(tolerance: float) -> float:
     """Validate the read-out tolerance (``0 ≤ tolerance < 0.5``)."""
-    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float, np.floating, np.integer)):
-        raise ValueError(f"tolerance must be a number in [0, 0.5), got {tolerance!r}")
-    tolerance = float(tolerance)
-    if not 0.0 <= tolerance < 0.5:
-        raise ValueError(f"tolerance must be in [0, 0.5), got {tolerance!r}")
-    return tolerance
+    return _checks.number("tolerance", tolerance, minimum=0.0, maximum=0.5,
+                          strict_maximum=True)
 
 
 def input_variables(input_names: Sequence[str] | None, count: int) -> list:
