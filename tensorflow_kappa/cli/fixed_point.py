@@ -35,10 +35,13 @@ def register(commands: "argparse._SubParsersAction") -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Check the roundings and the folder, run the study, print and write its table."""
+    """Check the formats, roundings and the folder, run the study, print and write its
+    table."""
     from tensorflow_kappa.experiments import fixed_point
 
     roundings = options.subset("--roundings", args.roundings, fixed_point.ROUNDINGS)
+    with options.option("--formats"):  # each run's precision dict, before any training
+        fixed_point.study_plan(args.formats, roundings)
     options.check_out(args.out)
     print(f"kappa fixed-point: digits CNN, SGD(lr={args.learning_rate}), batch "
           f"{args.batch_size}, {args.epochs} epochs, seed {args.seed}; float32, then weights "

@@ -187,7 +187,10 @@ def json_range(text: str) -> Any:
     except json.JSONDecodeError:
         raise argparse.ArgumentTypeError(f"{text!r} is not JSON [lo, hi] or "
                                          "[[lo, hi], ...]") from None
-    _rule(lambda name, v: check_range(v, name), value)
+    try:
+        check_range(value, _VALUE)
+    except ValueError as err:  # name the text: JSON's true reads back as Python's True
+        raise argparse.ArgumentTypeError(f"{text!r}: {_reason(err)}") from None
     return value
 
 

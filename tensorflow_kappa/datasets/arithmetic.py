@@ -13,6 +13,7 @@ on U(10, 15).
 """
 from __future__ import annotations
 
+import numbers
 from typing import NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -72,10 +73,15 @@ def check_range(value: Range, name: str = "range") -> Tuple[Tuple[float, float],
     """
     def pair(p) -> Tuple[float, float]:
         try:
-            low, high = (float(v) for v in p)
+            low, high = p
         except (TypeError, ValueError):
             raise ValueError(f"{name} must be a pair (low, high) or a list of such pairs, "
                              f"got {value!r}") from None
+        if any(isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real)
+               for v in (low, high)):  # JSON's true is no 1.0, nor the string "1" a 1
+            raise ValueError(f"{name}: each bound must be a real number (not a bool or a "
+                             f"string), got the interval {p!r}")
+        low, high = float(low), float(high)
         if not (np.isfinite(low) and np.isfinite(high)) or not low < high:
             raise ValueError(f"{name}: each interval needs finite low < high, got {p!r}")
         if max(abs(low), abs(high)) > _FLOAT32_MAX:

@@ -31,6 +31,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from tensorflow_kappa import _checks
 from tensorflow_kappa.experiments.reporting import format_number, text_table, write_json
 
 __all__ = ["DigitsRun", "format_table", "load_digits", "make_cnn", "precision_for",
@@ -176,6 +177,30 @@ def train_run(fmt: Optional[str], rounding: Optional[str], data: Tuple[np.ndarra
         wall_time_s=wall)
 
 
+def study_plan(formats: Sequence[str], roundings: Sequence[str]
+               ) -> List[Tuple[Optional[str], Optional[str]]]:
+    """The study's runs, ``(format, rounding)`` with ``(None, None)`` (float32) first,
+    each run's precision dict built: a format that does not parse or that float32
+    cannot hold (``s30.20``), or an unknown rounding, fails here, before any training.
+
+    Example:
+    >>> study_plan(["s16.8"], ["stochastic"])
+    [(None, None), ('s16.8', 'stochastic')]
+    >>> study_plan(["s30.20"], ["stochastic"])
+    Traceback (most recent call last):
+    ...
+    ValueError: Precision for *.weight: Format s30.20:stochastic ...
+    """
+    from tensorflow_kappa.quantization import PrecisionDict
+
+    for rounding in roundings:
+        _checks.one_of("rounding", rounding, ROUNDINGS)
+    plan = [(f, r) for f in formats for r in roundings]
+    for fmt, rounding in plan:
+        PrecisionDict(precision_for(fmt, rounding))
+    return [(None, None)] + plan
+
+
 def run_study(formats: Sequence[str] = DEFAULT_FORMATS, roundings: Sequence[str] = ROUNDINGS,
               *, epochs: int = 30, learning_rate: float = 0.05, batch_size: int = 32,
               seed: int = 0, every: int = 10, limit: Optional[int] = None,
@@ -183,19 +208,13 @@ def run_study(formats: Sequence[str] = DEFAULT_FORMATS, roundings: Sequence[str]
     """float32, then every format with every rounding, on the same split and initial weights.
 
     Raises:
-        ValueError: a format that does not parse or an unknown rounding mode.
+        ValueError: a format that does not parse or does not fit float32, or an
+            unknown rounding mode (:func:`study_plan`, before any training).
     """
-    from tensorflow_kappa.quantization import FixedPoint
-
-    for fmt in formats:
-        FixedPoint.parse(fmt)
-    for rounding in roundings:
-        if rounding not in ROUNDINGS:
-            raise ValueError(f"rounding {rounding!r} is not one of {ROUNDINGS}")
+    plan = study_plan(formats, roundings)
     data = load_digits(seed, limit=limit)
     options = dict(data=data, epochs=epochs, learning_rate=learning_rate, batch_size=batch_size,
                    seed=seed, every=every, verbose=verbose)
-    plan = [(None, None)] + [(f, r) for f in formats for r in roundings]
     runs = []
     for fmt, rounding in plan:
         run = train_run(fmt, rounding, **options)
