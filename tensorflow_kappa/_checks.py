@@ -22,13 +22,15 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
+import tempfile
 from typing import Any, Callable, Iterable, List, Optional, Tuple
 
 import numpy as np
 
 __all__ = ["SEED32_MAX", "bool_result", "clip_range", "flag", "float_array", "function",
            "integer", "number", "number_format", "one_of", "random_seed", "random_seeds",
-           "tensor"]
+           "tensor", "writable_folder"]
 
 INT64_MAX = 2 ** 63 - 1
 #: The largest seed NumPy's legacy seeding takes (``keras.utils.set_random_seed``).
@@ -270,3 +272,28 @@ def random_seeds(name: str, values: Any, maximum: int = INT64_MAX) -> List[int]:
         raise ValueError(f"{name} must be a non-empty sequence of integers in "
                          f"{_seed_range(maximum)}, got {values!r}")
     return seeds
+
+
+def writable_folder(name: str, value: Any) -> str:
+    """A folder files can be written in: created (with its parents) if needed, and a
+    file written and removed there; call it before any work that writes there (an
+    output folder, a TensorBoard folder). Returns the path as a string.
+
+    Example:
+    >>> blocker = tempfile.NamedTemporaryFile()
+    >>> writable_folder("out_dir", os.path.join(blocker.name, "runs"))
+    Traceback (most recent call last):
+    ...
+    ValueError: out_dir: cannot write files in '...runs': Not a directory
+    """
+    if not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
+        raise ValueError(f"{name} must be a folder path, got {value!r}")
+    path = os.fspath(value)
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".kappa-write-check-"):
+            pass
+    except OSError as err:
+        raise ValueError(f"{name}: cannot write files in {path!r}: "
+                         f"{err.strerror or err}") from None
+    return path

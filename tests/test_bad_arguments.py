@@ -21,7 +21,7 @@ import pytest
 import tensorflow as tf
 
 import tensorflow_kappa as tk
-from tensorflow_kappa import evaluation, recipes
+from tensorflow_kappa import _checks, evaluation, recipes
 from tensorflow_kappa.callbacks import (InExtrapolationEvaluation, LoopController,
                                         QuantizationMonitor)
 from tensorflow_kappa.datasets import BaseDataset, TeacherStudentDataset, arithmetic_task
@@ -29,7 +29,6 @@ from tensorflow_kappa.datasets.expression import parse_expression
 from tensorflow_kappa.experiments import (ablation, arithmetic, arithmetic_population,
                                           loop_controller_bench, nalm,
                                           op_bench, trainer_bench)
-from tensorflow_kappa.experiments.reporting import check_output_dir
 from tensorflow_kappa.layers import INALU, Quantize, explain, gate_variables, sparsity_error
 from tensorflow_kappa.models import FitHistory, LinearBlockModel, TrainConfig, stability
 from tensorflow_kappa.optimizers import LowPrecisionOptimizer
@@ -326,7 +325,8 @@ ROWS: List[Bad] = [
     Bad("loop_controller_bench.run", "epochs",
         lambda v: loop_controller_bench.run(epochs=v), [1, 0, "4"]),
     Bad("trainer_bench.run", "repeats", lambda v: trainer_bench.run(repeats=v), POSITIVE_INT),
-    Bad("check_output_dir", "path", check_output_dir, [None, 3, ""], says="out_dir"),
+    Bad("_checks.writable_folder", "value", lambda v: _checks.writable_folder("out_dir", v),
+        [None, 3, ""], says="out_dir"),
 ]
 
 CASES = [(row, value) for row in ROWS for value in row.values]

@@ -268,10 +268,10 @@ def training(epochs: int, learning_rate: float, batch_size: int = 32
 def check_out(folder: str) -> str:
     """``--out``: the folder, created, once a file can be written in it; else an
     :class:`OptionError`. Call it before any work."""
-    from tensorflow_kappa.experiments.reporting import check_output_dir
-
-    with option("--out"):
-        return check_output_dir(folder, name="")
+    try:
+        return _checks.writable_folder(_VALUE, folder)
+    except ValueError as err:
+        raise OptionError("--out", _reason(err)) from None
 
 
 def written(paths: Sequence[str], since: float) -> List[str]:

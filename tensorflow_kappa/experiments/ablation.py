@@ -37,8 +37,8 @@ import numpy as np
 
 from tensorflow_kappa import _checks
 from tensorflow_kappa.datasets import TeacherStudentDataset
-from tensorflow_kappa.experiments.reporting import (check_output_dir, format_number, text_table,
-                                                    try_write, write_text)
+from tensorflow_kappa.experiments.reporting import (format_number, text_table, try_write,
+                                                    write_text)
 from tensorflow_kappa.models import FitHistory, LinearBlockModel
 from tensorflow_kappa.quantization import FixedPoint, PrecisionDict, ensure_precision_dict
 from tensorflow_kappa.quantization.precision import DEFAULT_LAYER
@@ -219,7 +219,7 @@ def run_ablation(
              _with_update_format(fixed, death_update), False, death_learning_rate),
         ]
     if out_dir is not None:
-        out_dir = check_output_dir(out_dir)
+        out_dir = _checks.writable_folder("out_dir", out_dir)
     runs = []
     for name, prec_label, prec, ctrl, lr in plan:
         model.reinitialize_weights(seed)

@@ -414,7 +414,7 @@ def write_suite(rows: Sequence[SuiteRow], out_dir: str, recipe: InaluRecipe,
     """Write ``arithmetic_suite.md`` (the table) and ``arithmetic_suite.json`` (with the
     recipe and, when given, the ``train_range``/``extrapolation_range`` used) into the
     folder ``out_dir`` (check it first with
-    :func:`~tensorflow_kappa.experiments.reporting.check_output_dir`, as ``kappa
+    :func:`~tensorflow_kappa._checks.writable_folder`, as ``kappa
     arithmetic`` does before training); their paths, None for a file that could not
     be written (an OutputWriteWarning names it)."""
     table = format_suite_table(rows) + "\n"

@@ -72,8 +72,7 @@ from tensorflow_kappa.experiments.nalm.results import (BenchmarkResult, CellResu
 from tensorflow_kappa.experiments.nalm.specs import (DEFAULT_RANGES, INALU_RECIPE, MODELS, OPS,
                                                      ModelSpec)
 from tensorflow_kappa.experiments.population import quiet_retracing
-from tensorflow_kappa.experiments.reporting import (check_output_dir, try_write, write_json,
-                                                    write_text)
+from tensorflow_kappa.experiments.reporting import try_write, write_json, write_text
 
 __all__ = [
     "DEFAULT_RANGES",
@@ -206,7 +205,7 @@ def run_nalm_benchmark(
     _checks.number("epsilon", epsilon, minimum=0.0, strict_minimum=True)
     ranges = parse_ranges(ranges)
     if out_dir is not None:
-        out_dir = check_output_dir(out_dir)
+        out_dir = _checks.writable_folder("out_dir", out_dir)
     start = time.perf_counter()
     members_all: List[Member] = []
     worst = 0.0
