@@ -79,23 +79,27 @@ def check_state_fields(state_fields: Optional[Mapping[str, Optional[str]]]) -> D
     return fields
 
 
-def build_recording_states(optimizer: keras.optimizers.Optimizer,
-                           var_list: Sequence[Any]) -> List[Tuple[Any, Any, str]]:
+def build_recording_states(optimizer: keras.optimizers.Optimizer, var_list: Sequence[Any],
+                           step: Optional[keras.optimizers.Optimizer] = None,
+                           ) -> List[Tuple[Any, Any, str]]:
     """Build ``optimizer`` on ``var_list``; return ``(state, model variable, name)`` for
-    every per-variable state it created."""
+    every per-variable state created by ``step``, the optimizer whose ``update_step``
+    writes the variables (default ``optimizer``; the one a ``LossScaleOptimizer``
+    wraps, which the wrapper's build builds)."""
+    step = optimizer if step is None else step
     created: List[Tuple[Any, Any, str]] = []
-    original = optimizer.add_variable_from_reference
+    original = step.add_variable_from_reference
 
     def recording_add(reference_variable, name=None, initializer="zeros"):
         state = original(reference_variable, name=name, initializer=initializer)
         created.append((state, reference_variable, name or "var"))
         return state
 
-    object.__setattr__(optimizer, "add_variable_from_reference", recording_add)
+    object.__setattr__(step, "add_variable_from_reference", recording_add)
     try:
         optimizer.build(list(var_list))
     finally:
-        object.__delattr__(optimizer, "add_variable_from_reference")
+        object.__delattr__(step, "add_variable_from_reference")
     return created
 
 
