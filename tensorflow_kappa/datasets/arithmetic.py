@@ -154,7 +154,8 @@ def arithmetic_task(expression: Union[str, Expression] = REPORT_EXPRESSION,
             ``[(-5, -1), (1, 5)]``.
         extrapolation_range: the same for the extrapolation set.
         seed: makes the three sets reproducible (NumPy ``default_rng``); None
-            or an integer >= 0.
+            (a seed drawn under ``keras.utils.set_random_seed``) or an integer
+            >= 0.
 
     Returns:
         An :class:`ArithmeticTask` ``(train, interpolation, extrapolation,
@@ -186,7 +187,7 @@ def arithmetic_task(expression: Union[str, Expression] = REPORT_EXPRESSION,
     n = _checks.integer("n", n, minimum=1)
     check_range(train_range, "train_range")
     check_range(extrapolation_range, "extrapolation_range")
-    rng = np.random.default_rng(_checks.random_seed("seed", seed))
+    rng = np.random.default_rng(_checks.seed_or_drawn("seed", seed))
     shape = (int(n), parsed.num_inputs)
 
     def draw(value, name):

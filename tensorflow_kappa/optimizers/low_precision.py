@@ -31,7 +31,6 @@ writes, the EMA overwrite at the end of ``fit`` included, are rounded again.
 """
 from __future__ import annotations
 
-import random
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
 import keras
@@ -63,11 +62,6 @@ _SITES_PER_VARIABLE = 16
 #: Set on an optimizer whose writes a LowPrecisionOptimizer routes (a second wrapper
 #: would take them over and leave the first one's records stale).
 _ROUTED = "_kappa_routed_by"
-
-
-def _check_seed(seed: Any) -> int:
-    seed = _checks.random_seed("seed", seed)
-    return random.SystemRandom().randrange(2**31) if seed is None else seed
 
 
 def _step_optimizer(optimizer: keras.optimizers.Optimizer) -> keras.optimizers.Optimizer:
@@ -175,7 +169,9 @@ class LowPrecisionOptimizer(keras.optimizers.Optimizer):
             mapping ``{layer: {field: format}}``, one format for every field,
             or None (nothing quantized).
         seed: seed of stochastic rounding (an int in ``[0, 2**63 - 1]``); None
-            draws one (kept in the config, so a saved run continues it).
+            draws one as Keras draws its own (reproducible under
+            ``keras.utils.set_random_seed``), kept in the config, so a saved
+            run continues it.
         state_fields: ``{state name: "momentum" | "second_moment" | None}``
             for state names not in :data:`DEFAULT_STATE_FIELDS` (or to
             override them).
@@ -227,7 +223,7 @@ class LowPrecisionOptimizer(keras.optimizers.Optimizer):
         self.inner_optimizer = optimizer
         self._step = step
         self.precision = ensure_precision_dict(precision) or PrecisionDict()
-        self.seed = _check_seed(seed)
+        self.seed = _checks.seed_or_drawn("seed", seed)
         self.state_fields = check_state_fields(state_fields)
         self._records: List[VariableRecord] = []
         self._states: Dict[Any, StateVariable] = {}
