@@ -16,7 +16,7 @@ def register(commands: "argparse._SubParsersAction") -> argparse.ArgumentParser:
         "fixed point, controller off vs on) plus a silent-learning-death case, print a "
         "summary table and write FitHistory files and PNGs.",
         parents=[options.training(epochs=10, learning_rate=1.8), options.seed(),
-                 options.output("runs/ablation")])
+                 options.output("runs/ablation"), options.resumable()])
     parser.add_argument("--precision", default=None,
                         help="fixed-point side: one format for every field (e.g. s8.6) or a "
                         "JSON file {layer: {field: format}}; default: 16-bit formats")
@@ -37,8 +37,10 @@ def register(commands: "argparse._SubParsersAction") -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Check the formats and the folder, run the ablation, print its table and summary."""
+    """Check the formats and the folder, run the ablation (each run kept in ``--out`` as
+    it finishes, the unit ``--resume`` skips), print its table and summary."""
     from tensorflow_kappa.experiments import ablation
+    from tensorflow_kappa.experiments.resumable import check_size
     from tensorflow_kappa.quantization import FixedPoint, PrecisionDict, ensure_precision_dict
 
     precision = args.precision
@@ -49,16 +51,21 @@ def run(args: argparse.Namespace) -> int:
     with options.option("--death-update"):
         FixedPoint.coerce(args.death_update)
     options.check_out(args.out)
+    total = 4 if args.no_death else 6
+    check_size(ablation.estimated_seconds(total, args.epochs, args.n, args.batch_size),
+               f"{total} runs x {args.epochs} epochs of {args.n} examples", args.yes)
+    folder = options.run_folder(args, "ablation")
     start = time.time()
     print(f"kappa ablation: teacher-student n={args.n}, {args.input_dim}->{args.output_dim}, "
           f"lr={args.learning_rate}, chi={args.chi}, epochs={args.epochs}, seed={args.seed}")
-    runs = ablation.run_ablation(
-        precision, learning_rate=args.learning_rate, chi=args.chi, epochs=args.epochs,
-        batch_size=args.batch_size, seed=args.seed, n=args.n, input_dim=args.input_dim,
-        output_dim=args.output_dim, noise=args.noise,
-        death_update=None if args.no_death else args.death_update,
-        death_learning_rate=args.death_learning_rate, out_dir=args.out,
-        plots=not args.no_plots, verbose=args.verbose, log=print)
+    with folder.running(total, "run"):
+        runs = ablation.run_ablation(
+            precision, learning_rate=args.learning_rate, chi=args.chi, epochs=args.epochs,
+            batch_size=args.batch_size, seed=args.seed, n=args.n, input_dim=args.input_dim,
+            output_dim=args.output_dim, noise=args.noise,
+            death_update=None if args.no_death else args.death_update,
+            death_learning_rate=args.death_learning_rate, out_dir=args.out,
+            plots=not args.no_plots, verbose=args.verbose, log=print, units=folder)
     print()
     print(ablation.format_table(runs))
     print()

@@ -4,6 +4,12 @@ Each suite is a module of :mod:`tensorflow_kappa.experiments` with the same shap
 ``run(...)`` that returns a :class:`~tensorflow_kappa.experiments.timing.Report` and
 ``QUICK``, the ``run`` options of a smoke run; every report is printed by
 :func:`~tensorflow_kappa.experiments.timing.format_report`.
+
+Unlike the training commands, a bench keeps no units and has no ``--resume``: its
+candidates are timed in interleaved rounds (a median per candidate over all rounds),
+so no cell of the table is finished before the last round, and timings taken by
+another process, under another load, would not compare with these. Ctrl-C ends it
+with one line saying so.
 """
 from __future__ import annotations
 
@@ -51,6 +57,7 @@ def register(commands: "argparse._SubParsersAction") -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Run the chosen suite and print its report."""
+    from tensorflow_kappa.experiments.resumable import Interrupted
     from tensorflow_kappa.experiments.timing import format_report
 
     bench = importlib.import_module(f"tensorflow_kappa.experiments.{SUITES[args.suite]}")
@@ -59,5 +66,12 @@ def run(args: argparse.Namespace) -> int:
         settings["size"] = args.size
     if args.repeats is not None:
         settings["repeats"] = args.repeats
-    print(format_report(bench.run(**settings)))
+    try:
+        report = bench.run(**settings)
+    except Interrupted as stop:
+        stop.summary = ("no timing is kept: the candidates are timed in interleaved rounds, "
+                        "so no cell is finished before the last round (run it again, or "
+                        "with fewer --repeats)")
+        raise
+    print(format_report(report))
     return 0

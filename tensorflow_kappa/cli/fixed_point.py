@@ -19,7 +19,7 @@ def register(commands: "argparse._SubParsersAction") -> argparse.ArgumentParser:
         "saturation) and write it with a JSON record and a PNG of accuracy and underflow "
         "per epoch. Reproduces Gupta et al. 2015. Needs scikit-learn.",
         parents=[options.training(epochs=30, learning_rate=0.05), options.seed(),
-                 options.output("runs/fixed-point")])
+                 options.output("runs/fixed-point"), options.resumable()])
     parser.add_argument("--formats", type=options.formats, default="s16.14,s16.12,s16.10,s16.8",
                         help="storage formats of weights and biases, comma-separated")
     parser.add_argument("--roundings", default="nearest_even,stochastic",
@@ -35,25 +35,30 @@ def register(commands: "argparse._SubParsersAction") -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Check the formats, roundings and the folder, run the study, print and write its
-    table."""
+    """Check the formats, roundings and the folder, run the study (each run kept in
+    ``--out`` as it finishes, the unit ``--resume`` skips), print and write its table."""
     from tensorflow_kappa.experiments import fixed_point
+    from tensorflow_kappa.experiments.resumable import check_size
 
     roundings = options.subset("--roundings", args.roundings, fixed_point.ROUNDINGS)
     with options.option("--formats"):  # each run's precision dict, before any training
-        fixed_point.study_plan(args.formats, roundings)
+        plan = fixed_point.study_plan(args.formats, roundings)
     options.check_out(args.out)
+    check_size(fixed_point.estimated_seconds(len(plan), args.epochs, args.limit),
+               f"{len(plan)} runs x {args.epochs} epochs", args.yes)
+    folder = options.run_folder(args, "fixed-point")
     print(f"kappa fixed-point: digits CNN, SGD(lr={args.learning_rate}), batch "
           f"{args.batch_size}, {args.epochs} epochs, seed {args.seed}; float32, then weights "
           f"stored in {', '.join(args.formats)} with {', '.join(roundings)}", flush=True)
     try:
-        runs = fixed_point.run_study(
-            args.formats, roundings, epochs=args.epochs, learning_rate=args.learning_rate,
-            batch_size=args.batch_size, seed=args.seed, every=args.every, limit=args.limit,
-            log=lambda line: print(line, flush=True))
+        with folder.running(len(plan), "run"):
+            runs = fixed_point.run_study(
+                args.formats, roundings, epochs=args.epochs, learning_rate=args.learning_rate,
+                batch_size=args.batch_size, seed=args.seed, every=args.every,
+                limit=args.limit, log=lambda line: print(line, flush=True), units=folder)
     except ImportError as err:  # scikit-learn missing: say how to get it
         raise SystemExit(f"kappa fixed-point: error: {err}") from None
-    config = {k: v for k, v in vars(args).items() if k not in ("func", "command")}
+    config = options.run_settings(args)
     paths = fixed_point.write_results(runs, args.out, args.target, {**config,
                                                                      "roundings": roundings})
     print()

@@ -23,7 +23,7 @@ def register(commands: "argparse._SubParsersAction") -> argparse.ArgumentParser:
         "error.",
         parents=[options.population(10, "runs per cell (default %(default)s); the first "
                                     "seed also seeds the batches"),
-                 options.output("runs/nalm-benchmark")])
+                 options.output("runs/nalm-benchmark"), options.resumable()])
     parser.add_argument("--ops", default="add,sub,mul,div", help="subset of add,sub,mul,div")
     parser.add_argument("--ranges", default=None,
                         help="indices of the default range pairs (e.g. 0,2) or JSON "
@@ -40,18 +40,26 @@ def register(commands: "argparse._SubParsersAction") -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Check the options, run the benchmark, print its table."""
+    """Check the options, run the benchmark (each module kind's runs kept in ``--out`` as
+    they finish, the unit ``--resume`` skips), print its table."""
     from tensorflow_kappa.experiments import nalm
+    from tensorflow_kappa.experiments.resumable import check_size
 
     ranges = nalm.DEFAULT_RANGES if not args.ranges else _ranges(args.ranges)
     ops = options.subset("--ops", args.ops, nalm.OPS)
     models = options.subset("--models", args.models, nalm.MODELS)
     options.check_out(args.out)
+    kinds = [m for m in models if set(ops) & set(nalm.MODELS[m].ops)]
+    check_size(nalm.estimated_seconds(ops, ranges, models, args.seeds, args.steps),
+               f"{len(kinds)} module kind(s) on {len(ops)} op(s) x {len(ranges)} range "
+               f"pair(s) x {args.seeds} seeds", args.yes)
+    folder = options.run_folder(args, "nalm-benchmark")
     start = time.time()
-    result = nalm.run_nalm_benchmark(
-        ops=ops, ranges=ranges, models=models, seeds=args.seeds, first_seed=args.first_seed,
-        steps=args.steps, eval_every=args.eval_every, n_eval=args.n_eval, out_dir=args.out,
-        verbose=1)
+    with folder.running(len(kinds), "module kind"):
+        result = nalm.run_nalm_benchmark(
+            ops=ops, ranges=ranges, models=models, seeds=args.seeds,
+            first_seed=args.first_seed, steps=args.steps, eval_every=args.eval_every,
+            n_eval=args.n_eval, out_dir=args.out, verbose=1, units=folder)
     print()
     print(result.table())
     print()

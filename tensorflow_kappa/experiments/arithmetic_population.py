@@ -59,7 +59,7 @@ from tensorflow_kappa.layers.inalu import draw_initial_weights
 from tensorflow_kappa.recipes import InaluRecipe
 
 __all__ = ["ArithmeticPopulation", "DEFAULT_POPULATION_EPOCHS", "SeedResult", "SuiteRow",
-           "format_suite_table", "train_population"]
+           "estimated_seconds", "format_suite_table", "train_population"]
 
 #: Epoch budget of a population run: a candidate's first attempt (about 15
 #: epochs when it succeeds) and room for restarts of the stuck ones (at 20
@@ -124,6 +124,14 @@ class SuiteRow:
 
     def to_dict(self) -> Dict[str, Any]:
         return jsonable(dataclasses.asdict(self))
+
+    @classmethod
+    def from_record(cls, record: Dict[str, Any]) -> "SuiteRow":
+        """The row :func:`dataclasses.asdict` gave (as a finished unit keeps it)."""
+        fields = dict(record)
+        fields["wilson_95"] = tuple(fields["wilson_95"])
+        fields["results"] = [SeedResult(**r) for r in fields["results"]]
+        return cls(**fields)
 
 
 class ArithmeticPopulation(PopulationTrainer):
@@ -210,9 +218,11 @@ class ArithmeticPopulation(PopulationTrainer):
         return self._flat(draw_initial_weights(family, self.rngs[p], self._shapes()))
 
     def keras_model(self, p: Optional[int] = None) -> keras.Model:
-        """A Keras ``Sequential`` of INALU layers (with member ``p``'s weights if given)."""
+        """A Keras ``Sequential`` of INALU layers (with member ``p``'s weights if given),
+        named ``inalu_0``, ``inalu_1``, ... (not by how many layers this process made
+        before: a formula that names them reads the same in a resumed run)."""
         model = keras.Sequential([keras.Input((self.num_inputs,))]
-                                 + [INALU(u) for u in self.layers])
+                                 + [INALU(u, name=f"inalu_{k}") for k, u in enumerate(self.layers)])
         if p is not None:
             values = iter(self.member_weights(p))
             for layer in model.layers:
@@ -393,6 +403,23 @@ def train_population(expression: Union[str, Expression], seeds: Sequence[int],
                     wall_time_s=wall, reinitializations=sum(r.reinitializations
                                                             for r in results),
                     results=results)
+
+
+#: Seconds per member, epoch and training sample of a population run, measured on the
+#: shared 2-core machine (BENCHMARKS.md: about 100 s per expression of the suite, 10
+#: seeds x 12 candidates, about 15 epochs of 64 000 samples, layers 3,2,1).
+SECONDS_PER_MEMBER_SAMPLE = 9e-7
+
+
+def estimated_seconds(expressions: int, seeds: int, candidates: int, epochs: int,
+                      n: int) -> float:
+    """A rough time of ``expressions`` populations at their whole epoch budget.
+
+    Example:
+    >>> round(estimated_seconds(6, 10, 12, 30, 64000) / 60)  # the suite, in minutes
+    21
+    """
+    return expressions * seeds * candidates * epochs * n * SECONDS_PER_MEMBER_SAMPLE
 
 
 def format_suite_table(rows: Sequence[SuiteRow]) -> str:

@@ -32,10 +32,12 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from tensorflow_kappa import _checks
+from tensorflow_kappa.experiments import resumable
 from tensorflow_kappa.experiments.reporting import format_number, text_table, write_json
+from tensorflow_kappa.experiments.resumable import RunFolder
 
-__all__ = ["DigitsRun", "format_table", "load_digits", "make_cnn", "precision_for",
-           "run_study", "plot_runs"]
+__all__ = ["DigitsRun", "estimated_seconds", "format_table", "load_digits", "make_cnn",
+           "precision_for", "run_study", "plot_runs", "study_plan"]
 
 ROUNDINGS = ("nearest_even", "stochastic")
 DEFAULT_FORMATS = ("s16.14", "s16.12", "s16.10", "s16.8")
@@ -201,11 +203,34 @@ def study_plan(formats: Sequence[str], roundings: Sequence[str]
     return [(None, None)] + plan
 
 
+#: Seconds per run, epoch and image of the study, measured on the shared 2-core machine
+#: (BENCHMARKS.md: the default study, 9 runs x 30 epochs of the 1797 digits, about
+#: 4 minutes with the monitor).
+SECONDS_PER_IMAGE_EPOCH = 5e-4
+
+
+def estimated_seconds(runs: int, epochs: int, limit: Optional[int] = None) -> float:
+    """A rough time of ``runs`` runs of ``epochs`` epochs over the digits (``limit``
+    of them).
+
+    Example:
+    >>> round(estimated_seconds(9, 30) / 60)
+    4
+    """
+    return runs * epochs * (1797 if limit is None else min(limit, 1797)) \
+        * SECONDS_PER_IMAGE_EPOCH
+
+
 def run_study(formats: Sequence[str] = DEFAULT_FORMATS, roundings: Sequence[str] = ROUNDINGS,
               *, epochs: int = 30, learning_rate: float = 0.05, batch_size: int = 32,
               seed: int = 0, every: int = 10, limit: Optional[int] = None,
-              log: Callable[[str], None] = print, verbose: int = 0) -> List[DigitsRun]:
+              log: Callable[[str], None] = print, verbose: int = 0,
+              units: Optional[RunFolder] = None) -> List[DigitsRun]:
     """float32, then every format with every rounding, on the same split and initial weights.
+
+    With ``units`` (a :class:`~tensorflow_kappa.experiments.resumable.RunFolder`) each
+    run is kept there as it finishes, and the runs a resumed study finished are read
+    back instead of trained (``kappa fixed-point``).
 
     Raises:
         ValueError: a format that does not parse or does not fit float32, or an
@@ -216,8 +241,9 @@ def run_study(formats: Sequence[str] = DEFAULT_FORMATS, roundings: Sequence[str]
     options = dict(data=data, epochs=epochs, learning_rate=learning_rate, batch_size=batch_size,
                    seed=seed, every=every, verbose=verbose)
     runs = []
-    for fmt, rounding in plan:
-        run = train_run(fmt, rounding, **options)
+    for k, (fmt, rounding) in enumerate(plan):
+        run = resumable.unit(units, f"run-{k}", lambda: train_run(fmt, rounding, **options),
+                             encode=dataclasses.asdict, decode=lambda r: DigitsRun(**r))
         log(f"{run.name:<14} test accuracy {run.final_accuracy:.3f}, update underflow "
             f"{format_number(run.update_underflow[-1], '.2f')}, {run.wall_time_s:.0f} s")
         runs.append(run)
