@@ -48,8 +48,8 @@ from tensorflow_kappa.quantization.recording import is_recording
 from tensorflow_kappa.quantization.seeds import SeedStream
 from tensorflow_kappa.quantization.update_store import update_quantize_store
 from tensorflow_kappa.optimizers.state import (DEFAULT_STATE_FIELDS, StateVariable,
-                                               build_recording_states, check_state_fields,
-                                               map_states)
+                                               build_recording_states, check_named_states,
+                                               check_state_fields, map_states)
 from tensorflow_kappa.quantization.variables import (STATE_FIELDS, VariableRecord,
                                                      check_entries, variable_path,
                                                      variable_records)
@@ -174,13 +174,17 @@ class LowPrecisionOptimizer(keras.optimizers.Optimizer):
             run continues it.
         state_fields: ``{state name: "momentum" | "second_moment" | None}``
             for state names not in :data:`DEFAULT_STATE_FIELDS` (or to
-            override them).
+            override them); each must be a state the optimizer keeps
+            (checked at build time).
         name: the optimizer's name.
 
     Raises:
         ValueError: ``optimizer`` is not an unbuilt Keras optimizer (or is a
-            LowPrecisionOptimizer), or a bad precision dict, seed or
-            ``state_fields``; at build time, a variable outside any layer.
+            LowPrecisionOptimizer, or one already wrapped), or a bad precision
+            dict, seed or ``state_fields``; at build time, a variable outside
+            any layer, a precision dict entry or ``state_fields`` name that
+            matches nothing (:func:`~tensorflow_kappa.quantization.variables.check_entries`;
+            the message lists what exists).
 
     Example:
     >>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="dense")])
@@ -225,6 +229,7 @@ class LowPrecisionOptimizer(keras.optimizers.Optimizer):
         self.precision = ensure_precision_dict(precision) or PrecisionDict()
         self.seed = _checks.seed_or_drawn("seed", seed)
         self.state_fields = check_state_fields(state_fields)
+        self._named_states = tuple(state_fields or ())  # each must be a state it keeps
         self._records: List[VariableRecord] = []
         self._states: Dict[Any, StateVariable] = {}
         self._update_stats: List[Optional[keras.Variable]] = []
@@ -277,6 +282,7 @@ class LowPrecisionOptimizer(keras.optimizers.Optimizer):
         self._records = variable_records(var_list, self.precision)
         inner, step = self.inner_optimizer, self._step
         created = build_recording_states(inner, var_list, step)
+        check_named_states(step, created, self._named_states)
         super().build(var_list)
         self._states = map_states(step, created, self._records, self.state_fields)
         states: Dict[int, List] = {}

@@ -184,3 +184,20 @@ def test_starting_afresh_replaces_the_units_of_an_earlier_run(tmp_path):
     resumable.RunFolder(tmp_path, "demo", {"x": 1}, log=said.append).save("a", {})
     folder = resumable.RunFolder(tmp_path, "demo", {"x": 2}, log=said.append)
     assert folder.finished == [] and "the 1 finished unit(s) of an earlier run" in said[-1]
+
+
+def test_an_interrupted_bench_says_it_keeps_nothing(monkeypatch, capsys):
+    """A bench times its candidates in interleaved rounds: nothing is finished before
+    the last round, and the line says so instead of a traceback."""
+    from tensorflow_kappa.experiments import core_bench
+
+    def interrupted(**settings):
+        raise resumable.Interrupted(signal.SIGINT)
+
+    monkeypatch.setattr(core_bench, "run", interrupted)
+    status, out, err = run_main(["bench", "core", "--quick"], capsys)
+    assert status == 130 and "Traceback" not in err
+    assert err.strip().splitlines()[-1] == (
+        "kappa bench: interrupted (SIGINT): no timing is kept: the candidates are timed in "
+        "interleaved rounds, so no cell is finished before the last round (run it again, or "
+        "with fewer --repeats)")

@@ -214,3 +214,15 @@ def test_an_unwritable_tensorboard_folder_fails_before_the_first_step(tmp_path):
     with pytest.raises(ValueError, match="tensorboard_dir: cannot write files in"):
         fit(model, "sgd", [QuantizationMonitor(tensorboard_dir=str(blocker / "tb"))])
     assert all(np.array_equal(a, b.numpy()) for a, b in zip(weights, model.weights))
+
+
+@pytest.mark.parametrize("name", ["momentun", "velocities", "Momentum", "m", "accumulators"])
+def test_a_misspelt_state_name_is_an_error_listing_the_kept_state(name):
+    """state_fields={"momentun": ...} would leave the momentum in float."""
+    model = make_model()
+    wrapper = LowPrecisionOptimizer(keras.optimizers.Adam(1e-3), {"*": {"momentum": "s16.12"}},
+                                    state_fields={name: "momentum"})
+    with pytest.raises(ValueError, match=f"state_fields names state {name!r}, which Adam does "
+                                         "not keep; the per-variable state it keeps: momentum, "
+                                         "velocity"):
+        wrapper.build(model.trainable_variables)
