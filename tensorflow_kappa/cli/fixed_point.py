@@ -28,8 +28,9 @@ def register(commands: "argparse._SubParsersAction") -> argparse.ArgumentParser:
                         help="QuantizationMonitor interval in steps")
     parser.add_argument("--target", type=options.fraction, default=0.9,
                         help="test accuracy whose first epoch the table reports")
-    parser.add_argument("--limit", type=options.count, default=None,
-                        help="use only this many images (smoke runs)")
+    parser.add_argument("--limit", type=options.integer(minimum=2), default=None,
+                        help="use only this many images, at least 2: one to train on, one to "
+                        "test (smoke runs)")
     parser.set_defaults(func=run)
     return parser
 

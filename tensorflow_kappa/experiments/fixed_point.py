@@ -49,12 +49,15 @@ def load_digits(seed: int = 0, test_fraction: float = 0.25,
 
     Pixels scaled to [0, 1], shape ``(n, 8, 8, 1)`` float32; labels int32;
     a stratified-by-shuffle split with ``seed``. ``limit`` keeps the first
-    ``limit`` images (smoke runs).
+    ``limit`` images (smoke runs; at least 2, one to train on and one to test).
 
     Raises:
+        ValueError: ``limit`` is not an integer >= 2.
         ImportError: scikit-learn is missing (``pip install
             "tensorflow_kappa[experiments]"``).
     """
+    if limit is not None:
+        _checks.integer("limit", limit, minimum=2)
     try:
         from sklearn.datasets import load_digits as sklearn_digits
     except ImportError as err:

@@ -83,6 +83,7 @@ def bad_option_cases(tmp_path):
         (["fixed-point", "--formats", "s16.8,s99.1"], "--formats", "bits=99"),
         (["fixed-point", "--roundings", "nearest_even,up"], "--roundings", "'up'"),
         (["fixed-point", "--formats", "s16.8,s30.20"], "--formats", "s30.20"),
+        (["fixed-point", "--limit", "1"], "--limit", "1"),
         (["arithmetic", "--train-range", "[true, 3]"], "--train-range", "[true, 3]"),
         (["arithmetic", "--extrapolation-range", "[[10, 15], [false, 2]]"],
          "--extrapolation-range", "[[10, 15], [false, 2]]"),
