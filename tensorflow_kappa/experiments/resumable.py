@@ -223,9 +223,19 @@ class RunFolder:
              encode: Callable[[T], Any] = lambda value: value,
              decode: Callable[[Any], T] = lambda record: record) -> T:
         """Unit ``key``: read back (``decode``) when it is finished, else computed and
-        kept (``encode``) as soon as ``compute`` returns."""
+        kept (``encode``) as soon as ``compute`` returns.
+
+        Raises:
+            ValueError: a finished unit that cannot be read back (edited, or of
+                another version): the message names its file.
+        """
         if self.done(key):
-            return decode(self.load(key))
+            try:
+                return decode(self.load(key))
+            except (OSError, ValueError, KeyError, TypeError) as err:
+                raise ValueError(f"the finished unit {self.path(key)!r} cannot be read back "
+                                 f"({type(err).__name__}: {err}); remove it to run that unit "
+                                 "again") from None
         value = compute()
         self.save(key, encode(value))
         return value

@@ -201,3 +201,15 @@ def test_an_interrupted_bench_says_it_keeps_nothing(monkeypatch, capsys):
         "kappa bench: interrupted (SIGINT): no timing is kept: the candidates are timed in "
         "interleaved rounds, so no cell is finished before the last round (run it again, or "
         "with fewer --repeats)")
+
+
+def test_a_damaged_unit_is_named(tmp_path):
+    folder = resumable.RunFolder(tmp_path, "demo", {}, log=lambda _: None)
+    folder.save("a", {"loss": 1.0})
+    Path(folder.path("a")).write_text('{"loss": ')
+    with pytest.raises(ValueError, match="the finished unit .*a.json' cannot be read back.*"
+                                         "remove it to run that unit again"):
+        folder.unit("a", lambda: {"loss": 2.0})
+    folder.save("a", {"other": 1})
+    with pytest.raises(ValueError, match="KeyError"):
+        folder.unit("a", lambda: None, decode=lambda record: record["loss"])
