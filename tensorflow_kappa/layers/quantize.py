@@ -69,8 +69,10 @@ class Quantize(keras.layers.Layer):
     scaling (a ``LossScaleOptimizer``, which ``compile`` adds under the
     ``mixed_float16`` policy, or an optimizer's ``loss_scale_factor``) the
     error arrives multiplied by the loss scale: it is divided by the scale of
-    the model's optimizer before it is rounded (so ``backward`` acts on the
-    unscaled error, as without mixed precision) and multiplied back after.
+    the optimizer of the model the layer runs in before it is rounded (so
+    ``backward`` acts on the unscaled error, as without mixed precision) and
+    multiplied back after. A training loop of your own does as Keras' train
+    step does: it scales the loss with ``model.optimizer.scale_loss``.
 
     Any rounding mode of :class:`~tensorflow_kappa.quantization.FixedPoint`
     works, stochastic included: a stochastic format draws a fresh stream on
