@@ -206,7 +206,8 @@ def check_entries(records: Sequence[VariableRecord], precision: PrecisionDict,
         mine = by_layer.get(layer)
         if mine is None:
             problems.append(f"precision[{layer!r}] sets {', '.join(fields)}, but no variable "
-                            f"belongs to a layer {layer!r}; the layers of the variables: "
+                            f"belongs to a layer {layer!r} (a misspelt name, or a layer with "
+                            f"nothing trainable?); the layers of the variables: "
                             f"{listing(by_layer) or 'none'}")
             continue
         for field in fields:
