@@ -45,7 +45,7 @@ import re
 import signal
 import tempfile
 import threading
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, TypeVar
+from typing import Any, Callable, Iterator, List, Mapping, Optional, TypeVar
 
 import numpy as np
 
