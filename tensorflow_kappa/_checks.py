@@ -22,13 +22,16 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
+import random
+import tempfile
 from typing import Any, Callable, Iterable, List, Optional, Tuple
 
 import numpy as np
 
 __all__ = ["SEED32_MAX", "bool_result", "clip_range", "flag", "float_array", "function",
            "integer", "number", "number_format", "one_of", "random_seed", "random_seeds",
-           "tensor"]
+           "seed_or_drawn", "tensor", "writable_folder"]
 
 INT64_MAX = 2 ** 63 - 1
 #: The largest seed NumPy's legacy seeding takes (``keras.utils.set_random_seed``).
@@ -101,6 +104,24 @@ def random_seed(name: str, value: Any, maximum: int = INT64_MAX) -> Optional[int
         raise ValueError(f"{name} must be None or an integer in {_seed_range(maximum)}, "
                          f"got {value!r}")
     return int(value)
+
+
+def seed_or_drawn(name: str, value: Any, maximum: int = INT64_MAX) -> int:
+    """A seed: ``value`` checked (:func:`random_seed`), or for None one drawn the way
+    Keras draws the seed of its own ``seed=None`` objects (``SeedGenerator``,
+    initializers): from Python's ``random``, which ``keras.utils.set_random_seed``
+    seeds. So every ``seed=None`` of the package is reproducible under Keras' global
+    seed, in the same way.
+
+    Example:
+    >>> random.seed(3)
+    >>> a = seed_or_drawn("seed", None)
+    >>> random.seed(3)
+    >>> a == seed_or_drawn("seed", None), seed_or_drawn("seed", 5)
+    (True, 5)
+    """
+    seed = random_seed(name, value, maximum)
+    return random.randint(1, min(10**9, maximum)) if seed is None else seed
 
 
 def number_format(name: str, value: Any, optional: bool = False):
@@ -279,3 +300,28 @@ def random_seeds(name: str, values: Any, maximum: int = INT64_MAX) -> List[int]:
         raise ValueError(f"{name} must be a non-empty sequence of integers in "
                          f"{_seed_range(maximum)}, got {values!r}")
     return seeds
+
+
+def writable_folder(name: str, value: Any) -> str:
+    """A folder files can be written in: created (with its parents) if needed, and a
+    file written and removed there; call it before any work that writes there (an
+    output folder, a TensorBoard folder). Returns the path as a string.
+
+    Example:
+    >>> blocker = tempfile.NamedTemporaryFile()
+    >>> writable_folder("out_dir", os.path.join(blocker.name, "runs"))
+    Traceback (most recent call last):
+    ...
+    ValueError: out_dir: cannot write files in '...runs': Not a directory
+    """
+    if not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
+        raise ValueError(f"{name} must be a folder path, got {value!r}")
+    path = os.fspath(value)
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".kappa-write-check-"):
+            pass
+    except OSError as err:
+        raise ValueError(f"{name}: cannot write files in {path!r}: "
+                         f"{err.strerror or err}") from None
+    return path

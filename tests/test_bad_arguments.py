@@ -21,7 +21,7 @@ import pytest
 import tensorflow as tf
 
 import tensorflow_kappa as tk
-from tensorflow_kappa import evaluation, recipes
+from tensorflow_kappa import _checks, evaluation, recipes
 from tensorflow_kappa.callbacks import (InExtrapolationEvaluation, LoopController,
                                         QuantizationMonitor)
 from tensorflow_kappa.datasets import BaseDataset, TeacherStudentDataset, arithmetic_task
@@ -29,7 +29,6 @@ from tensorflow_kappa.datasets.expression import parse_expression
 from tensorflow_kappa.experiments import (ablation, arithmetic, arithmetic_population,
                                           loop_controller_bench, nalm,
                                           op_bench, trainer_bench)
-from tensorflow_kappa.experiments.reporting import check_output_dir
 from tensorflow_kappa.layers import INALU, Quantize, explain, gate_variables, sparsity_error
 from tensorflow_kappa.models import FitHistory, LinearBlockModel, TrainConfig, stability
 from tensorflow_kappa.optimizers import LowPrecisionOptimizer
@@ -157,8 +156,9 @@ ROWS: List[Bad] = [
                        " + ".join(["x1"] * 2000), "x1 + 1e999", "x3", "abc", 7],
         "num_inputs": [0, -1, 2.5, "2", True, 10**6, 1],
         "n": POSITIVE_INT,
-        "train_range": [(-1e300, 1e300), (3, -3), (NAN, 1), (0, INF), "03", 5, [], [(1,)]],
-        "extrapolation_range": [(1, 1), (-INF, 0), None, [(0, 1), (2, "x")]],
+        "train_range": [(-1e300, 1e300), (3, -3), (NAN, 1), (0, INF), "03", 5, [], [(1,)],
+                        (True, 3), [(0, 1), (False, 2)], ("1", 3), (np.bool_(False), 1)],
+        "extrapolation_range": [(1, 1), (-INF, 0), None, [(0, 1), (2, "x")], [True, 15]],
         "seed": NUMPY_SEED},
         says={"train_range": "train_range", "extrapolation_range": "extrapolation_range"}),
     Bad("arithmetic_task", "expression (non-finite targets)",
@@ -325,7 +325,8 @@ ROWS: List[Bad] = [
     Bad("loop_controller_bench.run", "epochs",
         lambda v: loop_controller_bench.run(epochs=v), [1, 0, "4"]),
     Bad("trainer_bench.run", "repeats", lambda v: trainer_bench.run(repeats=v), POSITIVE_INT),
-    Bad("check_output_dir", "path", check_output_dir, [None, 3, ""], says="out_dir"),
+    Bad("_checks.writable_folder", "value", lambda v: _checks.writable_folder("out_dir", v),
+        [None, 3, ""], says="out_dir"),
 ]
 
 CASES = [(row, value) for row in ROWS for value in row.values]

@@ -71,15 +71,19 @@ class QuantizationMonitor(keras.callbacks.Callback):
     Args:
         every: monitor every ``every``-th step (the first step always).
         layers: layer names to report (a Quantize layer ``<name>_quantize``
-            counts as ``<name>``); None reports all.
-        tensorboard_dir: a folder for TensorBoard event files, or None.
+            counts as ``<name>``); None reports all. Each must be a layer of
+            the model (checked when training begins).
+        tensorboard_dir: a folder for TensorBoard event files, or None; it
+            must be writable (checked, and created, when training begins).
         death_threshold: the update underflow fraction, in (0, 1], at which
             a layer counts as not learning.
         death_steps: how many steps it must stay there before the warning.
 
     Raises:
         ValueError: bad arguments (named in the message); at the start of
-            training, a model that is not compiled.
+            training, before any step: a model that is not compiled, a name in
+            ``layers`` that is no layer of the model (the message lists its
+            layers), a ``tensorboard_dir`` where no file can be written.
 
     Example:
     >>> from tensorflow_kappa.optimizers import LowPrecisionOptimizer
@@ -147,9 +151,10 @@ class QuantizationMonitor(keras.callbacks.Callback):
         return any(name in (layer, f"{layer}_quantize") for layer in self.layers)
 
     def _monitored_step(self, original: Callable) -> Callable:
-        from tensorflow_kappa.optimizers import LowPrecisionOptimizer
+        from tensorflow_kappa.optimizers.low_precision import low_precision_optimizer
 
         model = self.model
+        optimizer = low_precision_optimizer(model.optimizer)  # also inside a LossScaleOptimizer
         # Keras 3.15 reduces every log of a multi-worker step with
         # strategy.reduce("MEAN", v, axis=0): that fails on scalars and would
         # average the packed vector over its keys. A leading axis of 1 makes
@@ -160,8 +165,8 @@ class QuantizationMonitor(keras.callbacks.Callback):
             with recording() as recorder:
                 logs = original(data)
             stats = dict(recorder.values())
-            if isinstance(model.optimizer, LowPrecisionOptimizer):
-                stats.update(model.optimizer.statistics(monitored=True))
+            if optimizer is not None:
+                stats.update(optimizer.statistics(monitored=True))
             keys = [k for k in stats if self._wanted(k)]
             self._keys = keys
             logs = dict(logs)
@@ -194,6 +199,9 @@ class QuantizationMonitor(keras.callbacks.Callback):
         model = self.model
         if getattr(model, "optimizer", None) is None:
             raise ValueError("QuantizationMonitor needs a compiled model (model.compile(...))")
+        self._check_layers(model)
+        if self.tensorboard_dir is not None:  # before any step: a bad folder fails now
+            _checks.writable_folder("tensorboard_dir", self.tensorboard_dir)
         self._reset_fit_state()
         if model.train_function is None:
             model.make_train_function()
@@ -206,6 +214,19 @@ class QuantizationMonitor(keras.callbacks.Callback):
             self._cache = (model, self._plain, self._monitored)
         if self.tensorboard_dir is not None:
             self._writer = tf.summary.create_file_writer(str(self.tensorboard_dir))
+
+    def _check_layers(self, model: keras.Model) -> None:
+        """Every name of ``layers`` must be a layer of the model (a Quantize layer
+        ``<name>_quantize`` or ``<name>`` itself), else ValueError listing them."""
+        if self.layers is None:
+            return
+        known = [layer.name for layer in model._flatten_layers(include_self=False)]
+        unknown = [name for name in self.layers if name not in known]
+        if unknown:
+            raise ValueError(
+                f"QuantizationMonitor(layers={self.layers!r}): the model has no layer "
+                f"{', '.join(map(repr, unknown))}, so nothing would be reported for it; "
+                f"its layers: {', '.join(known)}")
 
     def on_train_batch_begin(self, batch, logs=None) -> None:
         self._batch_begin = int(batch)

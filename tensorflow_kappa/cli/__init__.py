@@ -28,6 +28,13 @@ TensorFlow is imported by :func:`main` after the arguments are parsed
 start-up lines), not by this package, so ``kappa --help`` and argument errors need no
 TensorFlow.
 
+Long runs keep their results: ``arithmetic --seeds/--suite``, ``nalm-benchmark``,
+``fixed-point`` and ``ablation`` keep each finished unit in ``--out`` as it finishes
+(:mod:`tensorflow_kappa.experiments.resumable`), say how long they should take
+(``--yes`` for more than an hour), and continue an interrupted run with ``--resume``.
+SIGINT (Ctrl-C) and SIGTERM end any command with one line saying what is kept and how
+to go on, exit status 130 or 143.
+
 Bad input ends with one line that names the option and the value, and exit
 status 2, before any work: argparse's own errors (without the usage block),
 the option checks of each command (``--out`` must be a writable folder,
@@ -68,19 +75,28 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run a command. Bad input ends with one line naming the option (or, for the
     package's ValueErrors, the parameter) and the value, and exit status 2, as
-    argparse's own errors do, not with a traceback. Returns the command's exit
-    status, or 1 when result files could not be written (the results were
-    printed)."""
+    argparse's own errors do, not with a traceback. SIGINT (Ctrl-C) and SIGTERM end
+    a command with one line saying what of its run is kept and how to continue it,
+    and exit status 128 + the signal (130, 143). Returns the command's exit status,
+    or 1 when result files could not be written (the results were printed)."""
+    from tensorflow_kappa.experiments.resumable import Interrupted, interrupts
+
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
-    if getattr(args, "needs_tensorflow", True):  # a command without TF sets it False
-        import_tensorflow_quietly()
+    args.argv = argv
     failed_writes: List[str] = []
     try:
-        with _collect_write_failures(failed_writes):
-            status = args.func(args)
+        with interrupts():
+            if getattr(args, "needs_tensorflow", True):  # a command without TF sets it False
+                import_tensorflow_quietly()
+            with _collect_write_failures(failed_writes):
+                status = args.func(args)
     except (OptionError, ValueError) as err:
         parser.exit(2, f"kappa {args.command}: error: {err}\n")
+    except Interrupted as stop:
+        print(f"\nkappa {args.command}: interrupted ({stop}): {stop.summary}", file=sys.stderr)
+        return 128 + stop.signum
     for message in failed_writes:
         print(f"kappa {args.command}: error: {message}", file=sys.stderr)
     return 1 if failed_writes else status

@@ -33,8 +33,10 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Check the formats and the folder, run the ablation, print its table and summary."""
+    """Check the formats and the folder, run the ablation (each run kept in ``--out`` as
+    it finishes, the unit ``--resume`` skips), print its table and summary."""
     from tensorflow_kappa.experiments import ablation
+    from tensorflow_kappa.experiments.resumable import check_size
     from tensorflow_kappa.quantization import FixedPoint, PrecisionDict, ensure_precision_dict
 
     precision = args.precision
@@ -45,16 +47,21 @@ def run(args: argparse.Namespace) -> int:
     with options.option("--death-update"):
         FixedPoint.coerce(args.death_update)
     options.check_out(args.out)
+    total = 4 if args.no_death else 6
+    check_size(ablation.estimated_seconds(total, args.epochs, args.n, args.batch_size),
+               f"{total} runs x {args.epochs} epochs of {args.n} examples", args.yes)
+    folder = options.run_folder(args, "ablation")
     start = time.time()
     print(f"kappa ablation: teacher-student n={args.n}, {args.input_dim}->{args.output_dim}, "
           f"lr={args.learning_rate}, chi={args.chi}, epochs={args.epochs}, seed={args.seed}")
-    runs = ablation.run_ablation(
-        precision, learning_rate=args.learning_rate, chi=args.chi, epochs=args.epochs,
-        batch_size=args.batch_size, seed=args.seed, n=args.n, input_dim=args.input_dim,
-        output_dim=args.output_dim, noise=args.noise,
-        death_update=None if args.no_death else args.death_update,
-        death_learning_rate=args.death_learning_rate, out_dir=args.out,
-        plots=not args.no_plots, verbose=args.verbose, log=print)
+    with folder.running(total, "run"):
+        runs = ablation.run_ablation(
+            precision, learning_rate=args.learning_rate, chi=args.chi, epochs=args.epochs,
+            batch_size=args.batch_size, seed=args.seed, n=args.n, input_dim=args.input_dim,
+            output_dim=args.output_dim, noise=args.noise,
+            death_update=None if args.no_death else args.death_update,
+            death_learning_rate=args.death_learning_rate, out_dir=args.out,
+            plots=not args.no_plots, verbose=args.verbose, log=print, units=folder)
     print()
     print(ablation.format_table(runs))
     print()
@@ -67,4 +74,4 @@ def run(args: argparse.Namespace) -> int:
 
 COMMAND = Command("ablation", __doc__, _arguments, run, parents=lambda: [
     options.training(epochs=10, learning_rate=1.8), options.seed(),
-    options.output("runs/ablation")])
+    options.output("runs/ablation"), options.resumable()])

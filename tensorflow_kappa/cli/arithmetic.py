@@ -55,6 +55,10 @@ def run(args: argparse.Namespace) -> int:
     name = "the report's recipe" if args.report else "the default recipe"
     if args.suite or args.seeds is not None:
         return _population(args, expressions, recipe, name, ranges)
+    if args.resume:
+        raise options.OptionError("--resume", "continues --seeds/--suite runs, which keep "
+                                  "each expression's population as it finishes; a single "
+                                  "run is one unit, with nothing to resume")
     expression = expressions[0]
     settings = dict(expression=expression, num_inputs=args.inputs, layers=args.layers,
                     epochs=args.epochs or 60, n=args.n, out_dir=args.out, verbose=args.verbose,
@@ -98,22 +102,33 @@ def _ranges_text(ranges: dict) -> str:
 
 def _population(args: argparse.Namespace, expressions: list, recipe, name: str,
                 ranges: dict) -> int:
-    """``--seeds M`` / ``--suite``: each expression's seeds as one population; one table."""
+    """``--seeds M`` / ``--suite``: each expression's seeds as one population, kept in
+    ``--out`` as it finishes (the unit ``--resume`` skips); one table."""
     from tensorflow_kappa.experiments import arithmetic_population as pop
+    from tensorflow_kappa.experiments.resumable import check_size
 
     seeds = list(range(args.first_seed, args.first_seed + (args.seeds or 10)))
     epochs = args.epochs or pop.DEFAULT_POPULATION_EPOCHS
+    check_size(pop.estimated_seconds(len(expressions), len(seeds), recipe.candidates, epochs,
+                                     args.n),
+               f"{len(expressions)} expression(s) x {len(seeds)} seeds x {recipe.candidates} "
+               f"candidates x {epochs} epochs of {args.n} samples", args.yes)
+    folder = options.run_folder(args, "arithmetic")
     print(f"kappa arithmetic: {len(expressions)} expression(s) on {args.inputs} inputs, "
           f"seeds {seeds[0]}-{seeds[-1]}, {recipe.candidates} candidate(s) per seed, up to "
           f"{epochs} epochs of {args.n} samples, {name}, one population per expression; "
-          f"{_ranges_text(ranges)}")
+          f"{_ranges_text(ranges)}", flush=True)
     rows = []
-    for expression in expressions:
-        row = pop.train_population(expression, seeds, recipe, epochs=epochs,
-                                   verbose=int(args.verbose >= 2), layers=args.layers,
-                                   num_inputs=args.inputs, n=args.n, **ranges)
-        rows.append(row)
-        print(pop.format_suite_table([row]).splitlines()[-1], flush=True)
+    with folder.running(len(expressions), "expression"):
+        for k, expression in enumerate(expressions):
+            row = folder.unit(
+                f"expression-{k}",
+                lambda: pop.train_population(expression, seeds, recipe, epochs=epochs,
+                                             verbose=int(args.verbose >= 2), layers=args.layers,
+                                             num_inputs=args.inputs, n=args.n, **ranges),
+                encode=dataclasses.asdict, decode=pop.SuiteRow.from_record)
+            rows.append(row)
+            print(pop.format_suite_table([row]).splitlines()[-1], flush=True)
     print()
     print(pop.format_suite_table(rows))
     files = [path for path in pop.write_suite(rows, args.out, recipe, ranges)
@@ -126,4 +141,5 @@ def _population(args: argparse.Namespace, expressions: list, recipe, name: str,
 COMMAND = Command("arithmetic", __doc__, _arguments, run, parents=lambda: [
     options.population(None, "train seeds S ... S+M-1 as one population and print the "
                        "success rate", one_seed=True),
-    options.ranges(train=(-3, 3), extrapolation=(10, 15)), options.output("runs/arithmetic")])
+    options.ranges(train=(-3, 3), extrapolation=(10, 15)), options.output("runs/arithmetic"),
+    options.resumable()])

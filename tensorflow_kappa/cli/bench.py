@@ -10,6 +10,10 @@ time). trainer: train_instrumented compiled, eager and against model.fit. core: 
 NumPy binding (tensorflow_kappa.core) against the custom ops. fixed-point: model.fit of
 the digits CNN in fixed point (custom ops, pure-TF twins, with QuantizationMonitor)
 against float. All: medians of interleaved rounds, one table.
+
+A bench keeps no partial results: its candidates are timed in interleaved rounds, so no
+cell of its table is finished before the last round; Ctrl-C ends it with one line saying
+so.
 """
 from __future__ import annotations
 
@@ -41,6 +45,7 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the chosen suite and print its report."""
+    from tensorflow_kappa.experiments.resumable import Interrupted
     from tensorflow_kappa.experiments.timing import format_report
 
     bench = importlib.import_module(f"tensorflow_kappa.experiments.{SUITES[args.suite]}")
@@ -49,7 +54,14 @@ def run(args: argparse.Namespace) -> int:
         settings["size"] = args.size
     if args.repeats is not None:
         settings["repeats"] = args.repeats
-    print(format_report(bench.run(**settings)))
+    try:
+        report = bench.run(**settings)
+    except Interrupted as stop:
+        stop.summary = ("no timing is kept: the candidates are timed in interleaved rounds, "
+                        "so no cell is finished before the last round (run it again, or "
+                        "with fewer --repeats)")
+        raise
+    print(format_report(report))
     return 0
 
 

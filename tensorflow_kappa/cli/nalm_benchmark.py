@@ -33,18 +33,26 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Check the options, run the benchmark, print its table."""
+    """Check the options, run the benchmark (each module kind's runs kept in ``--out`` as
+    they finish, the unit ``--resume`` skips), print its table."""
     from tensorflow_kappa.experiments import nalm
+    from tensorflow_kappa.experiments.resumable import check_size
 
     ranges = nalm.DEFAULT_RANGES if not args.ranges else _ranges(args.ranges)
     ops = options.subset("--ops", args.ops, nalm.OPS)
     models = options.subset("--models", args.models, nalm.MODELS)
     options.check_out(args.out)
+    kinds = [m for m in models if set(ops) & set(nalm.MODELS[m].ops)]
+    check_size(nalm.estimated_seconds(ops, ranges, models, args.seeds, args.steps),
+               f"{len(kinds)} module kind(s) on {len(ops)} op(s) x {len(ranges)} range "
+               f"pair(s) x {args.seeds} seeds", args.yes)
+    folder = options.run_folder(args, "nalm-benchmark")
     start = time.time()
-    result = nalm.run_nalm_benchmark(
-        ops=ops, ranges=ranges, models=models, seeds=args.seeds, first_seed=args.first_seed,
-        steps=args.steps, eval_every=args.eval_every, n_eval=args.n_eval, out_dir=args.out,
-        verbose=1)
+    with folder.running(len(kinds), "module kind"):
+        result = nalm.run_nalm_benchmark(
+            ops=ops, ranges=ranges, models=models, seeds=args.seeds,
+            first_seed=args.first_seed, steps=args.steps, eval_every=args.eval_every,
+            n_eval=args.n_eval, out_dir=args.out, verbose=1, units=folder)
     print()
     print(result.table())
     print()
@@ -84,4 +92,4 @@ def _ranges(text: str) -> list:
 COMMAND = Command("nalm-benchmark", __doc__, _arguments, run, parents=lambda: [
     options.population(10, "runs per cell (default %(default)s); the first seed also seeds "
                        "the batches"),
-    options.output("runs/nalm-benchmark")])
+    options.output("runs/nalm-benchmark"), options.resumable()])

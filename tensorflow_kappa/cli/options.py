@@ -29,6 +29,8 @@ import argparse
 import contextlib
 import json
 import os
+import re
+import shlex
 from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence
 
 from tensorflow_kappa import _checks
@@ -187,7 +189,10 @@ def json_range(text: str) -> Any:
     except json.JSONDecodeError:
         raise argparse.ArgumentTypeError(f"{text!r} is not JSON [lo, hi] or "
                                          "[[lo, hi], ...]") from None
-    _rule(lambda name, v: check_range(v, name), value)
+    try:
+        check_range(value, _VALUE)
+    except ValueError as err:  # name the text: JSON's true reads back as Python's True
+        raise argparse.ArgumentTypeError(f"{text!r}: {_reason(err)}") from None
     return value
 
 
@@ -262,13 +267,53 @@ def training(epochs: int, learning_rate: float, batch_size: int = 32
     return parent
 
 
+def resumable() -> argparse.ArgumentParser:
+    """``--resume`` and ``--yes``: a long command keeps each finished unit in ``--out``
+    (:mod:`tensorflow_kappa.experiments.resumable`); ``--resume`` continues an
+    interrupted run there, ``--yes`` starts a run estimated at more than an hour."""
+    parent = _parent()
+    parent.add_argument("--resume", action="store_true",
+                        help="continue the interrupted run in --out: its finished units are "
+                        "read back (the options must be the same)")
+    parent.add_argument("--yes", action="store_true",
+                        help="start the run even if it is estimated at more than an hour")
+    return parent
+
+
+#: Arguments that do not decide a run's results: a resumed run may change them.
+_NOT_RESULTS = ("func", "command", "needs_tensorflow", "argv", "out", "resume", "yes",
+                "verbose")
+
+
+def run_settings(args: argparse.Namespace) -> dict:
+    """The options of ``args`` that decide a run's results (what a resumed run must
+    repeat, and what a result file records)."""
+    return {k: v for k, v in sorted(vars(args).items()) if k not in _NOT_RESULTS}
+
+
+def run_folder(args: argparse.Namespace, command: str):
+    """The :class:`~tensorflow_kappa.experiments.resumable.RunFolder` of ``--out`` for
+    ``args`` (started afresh, or resumed with ``--resume``: then the recorded options
+    must be these; an :class:`OptionError` names ``--resume`` otherwise). Call it
+    after the other options are checked, before any work."""
+    from tensorflow_kappa.experiments.resumable import RunFolder
+
+    again = list(args.argv) + ([] if args.resume else ["--resume"])
+    try:
+        return RunFolder(args.out, command, run_settings(args), resume=args.resume,
+                         resume_command="kappa " + shlex.join(again))
+    except ValueError as err:
+        reason = re.sub(r"^(--resume|out_dir): ", "", str(err))
+        raise OptionError("--resume" if args.resume else "--out", reason) from None
+
+
 def check_out(folder: str) -> str:
     """``--out``: the folder, created, once a file can be written in it; else an
     :class:`OptionError`. Call it before any work."""
-    from tensorflow_kappa.experiments.reporting import check_output_dir
-
-    with option("--out"):
-        return check_output_dir(folder, name="")
+    try:
+        return _checks.writable_folder(_VALUE, folder)
+    except ValueError as err:
+        raise OptionError("--out", _reason(err)) from None
 
 
 def written(paths: Sequence[str], since: float) -> List[str]:

@@ -132,14 +132,20 @@ def check_near_rail(near_rail: object) -> float:
     return float(np.float32(near_rail))
 
 
-def _learning_rate(learning_rate: object) -> float:
+def _learning_rate(learning_rate: object, dtype: np.dtype) -> float:
+    """``learning_rate`` as the extension takes it, checked as the op checks it: in the
+    arrays' ``dtype`` (1e40 is infinite in float32, and would turn the weights of zero
+    gradients into NaN), where it must be finite and >= 0."""
     value = learning_rate
     if isinstance(value, np.ndarray) and value.shape == () and value.dtype.kind in "fiu":
         value = value.item()
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"learning_rate must be a real number, got {learning_rate!r}")
-    if not np.isfinite(float(value)):
-        raise ValueError(f"learning_rate must be finite, got {learning_rate!r}")
+    with np.errstate(over="ignore"):
+        rounded = dtype.type(value)
+    if not (np.isfinite(rounded) and rounded >= 0):
+        raise ValueError(f"learning_rate must be finite and >= 0 in the arrays' dtype "
+                         f"({dtype}), got {learning_rate!r}")
     return float(value)
 
 
@@ -255,8 +261,8 @@ def update_quantize_store(
             updated in place.
         grad: the gradient, a C-contiguous array of ``w``'s dtype and shape
             that does not share memory with ``w``.
-        learning_rate: a finite real number, rounded to ``w``'s dtype (as the
-            op casts it).
+        learning_rate: a real number, rounded to ``w``'s dtype (as the op
+            casts it), where it must be finite and >= 0 (as the op requires).
         update_format, storage_format: FixedPoint, string or None; each must
             fit ``w``'s dtype.
         seed: two integers keying stochastic rounding (the storage rounding
@@ -272,8 +278,9 @@ def update_quantize_store(
         TypeError: ``w`` or ``grad`` is not a float32/float64 NumPy array,
             their dtypes differ, or ``learning_rate`` is not a real number.
         ValueError: a non-contiguous array, a read-only ``w``, different
-            shapes, ``grad`` sharing memory with ``w``, a non-finite
-            ``learning_rate``, a bad format or seed.
+            shapes, ``grad`` sharing memory with ``w``, a ``learning_rate``
+            that is negative or not finite in ``w``'s dtype (``1e40`` for
+            float32), a bad format or seed.
 
     Example:
     >>> w = np.array([1.0, 7.0])
@@ -286,7 +293,7 @@ def update_quantize_store(
     _same_layout(w, "w", grad, "grad")
     if np.may_share_memory(w, grad):  # exact for C-contiguous arrays
         raise ValueError("grad shares memory with w, which is updated in place: pass a copy")
-    lr = _learning_rate(learning_rate)
+    lr = _learning_rate(learning_rate, w.dtype)
     update_fmt = None if update_format is None else _format(update_format, "update_format",
                                                             w.dtype)
     storage_fmt = None if storage_format is None else _format(storage_format,

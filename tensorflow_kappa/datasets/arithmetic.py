@@ -13,6 +13,7 @@ on U(10, 15).
 """
 from __future__ import annotations
 
+import numbers
 from typing import NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -72,10 +73,15 @@ def check_range(value: Range, name: str = "range") -> Tuple[Tuple[float, float],
     """
     def pair(p) -> Tuple[float, float]:
         try:
-            low, high = (float(v) for v in p)
+            low, high = p
         except (TypeError, ValueError):
             raise ValueError(f"{name} must be a pair (low, high) or a list of such pairs, "
                              f"got {value!r}") from None
+        if any(isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real)
+               for v in (low, high)):  # JSON's true is no 1.0, nor the string "1" a 1
+            raise ValueError(f"{name}: each bound must be a real number (not a bool or a "
+                             f"string), got the interval {p!r}")
+        low, high = float(low), float(high)
         if not (np.isfinite(low) and np.isfinite(high)) or not low < high:
             raise ValueError(f"{name}: each interval needs finite low < high, got {p!r}")
         if max(abs(low), abs(high)) > _FLOAT32_MAX:
@@ -148,7 +154,8 @@ def arithmetic_task(expression: Union[str, Expression] = REPORT_EXPRESSION,
             ``[(-5, -1), (1, 5)]``.
         extrapolation_range: the same for the extrapolation set.
         seed: makes the three sets reproducible (NumPy ``default_rng``); None
-            or an integer >= 0.
+            (a seed drawn under ``keras.utils.set_random_seed``) or an integer
+            >= 0.
 
     Returns:
         An :class:`ArithmeticTask` ``(train, interpolation, extrapolation,
@@ -180,7 +187,7 @@ def arithmetic_task(expression: Union[str, Expression] = REPORT_EXPRESSION,
     n = _checks.integer("n", n, minimum=1)
     check_range(train_range, "train_range")
     check_range(extrapolation_range, "extrapolation_range")
-    rng = np.random.default_rng(_checks.random_seed("seed", seed))
+    rng = np.random.default_rng(_checks.seed_or_drawn("seed", seed))
     shape = (int(n), parsed.num_inputs)
 
     def draw(value, name):

@@ -72,7 +72,8 @@ class TeacherStudentDataset(BaseDataset):
         input_dim: features per example.
         output_dim: targets per example.
         noise: standard deviation of Gaussian label noise.
-        seed: NumPy seed for X, A and the noise (None: fresh entropy).
+        seed: NumPy seed for X, A and the noise (None: a seed drawn under
+            ``keras.utils.set_random_seed``).
 
     Example:
     >>> ds = TeacherStudentDataset(100, 4, 2, seed=0)
@@ -85,7 +86,7 @@ class TeacherStudentDataset(BaseDataset):
         for name, value in (("n", n), ("input_dim", input_dim), ("output_dim", output_dim)):
             _checks.integer(name, value, minimum=1)
         noise = _checks.number("noise", noise, minimum=0)
-        rng = np.random.default_rng(_checks.random_seed("seed", seed))
+        rng = np.random.default_rng(_checks.seed_or_drawn("seed", seed))
         try:
             X = rng.standard_normal((n, input_dim))
             A = rng.standard_normal((input_dim, output_dim)) / np.sqrt(input_dim)

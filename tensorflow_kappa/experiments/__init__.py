@@ -11,6 +11,7 @@
 ``timing``                  the one timing harness and report format of every bench
 ``inspect_weights``         ``kappa inspect``: saved weights in fixed-point formats (no TF)
 ``reporting``               JSON records, numbers and text tables shared by the above
+``resumable``               finished units kept on disk, interrupts, ``--resume``, estimates
 ==========================  ===========================================================
 
 Import the module you need, e.g.

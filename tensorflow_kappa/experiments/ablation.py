@@ -37,8 +37,10 @@ import numpy as np
 
 from tensorflow_kappa import _checks
 from tensorflow_kappa.datasets import TeacherStudentDataset
-from tensorflow_kappa.experiments.reporting import (check_output_dir, format_number, text_table,
-                                                    try_write, write_text)
+from tensorflow_kappa.experiments import resumable
+from tensorflow_kappa.experiments.reporting import (format_number, text_table, try_write,
+                                                    write_text)
+from tensorflow_kappa.experiments.resumable import RunFolder
 from tensorflow_kappa.models import FitHistory, LinearBlockModel
 from tensorflow_kappa.quantization import FixedPoint, PrecisionDict, ensure_precision_dict
 from tensorflow_kappa.quantization.precision import DEFAULT_LAYER
@@ -47,6 +49,7 @@ __all__ = [
     "AblationRun",
     "DEFAULT_PRECISION",
     "describe",
+    "estimated_seconds",
     "format_table",
     "run_ablation",
     "summarize_history",
@@ -173,6 +176,7 @@ def run_ablation(
     plots: bool = True,
     verbose: bool = False,
     log=None,
+    units: Optional[RunFolder] = None,
 ) -> List[AblationRun]:
     """Run the ablation (see the module docstring) and return its runs.
 
@@ -194,6 +198,10 @@ def run_ablation(
         plots: draw the PNGs.
         verbose: Keras progress bars.
         log: called with a line of text as each run finishes (e.g. print).
+        units: keeps each run there as it finishes (a
+            :class:`~tensorflow_kappa.experiments.resumable.RunFolder`: its
+            history and settings), and reads back the runs a resumed ablation
+            finished instead of training them (``kappa ablation``).
     """
     for name, value in (("learning_rate", learning_rate), ("chi", chi),
                         ("death_learning_rate", death_learning_rate)):
@@ -218,24 +226,44 @@ def run_ablation(
             ("lowlr-coarse-off", f"{label}, update {death_update}",
              _with_update_format(fixed, death_update), False, death_learning_rate),
         ]
+    for _, _, prec, _, _ in plan:  # names the model lacks fail now, not after float runs
+        if prec is not None:
+            prec.validate(model.layer_names())
     if out_dir is not None:
-        out_dir = check_output_dir(out_dir)
+        out_dir = _checks.writable_folder("out_dir", out_dir)
     runs = []
     for name, prec_label, prec, ctrl, lr in plan:
-        model.reinitialize_weights(seed)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # divergence is reported in the table
-            history = model.train_instrumented(
-                ds.X, ds.Y, epochs=epochs, batch_size=batch_size, learning_rate=lr, chi=chi,
-                use_controller=ctrl, reference_A=ds.A, precision_dict=prec)
-        history.metadata["title"] = f"{name}: {prec_label}, controller {'on' if ctrl else 'off'}"
-        run = AblationRun(name, prec_label, ctrl, lr, history, summarize_history(history))
-        if out_dir is not None:
-            written = [try_write(history.save, os.path.join(out_dir, f"{name}.npz"))]
-            if plots:
-                written.append(try_write(history.plot_results,
-                                         os.path.join(out_dir, f"{name}.png")))
-            run.files += [path for path in written if path is not None]
+        def train(name=name, prec_label=prec_label, prec=prec, ctrl=ctrl, lr=lr):
+            model.reinitialize_weights(seed)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # the table reports divergence
+                history = model.train_instrumented(
+                    ds.X, ds.Y, epochs=epochs, batch_size=batch_size, learning_rate=lr,
+                    chi=chi, use_controller=ctrl, reference_A=ds.A, precision_dict=prec)
+            history.metadata["title"] = (f"{name}: {prec_label}, controller "
+                                         f"{'on' if ctrl else 'off'}")
+            run = AblationRun(name, prec_label, ctrl, lr, history, summarize_history(history))
+            if out_dir is not None:
+                written = [try_write(history.save, os.path.join(out_dir, f"{name}.npz"))]
+                if plots:
+                    written.append(try_write(history.plot_results,
+                                             os.path.join(out_dir, f"{name}.png")))
+                run.files += [path for path in written if path is not None]
+            return run
+
+        def keep(run: AblationRun) -> dict:
+            run.history.save(units.path(run.name, ".npz"))  # written whole, then renamed
+            return {"name": run.name, "precision": run.precision,
+                    "use_controller": run.use_controller, "learning_rate": run.learning_rate,
+                    "files": run.files}
+
+        def back(record: dict, name=name) -> AblationRun:
+            history = FitHistory.load(units.path(name, ".npz"))
+            return AblationRun(record["name"], record["precision"], record["use_controller"],
+                               record["learning_rate"], history, summarize_history(history),
+                               record["files"])
+
+        run = resumable.unit(units, name, train, encode=keep, decode=back)
         runs.append(run)
         if log is not None:
             log(f"  {name}: {run.row['steps']} steps, final loss "
@@ -244,6 +272,22 @@ def run_ablation(
         try_write(lambda p: write_text(p, format_table(runs) + "\n\n" + describe(runs) + "\n"),
                   os.path.join(out_dir, "summary.txt"))
     return runs
+
+
+#: Seconds per run (tracing the compiled epoch) and per step of the instrumented
+#: trainer, measured on the shared 2-core machine (BENCHMARKS.md: about 0.3 ms per
+#: step of the 16->4 layer, 2-3 s to trace).
+SECONDS_PER_RUN, SECONDS_PER_STEP = 3.0, 5e-4
+
+
+def estimated_seconds(runs: int, epochs: int, n: int, batch_size: int) -> float:
+    """A rough time of ``runs`` runs of ``epochs`` epochs over ``n`` examples.
+
+    Example:
+    >>> round(estimated_seconds(6, 10, 1024, 32))
+    19
+    """
+    return runs * (SECONDS_PER_RUN + epochs * -(-n // batch_size) * SECONDS_PER_STEP)
 
 
 def describe(runs: List[AblationRun]) -> str:

@@ -40,8 +40,7 @@ from tensorflow_kappa.callbacks.in_extrapolation import InExtrapolationEvaluatio
 from tensorflow_kappa.datasets.arithmetic import REPORT_EXPRESSION, arithmetic_task
 from tensorflow_kappa.datasets.expression import Expression
 from tensorflow_kappa.evaluation import EPSILON, formula_matches, perturbed_threshold, succeeded
-from tensorflow_kappa.experiments.reporting import (check_output_dir, jsonable, try_write,
-                                                    write_json)
+from tensorflow_kappa.experiments.reporting import jsonable, try_write, write_json
 from tensorflow_kappa.layers import INALU, explain, sparsity_error
 from tensorflow_kappa.recipes import BatchMSE, inalu_controller
 
@@ -210,7 +209,7 @@ def train_arithmetic(
                                    strict_minimum=True)
     verbose = _checks.one_of("verbose", verbose, (0, 1, 2))
     if out_dir is not None:
-        out_dir = check_output_dir(out_dir)
+        out_dir = _checks.writable_folder("out_dir", out_dir)
     if task is None:
         task = arithmetic_task(expression, num_inputs, n=n, train_range=train_range,
                                extrapolation_range=extrapolation_range, seed=seed)

@@ -59,7 +59,7 @@ from tensorflow_kappa.layers.inalu import draw_initial_weights
 from tensorflow_kappa.recipes import InaluRecipe
 
 __all__ = ["ArithmeticPopulation", "DEFAULT_POPULATION_EPOCHS", "SeedResult", "SuiteRow",
-           "format_suite_table", "train_population"]
+           "estimated_seconds", "format_suite_table", "train_population"]
 
 #: Epoch budget of a population run: a candidate's first attempt (about 15
 #: epochs when it succeeds) and room for restarts of the stuck ones (at 20
@@ -125,6 +125,14 @@ class SuiteRow:
     def to_dict(self) -> Dict[str, Any]:
         """JSON-ready dictionary of the row (non-finite floats become ``None``)."""
         return jsonable(dataclasses.asdict(self))
+
+    @classmethod
+    def from_record(cls, record: Dict[str, Any]) -> "SuiteRow":
+        """The row :func:`dataclasses.asdict` gave (as a finished unit keeps it)."""
+        fields = dict(record)
+        fields["wilson_95"] = tuple(fields["wilson_95"])
+        fields["results"] = [SeedResult(**r) for r in fields["results"]]
+        return cls(**fields)
 
 
 class ArithmeticPopulation(PopulationTrainer):
@@ -211,9 +219,11 @@ class ArithmeticPopulation(PopulationTrainer):
         return self._flat(draw_initial_weights(family, self.rngs[p], self._shapes()))
 
     def keras_model(self, p: Optional[int] = None) -> keras.Model:
-        """A Keras ``Sequential`` of INALU layers (with member ``p``'s weights if given)."""
+        """A Keras ``Sequential`` of INALU layers (with member ``p``'s weights if given),
+        named ``inalu_0``, ``inalu_1``, ... (not by how many layers this process made
+        before: a formula that names them reads the same in a resumed run)."""
         model = keras.Sequential([keras.Input((self.num_inputs,))]
-                                 + [INALU(u) for u in self.layers])
+                                 + [INALU(u, name=f"inalu_{k}") for k, u in enumerate(self.layers)])
         if p is not None:
             values = iter(self.member_weights(p))
             for layer in model.layers:
@@ -396,6 +406,23 @@ def train_population(expression: Union[str, Expression], seeds: Sequence[int],
                     results=results)
 
 
+#: Seconds per member, epoch and training sample of a population run, measured on the
+#: shared 2-core machine (BENCHMARKS.md: about 100 s per expression of the suite, 10
+#: seeds x 12 candidates, about 15 epochs of 64 000 samples, layers 3,2,1).
+SECONDS_PER_MEMBER_SAMPLE = 9e-7
+
+
+def estimated_seconds(expressions: int, seeds: int, candidates: int, epochs: int,
+                      n: int) -> float:
+    """A rough time of ``expressions`` populations at their whole epoch budget.
+
+    Example:
+    >>> round(estimated_seconds(6, 10, 12, 30, 64000) / 60)  # the suite, in minutes
+    21
+    """
+    return expressions * seeds * candidates * epochs * n * SECONDS_PER_MEMBER_SAMPLE
+
+
 def format_suite_table(rows: Sequence[SuiteRow]) -> str:
     """A Markdown table: expression, successes/seeds (Wilson 95 %), formula, epochs, wall, reinits."""
     lines = ["| expression | successes | Wilson 95 % | formula recovered | median epochs "
@@ -415,7 +442,7 @@ def write_suite(rows: Sequence[SuiteRow], out_dir: str, recipe: InaluRecipe,
     """Write ``arithmetic_suite.md`` (the table) and ``arithmetic_suite.json`` (with the
     recipe and, when given, the ``train_range``/``extrapolation_range`` used) into the
     folder ``out_dir`` (check it first with
-    :func:`~tensorflow_kappa.experiments.reporting.check_output_dir`, as ``kappa
+    :func:`~tensorflow_kappa._checks.writable_folder`, as ``kappa
     arithmetic`` does before training); their paths, None for a file that could not
     be written (an OutputWriteWarning names it)."""
     table = format_suite_table(rows) + "\n"

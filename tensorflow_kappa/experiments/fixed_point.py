@@ -31,10 +31,13 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from tensorflow_kappa import _checks
+from tensorflow_kappa.experiments import resumable
 from tensorflow_kappa.experiments.reporting import format_number, text_table, write_json
+from tensorflow_kappa.experiments.resumable import RunFolder
 
-__all__ = ["DigitsRun", "format_table", "load_digits", "make_cnn", "precision_for",
-           "run_study", "plot_runs"]
+__all__ = ["DigitsRun", "estimated_seconds", "format_table", "load_digits", "make_cnn",
+           "precision_for", "run_study", "plot_runs", "study_plan"]
 
 ROUNDINGS = ("nearest_even", "stochastic")
 DEFAULT_FORMATS = ("s16.14", "s16.12", "s16.10", "s16.8")
@@ -46,12 +49,15 @@ def load_digits(seed: int = 0, test_fraction: float = 0.25,
 
     Pixels scaled to [0, 1], shape ``(n, 8, 8, 1)`` float32; labels int32;
     a stratified-by-shuffle split with ``seed``. ``limit`` keeps the first
-    ``limit`` images (smoke runs).
+    ``limit`` images (smoke runs; at least 2, one to train on and one to test).
 
     Raises:
+        ValueError: ``limit`` is not an integer >= 2.
         ImportError: scikit-learn is missing (``pip install
             "tensorflow_kappa[experiments]"``).
     """
+    if limit is not None:
+        _checks.integer("limit", limit, minimum=2)
     try:
         from sklearn.datasets import load_digits as sklearn_digits
     except ImportError as err:
@@ -177,29 +183,71 @@ def train_run(fmt: Optional[str], rounding: Optional[str], data: Tuple[np.ndarra
         wall_time_s=wall)
 
 
+def study_plan(formats: Sequence[str], roundings: Sequence[str]
+               ) -> List[Tuple[Optional[str], Optional[str]]]:
+    """The study's runs, ``(format, rounding)`` with ``(None, None)`` (float32) first,
+    each run's precision dict built: a format that does not parse or that float32
+    cannot hold (``s30.20``), or an unknown rounding, fails here, before any training.
+
+    Example:
+    >>> study_plan(["s16.8"], ["stochastic"])
+    [(None, None), ('s16.8', 'stochastic')]
+    >>> study_plan(["s30.20"], ["stochastic"])
+    Traceback (most recent call last):
+    ...
+    ValueError: Precision for *.weight: Format s30.20:stochastic ...
+    """
+    from tensorflow_kappa.quantization import PrecisionDict
+
+    for rounding in roundings:
+        _checks.one_of("rounding", rounding, ROUNDINGS)
+    plan = [(f, r) for f in formats for r in roundings]
+    for fmt, rounding in plan:
+        PrecisionDict(precision_for(fmt, rounding))
+    return [(None, None)] + plan
+
+
+#: Seconds per run, epoch and image of the study, measured on the shared 2-core machine
+#: (BENCHMARKS.md: the default study, 9 runs x 30 epochs of the 1797 digits, about
+#: 4 minutes with the monitor).
+SECONDS_PER_IMAGE_EPOCH = 5e-4
+
+
+def estimated_seconds(runs: int, epochs: int, limit: Optional[int] = None) -> float:
+    """A rough time of ``runs`` runs of ``epochs`` epochs over the digits (``limit``
+    of them).
+
+    Example:
+    >>> round(estimated_seconds(9, 30) / 60)
+    4
+    """
+    return runs * epochs * (1797 if limit is None else min(limit, 1797)) \
+        * SECONDS_PER_IMAGE_EPOCH
+
+
 def run_study(formats: Sequence[str] = DEFAULT_FORMATS, roundings: Sequence[str] = ROUNDINGS,
               *, epochs: int = 30, learning_rate: float = 0.05, batch_size: int = 32,
               seed: int = 0, every: int = 10, limit: Optional[int] = None,
-              log: Callable[[str], None] = print, verbose: int = 0) -> List[DigitsRun]:
+              log: Callable[[str], None] = print, verbose: int = 0,
+              units: Optional[RunFolder] = None) -> List[DigitsRun]:
     """float32, then every format with every rounding, on the same split and initial weights.
 
-    Raises:
-        ValueError: a format that does not parse or an unknown rounding mode.
-    """
-    from tensorflow_kappa.quantization import FixedPoint
+    With ``units`` (a :class:`~tensorflow_kappa.experiments.resumable.RunFolder`) each
+    run is kept there as it finishes, and the runs a resumed study finished are read
+    back instead of trained (``kappa fixed-point``).
 
-    for fmt in formats:
-        FixedPoint.parse(fmt)
-    for rounding in roundings:
-        if rounding not in ROUNDINGS:
-            raise ValueError(f"rounding {rounding!r} is not one of {ROUNDINGS}")
+    Raises:
+        ValueError: a format that does not parse or does not fit float32, or an
+            unknown rounding mode (:func:`study_plan`, before any training).
+    """
+    plan = study_plan(formats, roundings)
     data = load_digits(seed, limit=limit)
     options = dict(data=data, epochs=epochs, learning_rate=learning_rate, batch_size=batch_size,
                    seed=seed, every=every, verbose=verbose)
-    plan = [(None, None)] + [(f, r) for f in formats for r in roundings]
     runs = []
-    for fmt, rounding in plan:
-        run = train_run(fmt, rounding, **options)
+    for k, (fmt, rounding) in enumerate(plan):
+        run = resumable.unit(units, f"run-{k}", lambda: train_run(fmt, rounding, **options),
+                             encode=dataclasses.asdict, decode=lambda r: DigitsRun(**r))
         log(f"{run.name:<14} test accuracy {run.final_accuracy:.3f}, update underflow "
             f"{format_number(run.update_underflow[-1], '.2f')}, {run.wall_time_s:.0f} s")
         runs.append(run)

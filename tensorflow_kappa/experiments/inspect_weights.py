@@ -125,34 +125,78 @@ class FormatSummary:
 def load_weights(path: Union[str, Path]) -> List[Weight]:
     """The float arrays stored in ``path`` (.keras, .h5/.hdf5, .npz, .npy), in file order.
 
+    The file is read by its content (its first bytes), not by its name: an ``.npz``
+    saved under a ``.npy`` name, or the reverse, is read as what it is.
+
     Raises:
-        ValueError: the file is missing, of another kind, unreadable, or holds
-            no float arrays.
+        ValueError: the file is missing, holds none of those kinds (by content),
+            is damaged or unreadable (a pickled object array is not read), or
+            holds no float arrays.
         ImportError: a Keras file but no h5py.
+
+    Example:
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "w.npy")
+    >>> with open(path, "wb") as handle:  # an .npz under an .npy name
+    ...     np.savez(handle, kernel=np.ones(2, np.float32))
+    >>> [w.label for w in load_weights(path)]
+    ['w/kernel']
     """
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"model file {str(path)!r} does not exist")
-    suffix = path.suffix.lower()
-    if suffix not in SUFFIXES:
-        raise ValueError(f"model file {str(path)!r}: expected one of {', '.join(SUFFIXES)}")
     try:
-        if suffix == ".npy":
-            found = [Weight(path.name[: -len(suffix)], "", np.load(path))]
-        elif suffix == ".npz":
-            with np.load(path) as npz:
+        kind = _content_kind(path)
+        if kind == "npy":
+            found = [Weight(_stem(path), "", np.load(path, allow_pickle=False))]
+        elif kind == "npz":
+            with np.load(path, allow_pickle=False) as npz:
                 found = [Weight(*_split_key(key, path), npz[key]) for key in npz.files]
-        elif suffix == ".keras":
+        elif kind == "keras":
             with zipfile.ZipFile(path) as archive:
                 found = _read_h5(io.BytesIO(archive.read("model.weights.h5")))
         else:
             found = _read_h5(path)
-    except (OSError, KeyError, zipfile.BadZipFile) as err:
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as err:
         raise ValueError(f"model file {str(path)!r} cannot be read: {err}") from err
     weights = [w for w in found if w.values.dtype.kind == "f"]
     if not weights:
         raise ValueError(f"model file {str(path)!r} holds no float arrays")
     return weights
+
+
+#: The first bytes of each kind of file :func:`load_weights` reads.
+_NPY_MAGIC, _HDF5_MAGIC, _ZIP_MAGICS = b"\x93NUMPY", b"\x89HDF\r\n\x1a\n", (b"PK\x03\x04",
+                                                                             b"PK\x05\x06")
+
+
+def _content_kind(path: Path) -> str:
+    """What ``path`` holds by its content: ``"npy"``, ``"npz"``, ``"keras"`` or
+    ``"hdf5"``; else ValueError (naming the kinds the command reads)."""
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+    if head.startswith(_NPY_MAGIC):
+        return "npy"
+    if head.startswith(_HDF5_MAGIC):
+        return "hdf5"
+    if head.startswith(_ZIP_MAGICS):
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+        if "model.weights.h5" in names:
+            return "keras"
+        if all(name.endswith(".npy") for name in names):
+            return "npz"
+        raise ValueError("a zip archive that holds neither model.weights.h5 (a .keras file) "
+                         "nor only .npy arrays (an .npz file)")
+    raise ValueError(f"its content is none of the kinds read (expected one of "
+                     f"{', '.join(SUFFIXES)}: a Keras zip, HDF5, an .npz or an .npy file); "
+                     f"it starts with {head!r}")
+
+
+def _stem(path: Path) -> str:
+    """The file's name without its (known) suffix: the label of an .npy's one array."""
+    suffix = path.suffix.lower()
+    return path.name[: -len(suffix)] if suffix in SUFFIXES else path.name
 
 
 def _split_key(key: str, path: Path) -> Tuple[str, str]:

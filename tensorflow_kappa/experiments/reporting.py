@@ -1,8 +1,9 @@
 """What every experiment uses to report: JSON-ready values, JSON files, numbers, text tables,
 and the output folder, checked before any work and written to without losing a run.
 
-An experiment that writes files calls :func:`check_output_dir` before it
-trains (a bad folder fails at once, as a ValueError naming it) and writes
+An experiment that writes files checks its folder with
+:func:`tensorflow_kappa._checks.writable_folder` before it trains (a bad
+folder fails at once, as a ValueError naming it) and writes
 each file through :func:`try_write`: a write that fails at the end (disk
 full, folder removed) warns with :class:`OutputWriteWarning` and the
 experiment still returns its results.
@@ -24,41 +25,17 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import warnings
 from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
-__all__ = ["OutputWriteWarning", "check_output_dir", "format_number", "jsonable",
-           "text_table", "try_write", "write_json", "write_text"]
+__all__ = ["OutputWriteWarning", "format_number", "jsonable", "text_table", "try_write",
+           "write_json", "write_text"]
 
 
 class OutputWriteWarning(RuntimeWarning):
     """A result file could not be written; the experiment's results are returned anyway."""
-
-
-def check_output_dir(path: Any, name: str = "out_dir") -> str:
-    """Create the folder ``path`` (and its parents) if needed and check that a file can
-    be written in it; call it before any work. Returns the path as a string.
-
-    Raises:
-        ValueError: ``path`` is not a path, or no file can be written there
-            (the message starts with ``name``, unless it is empty, and gives
-            the operating system's reason).
-    """
-    prefix = f"{name}: " if name else ""
-    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
-        raise ValueError(f"{prefix}expected a folder path, got {path!r}")
-    path = os.fspath(path)
-    try:
-        os.makedirs(path, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path, prefix=".kappa-write-check-"):
-            pass
-    except OSError as err:
-        raise ValueError(f"{prefix}cannot write files in {path!r}: "
-                         f"{err.strerror or err}") from None
-    return path
 
 
 def try_write(write: Callable[[str], Any], path: str) -> Optional[str]:

@@ -21,15 +21,34 @@ _REPLICA_STRIDE = 2**40
 _SEED_STATE = "seed_generator_state"
 
 
+def _loss_scale(model: object) -> Optional[tf.Tensor]:
+    """The factor ``model``'s optimizer multiplies the loss by this step (a
+    ``LossScaleOptimizer``'s dynamic scale, as ``compile`` adds under
+    ``mixed_float16``; an optimizer's ``loss_scale_factor``), or None where it does
+    not scale it (no optimizer, or one that leaves the loss as it is)."""
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None:
+        return None
+    one = tf.constant(1.0)
+    scale = optimizer.scale_loss(one)  # what the train step multiplied the loss by
+    return None if scale is one else tf.cast(scale, tf.float32)
+
+
 def _quantize_gradient(x: tf.Tensor, fmt: FixedPoint, seed: Optional[tf.Tensor],
-                       layer_name: str) -> tf.Tensor:
-    """Identity forward; the incoming gradient rounded to ``fmt`` backward."""
+                       layer_name: str, model: object) -> tf.Tensor:
+    """Identity forward; backward, the incoming gradient rounded to ``fmt`` as the
+    unscaled error: divided by ``model``'s loss scale first, multiplied back after."""
 
     @tf.custom_gradient
     def identity(x):
         def grad(dy):
-            record_rail_stats(layer_name, "backward", dy, fmt)
-            return quantize_tensor(dy, fmt, ste=False, seed=seed)
+            scale = _loss_scale(model)  # read in the step, after the loss was scaled
+            if scale is None:
+                record_rail_stats(layer_name, "backward", dy, fmt)
+                return quantize_tensor(dy, fmt, ste=False, seed=seed)
+            error = tf.cast(dy, tf.float32) / scale
+            record_rail_stats(layer_name, "backward", error, fmt)
+            return tf.cast(quantize_tensor(error, fmt, ste=False, seed=seed) * scale, dy.dtype)
 
         return tf.identity(x), grad
 
@@ -46,7 +65,14 @@ class Quantize(keras.layers.Layer):
     is first rounded to ``backward`` (when given), then passed through the
     forward quantizer's straight-through estimator ``ste``: so ``backward``
     quantizes the error propagated into whatever produced ``x``, as
-    QPyTorch's ``Quantizer(forward_number, backward_number)`` does.
+    QPyTorch's ``Quantizer(forward_number, backward_number)`` does. Under loss
+    scaling (a ``LossScaleOptimizer``, which ``compile`` adds under the
+    ``mixed_float16`` policy, or an optimizer's ``loss_scale_factor``) the
+    error arrives multiplied by the loss scale: it is divided by the scale of
+    the optimizer of the model the layer runs in before it is rounded (so
+    ``backward`` acts on the unscaled error, as without mixed precision) and
+    multiplied back after. A training loop of your own does as Keras' train
+    step does: it scales the loss with ``model.optimizer.scale_loss``.
 
     Any rounding mode of :class:`~tensorflow_kappa.quantization.FixedPoint`
     works, stochastic included: a stochastic format draws a fresh stream on
@@ -125,7 +151,10 @@ class Quantize(keras.layers.Layer):
             record_rail_stats(self.name, "forward", x, self.forward)
             x = quantize_tensor(x, self.forward, ste=self.ste, seed=forward_seed)
         if self.backward is not None:
-            x = _quantize_gradient(x, self.backward, backward_seed, self.name)
+            # The model this call runs in (Keras' call context): its optimizer's loss
+            # scale is divided out of the error before it is rounded.
+            model = self._get_call_context().entry_layer
+            x = _quantize_gradient(x, self.backward, backward_seed, self.name, model)
         return x
 
     def compute_output_shape(self, input_shape):

@@ -36,8 +36,9 @@ class BaseModel(ABC):
         name: the Keras model's name.
         verbose: print summaries and progress bars.
         seed: seeds weight initialisation (and :meth:`reinitialize_weights`)
-            and the shuffling of both loops; None draws fresh randomness. An
-            integer in [0, 2**32 - 1].
+            and the shuffling of both loops; None draws fresh randomness
+            (reproducible under ``keras.utils.set_random_seed``). An integer
+            in [0, 2**32 - 1].
     """
 
     dataset: BaseDataset
@@ -107,8 +108,8 @@ class BaseModel(ABC):
                 if "seed" in config:
                     # Keras initializers fix an unset seed at construction, so
                     # an unseeded reinitialisation draws a fresh one here.
-                    config["seed"] = (int(seed) + index if seed is not None
-                                      else int(np.random.randint(2**31 - 1)))
+                    config["seed"] = (int(seed) + index if seed is not None else
+                                      _checks.seed_or_drawn("seed", None, 2**31 - 2))
                     init = type(init).from_config(config)
                 var.assign(init(tuple(var.shape), dtype=var.dtype))
                 index += 1

@@ -186,7 +186,7 @@ class InstrumentedTrainer:
         self._prev_grad = tf.Variable(tf.zeros([size]), trainable=False)
         self._ema = tf.Variable(0.0, trainable=False)
         self._step = tf.Variable(tf.constant(0, tf.int64), trainable=False)
-        run_seed = int(owner.seed if owner.seed is not None else np.random.randint(2**31))
+        run_seed = _checks.seed_or_drawn("seed", owner.seed)
         self.seeds = SeedStream(run_seed, self._step)
         self.optimizer = LowPrecisionOptimizer(
             keras.optimizers.SGD(config.learning_rate, momentum=config.effective_momentum),
@@ -358,7 +358,7 @@ def train_instrumented(owner, X, Y, config: TrainConfig) -> FitHistory:
     """``BaseModel.train_instrumented`` (documented there), for one ``config``."""
     trainer = InstrumentedTrainer(owner, X, Y, config)
     trainer.initialize()
-    rng = np.random.default_rng(owner.seed)
+    rng = np.random.default_rng(_checks.seed_or_drawn("seed", owner.seed))
     steps = trainer.steps_per_epoch
     chunk = max(1, math.ceil(steps / 20)) if owner.verbose else steps
     blocks, epoch_of_step = [], []

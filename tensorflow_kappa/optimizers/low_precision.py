@@ -20,10 +20,17 @@ precision dict's layer and field, what to quantize:
 
 Which state variable belongs to which model variable is recorded while the
 wrapped optimizer is built (its ``add_variable_from_reference`` calls).
+
+Keras' own wrappers: a ``LossScaleOptimizer`` may sit on either side. Wrapped
+inside (``LowPrecisionOptimizer(LossScaleOptimizer(SGD(...)))``), the writes
+routed are those of the optimizer it wraps (SGD's), which sees the gradients
+unscaled; outside (what ``compile`` makes under a ``mixed_float16`` policy), it
+hands this wrapper unscaled gradients. EMA (``use_ema``) and gradient
+accumulation are the wrapped optimizer's, and stay on the grid: its direct
+writes, the EMA overwrite at the end of ``fit`` included, are rounded again.
 """
 from __future__ import annotations
 
-import random
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
 import keras
@@ -41,21 +48,44 @@ from tensorflow_kappa.quantization.recording import is_recording
 from tensorflow_kappa.quantization.seeds import SeedStream
 from tensorflow_kappa.quantization.update_store import update_quantize_store
 from tensorflow_kappa.optimizers.state import (DEFAULT_STATE_FIELDS, StateVariable,
-                                               build_recording_states, check_state_fields,
-                                               map_states)
+                                               build_recording_states, check_named_states,
+                                               check_state_fields, map_states)
 from tensorflow_kappa.quantization.variables import (STATE_FIELDS, VariableRecord,
-                                                     variable_path, variable_records)
+                                                     check_entries, variable_path,
+                                                     variable_records)
 
-__all__ = ["DEFAULT_STATE_FIELDS", "LowPrecisionOptimizer"]
+__all__ = ["DEFAULT_STATE_FIELDS", "LowPrecisionOptimizer", "low_precision_optimizer"]
 
 # Seed sites per variable: gradient, store, regrid, then one per state variable.
 _GRADIENT, _STORE, _REGRID, _FIRST_STATE = range(4)
 _SITES_PER_VARIABLE = 16
+#: Set on an optimizer whose writes a LowPrecisionOptimizer routes (a second wrapper
+#: would take them over and leave the first one's records stale).
+_ROUTED = "_kappa_routed_by"
 
 
-def _check_seed(seed: Any) -> int:
-    seed = _checks.random_seed("seed", seed)
-    return random.SystemRandom().randrange(2**31) if seed is None else seed
+def _step_optimizer(optimizer: keras.optimizers.Optimizer) -> keras.optimizers.Optimizer:
+    """The optimizer whose ``update_step`` writes the variables: ``optimizer``, or the
+    one inside its ``LossScaleOptimizer`` s (which delegate ``apply`` to it, after
+    unscaling the gradients)."""
+    while isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        optimizer = optimizer.inner_optimizer
+    return optimizer
+
+
+def low_precision_optimizer(optimizer: Any) -> Optional["LowPrecisionOptimizer"]:
+    """The :class:`LowPrecisionOptimizer` of a model's optimizer: itself, or the one a
+    ``LossScaleOptimizer`` wraps (``compile`` wraps it so under ``mixed_float16``);
+    None if there is none.
+
+    Example:
+    >>> opt = LowPrecisionOptimizer(keras.optimizers.SGD(0.1))
+    >>> low_precision_optimizer(keras.optimizers.LossScaleOptimizer(opt)) is opt
+    True
+    """
+    while optimizer is not None and not isinstance(optimizer, LowPrecisionOptimizer):
+        optimizer = getattr(optimizer, "inner_optimizer", None)
+    return optimizer
 
 
 def _dense(value: Any, like: Any) -> tf.Tensor:
@@ -139,16 +169,22 @@ class LowPrecisionOptimizer(keras.optimizers.Optimizer):
             mapping ``{layer: {field: format}}``, one format for every field,
             or None (nothing quantized).
         seed: seed of stochastic rounding (an int in ``[0, 2**63 - 1]``); None
-            draws one (kept in the config, so a saved run continues it).
+            draws one as Keras draws its own (reproducible under
+            ``keras.utils.set_random_seed``), kept in the config, so a saved
+            run continues it.
         state_fields: ``{state name: "momentum" | "second_moment" | None}``
             for state names not in :data:`DEFAULT_STATE_FIELDS` (or to
-            override them).
+            override them); each must be a state the optimizer keeps
+            (checked at build time).
         name: the optimizer's name.
 
     Raises:
         ValueError: ``optimizer`` is not an unbuilt Keras optimizer (or is a
-            LowPrecisionOptimizer), or a bad precision dict, seed or
-            ``state_fields``; at build time, a variable outside any layer.
+            LowPrecisionOptimizer, or one already wrapped), or a bad precision
+            dict, seed or ``state_fields``; at build time, a variable outside
+            any layer, a precision dict entry or ``state_fields`` name that
+            matches nothing (:func:`~tensorflow_kappa.quantization.variables.check_entries`;
+            the message lists what exists).
 
     Example:
     >>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="dense")])
@@ -173,19 +209,27 @@ class LowPrecisionOptimizer(keras.optimizers.Optimizer):
                 f"LowPrecisionOptimizer does not take {sorted(kwargs)}: set learning "
                 "rate, clipping, weight decay, EMA, ... on the wrapped optimizer")
         if not isinstance(optimizer, keras.optimizers.Optimizer) or \
-                isinstance(optimizer, LowPrecisionOptimizer):
+                isinstance(_step_optimizer(optimizer), LowPrecisionOptimizer):
             raise ValueError(
                 "optimizer must be a Keras 3 optimizer (keras.optimizers.SGD(...), Adam, ...) "
                 f"that is not itself a LowPrecisionOptimizer, got optimizer={optimizer!r}")
-        if optimizer.built:
+        step = _step_optimizer(optimizer)
+        if optimizer.built or step.built:
             raise ValueError(
                 f"optimizer {optimizer.name!r} is already built: wrap a new optimizer, "
                 "so that LowPrecisionOptimizer sees which state belongs to which variable")
+        if getattr(step, _ROUTED, None) is not None:
+            raise ValueError(
+                f"optimizer {step.name!r} is already wrapped by LowPrecisionOptimizer "
+                f"{getattr(step, _ROUTED)!r}: wrap a new optimizer (each wrapper routes the "
+                "writes of its own optimizer)")
         super().__init__(learning_rate=0.0, name=name)
         self.inner_optimizer = optimizer
+        self._step = step
         self.precision = ensure_precision_dict(precision) or PrecisionDict()
-        self.seed = _check_seed(seed)
+        self.seed = _checks.seed_or_drawn("seed", seed)
         self.state_fields = check_state_fields(state_fields)
+        self._named_states = tuple(state_fields or ())  # each must be a state it keeps
         self._records: List[VariableRecord] = []
         self._states: Dict[Any, StateVariable] = {}
         self._update_stats: List[Optional[keras.Variable]] = []
@@ -218,7 +262,13 @@ class LowPrecisionOptimizer(keras.optimizers.Optimizer):
         return self.inner_optimizer.scale_loss(loss)
 
     def finalize_variable_values(self, var_list):
+        """The wrapped optimizer's end of ``fit`` (with ``use_ema``, the moving averages
+        written into the variables), then those variables rounded onto their grids
+        again: what is evaluated and saved is on the grid."""
         self.inner_optimizer.finalize_variable_values(var_list)
+        if self.built and self._step.use_ema:
+            self._regrid([v for v in var_list if self._step._var_key(v)
+                          in self._step._trainable_variables_indices])
 
     def stateless_apply(self, optimizer_variables, grads, trainable_variables):
         raise ValueError("LowPrecisionOptimizer updates variables in place (TensorFlow backend); "
@@ -230,10 +280,15 @@ class LowPrecisionOptimizer(keras.optimizers.Optimizer):
     def build(self, var_list):
         var_list = list(var_list)
         self._records = variable_records(var_list, self.precision)
-        inner = self.inner_optimizer
-        created = build_recording_states(inner, var_list)
+        inner, step = self.inner_optimizer, self._step
+        created = build_recording_states(inner, var_list, step)
+        check_named_states(step, created, self._named_states)
         super().build(var_list)
-        self._states = map_states(inner, created, self._records, self.state_fields)
+        self._states = map_states(step, created, self._records, self.state_fields)
+        states: Dict[int, List] = {}
+        for state in self._states.values():
+            states.setdefault(state.index, []).append((state.name, state.field))
+        check_entries(self._records, self.precision, states)
         too_many = [s for s in self._states.values() if _FIRST_STATE + s.ordinal >= _SITES_PER_VARIABLE]
         if too_many:
             raise ValueError(f"more than {_SITES_PER_VARIABLE - _FIRST_STATE} state variables "
@@ -305,8 +360,8 @@ class LowPrecisionOptimizer(keras.optimizers.Optimizer):
         if not self.built:
             raise ValueError("LowPrecisionOptimizer.quantize_gradients(): build the optimizer first "
                              "(optimizer.build(variables))")
-        inner = self.inner_optimizer
-        return [g if g is None else self._quantize_gradient(inner._get_variable_index(v), g)
+        step = self._step
+        return [g if g is None else self._quantize_gradient(step._get_variable_index(v), g)
                 for g, v in zip(grads, trainable_variables)]
 
     def apply_and_record(self, grads, trainable_variables) -> Dict[str, tf.Tensor]:
@@ -344,11 +399,11 @@ class LowPrecisionOptimizer(keras.optimizers.Optimizer):
         if not self.built:
             with keras.name_scope(self.name, caller=self):
                 self.build(variables)
-        inner = self.inner_optimizer
+        step = self._step
         self._record = {}
         try:
             self.apply(grads, variables)
-            rows = [self._record.get(inner._get_variable_index(v), {}) for v in variables]
+            rows = [self._record.get(step._get_variable_index(v), {}) for v in variables]
         finally:
             self._record = None
         nan = tf.constant(float("nan"))
@@ -357,16 +412,18 @@ class LowPrecisionOptimizer(keras.optimizers.Optimizer):
 
     def _regrid_direct_writes(self, trainable_variables) -> None:
         """Round again the variables the wrapped optimizer may have written directly."""
-        inner = self.inner_optimizer
-        variables = trainable_variables or inner._trainable_variables
-        ema = bool(inner.use_ema and inner.ema_overwrite_frequency)
-        targets = []
-        for v in variables:
-            i = inner._get_variable_index(v)
-            direct = ema or getattr(v, "constraint", None) is not None or \
-                getattr(v, "overwrite_with_gradient", False)
-            if direct and self._records[i].storage is not None:
-                targets.append((i, v))
+        step = self._step
+        ema = bool(step.use_ema and step.ema_overwrite_frequency)
+        self._regrid([v for v in trainable_variables or step._trainable_variables
+                      if ema or getattr(v, "constraint", None) is not None
+                      or getattr(v, "overwrite_with_gradient", False)])
+
+    def _regrid(self, variables) -> None:
+        """Round ``variables`` (the wrapped optimizer's) onto their storage grids, each
+        replica's copy under a distribution strategy."""
+        step = self._step
+        targets = [(i, v) for i, v in ((step._get_variable_index(v), v) for v in variables)
+                   if self._records[i].storage is not None]
         if not targets:
             return
 
@@ -394,17 +451,18 @@ class LowPrecisionOptimizer(keras.optimizers.Optimizer):
     # The routed writes
     # ------------------------------------------------------------------
     def _route_writes(self) -> None:
-        inner = self.inner_optimizer
-        originals = {name: getattr(inner, name)
+        step = self._step
+        originals = {name: getattr(step, name)
                      for name in ("update_step", "assign", "assign_add", "assign_sub")}
         self._originals = originals
 
         def update_step(gradient, variable, learning_rate):
             return self._update_step(gradient, variable, learning_rate)
 
-        object.__setattr__(inner, "update_step", update_step)
+        object.__setattr__(step, "update_step", update_step)
         for kind in ("assign", "assign_add", "assign_sub"):
-            object.__setattr__(inner, kind, self._writer(kind))
+            object.__setattr__(step, kind, self._writer(kind))
+        object.__setattr__(step, _ROUTED, self.name)
 
     def _site(self, index: int, kind: int) -> int:
         return _SITES_PER_VARIABLE * index + 1 + kind
@@ -414,7 +472,7 @@ class LowPrecisionOptimizer(keras.optimizers.Optimizer):
         return is_recording() or self._record is not None
 
     def _update_step(self, gradient, variable, learning_rate):
-        i = self.inner_optimizer._get_variable_index(variable)
+        i = self._step._get_variable_index(variable)
         record = self._records[i]
         monitored = self._monitored() and self._monitor_stats[i] is not None
         self._pending = {}
@@ -446,10 +504,10 @@ class LowPrecisionOptimizer(keras.optimizers.Optimizer):
 
     def _writer(self, kind: str) -> Callable:
         def write(variable, value):
-            inner = self.inner_optimizer
-            key = inner._var_key(variable)
-            if key in inner._trainable_variables_indices:
-                return self._write_variable(kind, inner._trainable_variables_indices[key],
+            step = self._step
+            key = step._var_key(variable)
+            if key in step._trainable_variables_indices:
+                return self._write_variable(kind, step._trainable_variables_indices[key],
                                             variable, value)
             state = self._states.get(key)
             if state is None or state.fmt is None:

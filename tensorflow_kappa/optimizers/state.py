@@ -30,7 +30,7 @@ from tensorflow_kappa.quantization.variables import (STATE_FIELDS, VariableRecor
                                                      variable_path, variable_records)
 
 __all__ = ["DEFAULT_STATE_FIELDS", "StateVariable", "build_recording_states",
-           "check_state_fields", "map_states"]
+           "check_named_states", "check_state_fields", "map_states"]
 
 #: The precision field of each kind of per-variable optimizer state, by the name
 #: Keras 3's optimizers give it (``add_variable_from_reference(var, name)``);
@@ -79,24 +79,49 @@ def check_state_fields(state_fields: Optional[Mapping[str, Optional[str]]]) -> D
     return fields
 
 
-def build_recording_states(optimizer: keras.optimizers.Optimizer,
-                           var_list: Sequence[Any]) -> List[Tuple[Any, Any, str]]:
+def build_recording_states(optimizer: keras.optimizers.Optimizer, var_list: Sequence[Any],
+                           step: Optional[keras.optimizers.Optimizer] = None,
+                           ) -> List[Tuple[Any, Any, str]]:
     """Build ``optimizer`` on ``var_list``; return ``(state, model variable, name)`` for
-    every per-variable state it created."""
+    every per-variable state created by ``step``, the optimizer whose ``update_step``
+    writes the variables (default ``optimizer``; the one a ``LossScaleOptimizer``
+    wraps, which the wrapper's build builds)."""
+    step = optimizer if step is None else step
     created: List[Tuple[Any, Any, str]] = []
-    original = optimizer.add_variable_from_reference
+    original = step.add_variable_from_reference
 
     def recording_add(reference_variable, name=None, initializer="zeros"):
         state = original(reference_variable, name=name, initializer=initializer)
         created.append((state, reference_variable, name or "var"))
         return state
 
-    object.__setattr__(optimizer, "add_variable_from_reference", recording_add)
+    object.__setattr__(step, "add_variable_from_reference", recording_add)
     try:
         optimizer.build(list(var_list))
     finally:
-        object.__delattr__(optimizer, "add_variable_from_reference")
+        object.__delattr__(step, "add_variable_from_reference")
     return created
+
+
+def check_named_states(optimizer: keras.optimizers.Optimizer,
+                       created: Sequence[Tuple[Any, Any, str]], named: Sequence[str]) -> None:
+    """Raise ValueError if a state name a user gave (``state_fields``) is no state
+    ``optimizer`` created: a misspelt name would leave that state in float.
+
+    Example:
+    >>> sgd = keras.optimizers.SGD(0.1, momentum=0.9)
+    >>> created = build_recording_states(sgd, [tf.Variable([1.0], name="dense/kernel")])
+    >>> check_named_states(sgd, created, ["momentun"])
+    Traceback (most recent call last):
+    ...
+    ValueError: state_fields names state 'momentun', which SGD does not keep; ...
+    """
+    kept = sorted({name for _, _, name in created})
+    for name in named:
+        if name not in kept:
+            raise ValueError(f"state_fields names state {name!r}, which "
+                             f"{type(optimizer).__name__} does not keep; the per-variable "
+                             f"state it keeps: {', '.join(kept) or 'none'}")
 
 
 def map_states(optimizer: keras.optimizers.Optimizer, created: Sequence[Tuple[Any, Any, str]],

@@ -84,17 +84,24 @@ def _coerce_format(fmt: Any, where: str) -> FixedPoint:
     return fmt
 
 
+def _fields_of(layer: str) -> tuple:
+    """The fields an entry may set: all of them, except for the model input's."""
+    return ("value",) if layer == INPUT_LAYER else FIELDS
+
+
 class PrecisionDict:
     """Fixed-point formats per layer name and field (see the module docstring).
 
     Args:
         spec: ``{layer_name: {field: format}}`` or ``{layer_name: format}``
             (one format for every field of that layer); ``"*"`` is the
-            default layer, ``"input"`` the model input (field ``value``).
+            default layer, ``"input"`` the model input (its only field is
+            ``value``; one format for it means that field).
 
     Raises:
-        ValueError: an unknown field, a format that does not parse, or one
-            that float32 cannot hold exactly.
+        ValueError: an unknown field, a field other than ``value`` for
+            ``"input"``, a format that does not parse, or one that float32
+            cannot hold exactly.
     """
 
     def __init__(self, spec: Optional[Mapping[str, Any]] = None):
@@ -109,7 +116,7 @@ class PrecisionDict:
             if not isinstance(layer, str) or not layer:
                 raise ValueError(f"Precision dict layer names are non-empty strings, got {layer!r}")
             if isinstance(entry, (FixedPoint, str)):
-                entry = {field: entry for field in FIELDS}
+                entry = {field: entry for field in _fields_of(layer)}
             if not isinstance(entry, Mapping):
                 raise ValueError(
                     f"Precision for layer {layer!r} must be a format or a mapping "
@@ -121,6 +128,12 @@ class PrecisionDict:
                     raise ValueError(
                         f"Unknown precision field {field!r} for layer {layer!r}; "
                         f"expected one of {FIELDS}"
+                    )
+                if field not in _fields_of(layer):
+                    raise ValueError(
+                        f"Precision for {INPUT_LAYER!r} (the model's input) takes only the "
+                        f"field 'value' (the input itself), got {field!r}; a layer's "
+                        "output and error are set under that layer's name"
                     )
                 if fmt is None:
                     continue
@@ -145,9 +158,28 @@ class PrecisionDict:
         """The layer names the dict mentions (``"*"`` and ``"input"`` included)."""
         return tuple(self._formats)
 
+    def fields(self, layer_name: str) -> tuple:
+        """The fields the dict sets for ``layer_name`` itself (not through ``"*"``).
+
+        Example:
+        >>> PrecisionDict({"*": {"weight": "s8.6"}, "d": {"bias": "s8.4"}}).fields("d")
+        ('bias',)
+        """
+        return tuple(self._formats.get(layer_name, {}))
+
     def validate(self, model_layer_names: Iterable[str]) -> None:
-        """Raise ValueError if the dict names a layer the model does not have."""
+        """Raise ValueError if the dict names a layer the model does not have, or if a
+        layer of the model has a reserved name (``"*"``, or ``"input"`` while the dict
+        has an ``"input"`` entry): which one an entry meant could not be told apart.
+
+        Example:
+        >>> PrecisionDict({"dense_1": {"weight": "s8.6"}}).validate(["d1", "d2"])
+        Traceback (most recent call last):
+        ...
+        ValueError: Precision dict names layer(s) ['dense_1'] that the model does not have; ...
+        """
         known = list(model_layer_names)
+        self.check_reserved(known)
         unknown = [
             name for name in self._formats
             if name not in (DEFAULT_LAYER, INPUT_LAYER) and name not in known
@@ -158,6 +190,20 @@ class PrecisionDict:
                 f"the model's layers are {known} (plus '{DEFAULT_LAYER}' for defaults "
                 f"and '{INPUT_LAYER}' for the input)"
             )
+
+    def check_reserved(self, model_layer_names: Iterable[str]) -> None:
+        """Raise ValueError if a layer of the model has a name the dict reserves:
+        ``"*"``, or ``"input"`` while the dict has an ``"input"`` entry (the model's
+        input or that layer: the entry could mean either)."""
+        names = set(model_layer_names)
+        for name in (DEFAULT_LAYER, INPUT_LAYER):
+            if name in names and (name == DEFAULT_LAYER or name in self._formats):
+                raise ValueError(
+                    f"The model has a layer named {name!r}, a name a precision dict "
+                    f"reserves ('{DEFAULT_LAYER}': the defaults, '{INPUT_LAYER}': the "
+                    "model's input), so the dict's entry could mean either; rename the "
+                    "layer (name=... when it is created)"
+                )
 
     def to_dict(self) -> Dict[str, Dict[str, str]]:
         """The dict in string form (JSON-ready): ``{layer: {field: "s8.6"}}``."""

@@ -5,7 +5,8 @@ from typing import Any, Dict, List, Sequence, Tuple
 
 import keras
 
-from tensorflow_kappa.quantization.precision import INPUT_LAYER, PrecisionDict, ensure_precision_dict
+from tensorflow_kappa.quantization.precision import (DEFAULT_LAYER, INPUT_LAYER, PrecisionDict,
+                                                     ensure_precision_dict)
 
 __all__ = ["SUPPORTED_LAYERS", "quantize_model"]
 
@@ -66,12 +67,14 @@ class _Quantizers:
     def __init__(self, precision: PrecisionDict, taken: Sequence[str]):
         self.precision = precision
         self.taken = set(taken)
-        self.made: Dict[str, keras.layers.Layer] = {}
+        self.made: Dict[Tuple[str, str], keras.layers.Layer] = {}
 
     def get(self, layer_name: str, forward_field: str, backward: bool) -> Any:
-        """The Quantize layer for ``layer_name``, or None where nothing is quantized."""
-        if layer_name in self.made:
-            return self.made[layer_name]
+        """The Quantize layer for ``layer_name`` (the model input's for ``forward_field``
+        ``"value"``), or None where nothing is quantized."""
+        key = (layer_name, forward_field)
+        if key in self.made:
+            return self.made[key]
         from tensorflow_kappa.layers.quantize import Quantize
 
         fmt = self.precision.format
@@ -82,9 +85,12 @@ class _Quantizers:
             name = f"{layer_name}_quantize"
             if name in self.taken:
                 raise ValueError(f"quantize_model names the quantizer of {layer_name!r} "
-                                 f"{name!r}, but the model already has a layer of that name")
+                                 f"{name!r}, but the model already has a layer of that name "
+                                 "(or the model input's quantizer is called so); rename "
+                                 "that layer")
+            self.taken.add(name)
             quantizer = Quantize(forward=forward, backward=error, name=name)
-        self.made[layer_name] = quantizer
+        self.made[key] = quantizer
         return quantizer
 
 
@@ -117,7 +123,10 @@ def quantize_model(model: keras.Model, precision: Any, allow: Sequence[type] = (
     Raises:
         ValueError: a subclassed model (use ``Quantize`` in its ``call``), a
             model without inputs, layers it cannot handle (named in the
-            message), a precision dict naming layers the model does not have,
+            message), a precision dict naming layers the model does not have
+            (the message lists those it has) or an ``accumulator`` (the
+            instrumented trainer's field), a layer whose name a precision dict
+            reserves (``"*"``, or ``"input"`` when the dict has that entry),
             or a name clash with an existing ``*_quantize`` layer.
 
     Example:
@@ -136,6 +145,12 @@ def quantize_model(model: keras.Model, precision: Any, allow: Sequence[type] = (
     precision = ensure_precision_dict(precision) or PrecisionDict()
     names = [layer.name for layer in _layers(model)]
     precision.validate(names)
+    for layer in precision.layer_names:  # "*" holds defaults: what applies, applies
+        if layer != DEFAULT_LAYER and "accumulator" in precision.fields(layer):
+            raise ValueError(
+                f"precision[{layer!r}] sets 'accumulator', which only the instrumented "
+                "trainer rounds (train_instrumented); in model.fit a layer's output is "
+                "rounded by 'activation'")
     quantizers = _Quantizers(precision, names)
     clones: Dict[int, Tuple[keras.layers.Layer, keras.layers.Layer]] = {}
 

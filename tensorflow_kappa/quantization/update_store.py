@@ -100,10 +100,12 @@ _sections_lock = threading.Lock()
 def _critical_section(variable: tf.Variable) -> Optional[tf.CriticalSection]:
     """The CriticalSection that serialises the pure-TF read-modify-write of ``variable``
     (one per variable, created on first use), or None where none can be used: inside
-    XLA-compiled code (XLA has no locks; :func:`tensorflow_kappa.composite_ops` marks
-    it, and so does ``jit_compile`` tracing) and for distributed variables (each
-    replica updates its own copy)."""
-    if (_ops.composite_requested() or isinstance(variable, tf.distribute.DistributedValues)
+    XLA-compiled code (XLA has no locks; ``jit_compile`` tracing marks it) and for
+    distributed variables (each replica updates its own copy). How the twin was
+    selected (``KAPPA_PY_OPS=1``, :func:`tensorflow_kappa.composite_ops`, a half-type
+    variable) does not matter: eagerly and in ordinary graphs it is serialised as the
+    custom kernel is."""
+    if (isinstance(variable, tf.distribute.DistributedValues)
             or tf.__internal__.get_enclosing_xla_context() is not None):
         return None
     with _sections_lock:
@@ -152,10 +154,10 @@ def update_quantize_store(
     Concurrent calls on one variable (Python threads, parallel ops in a
     graph) are serialised as the custom kernel serialises them (each
     read-modify-write is atomic, none is lost), on the pure-TensorFlow path
-    too (a ``tf.CriticalSection`` per variable); not inside XLA-compiled code
-    or a :func:`tensorflow_kappa.composite_ops` block, where XLA has no
-    locks, nor across replicas of a distributed variable (each replica
-    updates its own copy).
+    too (a ``tf.CriticalSection`` per variable), however the twin is selected
+    (``KAPPA_PY_OPS=1`` or a :func:`tensorflow_kappa.composite_ops` block);
+    not inside XLA-compiled code, where XLA has no locks, nor across replicas
+    of a distributed variable (each replica updates its own copy).
 
     Distribution strategies: under ``tf.distribute.MirroredStrategy`` call it
     per replica, inside ``strategy.run`` (each replica updates its own copy

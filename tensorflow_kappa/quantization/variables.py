@@ -20,15 +20,15 @@ Example:
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, List, NamedTuple, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 import tensorflow as tf
 
 from tensorflow_kappa.core.fixed_point import FixedPoint
-from tensorflow_kappa.quantization.precision import PrecisionDict
+from tensorflow_kappa.quantization.precision import DEFAULT_LAYER, INPUT_LAYER, PrecisionDict
 
-__all__ = ["KERNEL_NAMES", "STATE_FIELDS", "VariableRecord", "variable_layer_and_field",
-           "variable_record", "variable_records"]
+__all__ = ["KERNEL_NAMES", "STATE_FIELDS", "STORAGE_FIELDS", "VARIABLE_FIELDS", "VariableRecord",
+           "check_entries", "variable_layer_and_field", "variable_record", "variable_records"]
 
 #: Variable names (the last part of a Keras variable's path) stored in the
 #: ``weight`` field, besides any ``*_kernel``; ``bias`` is ``bias``; every
@@ -36,6 +36,12 @@ __all__ = ["KERNEL_NAMES", "STATE_FIELDS", "VariableRecord", "variable_layer_and
 KERNEL_NAMES = ("kernel", "embeddings")
 #: The precision fields of an optimizer's per-variable state.
 STATE_FIELDS = ("momentum", "second_moment")
+#: The fields a variable is stored in (one per variable, by its name).
+STORAGE_FIELDS = ("weight", "bias", "value")
+#: The fields that apply to a model's variables (the optimizer wrapper's): storage,
+#: gradient, update and optimizer state. The others (activation, error,
+#: accumulator) round what a layer computes.
+VARIABLE_FIELDS = STORAGE_FIELDS + ("gradient", "update") + STATE_FIELDS
 
 
 def variable_layer_and_field(variable: Any, named: Iterable[str] = ()) -> Tuple[str, str]:
@@ -145,3 +151,75 @@ def variable_record(variable: Any, precision: PrecisionDict) -> VariableRecord:
 def variable_records(variables: Iterable[Any], precision: PrecisionDict) -> List[VariableRecord]:
     """The records of ``variables``, in their order (see :func:`variable_record`)."""
     return [variable_record(v, precision) for v in variables]
+
+
+def _described(record: VariableRecord) -> str:
+    return f"{record.path}: {record.field}"
+
+
+def check_entries(records: Sequence[VariableRecord], precision: PrecisionDict,
+                  states: Optional[Mapping[int, Sequence[Tuple[str, Optional[str]]]]] = None,
+                  ) -> None:
+    """Raise ValueError unless every variable field a precision dict sets for a layer by
+    name applies to one of the variables of ``records``: nothing a user names is
+    silently left in float.
+
+    For each layer entry (not ``"*"``, whose defaults apply where they can, nor
+    ``"input"``, the model's input) that sets a field of :data:`VARIABLE_FIELDS`:
+    some variable must belong to that layer; a storage field (``weight``,
+    ``bias``, ``value``) must be the field of one of its variables; with
+    ``states`` (``{record index: [(state name, field or None), ...]}``, the wrapped
+    optimizer's per-variable state), ``momentum`` and ``second_moment`` must be
+    the field of some state of its variables. Entries that set only ``activation``,
+    ``error`` or ``accumulator`` round what a layer computes and are checked where
+    that is done (:func:`~tensorflow_kappa.quantization.quantize_model`). A variable
+    whose layer has a name the dict reserves is an error too
+    (:meth:`PrecisionDict.check_reserved`).
+
+    Raises:
+        ValueError: one message for every entry that matches nothing, with the
+            layers of the variables and their fields (what does exist).
+
+    Example:
+    >>> variables = [tf.Variable([0.0], name="d1/kernel"), tf.Variable([0.0], name="d1/bias")]
+    >>> precision = PrecisionDict({"dense_1": {"weight": "s8.6"}})
+    >>> check_entries(variable_records(variables, precision), precision)
+    Traceback (most recent call last):
+    ...
+    ValueError: precision['dense_1'] sets weight, but no variable belongs to a layer ...: weight, d1/bias: bias)
+    """
+    precision.check_reserved({r.layer for r in records})
+    by_layer: Dict[str, List[int]] = {}
+    for i, record in enumerate(records):
+        by_layer.setdefault(record.layer, []).append(i)
+
+    def listing(layers: Iterable[str]) -> str:
+        """Each layer with its variables and their fields: what the names can match."""
+        return "; ".join(f"{layer} ({', '.join(_described(records[i]) for i in by_layer[layer])})"
+                         for layer in layers)
+
+    problems = []
+    for layer in precision.layer_names:
+        fields = [f for f in precision.fields(layer) if f in VARIABLE_FIELDS]
+        if layer in (DEFAULT_LAYER, INPUT_LAYER) or not fields:
+            continue
+        mine = by_layer.get(layer)
+        if mine is None:
+            problems.append(f"precision[{layer!r}] sets {', '.join(fields)}, but no variable "
+                            f"belongs to a layer {layer!r} (a misspelt name, or a layer with "
+                            f"nothing trainable?); the layers of the variables: "
+                            f"{listing(by_layer) or 'none'}")
+            continue
+        for field in fields:
+            if field in STORAGE_FIELDS and all(records[i].field != field for i in mine):
+                problems.append(f"precision[{layer!r}] sets {field}, but no variable of layer "
+                                f"{layer!r} is stored in that field: {listing([layer])}")
+            if field in STATE_FIELDS and states is not None and not any(
+                    state_field == field for i in mine for _, state_field in states.get(i, ())):
+                kept = sorted({f"{name} ({state_field or 'float'})" for i in mine
+                               for name, state_field in states.get(i, ())})
+                problems.append(f"precision[{layer!r}] sets {field}, but the optimizer keeps no "
+                                f"{field} state for the variables of layer {layer!r} (the "
+                                f"state it keeps for them: {', '.join(kept) or 'none'})")
+    if problems:
+        raise ValueError("; and ".join(problems))

@@ -39,7 +39,8 @@ class InaluController(LoopController):
         verbose, max_history: as for :class:`LoopController` (the history is
             kept whole by default: the reinitialisation test reads it).
         seed: seeds the redraws from init families other than ``"published"``
-            (None, or an integer in [0, 2**63 - 1]).
+            (None, or an integer in [0, 2**63 - 1]); None draws one at each
+            reset, reproducible under ``keras.utils.set_random_seed``.
 
     Example:
     >>> controller = InaluController(InaluRecipe(early_stopping_threshold=None))
@@ -53,7 +54,7 @@ class InaluController(LoopController):
         if not isinstance(self.recipe, InaluRecipe):
             raise ValueError(f"recipe must be an InaluRecipe, got {recipe!r}")
         self.seed = _checks.random_seed("seed", seed)
-        self._rng = np.random.default_rng(self.seed)
+        self._rng = np.random.default_rng(_checks.seed_or_drawn("seed", self.seed))
         self.reinitializations: List[Tuple[int, int]] = []
         self.regularization_started: List[Tuple[int, int]] = []
         self.regularizing = False
@@ -66,7 +67,7 @@ class InaluController(LoopController):
         self.reinitializations = []
         self.regularization_started = []
         self.regularizing = False
-        self._rng = np.random.default_rng(self.seed)
+        self._rng = np.random.default_rng(_checks.seed_or_drawn("seed", self.seed))
 
     # ------------------------------------------------------------ configuration
     def _config(self) -> dict:

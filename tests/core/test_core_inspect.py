@@ -178,3 +178,64 @@ def test_keras_zip_without_weights_is_reported(tmp_path, capsys):
     with pytest.raises(SystemExit):
         cli.main(["inspect", str(path), "--format", "s8.4"])
     assert "cannot be read" in capsys.readouterr().err
+
+
+def _contents(folder, weights):
+    """{kind: bytes} of one small file of every kind load_weights reads, a damaged
+    one of each, and some that are none of them."""
+    kernel = weights["hidden/0"]
+    made = {}
+    for kind, save in (("npy", lambda p: np.save(p, kernel)),
+                       ("npz", lambda p: np.savez(p, **{"hidden/kernel": kernel})),
+                       ("pickled", lambda p: np.save(p, np.array([{"a": 1}], object)))):
+        path = folder / f"made.{kind}"
+        with open(path, "wb") as handle:  # np.save would add its own suffix to a name
+            save(handle)
+        made[kind] = path.read_bytes()
+    made["npy-truncated"] = made["npy"][:-8]
+    made["npz-truncated"] = made["npz"][: len(made["npz"]) // 2]
+    made["text"] = b"1 2 3"
+    made["empty"] = b""
+    made["zip-of-text"] = _zip_of({"notes.txt": "hello"})
+    return made
+
+
+def _zip_of(members):
+    import io
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, text in members.items():
+            archive.writestr(name, text)
+    return buffer.getvalue()
+
+
+NAMES = ["w.npy", "w.npz", "w.keras", "w.weights.h5", "w.hdf5", "w.bin", "w"]
+
+
+def test_every_file_is_read_by_its_content_or_refused_by_name(saved, tmp_path):
+    """Every content under every name: a readable file gives the weights its content
+    holds, whatever its name; anything else is a ValueError naming the file, never
+    another exception (an .npz under an .npy name printed a traceback)."""
+    paths, weights = saved
+    contents = {kind: paths[kind].read_bytes() for kind in ("keras", "h5")}
+    contents.update(_contents(tmp_path, weights))
+    expected = {"keras": iw.load_weights(paths["keras"]), "h5": iw.load_weights(paths["h5"])}
+    for kind, data in contents.items():
+        for name in NAMES:
+            path = tmp_path / kind / name
+            path.parent.mkdir(exist_ok=True)
+            path.write_bytes(data)
+            try:
+                loaded = iw.load_weights(path)
+            except ValueError as err:
+                assert str(path) in str(err), (kind, name, err)
+                assert kind not in ("keras", "h5", "npy", "npz"), (kind, name, err)
+                continue
+            assert kind in ("keras", "h5", "npy", "npz"), (kind, name)
+            if kind in expected:
+                assert [(w.label, w.values.tolist()) for w in loaded] == \
+                    [(w.label, w.values.tolist()) for w in expected[kind]]
+            else:
+                np.testing.assert_array_equal(loaded[0].values, weights["hidden/0"])
+                assert loaded[0].name == ("kernel" if kind == "npz" else "")

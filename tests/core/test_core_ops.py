@@ -232,6 +232,37 @@ def test_update_learning_rate_rounds_to_the_dtype():
         np.testing.assert_array_equal(w, [1 - float(lr)] * 2)
 
 
+#: Learning rates around every edge of float32 and float64: subnormal, the largest
+#: finite value, just past it (infinite in float32 only), infinities, NaN, signs.
+LEARNING_RATES = [0.0, -0.0, 1e-45, 1e-320, 0.1, 3.4e38, 3.5e38, 1e40, 1e300, 1e309,
+                  -1e-45, -0.1, float("nan"), np.float64(1e40), np.float32(2.0)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("lr", LEARNING_RATES, ids=repr)
+def test_update_takes_the_learning_rates_the_op_takes(lr, dtype):
+    """The binding checks the learning rate in the arrays' dtype, as the op does: it
+    refuses what the op refuses (1e40 for float32: zero gradients would make NaN
+    weights) and gives the op's weights where both take it."""
+    start, grad = np.array([1.0, 0.5, -2.0], dtype), np.array([0.0, 1e-3, -1.0], dtype)
+    variable = tf.Variable(start)
+    try:
+        update_quantize_store(variable, grad, lr, None, "s16.8")
+        op = variable.numpy()
+    except ValueError:
+        op = None
+    w = start.copy()
+    if op is None:
+        with pytest.raises(ValueError, match="learning_rate must be finite and >= 0 in the "
+                           f"arrays' dtype \\({np.dtype(dtype)}\\)"):
+            core.update_quantize_store(w, grad, lr, None, "s16.8")
+        np.testing.assert_array_equal(w, start)
+    else:
+        core.update_quantize_store(w, grad, lr, None, "s16.8")
+        np.testing.assert_array_equal(w, op)
+        assert np.all(np.isfinite(w))
+
+
 def test_update_empty():
     w = np.zeros((0, 3), np.float32)
     assert [float(v) for v in core.update_quantize_store(w, w.copy(), 0.1, "s8.4", "s8.4")] == \
@@ -314,8 +345,8 @@ def test_update_bad_input_leaves_the_weights_untouched():
         (ValueError, "grad shares memory with w", lambda: core.update_quantize_store(w, w, 0.1)),
         (TypeError, "learning_rate must be a real number, got '0.1'",
          lambda: core.update_quantize_store(w, g, "0.1")),
-        (ValueError, "learning_rate must be finite, got nan",
-         lambda: core.update_quantize_store(w, g, float("nan"))),
+        (ValueError, r"learning_rate must be finite and >= 0 in the arrays' dtype "
+         r"\(float32\), got nan", lambda: core.update_quantize_store(w, g, float("nan"))),
         (ValueError, "storage_format: Format s25.4",
          lambda: core.update_quantize_store(w, g, 0.1, "s8.4", "s25.4")),
         (ValueError, "update_format: Unknown option 'up'",

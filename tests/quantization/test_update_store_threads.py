@@ -1,6 +1,9 @@
 """Concurrent update_quantize_store calls on one variable lose no update, on the custom
 kernel (it locks the variable) and on the pure-TensorFlow path (a CriticalSection per
-variable): 8 threads x 40 updates end exactly where 320 serial updates do."""
+variable), however the twin is selected (a half-type variable, KAPPA_PY_OPS=1, a
+composite_ops() block entered in each thread): 8 threads x 40 updates end exactly
+where 320 serial updates do."""
+import contextlib
 import threading
 
 import numpy as np
@@ -34,29 +37,54 @@ def serial_result(dtype):
     return variable.numpy()
 
 
-@pytest.mark.parametrize("path", ["float16 (always pure TF)", "float32 KAPPA_PY_OPS=1",
-                                  "float32 custom kernel"])
-def test_threads_lose_no_update(path, monkeypatch):
-    dtype = tf.float16 if path.startswith("float16") else tf.float32
-    if "KAPPA_PY_OPS" in path:
+#: Every way an update reaches the kernel or its twin: (variable dtype, how the twin is
+#: selected: None for the custom kernel).
+PATHS = {
+    "float16 (always pure TF)": (tf.float16, None),
+    "float32 KAPPA_PY_OPS=1": (tf.float32, "env"),
+    "float32 composite_ops()": (tf.float32, "block"),
+    "float32 custom kernel": (tf.float32, None),
+}
+
+
+def selected(path, monkeypatch):
+    """The variable dtype of ``path`` and a context that selects its implementation in
+    the thread that enters it (composite_ops is per thread)."""
+    dtype, how = PATHS[path]
+    if how == "env":
         monkeypatch.setenv(_ops.FALLBACK_ENV, "1")
         monkeypatch.setattr(_ops, "_warned_fallback", True)
-    expected = serial_result(dtype)
+    return dtype, (tk.composite_ops if how == "block" else contextlib.nullcontext)
+
+
+@pytest.mark.parametrize("path", sorted(PATHS))
+def test_threads_lose_no_update(path, monkeypatch):
+    dtype, select = selected(path, monkeypatch)
+    with select():
+        expected = serial_result(dtype)
     np.testing.assert_array_equal(expected, np.full([32], -20.0))
     variable = tf.Variable(tf.zeros([32], dtype))
     grad = GRAD * tf.ones([32], dtype)
-    hammer(lambda: update_quantize_store(variable, grad, RATE, FORMAT, FORMAT))
+
+    def update():
+        with select():
+            update_quantize_store(variable, grad, RATE, FORMAT, FORMAT)
+
+    hammer(update)
     np.testing.assert_array_equal(variable.numpy(), expected)
 
 
-def test_threads_calling_one_tf_function_lose_no_update():
-    variable = tf.Variable(tf.zeros([32], tf.float16))
-    grad = GRAD * tf.ones([32], tf.float16)
+@pytest.mark.parametrize("path", sorted(PATHS))
+def test_threads_calling_one_tf_function_lose_no_update(path, monkeypatch):
+    dtype, select = selected(path, monkeypatch)
+    variable = tf.Variable(tf.zeros([32], dtype))
+    grad = GRAD * tf.ones([32], dtype)
 
     @tf.function
     def two_updates():
-        update_quantize_store(variable, grad, RATE, FORMAT, FORMAT)
-        return update_quantize_store(variable, grad, RATE, FORMAT, FORMAT)
+        with select():
+            update_quantize_store(variable, grad, RATE, FORMAT, FORMAT)
+            return update_quantize_store(variable, grad, RATE, FORMAT, FORMAT)
 
     hammer(two_updates)
     np.testing.assert_array_equal(variable.numpy(), np.full([32], -40.0))
@@ -78,9 +106,9 @@ def test_without_the_critical_section_the_twin_loses_updates(monkeypatch):
     assert any(lost)
 
 
-def test_xla_and_composite_blocks_update_without_a_lock():
-    """XLA has no locks: inside jit_compile (detected while tracing) and inside
-    composite_ops (the documented XLA route) the twin runs as before."""
+def test_xla_compiled_updates_run_without_a_lock():
+    """XLA has no locks: inside jit_compile (detected while tracing) the twin runs
+    without one, however it is selected (composite_ops is the documented XLA route)."""
     half = tf.Variable(tf.zeros([4], tf.float16))
     single = tf.Variable(tf.zeros([4]))
 

@@ -55,6 +55,7 @@ interpolation and extrapolation sets of ``n_eval`` samples.
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import os
@@ -72,18 +73,21 @@ from tensorflow_kappa.experiments.nalm.results import (BenchmarkResult, CellResu
 from tensorflow_kappa.experiments.nalm.specs import (DEFAULT_RANGES, INALU_RECIPE, MODELS, OPS,
                                                      ModelSpec)
 from tensorflow_kappa.experiments.population import quiet_retracing
-from tensorflow_kappa.experiments.reporting import (check_output_dir, try_write, write_json,
-                                                    write_text)
+from tensorflow_kappa.experiments import resumable
+from tensorflow_kappa.experiments.reporting import try_write, write_json, write_text
+from tensorflow_kappa.experiments.resumable import RunFolder
 
 __all__ = [
     "DEFAULT_RANGES",
     "INALU_RECIPE",
     "MODELS",
     "OPS",
+    "SECONDS_PER_MEMBER_STEP",
     "BenchmarkResult",
     "CellResult",
     "Member",
     "ModelSpec",
+    "estimated_seconds",
     "format_table",
     "parse_ranges",
     "run_nalm_benchmark",
@@ -144,6 +148,39 @@ def _run_module(spec: ModelSpec, members: List[Member], ranges, total: int, chun
     return used, worst
 
 
+#: Seconds per member and training step of a module population, measured on the shared
+#: 2-core machine (BENCHMARKS.md: the default benchmark, about 4.7e7 member-steps at
+#: full budget, in 8 min 10 s).
+SECONDS_PER_MEMBER_STEP = 1e-5
+
+
+def estimated_seconds(ops: Sequence[str], ranges: Sequence[Any], models: Sequence[str],
+                      seeds: int, steps: Optional[int] = None,
+                      specs: Optional[Mapping[str, ModelSpec]] = None) -> float:
+    """A rough time of :func:`run_nalm_benchmark` with these arguments, every run at its
+    whole step budget.
+
+    Example:
+    >>> round(estimated_seconds(list(OPS), DEFAULT_RANGES, list(MODELS), seeds=10) / 60)
+    8
+    """
+    specs = MODELS if specs is None else specs
+    return SECONDS_PER_MEMBER_STEP * sum(
+        len([op for op in ops if op in specs[name].ops]) * len(ranges) * seeds
+        * (steps if steps is not None else specs[name].steps) for name in models)
+
+
+def _module_record(done: Mapping[str, Any]) -> dict:
+    """A module kind's finished runs as a unit keeps them."""
+    return {**done, "members": [dataclasses.asdict(m) for m in done["members"]]}
+
+
+def _module_from_record(record: Mapping[str, Any]) -> dict:
+    members = [Member(**{**m, "history": [tuple(h) for h in m["history"]]})
+               for m in record["members"]]
+    return {**record, "members": members}
+
+
 def run_nalm_benchmark(
     ops: Sequence[str] = tuple(OPS),
     ranges: Sequence[Tuple[Any, Any]] = DEFAULT_RANGES,
@@ -158,6 +195,7 @@ def run_nalm_benchmark(
     verbose: int = 1,
     specs: Optional[Mapping[str, ModelSpec]] = None,
     first_seed: int = 0,
+    units: Optional[RunFolder] = None,
 ) -> BenchmarkResult:
     """Run the single-module arithmetic benchmark (module docstring).
 
@@ -182,6 +220,9 @@ def run_nalm_benchmark(
             weights and evaluation sets), and each module's stream of training
             batches is seeded from ``first_seed`` too: another ``first_seed`` is
             another random stream throughout.
+        units: keeps each module kind's runs there as they finish (a
+            :class:`~tensorflow_kappa.experiments.resumable.RunFolder`), and reads
+            back those a resumed run has finished (``kappa nalm-benchmark``).
 
     Returns:
         A :class:`BenchmarkResult` (``.table()`` gives the Markdown table).
@@ -206,7 +247,7 @@ def run_nalm_benchmark(
     _checks.number("epsilon", epsilon, minimum=0.0, strict_minimum=True)
     ranges = parse_ranges(ranges)
     if out_dir is not None:
-        out_dir = check_output_dir(out_dir)
+        out_dir = _checks.writable_folder("out_dir", out_dir)
     start = time.perf_counter()
     members_all: List[Member] = []
     worst = 0.0
@@ -216,17 +257,24 @@ def run_nalm_benchmark(
         run_ops = [op for op in ops if op in spec.ops]
         if not run_ops:
             continue
-        members = [Member(spec.name, op, r, s)
-                   for op, r, s in itertools.product(run_ops, range(len(ranges)),
-                                                     range(first_seed, first_seed + seeds))]
         total = int(steps if steps is not None else spec.steps)
         chunk = min(eval_every, total)
         total = int(math.ceil(total / chunk) * chunk)
-        used_steps[name], discrepancy = _run_module(
-            spec, members, ranges, total, chunk, batch_size, n_eval, epsilon,
-            base_seed=1000 + 100 * first_seed + k, verbose=verbose)
-        worst = max(worst, discrepancy)
-        members_all.extend(members)
+
+        def module(spec=spec, run_ops=run_ops, total=total, chunk=chunk, k=k):
+            members = [Member(spec.name, op, r, s)
+                       for op, r, s in itertools.product(run_ops, range(len(ranges)),
+                                                         range(first_seed, first_seed + seeds))]
+            used, discrepancy = _run_module(
+                spec, members, ranges, total, chunk, batch_size, n_eval, epsilon,
+                base_seed=1000 + 100 * first_seed + k, verbose=verbose)
+            return {"members": members, "steps": used, "discrepancy": discrepancy}
+
+        done = resumable.unit(units, f"module-{name}", module, encode=_module_record,
+                              decode=_module_from_record)
+        used_steps[name] = done["steps"]
+        worst = max(worst, done["discrepancy"])
+        members_all.extend(done["members"])
     config = dict(ops=list(ops), ranges=[[r[0], r[1]] for r in ranges], models=list(models),
                   seeds=int(seeds), first_seed=int(first_seed), steps=steps, steps_run=used_steps, batch_size=batch_size,
                   eval_every=eval_every, n_eval=n_eval, epsilon=epsilon,
