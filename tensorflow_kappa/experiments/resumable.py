@@ -207,6 +207,7 @@ class RunFolder:
         return os.path.join(self.units_dir, _key_ok(key) + suffix)
 
     def done(self, key: str) -> bool:
+        """Whether unit ``key`` is finished (kept on disk)."""
         return _key_ok(key) in self.finished
 
     def save(self, key: str, record: Any) -> None:
@@ -216,6 +217,7 @@ class RunFolder:
             self.finished.append(key)
 
     def load(self, key: str) -> Any:
+        """The record of the finished unit ``key``, as JSON values."""
         with open(self.path(key), encoding="utf-8") as handle:
             return json.load(handle)
 
