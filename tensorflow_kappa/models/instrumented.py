@@ -114,9 +114,11 @@ def optimizer_seed(run_seed: int) -> int:
     return (int(run_seed) * 6364136223846793005 + 1442695040888963407) % 2**63
 
 
-def _worst(values: tf.Tensor) -> tf.Tensor:
-    """The largest measured (non-NaN) fraction, 0 where none was measured."""
-    return tf.reduce_max(tf.where(tf.math.is_nan(values), 0.0, values))
+def _worst(columns: List[tf.Tensor]) -> tf.Tensor:
+    """Per column (a fraction per variable), the largest measured (non-NaN) value, 0
+    where none was measured; one pass over all the columns."""
+    table = tf.stack(columns)
+    return tf.reduce_max(tf.where(tf.math.is_nan(table), tf.zeros_like(table), table), axis=1)
 
 
 def _spectral_norm(kernel: tf.Tensor) -> tf.Tensor:
@@ -181,6 +183,8 @@ class InstrumentedTrainer:
             self.metric_names += QUANT_METRICS
             if config.update_rule == "momentum":
                 self.metric_names += MOMENTUM_QUANT_METRICS
+        # The optimizer's statistics the metrics read (it measures only those).
+        self._columns = tuple(_WORST[n] for n in self.metric_names if n in _WORST)
         size = int(sum(np.prod(v.shape) for v in self.variables))
         self._prev_theta = tf.Variable(tf.zeros([size]), trainable=False)
         self._prev_grad = tf.Variable(tf.zeros([size]), trainable=False)
@@ -283,7 +287,8 @@ class InstrumentedTrainer:
         grads = [tf.zeros_like(tf.convert_to_tensor(v)) if g is None else g
                  for g, v in zip(grads, variables)]
         # The gradients as the optimizer rounds them: the throttle reads them.
-        grad_flat = flatten_tensors(self.optimizer.quantize_gradients(grads, variables))
+        rounded = self.optimizer.quantize_gradients(grads, variables)
+        grad_flat = flatten_tensors(rounded)
         m["loss"] = loss
         m["rmse"] = tf.sqrt(keras_mse_batch_loss(yb, y_pred))
         m["grad_norm"] = tensor_l2_norm(grad_flat)
@@ -312,9 +317,14 @@ class InstrumentedTrainer:
         # size; such a step (NaN gradients, or 0/0 in C with eps=0) counts as diverged
         # below.
         self.optimizer.learning_rate = tf.where(tf.math.is_finite(eta_eff), eta_eff, 0.0)
-        stats = self.optimizer.apply_and_record(grads, variables)
-        geometry = update_geometry(*(tf.reduce_sum(stats[k])
-                                     for k in ("requested_sq", "applied_sq", "dot")))
+        record = self.optimizer.apply_and_record(grads, variables, columns=self._columns,
+                                                 rounded_gradients=rounded)
+        theta_after = flatten_tensors(variables)
+        requested = tf.cast(flatten_tensors(record.steps, like=variables), tf.float64)
+        applied = tf.cast(theta_after, tf.float64) - tf.cast(theta_before, tf.float64)
+        geometry = update_geometry(tf.reduce_sum(requested * requested),
+                                   tf.reduce_sum(applied * applied),
+                                   tf.reduce_sum(requested * applied))
         m["raw_update_norm"] = geometry.requested_norm
         m["actual_update_norm"] = geometry.applied_norm
         m["update_cosine"] = geometry.cosine
@@ -322,7 +332,6 @@ class InstrumentedTrainer:
         m["update_radius_ratio"] = geometry.radius_ratio
 
         # The weights after the step.
-        theta_after = flatten_tensors(variables)
         m["theta_norm"] = tensor_l2_norm(theta_after)
         gain = tf.constant(1.0)
         for kernel in self.kernels:
@@ -341,9 +350,9 @@ class InstrumentedTrainer:
         m["weight_error_fro"] = nan if self.reference is None else tensor_l2_norm(
             tf.convert_to_tensor(self.kernels[0]) - self.reference)
 
-        for name in self.metric_names:
-            if name in _WORST:
-                m[name] = _worst(stats[_WORST[name]])
+        if self._columns:
+            worst = _worst([record.statistics[c] for c in self._columns])
+            m.update(zip((n for n in self.metric_names if n in _WORST), tf.unstack(worst)))
 
         finite = (tf.math.is_finite(loss) & tf.reduce_all(tf.math.is_finite(grad_flat))
                   & tf.reduce_all(tf.math.is_finite(theta_after))

@@ -31,13 +31,16 @@ writes, the EMA overwrite at the end of ``fit`` included, are rounded again.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Mapping, Optional
+from typing import (Any, Callable, Dict, FrozenSet, List, Mapping, NamedTuple, Optional,
+                    Sequence)
 
 import keras
 import tensorflow as tf
 
 from tensorflow_kappa import _checks
-from tensorflow_kappa.optimizers.statistics import (ALL_STATS, MONITOR_STATS, UPDATE_STATS,
+from tensorflow_kappa.optimizers.statistics import (ALL_STATS, GEOMETRY_STATS, GRADIENT_STATS,
+                                                    MONITOR_STATS, STATE_STATS, UPDATE_STATS,
+                                                    StepRecord,
                                                     geometry_columns, layer_statistics,
                                                     measured_columns, rail_columns, stat_rows,
                                                     update_columns)
@@ -62,6 +65,15 @@ _SITES_PER_VARIABLE = 16
 #: Set on an optimizer whose writes a LowPrecisionOptimizer routes (a second wrapper
 #: would take them over and leave the first one's records stale).
 _ROUTED = "_kappa_routed_by"
+
+
+class _Recording(NamedTuple):
+    """What :meth:`LowPrecisionOptimizer.apply_and_record` collects while it applies a step."""
+
+    columns: FrozenSet[str]                  # the statistics to measure
+    rounded: Dict[int, Any]                  # variable index -> its gradient, rounded already
+    rows: Dict[int, Dict[str, tf.Tensor]]    # variable index -> its measured columns
+    steps: Dict[int, tf.Tensor]              # variable index -> the step it was asked to take
 
 
 def _step_optimizer(optimizer: keras.optimizers.Optimizer) -> keras.optimizers.Optimizer:
@@ -236,7 +248,7 @@ class LowPrecisionOptimizer(keras.optimizers.Optimizer):
         self._monitor_stats: List[Optional[keras.Variable]] = []
         self._seeds: Optional[SeedStream] = None
         self._pending: Dict[str, tf.Tensor] = {}
-        self._record: Optional[Dict[int, Dict[str, tf.Tensor]]] = None
+        self._record: Optional[_Recording] = None
         self._route_writes()
 
     # ------------------------------------------------------------------
@@ -342,9 +354,10 @@ class LowPrecisionOptimizer(keras.optimizers.Optimizer):
 
         For training loops that need the rounded gradients before applying them
         (a step size computed from them, as the instrumented trainer's
-        controller does). Pass the original gradients to :meth:`apply`: it
-        rounds them again to the same values (rounding is idempotent) and
-        measures their rail statistics before rounding.
+        controller does). Hand them on to :meth:`apply_and_record` as
+        ``rounded_gradients`` (with the original gradients, whose rail
+        statistics it measures), which then does not round them again; plain
+        :meth:`apply` rounds the originals itself (to the same values).
 
         Raises:
             ValueError: the optimizer is not built, or a variable is not one it
@@ -364,21 +377,27 @@ class LowPrecisionOptimizer(keras.optimizers.Optimizer):
         return [g if g is None else self._quantize_gradient(step._get_variable_index(v), g)
                 for g, v in zip(grads, trainable_variables)]
 
-    def apply_and_record(self, grads, trainable_variables) -> Dict[str, tf.Tensor]:
-        """:meth:`apply` one step, measuring everything a monitored step measures, and
-        return it per variable (for training loops that log every step, such as the
-        instrumented trainer).
+    def apply_and_record(self, grads, trainable_variables, columns: Sequence[str] = ALL_STATS,
+                         rounded_gradients: Optional[Sequence[Any]] = None) -> StepRecord:
+        """:meth:`apply` one step, measuring the statistics ``columns``, and return them
+        per variable with the steps the wrapped optimizer asked for (for training loops
+        that log every step, such as the instrumented trainer). What
+        :meth:`statistics` reports is left as the last other step left it.
 
         Args:
             grads: the gradients, one per variable.
             trainable_variables: the variables (the optimizer's, or a subset).
+            columns: the columns of :mod:`~tensorflow_kappa.optimizers.statistics`
+                to measure (default: all); a loop that needs fewer pays for fewer.
+            rounded_gradients: ``quantize_gradients(grads, trainable_variables)``
+                of this step, where the loop has them already: then not rounded
+                again.
 
         Returns:
-            Every column of :mod:`~tensorflow_kappa.optimizers.statistics`
-            (:data:`UPDATE_STATS` and :data:`MONITOR_STATS`) as a float32
-            vector over ``trainable_variables``, NaN where not measured; the
-            geometry columns (``requested_sq``, ``applied_sq``, ``dot``) are
-            measured for every variable, float ones included.
+            A :class:`~tensorflow_kappa.optimizers.statistics.StepRecord`: each
+            column of ``columns`` as a float32 vector over ``trainable_variables``
+            (NaN where not measured; the geometry columns are measured for every
+            variable, float ones included), and each variable's requested step.
 
         Raises:
             ValueError: called under a ``tf.distribute`` strategy (each
@@ -388,9 +407,11 @@ class LowPrecisionOptimizer(keras.optimizers.Optimizer):
         Example:
         >>> v = tf.Variable([0.5, -0.25], name="dense/kernel")
         >>> opt = LowPrecisionOptimizer(keras.optimizers.SGD(0.1), {"dense": {"weight": "s8.4"}})
-        >>> stats = opt.apply_and_record([tf.constant([0.4, 0.1])], [v])
-        >>> v.numpy().tolist(), float(stats["lost"][0])
+        >>> record = opt.apply_and_record([tf.constant([0.4, 0.1])], [v])
+        >>> v.numpy().tolist(), float(record.statistics["lost"][0])
         ([0.4375, -0.25], 0.5)
+        >>> [round(float(s), 6) for s in record.steps[0].numpy()]      # -0.1 * gradient
+        [-0.04, -0.01]
         """
         if tf.distribute.has_strategy():
             raise ValueError("apply_and_record runs outside tf.distribute strategies; under one, "
@@ -400,15 +421,19 @@ class LowPrecisionOptimizer(keras.optimizers.Optimizer):
             with keras.name_scope(self.name, caller=self):
                 self.build(variables)
         step = self._step
-        self._record = {}
+        indices = [step._get_variable_index(v) for v in variables]
+        rounded = {} if rounded_gradients is None else {
+            i: g for i, g in zip(indices, rounded_gradients) if g is not None}
+        self._record = _Recording(frozenset(columns), rounded, {}, {})
         try:
             self.apply(grads, variables)
-            rows = [self._record.get(step._get_variable_index(v), {}) for v in variables]
+            record = self._record
         finally:
             self._record = None
         nan = tf.constant(float("nan"))
-        return {name: tf.stack([row.get(name, nan) for row in rows])
-                for name in ALL_STATS}
+        rows = [record.rows.get(i, {}) for i in indices]
+        return StepRecord({name: tf.stack([row.get(name, nan) for row in rows])
+                           for name in columns}, [record.steps.get(i) for i in indices])
 
     def _regrid_direct_writes(self, trainable_variables) -> None:
         """Round again the variables the wrapped optimizer may have written directly."""
@@ -467,27 +492,30 @@ class LowPrecisionOptimizer(keras.optimizers.Optimizer):
     def _site(self, index: int, kind: int) -> int:
         return _SITES_PER_VARIABLE * index + 1 + kind
 
-    def _monitored(self) -> bool:
-        """Whether this step measures the monitor columns (a monitored or recorded step)."""
-        return is_recording() or self._record is not None
+    def _wants(self, *columns: str) -> bool:
+        """Whether this step measures any of ``columns``: a monitored step measures
+        every column it keeps; a recorded step those it was asked for."""
+        if is_recording():
+            return True
+        return self._record is not None and not self._record.columns.isdisjoint(columns)
 
     def _update_step(self, gradient, variable, learning_rate):
         i = self._step._get_variable_index(variable)
-        record = self._records[i]
-        monitored = self._monitored() and self._monitor_stats[i] is not None
+        record, recording = self._records[i], self._record
         self._pending = {}
         if record.gradient is not None:
-            if monitored:
+            if self._wants(*GRADIENT_STATS):
                 values = gradient.values if isinstance(gradient, tf.IndexedSlices) else gradient
                 self._pending.update(rail_columns("gradient", values, record.gradient))
-            gradient = self._quantize_gradient(i, gradient)
+            rounded = None if recording is None else recording.rounded.get(i)
+            gradient = self._quantize_gradient(i, gradient) if rounded is None else rounded
         result = self._originals["update_step"](gradient, variable, learning_rate)
-        if monitored:
+        if is_recording() and self._monitor_stats[i] is not None:
             nan = tf.constant(float("nan"))
             self._monitor_stats[i].assign(tf.stack([self._pending.get(name, nan)
                                                     for name in MONITOR_STATS]))
-        if self._record is not None:
-            self._record[i] = self._pending
+        if recording is not None:
+            recording.rows[i] = self._pending
         self._pending = {}
         return result
 
@@ -513,7 +541,7 @@ class LowPrecisionOptimizer(keras.optimizers.Optimizer):
             if state is None or state.fmt is None:
                 return self._originals[kind](variable, value)
             new = _new_value(kind, variable, value)
-            if self._monitored():
+            if self._wants(*STATE_STATS):
                 self._note_state(state, new)
             seed = self._seeds.at(self._site(state.index, _FIRST_STATE + state.ordinal), state.fmt)
             return self._originals["assign"](variable, quantize_tensor(new, state.fmt, ste=False,
@@ -530,40 +558,50 @@ class LowPrecisionOptimizer(keras.optimizers.Optimizer):
             self._pending[name] = value if old is None else tf.maximum(old, value)
 
     def _write_variable(self, kind: str, i: int, variable, value):
-        record = self._records[i]
-        recorded = self._record is not None
-        if not record.quantized_store and not recorded:
+        record, recording = self._records[i], self._record
+        if not record.quantized_store and recording is None:
             return self._originals[kind](variable, value)
-        monitored = self._monitored()
-        old = _read(variable) if monitored or kind == "assign" else None
+        geometry = not record.quantized_store and self._wants(*GEOMETRY_STATS)
+        old = _read(variable) if kind == "assign" or geometry or self._wants("lost") else None
         if kind == "assign_add":
             delta = _dense(value, variable)
         elif kind == "assign_sub":
             delta = -_dense(value, variable)
         else:
             delta = _new_value(kind, variable, value) - old
+        if recording is not None:
+            recording.steps[i] = delta
         if not record.quantized_store:
             result = self._originals[kind](variable, value)
-            self._pending.update(geometry_columns(delta, _read(variable) - old))
+            if geometry:
+                self._pending.update(geometry_columns(delta, _read(variable) - old))
             return result
         seed = self._seeds.at(self._site(i, _STORE), record.update, record.storage)
         stats = update_columns(update_quantize_store(
             variable, -delta, tf.constant(1.0, delta.dtype), record.update, record.storage, seed))
-        self._update_stats[i].assign(tf.stack([stats[name] for name in UPDATE_STATS]))
-        if recorded:
+        if recording is None:
+            self._update_stats[i].assign(tf.stack([stats[name] for name in UPDATE_STATS]))
+        else:
             self._pending.update(stats)
-        if monitored:
-            new = _read(variable)
+        self._note_write(record, delta, old, variable)
+        return None
+
+    def _note_write(self, record: VariableRecord, delta: tf.Tensor, old: Optional[tf.Tensor],
+                    variable: Any) -> None:
+        """Add what a quantized write did to the step's columns, those this step
+        measures: the share of the step lost, the update format's saturation, the
+        stored value near its rails."""
+        wants_near = record.storage is not None and self._wants("weight_near_rail")
+        new = _read(variable) if wants_near or self._wants("lost") else None
+        if self._wants("lost"):
             nonzero = tf.logical_and(tf.not_equal(delta, 0), tf.equal(delta, delta))
             lost = tf.logical_and(nonzero, tf.equal(new, old))
             self._pending["lost"] = _fraction(tf.reduce_sum(tf.cast(lost, tf.float32)),
                                               tf.reduce_sum(tf.cast(nonzero, tf.float32)))
-            if record.update is not None:
-                self._pending.update(rail_columns("update", delta, record.update,
-                                                  ("saturation",)))
-            if record.storage is not None:
-                self._pending.update(rail_columns("weight", new, record.storage, ("near_rail",)))
-        return None
+        if record.update is not None and self._wants("update_saturation"):
+            self._pending.update(rail_columns("update", delta, record.update, ("saturation",)))
+        if wants_near:
+            self._pending.update(rail_columns("weight", new, record.storage, ("near_rail",)))
 
     # ------------------------------------------------------------------
     # Statistics

@@ -48,7 +48,7 @@ Example:
 """
 from __future__ import annotations
 
-from typing import Dict, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import Dict, List, Mapping, NamedTuple, Optional, Sequence, Set, Tuple
 
 import tensorflow as tf
 
@@ -58,7 +58,8 @@ from tensorflow_kappa.quantization.rail_stats import rail_stats
 from tensorflow_kappa.quantization.update_store import UpdateStats
 from tensorflow_kappa.quantization.variables import STATE_FIELDS, VariableRecord
 
-__all__ = ["ALL_STATS", "MONITOR_STATS", "UPDATE_STATS", "geometry_columns", "layer_statistics",
+__all__ = ["ALL_STATS", "GEOMETRY_STATS", "GRADIENT_STATS", "MONITOR_STATS", "STATE_STATS",
+           "StepRecord", "UPDATE_STATS", "geometry_columns", "layer_statistics",
            "measured_columns", "rail_columns", "stat_rows", "update_columns"]
 
 #: The columns every step measures for a variable with an update or storage format.
@@ -71,6 +72,27 @@ MONITOR_STATS = (
 )
 #: Every column: :data:`UPDATE_STATS`, then :data:`MONITOR_STATS`.
 ALL_STATS = UPDATE_STATS + MONITOR_STATS
+#: The geometry columns (every variable has them on a recorded step).
+GEOMETRY_STATS = ("requested_sq", "applied_sq", "dot")
+#: The gradient's columns.
+GRADIENT_STATS = ("gradient_saturation", "gradient_near_rail", "gradient_underflow")
+#: The optimizer state's columns.
+STATE_STATS = ("momentum_saturation", "momentum_underflow", "second_moment_saturation",
+               "second_moment_underflow")
+
+
+class StepRecord(NamedTuple):
+    """What :meth:`LowPrecisionOptimizer.apply_and_record` measured in one step.
+
+    Attributes:
+        statistics: each column asked for, a float32 vector over the variables
+            passed (NaN where not measured).
+        steps: per variable, the step the wrapped optimizer asked to add to it
+            (before any update or storage rounding), or None where it took none.
+    """
+
+    statistics: Dict[str, tf.Tensor]
+    steps: List[Optional[tf.Tensor]]
 
 _FRACTION_STATS = ("saturation", "near_rail", "underflow")
 #: The per-layer field of a column's own prefix, where it differs (``lost`` is the
@@ -93,7 +115,7 @@ def _layer_key(column: str) -> Tuple[str, str]:
 
 #: Each fraction column, by the per-layer key ``(stat, field)`` it feeds.
 _LAYER_KEYS = {column: _layer_key(column) for column in ALL_STATS
-               if column not in ("requested_sq", "applied_sq", "dot")}
+               if column not in GEOMETRY_STATS}
 
 
 def update_columns(stats: UpdateStats) -> Dict[str, tf.Tensor]:

@@ -80,16 +80,17 @@ def update_geometry(requested_sq: Any, applied_sq: Any, dot: Any,
     a2 = tf.cast(applied_sq, tf.float64)
     dot = tf.cast(dot, tf.float64)
     r, a = tf.sqrt(r2), tf.sqrt(a2)
-    some_r, some_a = r > 0, a > 0
-    both, neither = some_r & some_a, ~some_r & ~some_a
-    one, zero = tf.ones_like(r), tf.zeros_like(r)
-    cosine = tf.where(both, tf.clip_by_value(dot / tf.where(both, r * a, one), -1.0, 1.0),
-                      tf.where(neither, one, zero))
-    progress = tf.where(some_r, dot / tf.where(some_r, r2, one), tf.where(neither, one, zero))
-    ratio = tf.where(some_r, a / tf.where(some_r, r, one),
-                     tf.where(neither, one, one * float("inf")))
-    finite = tf.math.is_finite(r2) & tf.math.is_finite(a2) & tf.math.is_finite(dot)
-    nan = one * float("nan")
-    out = [r, a, cosine, tf.acos(cosine), ratio, progress]
-    out = [tf.cast(tf.where(finite, x, nan), dtype) for x in out]
-    return UpdateGeometry(*out)
+    some_r, neither = r > 0, tf.equal(r + a, 0.0)
+    # Where the definition has no value: 1 where nothing moved; else the quotient by a
+    # safe denominator (0 where only one side is zero, as dot is then 0; inf for the
+    # ratio where only the change happened).
+    one = tf.ones_like(r)
+    both = some_r & (a > 0)
+    cosine = tf.where(neither, one,
+                      tf.clip_by_value(dot / tf.where(both, r * a, one), -1.0, 1.0))
+    progress = tf.where(neither, one, dot / tf.where(some_r, r2, one))
+    ratio = tf.where(neither, one, a / r)
+    # One NaN poison for non-finite sums (their sum is non-finite too).
+    poison = tf.where(tf.math.is_finite(r2 + a2 + dot), 0.0 * one, float("nan") * one)
+    out = (r, a, cosine, tf.acos(cosine), ratio, progress)
+    return UpdateGeometry(*(tf.cast(x + poison, dtype) for x in out))

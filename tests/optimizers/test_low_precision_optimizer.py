@@ -298,8 +298,8 @@ def test_apply_and_record_columns_match_numpy_per_variable():
     for step in range(3):
         old = [v.numpy().astype(np.float64) for v in variables]
         grads = [(RNG.standard_normal(v.shape) * 1.5).astype("float32") for v in variables]
-        stats = {k: v.numpy() for k, v in
-                 opt.apply_and_record([tf.constant(g) for g in grads], variables).items()}
+        record = opt.apply_and_record([tf.constant(g) for g in grads], variables)
+        stats = {k: v.numpy() for k, v in record.statistics.items()}
         for i, (v, g) in enumerate(zip(variables, grads)):
             new = v.numpy().astype(np.float64)
             if i < 2:   # the quantized layer: the step is the stored (rounded) velocity
@@ -329,10 +329,26 @@ def test_apply_and_record_columns_match_numpy_per_variable():
                                "momentum_saturation", "weight_near_rail"):
                     assert np.isnan(stats[column][i]), column
             applied = new - old[i]
+            np.testing.assert_allclose(record.steps[i].numpy(), step_, rtol=1e-6, atol=1e-12)
             assert stats["requested_sq"][i] == pytest.approx(np.sum(step_ ** 2), rel=1e-5)
             assert stats["applied_sq"][i] == pytest.approx(np.sum(applied ** 2), rel=1e-5)
             assert stats["dot"][i] == pytest.approx(np.sum(step_ * applied), rel=1e-5, abs=1e-9)
     assert 0 < stats["update_saturation"][0] or 0 < stats["gradient_saturation"][0]
+
+
+def test_a_record_measures_only_the_columns_asked_for_and_takes_rounded_gradients():
+    fmt = FixedPoint.parse("s8.3:stochastic")
+    v = tf.Variable(np.zeros(6, "float32"), name="dense/kernel")
+    opt = LowPrecisionOptimizer(keras.optimizers.SGD(1.0), {"dense": {"gradient": fmt,
+                                                                      "weight": "s8.4"}}, seed=3)
+    opt.build([v])
+    g = tf.constant(RNG.standard_normal(6).astype("float32"))
+    rounded = opt.quantize_gradients([g], [v])
+    record = opt.apply_and_record([g], [v], columns=("gradient_saturation",),
+                                  rounded_gradients=rounded)
+    assert set(record.statistics) == {"gradient_saturation"}
+    np.testing.assert_array_equal(v.numpy(), ref.q(-rounded[0].numpy(), FixedPoint(8, 4)))
+    np.testing.assert_array_equal(record.steps[0].numpy(), -rounded[0].numpy())
 
 
 def test_quantize_gradients_gives_what_apply_feeds_the_wrapped_optimizer():
@@ -360,7 +376,7 @@ def test_monitored_statistics_report_the_update_format_and_state_per_layer():
     grads = [tf.constant((RNG.standard_normal(v.shape) * 3).astype("float32"))
              for v in model.trainable_variables]
     per_variable = {k: v.numpy() for k, v in
-                    opt.apply_and_record(grads, model.trainable_variables).items()}
+                    opt.apply_and_record(grads, model.trainable_variables).statistics.items()}
     from tensorflow_kappa.quantization.recording import recording
     with recording():
         opt.apply(grads, model.trainable_variables)
