@@ -50,10 +50,12 @@ from tensorflow_kappa.models.stability import (
 )
 from tensorflow_kappa.models.train_config import TrainConfig
 from tensorflow_kappa.optimizers import LowPrecisionOptimizer
+from tensorflow_kappa.optimizers.statistics import GEOMETRY_STATS
 from tensorflow_kappa.quantization import quantize_tensor
 from tensorflow_kappa.quantization.geometry import update_geometry
 from tensorflow_kappa.quantization.precision import INPUT_LAYER
 from tensorflow_kappa.quantization.seeds import SeedStream
+from tensorflow_kappa.quantization.variables import variable_records
 
 __all__ = [
     "BASE_METRICS",
@@ -183,8 +185,13 @@ class InstrumentedTrainer:
             self.metric_names += QUANT_METRICS
             if config.update_rule == "momentum":
                 self.metric_names += MOMENTUM_QUANT_METRICS
-        # The optimizer's statistics the metrics read (it measures only those).
-        self._columns = tuple(_WORST[n] for n in self.metric_names if n in _WORST)
+        # The optimizer's statistics the metrics read (it measures only those). Where
+        # every variable is stored through the fused update, its sums give the update
+        # geometry at no cost; else the step's geometry comes from the flat steps.
+        self._metric_columns = tuple(_WORST[n] for n in self.metric_names if n in _WORST)
+        self._fused_geometry = p is not None and all(
+            r.quantized_store for r in variable_records(self.variables, p))
+        self._columns = self._metric_columns + (GEOMETRY_STATS if self._fused_geometry else ())
         size = int(sum(np.prod(v.shape) for v in self.variables))
         self._prev_theta = tf.Variable(tf.zeros([size]), trainable=False)
         self._prev_grad = tf.Variable(tf.zeros([size]), trainable=False)
@@ -318,13 +325,18 @@ class InstrumentedTrainer:
         # below.
         self.optimizer.learning_rate = tf.where(tf.math.is_finite(eta_eff), eta_eff, 0.0)
         record = self.optimizer.apply_and_record(grads, variables, columns=self._columns,
-                                                 rounded_gradients=rounded)
+                                                 rounded_gradients=rounded,
+                                                 steps=not self._fused_geometry)
         theta_after = flatten_tensors(variables)
-        requested = tf.cast(flatten_tensors(record.steps, like=variables), tf.float64)
-        applied = tf.cast(theta_after, tf.float64) - tf.cast(theta_before, tf.float64)
-        geometry = update_geometry(tf.reduce_sum(requested * requested),
-                                   tf.reduce_sum(applied * applied),
-                                   tf.reduce_sum(requested * applied))
+        if self._fused_geometry:
+            geometry = update_geometry(*(tf.reduce_sum(record.statistics[c])
+                                         for c in GEOMETRY_STATS))
+        else:
+            requested = tf.cast(flatten_tensors(record.steps, like=variables), tf.float64)
+            applied = tf.cast(theta_after, tf.float64) - tf.cast(theta_before, tf.float64)
+            geometry = update_geometry(tf.reduce_sum(requested * requested),
+                                       tf.reduce_sum(applied * applied),
+                                       tf.reduce_sum(requested * applied))
         m["raw_update_norm"] = geometry.requested_norm
         m["actual_update_norm"] = geometry.applied_norm
         m["update_cosine"] = geometry.cosine
@@ -350,8 +362,8 @@ class InstrumentedTrainer:
         m["weight_error_fro"] = nan if self.reference is None else tensor_l2_norm(
             tf.convert_to_tensor(self.kernels[0]) - self.reference)
 
-        if self._columns:
-            worst = _worst([record.statistics[c] for c in self._columns])
+        if self._metric_columns:
+            worst = _worst([record.statistics[c] for c in self._metric_columns])
             m.update(zip((n for n in self.metric_names if n in _WORST), tf.unstack(worst)))
 
         finite = (tf.math.is_finite(loss) & tf.reduce_all(tf.math.is_finite(grad_flat))

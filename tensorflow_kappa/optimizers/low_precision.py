@@ -71,6 +71,7 @@ class _Recording(NamedTuple):
     """What :meth:`LowPrecisionOptimizer.apply_and_record` collects while it applies a step."""
 
     columns: FrozenSet[str]                  # the statistics to measure
+    keep_steps: bool                         # whether to keep each variable's step
     rounded: Dict[int, Any]                  # variable index -> its gradient, rounded already
     rows: Dict[int, Dict[str, tf.Tensor]]    # variable index -> its measured columns
     steps: Dict[int, tf.Tensor]              # variable index -> the step it was asked to take
@@ -121,6 +122,35 @@ def _new_value(kind: str, variable: Any, value: Any) -> tf.Tensor:
         return tf.cast(value, old.dtype) + tf.zeros_like(old)
     delta = _dense(value, old)
     return old + delta if kind == "assign_add" else old - delta
+
+
+class _Step:
+    """A write of the wrapped optimizer to a model variable as a step: ``delta`` (what
+    it adds) and ``descent`` (``-delta``, what the fused update takes as its gradient
+    with a learning rate of 1), each computed once and only where used."""
+
+    def __init__(self, kind: str, variable: Any, value: Any, old: Optional[tf.Tensor]):
+        self._kind, self._variable, self._value, self._old = kind, variable, value, old
+        self._delta: Optional[tf.Tensor] = None
+        self._descent: Optional[tf.Tensor] = None
+
+    @property
+    def delta(self) -> tf.Tensor:
+        if self._delta is None:
+            if self._kind == "assign_add":
+                self._delta = _dense(self._value, self._variable)
+            elif self._kind == "assign_sub":
+                self._delta = -self.descent
+            else:
+                self._delta = _new_value(self._kind, self._variable, self._value) - self._old
+        return self._delta
+
+    @property
+    def descent(self) -> tf.Tensor:
+        if self._descent is None:
+            self._descent = (_dense(self._value, self._variable) if self._kind == "assign_sub"
+                             else -self.delta)
+        return self._descent
 
 
 def _fraction(count: tf.Tensor, of: tf.Tensor) -> tf.Tensor:
@@ -378,7 +408,8 @@ class LowPrecisionOptimizer(keras.optimizers.Optimizer):
                 for g, v in zip(grads, trainable_variables)]
 
     def apply_and_record(self, grads, trainable_variables, columns: Sequence[str] = ALL_STATS,
-                         rounded_gradients: Optional[Sequence[Any]] = None) -> StepRecord:
+                         rounded_gradients: Optional[Sequence[Any]] = None,
+                         steps: bool = True) -> StepRecord:
         """:meth:`apply` one step, measuring the statistics ``columns``, and return them
         per variable with the steps the wrapped optimizer asked for (for training loops
         that log every step, such as the instrumented trainer). What
@@ -392,6 +423,7 @@ class LowPrecisionOptimizer(keras.optimizers.Optimizer):
             rounded_gradients: ``quantize_gradients(grads, trainable_variables)``
                 of this step, where the loop has them already: then not rounded
                 again.
+            steps: whether to return each variable's requested step (else None).
 
         Returns:
             A :class:`~tensorflow_kappa.optimizers.statistics.StepRecord`: each
@@ -424,7 +456,7 @@ class LowPrecisionOptimizer(keras.optimizers.Optimizer):
         indices = [step._get_variable_index(v) for v in variables]
         rounded = {} if rounded_gradients is None else {
             i: g for i, g in zip(indices, rounded_gradients) if g is not None}
-        self._record = _Recording(frozenset(columns), rounded, {}, {})
+        self._record = _Recording(frozenset(columns), steps, rounded, {}, {})
         try:
             self.apply(grads, variables)
             record = self._record
@@ -563,30 +595,26 @@ class LowPrecisionOptimizer(keras.optimizers.Optimizer):
             return self._originals[kind](variable, value)
         geometry = not record.quantized_store and self._wants(*GEOMETRY_STATS)
         old = _read(variable) if kind == "assign" or geometry or self._wants("lost") else None
-        if kind == "assign_add":
-            delta = _dense(value, variable)
-        elif kind == "assign_sub":
-            delta = -_dense(value, variable)
-        else:
-            delta = _new_value(kind, variable, value) - old
-        if recording is not None:
-            recording.steps[i] = delta
+        step = _Step(kind, variable, value, old)
+        if recording is not None and recording.keep_steps:
+            recording.steps[i] = step.delta
         if not record.quantized_store:
             result = self._originals[kind](variable, value)
             if geometry:
-                self._pending.update(geometry_columns(delta, _read(variable) - old))
+                self._pending.update(geometry_columns(step.delta, _read(variable) - old))
             return result
         seed = self._seeds.at(self._site(i, _STORE), record.update, record.storage)
         stats = update_columns(update_quantize_store(
-            variable, -delta, tf.constant(1.0, delta.dtype), record.update, record.storage, seed))
+            variable, step.descent, tf.constant(1.0, step.descent.dtype), record.update,
+            record.storage, seed))
         if recording is None:
             self._update_stats[i].assign(tf.stack([stats[name] for name in UPDATE_STATS]))
         else:
             self._pending.update(stats)
-        self._note_write(record, delta, old, variable)
+        self._note_write(record, step, old, variable)
         return None
 
-    def _note_write(self, record: VariableRecord, delta: tf.Tensor, old: Optional[tf.Tensor],
+    def _note_write(self, record: VariableRecord, step: "_Step", old: Optional[tf.Tensor],
                     variable: Any) -> None:
         """Add what a quantized write did to the step's columns, those this step
         measures: the share of the step lost, the update format's saturation, the
@@ -594,12 +622,14 @@ class LowPrecisionOptimizer(keras.optimizers.Optimizer):
         wants_near = record.storage is not None and self._wants("weight_near_rail")
         new = _read(variable) if wants_near or self._wants("lost") else None
         if self._wants("lost"):
-            nonzero = tf.logical_and(tf.not_equal(delta, 0), tf.equal(delta, delta))
+            descent = step.descent   # nonzero and finite exactly where the step is
+            nonzero = tf.logical_and(tf.not_equal(descent, 0), tf.equal(descent, descent))
             lost = tf.logical_and(nonzero, tf.equal(new, old))
             self._pending["lost"] = _fraction(tf.reduce_sum(tf.cast(lost, tf.float32)),
                                               tf.reduce_sum(tf.cast(nonzero, tf.float32)))
         if record.update is not None and self._wants("update_saturation"):
-            self._pending.update(rail_columns("update", delta, record.update, ("saturation",)))
+            self._pending.update(rail_columns("update", step.delta, record.update,
+                                              ("saturation",)))
         if wants_near:
             self._pending.update(rail_columns("weight", new, record.storage, ("near_rail",)))
 

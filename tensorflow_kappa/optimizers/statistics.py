@@ -88,7 +88,8 @@ class StepRecord(NamedTuple):
         statistics: each column asked for, a float32 vector over the variables
             passed (NaN where not measured).
         steps: per variable, the step the wrapped optimizer asked to add to it
-            (before any update or storage rounding), or None where it took none.
+            (before any update or storage rounding), or None where it took none
+            (or the steps were not asked for).
     """
 
     statistics: Dict[str, tf.Tensor]
